@@ -1,0 +1,28 @@
+# Roster: `make run` to start it, `make test` to test it, `make bench` to measure it.
+SWIFT ?= swift
+
+.PHONY: run test bench build release deps clean
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product roster
+
+run: release
+	@bash scripts/run.sh
+
+# Unit tests, then the integration tests that drive the release binary behind a real nginx.
+test: release
+	$(SWIFT) test
+
+bench: deps
+	@bash scripts/deps.sh --bench
+	$(SWIFT) build -c release --product roster
+	@bash scripts/bench.sh
+
+clean:
+	rm -rf .build run

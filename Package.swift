@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One settings list for every Swift target: strict concurrency (language mode 6) everywhere.
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Roster",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "roster", targets: ["roster"]),
+    ],
+    targets: [
+        // C at the edges: system libraries from Debian, each behind a module map and a shim header.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+
+        // The SQLite layer: the only Swift code that calls sqlite3_*.
+        .target(name: "SQLiteStore", dependencies: ["CSQLite"], swiftSettings: settings),
+        // Password hashing and secure random from libsodium.
+        .target(name: "Secrets", dependencies: ["CSodium"], swiftSettings: settings),
+        // Plain HTTP values (request, response, headers) shared by the web layer and the FastCGI adapter.
+        .target(name: "HTTP", swiftSettings: settings),
+        // The domain: accounts, sessions, settings; later databases, profiles, segments, bulk actions.
+        .target(name: "Roster", dependencies: ["SQLiteStore", "Secrets"], swiftSettings: settings),
+        // Pages, router, templates, forms, CSRF. Knows nothing of FastCGI.
+        .target(name: "Web", dependencies: ["Roster", "HTTP"], swiftSettings: settings),
+        // libfcgi accept loop turning FastCGI requests into HTTP values. Knows nothing of pages.
+        .target(name: "FastCGIServer", dependencies: ["CFastCGI", "HTTP"], swiftSettings: settings),
+        .executableTarget(name: "roster", dependencies: ["Web", "FastCGIServer", "Roster"], swiftSettings: settings),
+
+        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore"], swiftSettings: settings),
+        .testTarget(name: "RosterTests", dependencies: ["Roster"], swiftSettings: settings),
+        .testTarget(name: "WebTests", dependencies: ["Web"], swiftSettings: settings),
+        .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: settings),
+    ]
+)

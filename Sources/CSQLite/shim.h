@@ -1,0 +1,16 @@
+#ifndef ROSTER_CSQLITE_SHIM_H
+#define ROSTER_CSQLITE_SHIM_H
+#include <sqlite3.h>
+
+/* Swift cannot call C variadic functions, and SQLITE_TRANSIENT is a cast of -1 to a function
+   pointer that Swift cannot spell. These wrappers hide both. */
+static inline int roster_sqlite3_config_multithread(void) {
+    return sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+}
+static inline int roster_sqlite3_bind_text_transient(sqlite3_stmt *stmt, int index, const char *text, int length) {
+    return sqlite3_bind_text(stmt, index, text, length, SQLITE_TRANSIENT);
+}
+static inline int roster_sqlite3_bind_blob_transient(sqlite3_stmt *stmt, int index, const void *bytes, int length) {
+    return sqlite3_bind_blob(stmt, index, bytes, length, SQLITE_TRANSIENT);
+}
+#endif

@@ -1,0 +1,195 @@
+import CFastCGI
+import Foundation
+import HTTP
+import Synchronization
+
+/// Serves `RequestHandler` over FastCGI with libfcgi: N threads, each looping on its own `FCGX_Request`.
+///
+/// Shutdown is deliberate rather than left to libfcgi's signal handling: `run()` blocks SIGTERM/SIGINT in
+/// every thread and waits for them with `sigwait`; on a signal it stops accepting, lets requests in flight
+/// finish (up to `drainSeconds`), and returns so the caller can close the database cleanly.
+public final class FastCGIServer: Sendable {
+    public struct Configuration: Sendable {
+        /// `127.0.0.1:9009`, `:9009` or a Unix socket path.
+        public var address: String
+        public var workers: Int
+        public var backlog: Int32
+        /// Bodies above this are answered with 413 without being read (nginx enforces its own limit first).
+        public var maxBodyBytes: Int
+        public var drainSeconds: Double
+
+        public init(address: String, workers: Int = 16, backlog: Int32 = 256, maxBodyBytes: Int = 12 << 20, drainSeconds: Double = 10) {
+            self.address = address
+            self.workers = workers
+            self.backlog = backlog
+            self.maxBodyBytes = maxBodyBytes
+            self.drainSeconds = drainSeconds
+        }
+    }
+
+    public let configuration: Configuration
+    private let handler: any RequestHandler
+    private let stopping = Atomic<Bool>(false)
+    private let inFlight = Atomic<Int>(0)
+    private let exitedWorkers = Atomic<Int>(0)
+
+    public init(configuration: Configuration, handler: any RequestHandler) {
+        self.configuration = configuration
+        self.handler = handler
+    }
+
+    /// Call first thing in `main`, before any thread exists, so that no thread but the waiting one sees
+    /// SIGTERM or SIGINT (threads inherit the mask) and a broken nginx connection never raises SIGPIPE.
+    public static func blockShutdownSignals() {
+        _ = roster_block_shutdown_signals()
+    }
+
+    public enum ServerError: Error, CustomStringConvertible {
+        case initFailed
+        case cannotListen(String)
+        public var description: String {
+            switch self {
+            case .initFailed: return "FCGX_Init failed"
+            case .cannotListen(let address): return "cannot listen on \(address) (in use, or not allowed)"
+            }
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains and returns. `onListening` runs once the socket is open.
+    public func run(onListening: () -> Void = {}) throws {
+        guard FCGX_Init() == 0 else { throw ServerError.initFailed }
+        let listenFD = FCGX_OpenSocket(configuration.address, configuration.backlog)
+        guard listenFD >= 0 else { throw ServerError.cannotListen(configuration.address) }
+        onListening()
+
+        for index in 0..<max(1, configuration.workers) {
+            let thread = Thread { [self] in self.workerLoop(listenFD: listenFD) }
+            thread.name = "fcgi-\(index)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+
+        let signal = roster_wait_shutdown_signal()
+        FileHandle.standardError.write(Data("roster: signal \(signal), stopping: no new requests, draining \(inFlight.load(ordering: .relaxed)) in flight\n".utf8))
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        FCGX_ShutdownPending()
+        _ = roster_fcgi_shutdown_listener(listenFD)
+
+        let deadline = Date().addingTimeInterval(configuration.drainSeconds)
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Date() < deadline {
+            usleep(10_000)
+        }
+        let left = inFlight.load(ordering: .sequentiallyConsistent)
+        if left > 0 {
+            FileHandle.standardError.write(Data("roster: \(left) requests still running after \(configuration.drainSeconds)s; stopping anyway\n".utf8))
+        }
+        // Workers blocked on an idle kept-alive nginx connection are not waited for: the process exits.
+    }
+
+    private func workerLoop(listenFD: Int32) {
+        let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
+        request.initialize(to: FCGX_Request())
+        defer {
+            request.deallocate()
+            exitedWorkers.add(1, ordering: .relaxed)
+        }
+        guard FCGX_InitRequest(request, listenFD, 0) == 0 else { return }
+        while !stopping.load(ordering: .relaxed) {
+            guard FCGX_Accept_r(request) >= 0 else { break }
+            inFlight.add(1, ordering: .sequentiallyConsistent)
+            serve(request)
+            FCGX_Finish_r(request)
+            inFlight.subtract(1, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    private func serve(_ fcgi: UnsafeMutablePointer<FCGX_Request>) {
+        // libfcgi reuses envp's memory for the next request: copy every parameter into Swift strings now.
+        let params = Self.copyParameters(fcgi.pointee.envp)
+        let contentLength = Int(params["CONTENT_LENGTH"] ?? "") ?? 0
+        let response: Response
+        if contentLength > configuration.maxBodyBytes {
+            response = Response.text("Request body too large.\n", status: 413)
+            // Drain is not needed: FCGX_Finish_r discards unread input.
+        } else {
+            let body = Self.readBody(fcgi.pointee.in, length: contentLength)
+            response = handler.handle(Self.makeRequest(params: params, body: body))
+        }
+        Self.write(response, to: fcgi.pointee.out)
+    }
+
+    static func copyParameters(_ envp: FCGX_ParamArray?) -> [String: String] {
+        var params: [String: String] = [:]
+        guard var cursor = envp else { return params }
+        while let entry = cursor.pointee {
+            let pair = String(cString: entry)
+            if let eq = pair.firstIndex(of: "=") {
+                params[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+            }
+            cursor += 1
+        }
+        return params
+    }
+
+    static func readBody(_ stream: UnsafeMutablePointer<FCGX_Stream>?, length: Int) -> [UInt8] {
+        guard length > 0, let stream else { return [] }
+        var body = [UInt8](repeating: 0, count: length)
+        var filled = 0
+        body.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+            while filled < length {
+                let n = FCGX_GetStr(base + filled, Int32(min(length - filled, 1 << 20)), stream)
+                if n <= 0 { break }
+                filled += Int(n)
+            }
+        }
+        if filled < length { body.removeSubrange(filled...) }
+        return body
+    }
+
+    /// FastCGI parameters → a `Request`. Headers come from HTTP_* parameters; the peer is REMOTE_ADDR.
+    public static func makeRequest(params: [String: String], body: [UInt8]) -> Request {
+        var headers: [String: String] = [:]
+        for (key, value) in params where key.hasPrefix("HTTP_") {
+            headers[key.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")] = value
+        }
+        if let type = params["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
+        if let length = params["CONTENT_LENGTH"], !length.isEmpty { headers["content-length"] = length }
+        let uri = params["REQUEST_URI"] ?? params["DOCUMENT_URI"] ?? "/"
+        let rawPath = String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "/")
+        return Request(
+            method: params["REQUEST_METHOD"] ?? "GET",
+            path: rawPath.removingPercentEncoding ?? rawPath,
+            query: FormData(urlEncoded: params["QUERY_STRING"] ?? ""),
+            headers: headers,
+            body: body,
+            remoteAddress: params["REMOTE_ADDR"] ?? "",
+            isHTTPS: (params["HTTPS"] ?? "").lowercased() == "on"
+        )
+    }
+
+    static func write(_ response: Response, to stream: UnsafeMutablePointer<FCGX_Stream>?) {
+        guard let stream else { return }
+        var head = "Status: \(response.status) \(Response.reasonPhrase(response.status))\r\n"
+        for (name, value) in response.headers {
+            // Header injection guard: a value never carries a line break into the header block.
+            let clean = value.replacingOccurrences(of: "\r", with: "").replacingOccurrences(of: "\n", with: "")
+            head += "\(name): \(clean)\r\n"
+        }
+        head += "Content-Length: \(response.body.count)\r\n\r\n"
+        var headBytes = Array(head.utf8)
+        headBytes.withUnsafeMutableBytes { raw in
+            _ = FCGX_PutStr(raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count), stream)
+        }
+        var offset = 0
+        var body = response.body
+        body.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress?.assumingMemoryBound(to: CChar.self) else { return }
+            while offset < raw.count {
+                let chunk = min(raw.count - offset, 1 << 20)
+                if FCGX_PutStr(base + offset, Int32(chunk), stream) < 0 { break }
+                offset += chunk
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+public enum HTTPMethod: String, Sendable, CaseIterable {
+    case GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
+}
+
+/// An HTTP request as the application sees it, whatever carried it (FastCGI in production, a test in-process).
+public struct Request: Sendable {
+    public var method: String
+    /// The path without the query string, percent-decoded.
+    public var path: String
+    public var query: FormData
+    /// Header names in lower case.
+    public var headers: [String: String]
+    public var body: [UInt8]
+    /// The peer address as the web server saw it (FastCGI REMOTE_ADDR), never taken from a client header.
+    public var remoteAddress: String
+    /// True when the web server says the request arrived over TLS.
+    public var isHTTPS: Bool
+
+    public init(method: String, path: String, query: FormData = FormData(), headers: [String: String] = [:],
+                body: [UInt8] = [], remoteAddress: String = "127.0.0.1", isHTTPS: Bool = false) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { _, last in last })
+        self.body = body
+        self.remoteAddress = remoteAddress
+        self.isHTTPS = isHTTPS
+    }
+
+    /// Builds a request from a target such as `/a/b?x=1`.
+    public init(method: String, target: String, headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1") {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let rawPath = parts.first.map(String.init) ?? "/"
+        self.init(method: method, path: rawPath.removingPercentEncoding ?? rawPath,
+                  query: parts.count > 1 ? FormData(urlEncoded: String(parts[1])) : FormData(),
+                  headers: headers, body: body, remoteAddress: remoteAddress)
+    }
+
+    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+
+    public var contentType: String? { header("content-type") }
+
+    /// Cookies sent with the request; the first of a repeated name wins (the most specific path, per RFC 6265).
+    public var cookies: [String: String] {
+        guard let raw = header("cookie") else { return [:] }
+        var result: [String: String] = [:]
+        for pair in raw.split(separator: ";") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2 else { continue }
+            let name = kv[0].trimmingCharacters(in: .whitespaces)
+            if result[name] == nil { result[name] = kv[1].trimmingCharacters(in: .whitespaces) }
+        }
+        return result
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import Secrets
+import SQLiteStore
+
+/// A signed-in user as pages see it.
+public struct AuthenticatedSession: Sendable {
+    public let user: User
+    public let csrfToken: String
+    public let tokenDigest: String
+}
+
+public enum LoginResult: Sendable {
+    /// `token` goes into the cookie; only its digest is stored.
+    case success(token: String, session: AuthenticatedSession)
+    case invalidCredentials
+    case throttled(retryAfterSeconds: Int)
+}
+
+public struct SessionPolicy: Sendable {
+    /// A session unused for this long is gone.
+    public var idleTimeout: Int64 = 12 * 3600
+    /// And no session outlives this, used or not.
+    public var absoluteTimeout: Int64 = 7 * 24 * 3600
+    /// last_seen is written at most this often, so reading pages does not mean writing the database.
+    public var touchInterval: Int64 = 60
+    public var failureWindow: Int64 = 15 * 60
+    public var maxFailuresPerEmail = 5
+    public var maxFailuresPerAddress = 30
+    public init() {}
+}
+
+/// Users, passwords, sessions and login throttling.
+public final class Accounts: Sendable {
+    let pool: DatabasePool
+    let clock: Clock
+    public let policy: SessionPolicy
+    /// Verified against when the email is unknown, so an unknown user costs the same time as a wrong password.
+    private let decoyHash: String
+
+    public init(pool: DatabasePool, clock: Clock = .system, policy: SessionPolicy = SessionPolicy()) {
+        self.pool = pool
+        self.clock = clock
+        self.policy = policy
+        self.decoyHash = Secrets.hashPassword(Secrets.randomToken())
+    }
+
+    public static let minimumPasswordLength = 10
+    public static let maximumPasswordLength = 1024
+
+    public static func normalizeEmail(_ email: String) -> String {
+        email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+    }
+
+    static func validate(email: String) -> String? {
+        if email.isEmpty { return "Enter an email address." }
+        if email.utf8.count > 254 { return "An email address has at most 254 characters." }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        if parts.count != 2 || parts[0].isEmpty || parts[1].isEmpty || !parts[1].contains(".")
+            || email.contains(where: { $0.isWhitespace || $0.isNewline }) || parts[1].hasPrefix(".") || parts[1].hasSuffix(".") {
+            return "This is not an email address (expected name@example.com)."
+        }
+        return nil
+    }
+
+    static func validate(password: String) -> String? {
+        if password.count < minimumPasswordLength { return "A password has at least \(minimumPasswordLength) characters." }
+        if password.utf8.count > maximumPasswordLength { return "A password has at most \(maximumPasswordLength) bytes." }
+        return nil
+    }
+
+    // MARK: Users
+
+    public func userCount() throws -> Int {
+        try pool.read { try UserStore.countAll($0) }
+    }
+
+    public func listUsers() throws -> [User] {
+        try pool.read { try UserStore.list($0) }
+    }
+
+    public func user(id: Int64) throws -> User? {
+        try pool.read { try UserStore.find(id: id, $0) }
+    }
+
+    public func user(email: String) throws -> User? {
+        try pool.read { try UserStore.find(email: Accounts.normalizeEmail(email), $0) }
+    }
+
+    /// Creates a user; a bad email, password or a taken email is a `ValidationError` and nothing is written.
+    @discardableResult
+    public func createUser(email rawEmail: String, name: String, role: Role, password: String) throws -> User {
+        let email = Accounts.normalizeEmail(rawEmail)
+        var errors: [String: String] = [:]
+        if let message = Accounts.validate(email: email) { errors["email"] = message }
+        if let message = Accounts.validate(password: password) { errors["password"] = message }
+        let trimmedName = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmedName.count > 200 { errors["name"] = "A name has at most 200 characters." }
+        if !errors.isEmpty { throw ValidationError(errors) }
+        let hash = Secrets.hashPassword(password)
+        let now = clock.now()
+        return try pool.write { db in
+            if try UserStore.find(email: email, db) != nil {
+                throw ValidationError(field: "email", "A user with this email already exists.")
+            }
+            let id = try UserStore.create(email: email, name: trimmedName, role: role, passwordHash: hash, now: now, db)
+            guard let user = try UserStore.find(id: id, db) else { throw ValidationError(field: "email", "The user could not be read back.") }
+            return user
+        }
+    }
+
+    /// Changes a role. The last admin cannot be demoted, so the installation never locks itself out.
+    public func setRole(userID: Int64, role: Role) throws {
+        let now = clock.now()
+        try pool.write { db in
+            guard let user = try UserStore.find(id: userID, db) else { throw ValidationError(field: "user", "No such user.") }
+            let admins = try UserStore.countAdmins(db)
+            if user.role == .admin && role != .admin && admins <= 1 {
+                throw ValidationError(field: "role", "This is the only admin; make another user admin first.")
+            }
+            try UserStore.setRole(id: userID, role: role, now: now, db)
+        }
+    }
+
+    /// Sets a new password and ends every session of that user (except `keepingSession`, when the user changes their own).
+    public func setPassword(userID: Int64, password: String, keepingSession digest: String? = nil) throws {
+        if let message = Accounts.validate(password: password) { throw ValidationError(field: "password", message) }
+        let hash = Secrets.hashPassword(password)
+        let now = clock.now()
+        try pool.write { db in
+            guard try UserStore.find(id: userID, db) != nil else { throw ValidationError(field: "user", "No such user.") }
+            try UserStore.setPasswordHash(id: userID, hash: hash, now: now, db)
+            if let digest {
+                try db.run(SessionStore.deleteForUserExcept.sql, [userID, digest])
+            } else {
+                try db.run(SessionStore.deleteForUser.sql, [userID])
+            }
+        }
+    }
+
+    public func changeOwnPassword(session: AuthenticatedSession, current: String, new: String) throws {
+        guard Secrets.verifyPassword(current, hash: session.user.passwordHash) else {
+            throw ValidationError(field: "current_password", "The current password is not right.")
+        }
+        try setPassword(userID: session.user.id, password: new, keepingSession: session.tokenDigest)
+    }
+
+    public func deleteUser(userID: Int64, actingUserID: Int64) throws {
+        if userID == actingUserID { throw ValidationError(field: "user", "You cannot delete your own account.") }
+        try pool.write { db in
+            guard let user = try UserStore.find(id: userID, db) else { throw ValidationError(field: "user", "No such user.") }
+            let admins = try UserStore.countAdmins(db)
+            if user.role == .admin && admins <= 1 {
+                throw ValidationError(field: "user", "This is the only admin.")
+            }
+            try UserStore.remove(id: userID, db)  // sessions go with it (ON DELETE CASCADE)
+        }
+    }
+
+    // MARK: Login and sessions
+
+    /// Checks the password with throttling keyed on the typed email and on the peer address (from the web
+    /// server, never from X-Forwarded-For). Unknown users and wrong passwords take the same path and time.
+    public func login(email rawEmail: String, password: String, remoteAddress: String) throws -> LoginResult {
+        let email = Accounts.normalizeEmail(rawEmail)
+        let now = clock.now()
+        let since = now - policy.failureWindow
+        let emailKey = "email:" + email
+        let addressKey = "ip:" + remoteAddress
+        let (emailFailures, addressFailures, user) = try pool.read { db in
+            (try db.scalar(LoginThrottle.countSince.sql, [emailKey, since]).int ?? 0,
+             try db.scalar(LoginThrottle.countSince.sql, [addressKey, since]).int ?? 0,
+             try UserStore.find(email: email, db))
+        }
+        if emailFailures >= policy.maxFailuresPerEmail || addressFailures >= policy.maxFailuresPerAddress {
+            return .throttled(retryAfterSeconds: Int(policy.failureWindow))
+        }
+        let passwordLengthOK = password.utf8.count <= Accounts.maximumPasswordLength
+        let matches = Secrets.verifyPassword(passwordLengthOK ? password : "", hash: user?.passwordHash ?? decoyHash)
+        guard let user, matches, passwordLengthOK else {
+            try pool.write { db in
+                try db.run(LoginThrottle.insert.sql, [emailKey, now])
+                try db.run(LoginThrottle.insert.sql, [addressKey, now])
+                try db.run(LoginThrottle.prune.sql, [now - 24 * 3600])
+            }
+            return .invalidCredentials
+        }
+        let token = Secrets.randomToken()
+        let digest = Secrets.digest(token)
+        let csrf = Secrets.randomToken()
+        try pool.write { db in
+            try db.run(LoginThrottle.clear.sql, [emailKey])
+            try db.run(SessionStore.insert.sql, [digest, user.id, csrf, now, now, remoteAddress])
+            try db.run(SessionStore.deleteExpired.sql, [now - policy.idleTimeout, now - policy.absoluteTimeout])
+        }
+        return .success(token: token, session: AuthenticatedSession(user: user, csrfToken: csrf, tokenDigest: digest))
+    }
+
+    /// The session behind a cookie token, or nil when unknown, idle too long, or too old.
+    public func session(token: String) throws -> AuthenticatedSession? {
+        guard token.utf8.count <= 128, !token.isEmpty else { return nil }
+        let digest = Secrets.digest(token)
+        let now = clock.now()
+        let found: (SessionRecord, User)? = try pool.read { db in
+            guard let record = try SessionStore.find(digest: digest, db),
+                  let user = try UserStore.find(id: record.userID, db) else { return nil }
+            return (record, user)
+        }
+        guard let (record, user) = found else { return nil }
+        if now - record.lastSeenAt > policy.idleTimeout || now - record.createdAt > policy.absoluteTimeout {
+            try pool.write { try $0.run(SessionStore.delete.sql, [digest]) }
+            return nil
+        }
+        if now - record.lastSeenAt >= policy.touchInterval {
+            try pool.write { try $0.run(SessionStore.touch.sql, [now, digest]) }
+        }
+        return AuthenticatedSession(user: user, csrfToken: record.csrfToken, tokenDigest: digest)
+    }
+
+    public func logout(token: String) throws {
+        let digest = Secrets.digest(token)
+        try pool.write { try $0.run(SessionStore.delete.sql, [digest]) }
+    }
+}

@@ -1,0 +1,17 @@
+/// What a user may do. Viewers read; editors change data; only admins manage users and delete
+/// profiles or databases.
+public enum Role: String, Sendable, CaseIterable {
+    case admin, editor, viewer
+
+    public var canEdit: Bool { self != .viewer }
+    public var canDelete: Bool { self == .admin }
+    public var canManageUsers: Bool { self == .admin }
+
+    public var label: String {
+        switch self {
+        case .admin: return "Admin"
+        case .editor: return "Editor"
+        case .viewer: return "Viewer"
+        }
+    }
+}

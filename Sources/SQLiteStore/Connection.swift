@@ -1,0 +1,127 @@
+import CSQLite
+import Foundation
+
+/// One SQLite connection. Not Sendable: a connection is used by one thread at a time; the pool hands them out.
+public final class Connection {
+    let handle: OpaquePointer
+    public let path: String
+    /// Prepared statements by SQL text, so each named query is compiled once per connection.
+    private var statementCache: [String: Statement] = [:]
+
+    public enum Mode: Sendable { case readWrite, readOnly }
+
+    public init(path: String, mode: Mode = .readWrite, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        self.path = path
+        var db: OpaquePointer?
+        let flags: Int32 = (mode == .readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE))
+            | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(extendedCode: rc, message: "\(message) (\(path))")
+        }
+        self.handle = db
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        // Every connection enforces foreign keys; write connections switch the file to WAL so readers never block the writer.
+        try execute("PRAGMA foreign_keys = ON")
+        if mode == .readWrite {
+            try execute("PRAGMA journal_mode = WAL")
+            try execute("PRAGMA synchronous = NORMAL")
+        }
+    }
+
+    deinit {
+        statementCache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    func error(code: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(extendedCode: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    /// Runs one or more statements without parameters (schema changes, pragmas). Never use it with values.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var errmsg: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errmsg)
+        if rc != SQLITE_OK {
+            let message = errmsg.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(errmsg)
+            throw SQLiteError(extendedCode: sqlite3_extended_errcode(handle), message: message, sql: sql)
+        }
+    }
+
+    /// A new statement that the caller owns (not cached): for SQL built at run time from a catalogue.
+    public func prepare(_ sql: String) throws(SQLiteError) -> Statement {
+        try Statement(connection: self, sql: sql)
+    }
+
+    /// The cached statement for this SQL; compiled on first use.
+    public func cached(_ sql: String) throws(SQLiteError) -> Statement {
+        if let stmt = statementCache[sql] { return stmt }
+        let stmt = try Statement(connection: self, sql: sql)
+        statementCache[sql] = stmt
+        return stmt
+    }
+
+    public func query(_ sql: String, _ values: [any SQLBindable] = []) throws(SQLiteError) -> [Row] {
+        try cached(sql).query(values)
+    }
+
+    public func queryOne(_ sql: String, _ values: [any SQLBindable] = []) throws(SQLiteError) -> Row? {
+        try cached(sql).query(values).first
+    }
+
+    public func scalar(_ sql: String, _ values: [any SQLBindable] = []) throws(SQLiteError) -> SQLValue {
+        try queryOne(sql, values)?.values.first ?? .null
+    }
+
+    @discardableResult
+    public func run(_ sql: String, _ values: [any SQLBindable] = []) throws(SQLiteError) -> Int {
+        try cached(sql).execute(values)
+    }
+
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
+    public enum TransactionKind: String, Sendable {
+        /// Takes the write lock at BEGIN, so a writer never fails half-way with SQLITE_BUSY on upgrade.
+        case immediate = "BEGIN IMMEDIATE"
+        case deferred = "BEGIN DEFERRED"
+    }
+
+    /// Runs `body` in a transaction: commits when it returns, rolls back and rethrows when it throws.
+    public func inTransaction<T>(_ kind: TransactionKind = .immediate, _ body: (Connection) throws -> T) throws -> T {
+        try execute(kind.rawValue)
+        do {
+            let result = try body(self)
+            try execute("COMMIT")
+            return result
+        } catch {
+            if isInTransaction { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Compiles every query once, so a typo in SQL stops start-up instead of failing a user's request.
+    public func verify(_ queries: [NamedQuery]) throws(SQLiteError) {
+        for query in queries {
+            do {
+                _ = try cached(query.sql)
+            } catch let error {
+                throw SQLiteError(extendedCode: error.extendedCode, message: "named query \(query.name): \(error.message)", sql: query.sql)
+            }
+        }
+    }
+}
+
+/// A query kept by name in a store file, compiled at start-up by `Connection.verify`.
+public struct NamedQuery: Sendable {
+    public let name: String
+    public let sql: String
+    public init(_ name: String, _ sql: String) {
+        self.name = name
+        self.sql = sql
+    }
+}

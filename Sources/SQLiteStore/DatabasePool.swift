@@ -1,0 +1,74 @@
+import Foundation
+
+/// One writer and many readers over one SQLite file in WAL mode.
+///
+/// Writes are serialized through a single connection (SQLite allows one writer at a time anyway; queueing
+/// here rather than in busy_timeout keeps waits fair and short). Readers each borrow their own connection,
+/// so pages read in parallel with a running write.
+///
+/// `@unchecked Sendable`: connections are only touched while borrowed under `lock` or `writerLock`.
+public final class DatabasePool: @unchecked Sendable {
+    public let path: String
+    private let writer: Connection
+    private let writerLock = NSLock()
+    private let lock = NSLock()
+    private var idleReaders: [Connection] = []
+    private let queries: [NamedQuery]
+
+    public init(path: String, migrations: [Migration], queries: [NamedQuery]) throws {
+        self.path = path
+        self.queries = queries
+        writer = try Connection(path: path, mode: .readWrite)
+        try Migrator.migrate(writer, migrations)
+        try writer.verify(queries)
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer connection.
+    @discardableResult
+    public func write<T>(_ body: (Connection) throws -> T) throws -> T {
+        writerLock.lock()
+        defer { writerLock.unlock() }
+        return try writer.inTransaction(.immediate, body)
+    }
+
+    /// Runs `body` on the writer without opening a transaction (checkpoints, VACUUM, pragmas).
+    public func writerWithoutTransaction<T>(_ body: (Connection) throws -> T) throws -> T {
+        writerLock.lock()
+        defer { writerLock.unlock() }
+        return try body(writer)
+    }
+
+    /// Runs `body` on a reader connection inside one deferred transaction, so it sees one consistent snapshot.
+    @discardableResult
+    public func read<T>(_ body: (Connection) throws -> T) throws -> T {
+        let conn = try borrowReader()
+        defer { giveBack(conn) }
+        return try conn.inTransaction(.deferred, body)
+    }
+
+    private func borrowReader() throws -> Connection {
+        lock.lock()
+        if let conn = idleReaders.popLast() {
+            lock.unlock()
+            return conn
+        }
+        lock.unlock()
+        let conn = try Connection(path: path, mode: .readOnly)
+        try conn.verify(queries.filter { $0.isReadOnlyCandidate })
+        return conn
+    }
+
+    private func giveBack(_ conn: Connection) {
+        lock.lock()
+        idleReaders.append(conn)
+        lock.unlock()
+    }
+}
+
+extension NamedQuery {
+    /// Read connections compile only the queries that read; writes are compiled on the writer.
+    var isReadOnlyCandidate: Bool {
+        let head = sql.drop(while: { $0.isWhitespace }).prefix(6).uppercased()
+        return head.hasPrefix("SELECT") || head.hasPrefix("WITH")
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// One schema change. Versions are applied in order, each in its own transaction, and recorded.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+}
+
+public enum Migrator {
+    /// Applies every migration newer than the recorded version. Returns the versions applied.
+    @discardableResult
+    public static func migrate(_ db: Connection, _ migrations: [Migration]) throws -> [Int] {
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                applied_at TEXT NOT NULL
+            )
+            """)
+        let versions = migrations.map(\.version)
+        precondition(versions == versions.sorted() && Set(versions).count == versions.count,
+                     "migrations must have unique, increasing versions")
+        let current = try db.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").int ?? 0
+        if let newest = versions.last, current > newest {
+            throw SQLiteError(extendedCode: 1, message: "the database is at schema version \(current), newer than this build knows (\(newest)); use a newer roster")
+        }
+        var applied: [Int] = []
+        for migration in migrations where migration.version > current {
+            try db.inTransaction(.immediate) { db in
+                try db.execute(migration.sql)
+                try db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                           [migration.version, migration.name, ISO8601DateFormatter().string(from: Date())])
+            }
+            applied.append(migration.version)
+        }
+        return applied
+    }
+}

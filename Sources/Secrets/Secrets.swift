@@ -1,0 +1,95 @@
+import CSodium
+
+/// Password hashing, secure random and token digests, all from libsodium. Nothing here is hand-rolled.
+public enum Secrets {
+    /// Argon2id cost: 2 passes over 19 MiB, the OWASP baseline. Kept below libsodium's "interactive"
+    /// 64 MiB so concurrent logins do not push the app past its memory budget.
+    public static let passwordOpsLimit: UInt64 = 2
+    public static let passwordMemLimit: Int = 19 * 1024 * 1024
+
+    private static let initialized: Bool = sodium_init() >= 0
+
+    /// Must be called once before anything else; returns false if libsodium could not start.
+    @discardableResult
+    public static func initialize() -> Bool { initialized }
+
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        precondition(initialized)
+        var bytes = [UInt8](repeating: 0, count: count)
+        bytes.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, count) }
+        return bytes
+    }
+
+    /// A random token of 32 bytes as URL-safe base64 without padding (43 characters).
+    public static func randomToken(bytes: Int = 32) -> String {
+        base64URL(randomBytes(bytes))
+    }
+
+    public static func randomHex(bytes: Int) -> String {
+        hex(randomBytes(bytes))
+    }
+
+    /// A uniformly random integer in 0..<upperBound.
+    public static func randomUniform(_ upperBound: UInt32) -> UInt32 {
+        precondition(initialized)
+        return randombytes_uniform(upperBound)
+    }
+
+    /// Argon2id hash in libsodium's self-describing string form (`$argon2id$v=19$m=…`).
+    public static func hashPassword(_ password: String) -> String {
+        precondition(initialized)
+        var out = [CChar](repeating: 0, count: crypto_pwhash_strbytes())
+        let length = UInt64(password.utf8.count)
+        let rc = password.withCString { pw in
+            crypto_pwhash_str_alg(&out, pw, length, passwordOpsLimit, passwordMemLimit, crypto_pwhash_alg_argon2id13())
+        }
+        precondition(rc == 0, "out of memory while hashing a password")
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// True when the password matches the stored hash. Takes the hash's full cost whatever the outcome.
+    public static func verifyPassword(_ password: String, hash: String) -> Bool {
+        precondition(initialized)
+        var stored = Array(hash.utf8CString)
+        if stored.count > crypto_pwhash_strbytes() { return false }
+        stored += [CChar](repeating: 0, count: crypto_pwhash_strbytes() - stored.count)
+        let length = UInt64(password.utf8.count)
+        return password.withCString { pw in crypto_pwhash_str_verify(stored, pw, length) == 0 }
+    }
+
+    /// A keyed-free BLAKE2b-256 digest, hex encoded: how session and API tokens are stored,
+    /// so a copy of the database does not hand out live sessions.
+    public static func digest(_ text: String) -> String {
+        precondition(initialized)
+        var out = [UInt8](repeating: 0, count: 32)
+        let bytes = Array(text.utf8)
+        _ = crypto_generichash(&out, 32, bytes, UInt64(bytes.count), nil, 0)
+        return hex(out)
+    }
+
+    /// Compares two strings in time that depends only on their length.
+    public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        if x.isEmpty { return true }
+        return sodium_memcmp(x, y, x.count) == 0
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func base64URL(_ bytes: [UInt8]) -> String {
+        let maxLen = sodium_base64_encoded_len(bytes.count, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+        var out = [CChar](repeating: 0, count: maxLen)
+        _ = sodium_bin2base64(&out, maxLen, bytes, bytes.count, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,57 @@
+import HTTP
+import Roster
+import Secrets
+
+/// GET /login shows the form; POST /login checks the password and starts a new session.
+enum LoginPage {
+    static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        if ctx.session != nil { return Response.redirect(to: safeNext(ctx.request.query["next"]), status: 303) }
+        return try render(app, ctx, email: "", error: nil, status: 200)
+    }
+
+    static func submit(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let email = ctx.form["email"] ?? ""
+        let password = ctx.form["password"] ?? ""
+        switch try app.accounts.login(email: email, password: password, remoteAddress: ctx.request.remoteAddress) {
+        case .invalidCredentials:
+            return try render(app, ctx, email: email, error: "The email or the password is wrong.", status: 401)
+        case .throttled(let seconds):
+            var response = try render(app, ctx, email: email,
+                                      error: "Too many failed sign-ins. Wait \(seconds / 60) minutes, then try again.", status: 429)
+            response.addHeader("Retry-After", String(seconds))
+            return response
+        case .success(let token, _):
+            // A fresh session id at every sign-in; whatever session the browser had before is ended.
+            if let old = ctx.sessionToken { try app.accounts.logout(token: old) }
+            var response = Response.redirect(to: safeNext(ctx.form["next"]), status: 303)
+            response.addHeader("Set-Cookie", app.sessionCookie(value: token, request: ctx.request, maxAge: nil))
+            response.addHeader("Set-Cookie", "\(WebApp.loginCSRFCookie)=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0")
+            return response
+        }
+    }
+
+    static func render(_ app: WebApp, _ ctx: RequestContext, email: String, error: String?, status: Int) throws -> Response {
+        // Before sign-in there is no session to hold a CSRF token: a random value goes both into a
+        // cookie and into the form, and POST /login requires the two to match (double submit).
+        let existing = ctx.request.cookies[WebApp.loginCSRFCookie] ?? ""
+        let csrf = existing.count >= 32 && existing.count <= 64 ? existing : Secrets.randomToken()
+        let next = ctx.request.method == "POST" ? (ctx.form["next"] ?? "") : (ctx.request.query["next"] ?? "")
+        var response = try app.page("login.html", title: "Sign in", context: ctx, status: status, [
+            "email": .string(email),
+            "error": TemplateValue(error),
+            "next": .string(safeNext(next) == "/databases" ? "" : safeNext(next)),
+            "login_csrf": .string(csrf),
+        ])
+        var cookie = "\(WebApp.loginCSRFCookie)=\(csrf); Path=/login; HttpOnly; SameSite=Strict"
+        if ctx.request.isHTTPS || app.configuration.forceSecureCookies { cookie += "; Secure" }
+        response.addHeader("Set-Cookie", cookie)
+        return response
+    }
+
+    /// Only a local path: `//evil.example` and `https://…` would be open redirects.
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\"),
+              !next.contains(where: { $0.isNewline || $0 == "\\" }) else { return "/databases" }
+        return next
+    }
+}

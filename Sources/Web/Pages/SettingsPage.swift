@@ -1,0 +1,168 @@
+import Foundation
+import HTTP
+import Roster
+
+/// GET /settings: the user's own account; for admins, the users of this installation.
+enum SettingsPage {
+    /// Notices after a redirect are picked from this list by key, so no text from the URL is ever shown.
+    static let notices: [String: String] = [
+        "password-changed": "Your password was changed. Your other sessions were signed out.",
+        "user-created": "The user was added.",
+        "role-changed": "The role was changed.",
+        "user-deleted": "The user was deleted.",
+        "password-reset": "The password was set, and that user's sessions were signed out.",
+    ]
+
+    struct FormState {
+        var errors: [String: String] = [:]
+        var newUser: [String: String] = [:]
+        /// Which form the errors belong to.
+        var form = ""
+    }
+
+    static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        try render(app, ctx, state: FormState(), status: 200)
+    }
+
+    static func render(_ app: WebApp, _ ctx: RequestContext, state: FormState, status: Int) throws -> Response {
+        let me = try ctx.requireUser()
+        var users: [TemplateValue] = []
+        if me.role.canManageUsers {
+            users = try app.accounts.listUsers().map { user in
+                [
+                    "id": .string(String(user.id)),
+                    "email": .string(user.email),
+                    "name": .string(user.name),
+                    "role": .string(user.role.rawValue),
+                    "role_label": .string(user.role.label),
+                    "is_me": .bool(user.id == me.id),
+                    "created": .string(DateText.day(user.createdAt)),
+                    "roles": .list(Role.allCases.map { role in
+                        ["value": .string(role.rawValue), "label": .string(role.label), "selected": .bool(role == user.role)]
+                    }),
+                    "error": TemplateValue(state.form == "user-\(user.id)" ? state.errors.values.sorted().first : nil),
+                ]
+            }
+        }
+        let newRole = state.newUser["role"] ?? Role.editor.rawValue
+        let errors = state.errors
+        func err(_ form: String, _ key: String) -> TemplateValue {
+            state.form == form ? TemplateValue(errors[key]) : .null
+        }
+        return try app.page("settings/index.html", title: "Settings", context: ctx, nav: .settings, status: status, [
+            "me": ["email": .string(me.email), "name": .string(me.name), "role_label": .string(me.role.label)],
+            "notice": TemplateValue(ctx.request.query["done"].flatMap { notices[$0] }),
+            "users": .list(users),
+            "password_errors": [
+                "current_password": err("password", "current_password"),
+                "password": err("password", "password"),
+                "password_confirm": err("password", "password_confirm"),
+            ],
+            "new_user": [
+                "email": .string(state.newUser["email"] ?? ""),
+                "name": .string(state.newUser["name"] ?? ""),
+                "roles": .list(Role.allCases.map { role in
+                    ["value": .string(role.rawValue), "label": .string(role.label), "selected": .bool(role.rawValue == newRole)]
+                }),
+                "errors": [
+                    "email": err("new-user", "email"),
+                    "name": err("new-user", "name"),
+                    "password": err("new-user", "password"),
+                    "role": err("new-user", "role"),
+                ],
+            ],
+        ])
+    }
+}
+
+/// POST /settings/password: change your own password (the current one is required).
+enum PasswordChangeAction {
+    static func run(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        guard let session = ctx.session else { throw HTTPError.forbidden }
+        let new = ctx.form["password"] ?? ""
+        if new != (ctx.form["password_confirm"] ?? "") {
+            return try SettingsPage.render(app, ctx, state: .init(errors: ["password_confirm": "The two new passwords differ."], form: "password"), status: 422)
+        }
+        do {
+            try app.accounts.changeOwnPassword(session: session, current: ctx.form["current_password"] ?? "", new: new)
+        } catch let error as ValidationError {
+            return try SettingsPage.render(app, ctx, state: .init(errors: error.fieldErrors, form: "password"), status: 422)
+        }
+        return Response.redirect(to: "/settings?done=password-changed")
+    }
+}
+
+/// POST /settings/users: an admin adds a user.
+enum UserCreateAction {
+    static func run(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireAdmin()
+        let typed = ["email": ctx.form["email"] ?? "", "name": ctx.form["name"] ?? "", "role": ctx.form["role"] ?? ""]
+        guard let role = Role(rawValue: typed["role"] ?? "") else {
+            return try SettingsPage.render(app, ctx, state: .init(errors: ["role": "Choose admin, editor or viewer."], newUser: typed, form: "new-user"), status: 422)
+        }
+        do {
+            try app.accounts.createUser(email: typed["email"] ?? "", name: typed["name"] ?? "", role: role, password: ctx.form["password"] ?? "")
+        } catch let error as ValidationError {
+            return try SettingsPage.render(app, ctx, state: .init(errors: error.fieldErrors, newUser: typed, form: "new-user"), status: 422)
+        }
+        return Response.redirect(to: "/settings?done=user-created")
+    }
+}
+
+/// POST /settings/users/:id/role
+enum UserRoleAction {
+    static func run(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireAdmin()
+        let id = try ctx.int64Param("id")
+        guard try app.accounts.user(id: id) != nil else { throw HTTPError.notFound }
+        guard let role = Role(rawValue: ctx.form["role"] ?? "") else {
+            return try SettingsPage.render(app, ctx, state: .init(errors: ["role": "Choose admin, editor or viewer."], form: "user-\(id)"), status: 422)
+        }
+        do {
+            try app.accounts.setRole(userID: id, role: role)
+        } catch let error as ValidationError {
+            return try SettingsPage.render(app, ctx, state: .init(errors: error.fieldErrors, form: "user-\(id)"), status: 422)
+        }
+        return Response.redirect(to: "/settings?done=role-changed")
+    }
+}
+
+/// POST /settings/users/:id/password: an admin sets another user's password.
+enum UserPasswordResetAction {
+    static func run(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireAdmin()
+        let id = try ctx.int64Param("id")
+        guard try app.accounts.user(id: id) != nil else { throw HTTPError.notFound }
+        do {
+            try app.accounts.setPassword(userID: id, password: ctx.form["password"] ?? "")
+        } catch let error as ValidationError {
+            return try SettingsPage.render(app, ctx, state: .init(errors: error.fieldErrors, form: "user-\(id)"), status: 422)
+        }
+        return Response.redirect(to: "/settings?done=password-reset")
+    }
+}
+
+/// POST /settings/users/:id/delete
+enum UserDeleteAction {
+    static func run(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let admin = try ctx.requireAdmin()
+        let id = try ctx.int64Param("id")
+        guard try app.accounts.user(id: id) != nil else { throw HTTPError.notFound }
+        do {
+            try app.accounts.deleteUser(userID: id, actingUserID: admin.id)
+        } catch let error as ValidationError {
+            return try SettingsPage.render(app, ctx, state: .init(errors: error.fieldErrors, form: "user-\(id)"), status: 422)
+        }
+        return Response.redirect(to: "/settings?done=user-deleted")
+    }
+}
+
+enum DateText {
+    static func day(_ seconds: Int64) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd"
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+}

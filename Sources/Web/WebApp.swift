@@ -1,0 +1,157 @@
+import Foundation
+import HTTP
+import Roster
+import Secrets
+
+public struct WebConfiguration: Sendable {
+    /// Adds `Secure` to cookies even on plain-HTTP requests (when TLS ends in front of nginx).
+    public var forceSecureCookies = false
+    public init() {}
+}
+
+/// The web application: routes a `Request` to a page or action and renders the answer.
+/// It knows nothing of FastCGI; tests drive it in-process.
+public final class WebApp: RequestHandler {
+    public let accounts: Accounts
+    public let templates: TemplateSet
+    public let configuration: WebConfiguration
+    let router = Router(Routes.table)
+
+    public static let sessionCookie = "roster_session"
+    public static let loginCSRFCookie = "roster_login_csrf"
+
+    public init(accounts: Accounts, templates: TemplateSet, configuration: WebConfiguration = WebConfiguration()) {
+        self.accounts = accounts
+        self.templates = templates
+        self.configuration = configuration
+    }
+
+    public func handle(_ request: Request) -> Response {
+        let requestID = Secrets.randomHex(bytes: 8)
+        var response: Response
+        do {
+            response = try route(request, requestID: requestID)
+        } catch let error as HTTPError {
+            response = errorPage(error, request: request, requestID: requestID)
+        } catch let error as TemplateError {
+            FileHandle.standardError.write(Data("roster: request \(requestID) \(request.method) \(request.path): template error \(error)\n".utf8))
+            response = errorPage(HTTPError(500, "Something went wrong", ""), request: request, requestID: requestID)
+        } catch {
+            FileHandle.standardError.write(Data("roster: request \(requestID) \(request.method) \(request.path): \(String(reflecting: error))\n".utf8))
+            response = errorPage(HTTPError(500, "Something went wrong", ""), request: request, requestID: requestID)
+        }
+        // Pages show personal data: never cache them, anywhere.
+        if response.header("Cache-Control") == nil { response.addHeader("Cache-Control", "no-store") }
+        response.addHeader("X-Request-Id", requestID)
+        if request.method == "HEAD" { response.body = [] }
+        return response
+    }
+
+    private func route(_ request: Request, requestID: String) throws -> Response {
+        let route: Route
+        let params: [String: String]
+        switch router.resolve(method: request.method, path: request.path) {
+        case .notFound:
+            throw HTTPError.notFound
+        case .methodNotAllowed(let allowed):
+            var response = errorPage(HTTPError(405, "Method not allowed", "This address does not accept \(request.method) requests."),
+                                     request: request, requestID: requestID)
+            response.setHeader("Allow", Array(Set(allowed)).sorted().joined(separator: ", "))
+            return response
+        case .found(let r, let p):
+            route = r
+            params = p
+        }
+
+        let token = request.cookies[WebApp.sessionCookie]
+        let session = try token.flatMap { try accounts.session(token: $0) }
+
+        var form = FormData()
+        if request.method == "POST" {
+            let type = (request.contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            guard type == "application/x-www-form-urlencoded" else {
+                throw HTTPError(415, "Unsupported form encoding", "Forms are sent as application/x-www-form-urlencoded.")
+            }
+            guard let text = String(validating: request.body, as: UTF8.self), let decoded = FormData(strict: text) else {
+                throw HTTPError.badRequest("The form data could not be read (broken encoding).")
+            }
+            form = decoded
+        }
+
+        if route.access == .signedIn && session == nil {
+            if request.method == "GET" || request.method == "HEAD" {
+                let next = request.path == "/" ? "" : "?next=" + FormData.encode(request.path)
+                return Response.redirect(to: "/login" + next, status: 303)
+            }
+            throw HTTPError(401, "Signed out", "Your session has ended. Sign in again, then repeat what you were doing.")
+        }
+
+        // Every POST carries a CSRF token. Signed-in: the session's token. Login form: a double-submit cookie.
+        if request.method == "POST" {
+            let sent = form["csrf_token"] ?? ""
+            let expected = session?.csrfToken ?? request.cookies[WebApp.loginCSRFCookie] ?? ""
+            guard !sent.isEmpty, !expected.isEmpty, Secrets.constantTimeEquals(sent, expected) else {
+                throw HTTPError.csrf
+            }
+        }
+
+        let context = RequestContext(request: request, params: params, session: session, requestID: requestID,
+                                     form: form, sessionToken: token)
+        return try route.handler(self, context)
+    }
+
+    // MARK: Rendering
+
+    /// Renders a page inside the layout, with the navigation and the account bar.
+    func page(_ template: String, title: String, context: RequestContext, nav: NavItem? = nil, status: Int = 200,
+              _ values: [String: TemplateValue] = [:]) throws -> Response {
+        var all = values
+        all["title"] = .string(title)
+        all["request_id"] = .string(context.requestID)
+        if let session = context.session {
+            all["session"] = [
+                "email": .string(session.user.email),
+                "name": .string(session.user.name.isEmpty ? session.user.email : session.user.name),
+                "role": .string(session.user.role.rawValue),
+                "role_label": .string(session.user.role.label),
+                "can_edit": .bool(session.user.role.canEdit),
+                "is_admin": .bool(session.user.role.canManageUsers),
+            ]
+            all["csrf_token"] = .string(session.csrfToken)
+            all["nav"] = .list(NavItem.allCases.map { item in
+                ["label": .string(item.label), "href": .string(item.href), "active": .bool(item == nav)]
+            })
+        } else {
+            all["session"] = .null
+            all["nav"] = .list([])
+        }
+        if all["csrf_token"] == nil { all["csrf_token"] = "" }
+        return Response.html(try templates.render(template, all), status: status)
+    }
+
+    func errorPage(_ error: HTTPError, request: Request, requestID: String) -> Response {
+        let values: [String: TemplateValue] = [
+            "title": .string(error.title), "status": .int(error.status), "heading": .string(error.title),
+            "detail": .string(error.detail), "request_id": .string(requestID), "session": .null, "nav": .list([]),
+            "csrf_token": "", "is_server_error": .bool(error.status >= 500),
+        ]
+        if let html = try? templates.render("error.html", values) {
+            return Response.html(html, status: error.status)
+        }
+        return Response.text("\(error.status) \(error.title)\nRequest id: \(requestID)\n", status: error.status)
+    }
+
+    func sessionCookie(value: String, request: Request, maxAge: Int?) -> String {
+        var cookie = "\(WebApp.sessionCookie)=\(value); Path=/; HttpOnly; SameSite=Lax"
+        if let maxAge { cookie += "; Max-Age=\(maxAge)" }
+        if request.isHTTPS || configuration.forceSecureCookies { cookie += "; Secure" }
+        return cookie
+    }
+}
+
+/// The main navigation, in order.
+public enum NavItem: String, CaseIterable, Sendable {
+    case databases, segments, tasks, settings
+    var label: String { rawValue.prefix(1).uppercased() + rawValue.dropFirst() }
+    var href: String { "/" + rawValue }
+}

@@ -1,0 +1,65 @@
+import Foundation
+
+/// Settings from flags (`--data DIR`) with environment variables (`ROSTER_DATA`) as the fallback.
+struct Configuration {
+    var dataDirectory = "data"
+    var listen = "127.0.0.1:9009"
+    var workers = 16
+    var templates = "Templates"
+    var secureCookies = false
+
+    static let help = """
+        Configuration (flag, or environment variable):
+          --data DIR        ROSTER_DATA       data folder (SQLite database); default: data
+          --listen ADDR     ROSTER_LISTEN     FastCGI address, host:port or a socket path; default: 127.0.0.1:9009
+          --workers N       ROSTER_WORKERS    FastCGI worker threads; default: 16
+          --templates DIR   ROSTER_TEMPLATES  the Templates folder; default: Templates
+          --secure-cookies  ROSTER_SECURE_COOKIES=1  mark cookies Secure (TLS ends before nginx)
+        """
+
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    /// Reads the environment, then the flags; returns the arguments that were not configuration.
+    static func parse(_ arguments: [String], environment: [String: String]) throws -> (Configuration, [String]) {
+        var config = Configuration()
+        if let v = environment["ROSTER_DATA"], !v.isEmpty { config.dataDirectory = v }
+        if let v = environment["ROSTER_LISTEN"], !v.isEmpty { config.listen = v }
+        if let v = environment["ROSTER_WORKERS"], !v.isEmpty {
+            guard let n = Int(v), (1...256).contains(n) else { throw Failure(description: "ROSTER_WORKERS must be a number from 1 to 256") }
+            config.workers = n
+        }
+        if let v = environment["ROSTER_TEMPLATES"], !v.isEmpty { config.templates = v }
+        if environment["ROSTER_SECURE_COOKIES"] == "1" { config.secureCookies = true }
+
+        var rest: [String] = []
+        var index = 0
+        func value(_ flag: String) throws -> String {
+            index += 1
+            guard index < arguments.count else { throw Failure(description: "\(flag) needs a value") }
+            return arguments[index]
+        }
+        while index < arguments.count {
+            let arg = arguments[index]
+            switch arg {
+            case "--data": config.dataDirectory = try value(arg)
+            case "--listen": config.listen = try value(arg)
+            case "--workers":
+                guard let n = Int(try value(arg)), (1...256).contains(n) else { throw Failure(description: "--workers must be a number from 1 to 256") }
+                config.workers = n
+            case "--templates": config.templates = try value(arg)
+            case "--secure-cookies": config.secureCookies = true
+            default: rest.append(arg)
+            }
+            index += 1
+        }
+        return (config, rest)
+    }
+
+    var databasePath: String { (dataDirectory as NSString).appendingPathComponent("roster.sqlite") }
+
+    /// Creates the data folder readable only by its owner: it holds personal data.
+    func prepareDataDirectory() throws {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+    }
+}

@@ -1,0 +1,149 @@
+import FastCGIServer
+import Foundation
+import Roster
+import Secrets
+import SQLiteStore
+import Web
+
+// Before any thread exists: only the server's waiting thread may receive SIGTERM/SIGINT.
+FastCGIServer.blockShutdownSignals()
+
+
+/// Unbuffered standard output, so `make run` shows lines as they happen.
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("roster: \(message)\n".utf8))
+    exit(code)
+}
+
+let usage = """
+    Usage: roster <command> [options]
+
+    Commands:
+      serve                               run the FastCGI app (behind nginx)
+      bootstrap                           create the first admin if there are no users yet; prints how to sign in
+      user add --email E --role R [--name N]   add a user; the password is read from standard input
+      user list                           list users
+      user password --email E             set a user's password, read from standard input
+      migrate                             apply database migrations and exit
+
+    \(Configuration.help)
+    """
+
+guard Secrets.initialize() else { fail("libsodium could not start") }
+
+let (config, args) = {
+    do { return try Configuration.parse(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment) }
+    catch { fail("\(error)\n\n\(usage)", code: 2) }
+}()
+
+func openPool() -> DatabasePool {
+    do {
+        try config.prepareDataDirectory()
+        return try DatabasePool(path: config.databasePath, migrations: Schema.migrations, queries: Schema.queries)
+    } catch {
+        fail("cannot open the database at \(config.databasePath): \(error)")
+    }
+}
+
+func option(_ name: String, in args: [String]) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
+}
+
+func readPasswordFromStdin() -> String {
+    guard let line = readLine(strippingNewline: true), !line.isEmpty else { fail("expected the password on standard input", code: 2) }
+    return line
+}
+
+switch args.first {
+case "serve":
+    let pool = openPool()
+    let templates: TemplateSet
+    do { templates = try TemplateSet.load(directory: config.templates) }
+    catch { fail("templates: \(error)") }
+    let accounts = Accounts(pool: pool)
+    var webConfig = WebConfiguration()
+    webConfig.forceSecureCookies = config.secureCookies
+    let app = WebApp(accounts: accounts, templates: templates, configuration: webConfig)
+    let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers), handler: app)
+    do {
+        try server.run {
+            say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.dataDirectory)")
+        }
+        // Fold the WAL back into the database file so a copy of roster.sqlite alone is complete.
+        try? pool.writerWithoutTransaction { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        say("roster: stopped")
+        exit(0)
+    } catch {
+        fail("\(error)")
+    }
+
+case "bootstrap":
+    let pool = openPool()
+    let accounts = Accounts(pool: pool)
+    do {
+        if try accounts.userCount() > 0 {
+            say("roster: users exist already; sign in with your account (no password was changed).")
+            exit(0)
+        }
+        let env = ProcessInfo.processInfo.environment
+        let email = env["ROSTER_ADMIN_EMAIL"].flatMap { $0.isEmpty ? nil : $0 } ?? "admin@localhost.localdomain"
+        let given = env["ROSTER_ADMIN_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+        let password = given ?? Secrets.randomToken(bytes: 12)
+        try accounts.createUser(email: email, name: "Administrator", role: .admin, password: password)
+        say("roster: created the first admin")
+        say("         email:    \(email)")
+        if given == nil {
+            say("         password: \(password)")
+            say("         (shown once; change it under Settings)")
+        } else {
+            say("         password: the one in ROSTER_ADMIN_PASSWORD")
+        }
+    } catch let error as ValidationError {
+        fail("cannot create the first admin: \(error)")
+    } catch {
+        fail("\(error)")
+    }
+
+case "user":
+    let pool = openPool()
+    let accounts = Accounts(pool: pool)
+    do {
+        switch args.dropFirst().first {
+        case "add":
+            guard let email = option("--email", in: args) else { fail("user add needs --email", code: 2) }
+            guard let role = Role(rawValue: option("--role", in: args) ?? "") else { fail("user add needs --role admin|editor|viewer", code: 2) }
+            let user = try accounts.createUser(email: email, name: option("--name", in: args) ?? "", role: role, password: readPasswordFromStdin())
+            say("roster: added \(user.email) as \(user.role.rawValue) (id \(user.id))")
+        case "list":
+            for user in try accounts.listUsers() {
+                say("\(user.id)\t\(user.email)\t\(user.role.rawValue)\t\(user.name)")
+            }
+        case "password":
+            guard let email = option("--email", in: args) else { fail("user password needs --email", code: 2) }
+            guard let user = try accounts.user(email: email) else { fail("no user with the email \(email)") }
+            try accounts.setPassword(userID: user.id, password: readPasswordFromStdin())
+            say("roster: password set for \(user.email); their sessions were signed out")
+        default:
+            fail("unknown user command\n\n\(usage)", code: 2)
+        }
+    } catch let error as ValidationError {
+        fail(error.description)
+    } catch {
+        fail("\(error)")
+    }
+
+case "migrate":
+    _ = openPool()
+    say("roster: the database at \(config.databasePath) is up to date")
+
+case "help", "--help", "-h":
+    say(usage)
+
+default:
+    fail("unknown command\n\n\(usage)", code: 2)
+}

@@ -1,0 +1,68 @@
+import HTTP
+@testable import Web
+import XCTest
+
+final class RouterTests: XCTestCase {
+    let router = Router([
+        Route("GET", "/databases") { _, _ in Response.text("list") },
+        Route("GET", "/settings/users/:id") { _, _ in Response.text("user") },
+        Route("POST", "/settings/users/:id/role") { _, _ in Response.text("role") },
+    ])
+
+    func testMatchesLiteralAndParameters() {
+        guard case .found(_, let params) = router.resolve(method: "GET", path: "/settings/users/42") else { return XCTFail() }
+        XCTAssertEqual(params, ["id": "42"])
+        guard case .found = router.resolve(method: "GET", path: "/databases/") else { return XCTFail("a trailing slash is the same page") }
+    }
+
+    func testUnknownPathIsNotFound() {
+        guard case .notFound = router.resolve(method: "GET", path: "/nope") else { return XCTFail() }
+        guard case .notFound = router.resolve(method: "GET", path: "/settings/users/1/role/extra") else { return XCTFail() }
+    }
+
+    func testWrongMethodListsAllowed() {
+        guard case .methodNotAllowed(let allowed) = router.resolve(method: "DELETE", path: "/settings/users/1/role") else { return XCTFail() }
+        XCTAssertEqual(allowed, ["POST"])
+    }
+
+    func testHeadUsesGet() {
+        guard case .found = router.resolve(method: "HEAD", path: "/databases") else { return XCTFail() }
+    }
+}
+
+final class FormDataTests: XCTestCase {
+    func testDecodesPlusPercentAndRepeats() throws {
+        let form = try XCTUnwrap(FormData(strict: "a=1&b=x+y&c=%C3%A9%26&a=2&empty=&flag"))
+        XCTAssertEqual(form["a"], "1")
+        XCTAssertEqual(form.all("a"), ["1", "2"])
+        XCTAssertEqual(form["b"], "x y")
+        XCTAssertEqual(form["c"], "é&")
+        XCTAssertEqual(form["empty"], "")
+        XCTAssertEqual(form["flag"], "")
+        XCTAssertNil(form["missing"])
+    }
+
+    func testMalformedEscapesAndInvalidUTF8AreRefused() {
+        XCTAssertNil(FormData(strict: "a=%zz"))
+        XCTAssertNil(FormData(strict: "a=%4"))
+        XCTAssertNil(FormData(strict: "a=%FF%FE"))
+    }
+
+    func testEncodeRoundTrips() throws {
+        let original = FormData(pairs: [("email", "a+b@c.d"), ("q", "O'Brien & Söhne = 100%")])
+        XCTAssertEqual(FormData(strict: original.encoded), original)
+    }
+
+    func testQueryStringIsLenient() {
+        let q = FormData(urlEncoded: "ok=1&bad=%zz&next=%2Fsettings")
+        XCTAssertEqual(q["ok"], "1")
+        XCTAssertNil(q["bad"])
+        XCTAssertEqual(q["next"], "/settings")
+    }
+
+    func testCookiesParse() {
+        let r = Request(method: "GET", target: "/", headers: ["Cookie": "a=1; roster_session=abc=; a=2"])
+        XCTAssertEqual(r.cookies["roster_session"], "abc=")
+        XCTAssertEqual(r.cookies["a"], "1")
+    }
+}

@@ -1,0 +1,116 @@
+@testable import Web
+import XCTest
+
+final class TemplateTests: XCTestCase {
+    func render(_ source: String, _ context: [String: TemplateValue], extra: [String: String] = [:]) throws -> String {
+        var templates = ["t.html": try Template(name: "t.html", source: source)]
+        for (name, text) in extra { templates[name] = try Template(name: name, source: text) }
+        return try TemplateSet(templates: templates).render("t.html", context)
+    }
+
+    func testEscapesTheFiveCharactersByDefault() throws {
+        XCTAssertEqual(try render("<p>{{ x }}</p>", ["x": "<script>alert('x') & \"y\"</script>"]),
+                       "<p>&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;</p>")
+    }
+
+    func testEscapesInsideAttributes() throws {
+        XCTAssertEqual(try render("<input value=\"{{ v }}\">", ["v": "\" onfocus=\"alert(1)"]),
+                       "<input value=\"&quot; onfocus=&quot;alert(1)\">")
+    }
+
+    func testRawOutputOnlyWithTripleBraces() throws {
+        XCTAssertEqual(try render("{{{ svg }}}|{{ svg }}", ["svg": "<b>"]), "<b>|&lt;b&gt;")
+        XCTAssertEqual(try render("{{ chart }}", ["chart": .trustedHTML("<svg></svg>")]), "<svg></svg>")
+    }
+
+    func testDottedPathsAndNumbers() throws {
+        XCTAssertEqual(try render("{{ user.name }} {{ user.age }} {{ user.vip }}", ["user": ["name": "Ann", "age": 42, "vip": true]]), "Ann 42 true")
+    }
+
+    func testMissingKeyInOutputIsAnErrorWithLine() throws {
+        XCTAssertThrowsError(try render("a\n{{ nope }}", [:])) { error in
+            let e = error as? TemplateError
+            XCTAssertEqual(e?.line, 2)
+            XCTAssertTrue(e?.message.contains("nope") ?? false)
+        }
+        XCTAssertThrowsError(try render("{{ user.nope }}", ["user": ["name": "x"]]))
+    }
+
+    func testMissingKeyInConditionIsFalse() throws {
+        XCTAssertEqual(try render("{% if nope %}yes{% else %}no{% end %}", [:]), "no")
+    }
+
+    func testConditionsTruthinessNegationAndComparison() throws {
+        let t = "{% if a %}A{% end %}{% if not b %}!B{% end %}{% if c == \"x\" %}C{% end %}{% if c != d %}D{% end %}"
+        XCTAssertEqual(try render(t, ["a": 1, "b": "", "c": "x", "d": "y"]), "A!BCD")
+        XCTAssertEqual(try render(t, ["a": 0, "b": [1], "c": "z", "d": "z"]), "")
+        XCTAssertEqual(try render("{% if l %}y{% else %}n{% end %}", ["l": []]), "n")
+    }
+
+    func testLoopsNestAndExposeLoopInfo() throws {
+        let t = "{% for row in rows %}[{% for c in row.cells %}{{ c }}{% if not loop.last %},{% end %}{% end %}]{{ loop.number }}{% end %}"
+        XCTAssertEqual(try render(t, ["rows": [["cells": ["a", "b"]], ["cells": ["<c>"]]]]), "[a,b]1[&lt;c&gt;]2")
+    }
+
+    func testLoopElseRendersWhenEmpty() throws {
+        XCTAssertEqual(try render("{% for x in xs %}{{ x }}{% else %}none{% end %}", ["xs": []]), "none")
+    }
+
+    func testLoopVariableShadowsOuterAndIsRestored() throws {
+        XCTAssertEqual(try render("{{ x }}{% for x in xs %}{{ x }}{% end %}{{ x }}", ["x": "o", "xs": ["1", "2"]]), "o12o")
+    }
+
+    func testIncludeSeesTheSameValues() throws {
+        XCTAssertEqual(try render("<{% include \"p.html\" %}>", ["n": "&"], extra: ["p.html": "{{ n }}"]), "<&amp;>")
+    }
+
+    func testExtendsFillsBlocksAndKeepsDefaults() throws {
+        let layout = "<title>{% block title %}Default{% end %}</title><main>{% block content %}{% end %}</main>"
+        let result = try render("{% extends \"layout.html\" %}{% block content %}<p>{{ x }}</p>{% end %}", ["x": "<hi>"], extra: ["layout.html": layout])
+        XCTAssertEqual(result, "<title>Default</title><main><p>&lt;hi&gt;</p></main>")
+    }
+
+    func testSyntaxErrorsNameTheLine() {
+        let cases: [(String, Int)] = [
+            ("ok\n{% if x %}\nnever closed", 2),
+            ("{{ unclosed", 1),
+            ("a\nb\n{% end %}", 3),
+            ("{% bogus %}", 1),
+            ("{% for x of y %}{% end %}", 1),
+            ("{{ a b }}", 1),
+            ("{% else %}", 1),
+        ]
+        for (source, line) in cases {
+            XCTAssertThrowsError(try Template(name: "bad.html", source: source), source) { error in
+                XCTAssertEqual((error as? TemplateError)?.line, line, "\(source): \(error)")
+                XCTAssertEqual((error as? TemplateError)?.file, "bad.html")
+            }
+        }
+    }
+
+    func testMissingIncludeStopsLoading() throws {
+        let t = try Template(name: "a.html", source: "x\n{% include \"missing.html\" %}")
+        XCTAssertThrowsError(try TemplateSet(templates: ["a.html": t])) { error in
+            XCTAssertEqual((error as? TemplateError)?.line, 2)
+        }
+    }
+
+    func testCommentsVanish() throws {
+        XCTAssertEqual(try render("a{# {{ nope }} #}b", [:]), "ab")
+    }
+
+    func testListsCannotBePrinted() {
+        XCTAssertThrowsError(try render("{{ xs }}", ["xs": ["a"]]))
+    }
+
+    func testTheProjectTemplatesAllParse() throws {
+        let set = try TemplateSet.load(directory: projectTemplatesDirectory())
+        XCTAssertTrue(set.names.contains("layout.html"))
+        XCTAssertTrue(set.names.contains("databases/list.html"))
+    }
+}
+
+func projectTemplatesDirectory() -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Templates").path
+}

@@ -1,0 +1,68 @@
+import Foundation
+import HTTP
+import Roster
+import Secrets
+import SQLiteStore
+@testable import Web
+
+/// A fresh app over its own temporary database, with the project's real templates.
+func makeApp(clock: Clock = .system) throws -> (WebApp, Accounts) {
+    Secrets.initialize()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-web-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let pool = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
+    let accounts = Accounts(pool: pool, clock: clock)
+    let app = WebApp(accounts: accounts, templates: try TemplateSet.load(directory: projectTemplatesDirectory()))
+    return (app, accounts)
+}
+
+/// Drives the app in-process like a browser: keeps cookies, reads hidden CSRF fields, follows nothing by itself.
+final class Browser {
+    let app: WebApp
+    var cookies: [String: String] = [:]
+    var remoteAddress = "10.1.2.3"
+
+    init(_ app: WebApp) { self.app = app }
+
+    @discardableResult
+    func get(_ target: String, headers: [String: String] = [:]) -> Response {
+        send(Request(method: "GET", target: target, headers: headers.merging(cookieHeader) { a, _ in a }, remoteAddress: remoteAddress))
+    }
+
+    @discardableResult
+    func post(_ target: String, _ fields: [(String, String)], headers: [String: String] = [:],
+              contentType: String = "application/x-www-form-urlencoded") -> Response {
+        let body = Array(FormData(pairs: fields).encoded.utf8)
+        var all = headers.merging(cookieHeader) { a, _ in a }
+        all["Content-Type"] = contentType
+        return send(Request(method: "POST", target: target, headers: all, body: body, remoteAddress: remoteAddress))
+    }
+
+    var cookieHeader: [String: String] {
+        cookies.isEmpty ? [:] : ["Cookie": cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")]
+    }
+
+    func send(_ request: Request) -> Response {
+        let response = app.handle(request)
+        for (name, value) in response.headers where name.lowercased() == "set-cookie" {
+            let pair = value.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            let key = String(pair[0])
+            let val = pair.count > 1 ? String(pair[1]) : ""
+            if value.contains("Max-Age=0") || val.isEmpty { cookies[key] = nil } else { cookies[key] = val }
+        }
+        return response
+    }
+
+    /// The CSRF token of the first form on the page.
+    static func csrf(in response: Response) -> String {
+        let html = response.bodyText
+        guard let range = html.range(of: "name=\"csrf_token\" value=\"") else { return "" }
+        return String(html[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    @discardableResult
+    func login(_ email: String, _ password: String) -> Response {
+        let page = get("/login")
+        return post("/login", [("csrf_token", Browser.csrf(in: page)), ("email", email), ("password", password)])
+    }
+}
