@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "roster", dependencies: ["Web", "FastCGIServer", "Roster"], swiftSettings: settings),
 
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore"], swiftSettings: settings),
-        .testTarget(name: "RosterTests", dependencies: ["Roster"], swiftSettings: settings),
+        .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "SQLiteStore"], swiftSettings: settings),
         .testTarget(name: "WebTests", dependencies: ["Web"], swiftSettings: settings),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: settings),
     ]

@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Prepares an nginx prefix folder: PREFIX/nginx.conf (the repository's, with the two ports set),
-# PREFIX/Public (a link to the repository's Public/), logs/ and tmp/.
+# PREFIX/Public (a copy of the repository's Public/: small, and readable by nginx's workers wherever
+# the repository lives), logs/ and tmp/.
 # Usage: nginx-prefix.sh PREFIX HTTP_PORT APP_ADDRESS
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 prefix="$1"; http_port="$2"; app="$3"
 mkdir -p "$prefix/logs" "$prefix/tmp"
-ln -sfn "$repo/Public" "$prefix/Public"
+chmod 755 "$prefix"
+rm -rf "$prefix/Public"
+cp -R "$repo/Public" "$prefix/Public"
+chmod -R a+rX "$prefix/Public"
 sed -e "s/listen 127.0.0.1:8080;/listen 127.0.0.1:${http_port};/" \
     -e "s/server 127.0.0.1:9009;/server ${app};/" "$repo/nginx.conf" > "$prefix/nginx.conf"
+# Started as root, nginx runs its workers as "nobody". If nobody cannot reach the prefix (a repository
+# under /root, say), run the workers as the current user instead, and say so.
+if [ "$(id -u)" -eq 0 ] && ! su -s /bin/sh nobody -c "test -r '$prefix/Public/app.css'" 2>/dev/null; then
+  echo "nginx-prefix: 'nobody' cannot read $prefix; nginx workers will run as root" >&2
+  sed -i '1i user root;' "$prefix/nginx.conf"
+fi

@@ -1,0 +1,156 @@
+import Foundation
+import XCTest
+
+/// The real release binary behind the real nginx, driven over HTTP on loopback.
+final class ServerThroughNginxTests: XCTestCase {
+    var server: RunningRoster!
+
+    override func setUpWithError() throws {
+        server = try RunningRoster()
+        try server.start()
+    }
+
+    override func tearDown() {
+        server?.stop()
+    }
+
+    func get(_ path: String, _ jar: Jar) throws -> HTTPReply {
+        try httpRequest(port: server.httpPort, method: "GET", path: path, headers: jar.header)
+    }
+
+    func post(_ path: String, _ fields: [(String, String)], _ jar: Jar, extra: [String: String] = [:]) throws -> HTTPReply {
+        var headers = jar.header.merging(extra) { a, _ in a }
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return try httpRequest(port: server.httpPort, method: "POST", path: path, headers: headers, body: formBody(fields))
+    }
+
+    func testLoginDatabasesCSRFAndLogout() throws {
+        var jar = Jar()
+        let root = try get("/", jar)
+        XCTAssertEqual(root.status, 302)
+        let guarded = try get("/databases", jar)
+        XCTAssertEqual(guarded.status, 303)
+        XCTAssertEqual(guarded.header("Location"), "/login?next=%2Fdatabases")
+
+        let loginPage = try get("/login", jar)
+        XCTAssertEqual(loginPage.status, 200)
+        XCTAssertTrue(loginPage.body.contains("<h1>Sign in to Roster</h1>"))
+        jar.take(loginPage)
+        let loginToken = csrfToken(in: loginPage.body)
+        XCTAssertFalse(loginToken.isEmpty)
+
+        let wrong = try post("/login", [("csrf_token", loginToken), ("email", server.adminEmail), ("password", "not the password")], jar)
+        XCTAssertEqual(wrong.status, 401)
+        XCTAssertTrue(wrong.body.contains("The email or the password is wrong."))
+        XCTAssertTrue(wrong.headers("Set-Cookie").allSatisfy { !$0.hasPrefix("roster_session=") })
+
+        let login = try post("/login", [("csrf_token", loginToken), ("email", server.adminEmail), ("password", server.adminPassword)], jar)
+        XCTAssertEqual(login.status, 303)
+        XCTAssertEqual(login.header("Location"), "/databases")
+        jar.take(login)
+        XCTAssertNotNil(jar.cookies["roster_session"])
+
+        let databases = try get("/databases", jar)
+        XCTAssertEqual(databases.status, 200)
+        XCTAssertTrue(databases.body.contains("<h1>Databases</h1>"))
+        for nav in ["/databases", "/segments", "/tasks", "/settings"] {
+            XCTAssertTrue(databases.body.contains("href=\"\(nav)\""), nav)
+        }
+        let pageToken = csrfToken(in: databases.body)
+
+        let forged = try post("/settings/users", [("email", "x@example.com"), ("role", "admin"), ("password", "xxxxxxxxxxxx")], jar)
+        XCTAssertEqual(forged.status, 403)
+        XCTAssertTrue(forged.body.contains("The form could not be accepted"))
+
+        let logout = try post("/logout", [("csrf_token", pageToken)], jar)
+        XCTAssertEqual(logout.status, 303)
+        let stale = jar
+        jar.take(logout)
+        XCTAssertNil(jar.cookies["roster_session"])
+        let replay = try get("/databases", stale)
+        XCTAssertEqual(replay.status, 303, "the old cookie no longer works after logout")
+
+        let (_, users) = try server.command(["user", "list"])
+        XCTAssertFalse(users.contains("x@example.com"), "the forged POST wrote nothing")
+    }
+
+    func testSecurityHeadersOnPagesErrorsAndStaticFiles() throws {
+        let jar = Jar()
+        for path in ["/login", "/no-such-page", "/static/app.css"] {
+            let reply = try get(path, jar)
+            let csp = reply.header("Content-Security-Policy") ?? ""
+            XCTAssertTrue(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "\(path): \(csp)")
+            XCTAssertEqual(reply.header("X-Content-Type-Options"), "nosniff", path)
+            XCTAssertEqual(reply.header("Referrer-Policy"), "same-origin", path)
+        }
+        let css = try get("/static/app.css", jar)
+        XCTAssertEqual(css.status, 200)
+        XCTAssertEqual(css.header("Content-Type"), "text/css")
+        XCTAssertNil(css.header("X-Request-Id"), "nginx serves Public/ itself")
+        let missing = try get("/no-such-page", jar)
+        XCTAssertEqual(missing.status, 404)
+        XCTAssertTrue(missing.body.contains("Page not found"))
+    }
+
+    func testOversizedBodiesGet413FromNginx() throws {
+        let big = [UInt8](repeating: UInt8(ascii: "a"), count: 2 << 20)
+        let reply = try httpRequest(port: server.httpPort, method: "POST", path: "/login",
+                                    headers: ["Content-Type": "application/x-www-form-urlencoded"], body: big)
+        XCTAssertEqual(reply.status, 413)
+        // The API location takes larger bodies (up to 12m): this one reaches the app, which has no such route yet.
+        let api = try httpRequest(port: server.httpPort, method: "POST", path: "/api/v1.1/nothing",
+                                  headers: ["Content-Type": "application/json"], body: big)
+        XCTAssertNotEqual(api.status, 413)
+        let huge = [UInt8](repeating: UInt8(ascii: "a"), count: 13 << 20)
+        let tooBig = try httpRequest(port: server.httpPort, method: "POST", path: "/api/v1.1/nothing",
+                                     headers: ["Content-Type": "application/json"], body: huge)
+        XCTAssertEqual(tooBig.status, 413)
+    }
+
+    func testWrongMethodAndMalformedBodyGetClearErrors() throws {
+        var jar = Jar()
+        let page = try get("/login", jar)
+        jar.take(page)
+        let put = try httpRequest(port: server.httpPort, method: "PUT", path: "/login", headers: jar.header)
+        XCTAssertEqual(put.status, 405)
+        var headers = jar.header
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        let broken = try httpRequest(port: server.httpPort, method: "POST", path: "/login", headers: headers, body: Array("email=%E0%A4%A".utf8))
+        XCTAssertEqual(broken.status, 400)
+    }
+
+    func testSIGTERMStopsCleanlyAndDataSurvivesARestart() throws {
+        var jar = Jar()
+        let page = try get("/login", jar)
+        jar.take(page)
+        XCTAssertEqual(try post("/login", [("csrf_token", csrfToken(in: page.body)), ("email", server.adminEmail), ("password", server.adminPassword)], jar).status, 303)
+        XCTAssertEqual(server.stopApp(), 0, "SIGTERM is a clean exit: \(server.appLog)")
+        XCTAssertTrue(server.appLog.contains("roster: stopped"), server.appLog)
+        let down = try get("/login", jar)
+        XCTAssertEqual(down.status, 502, "nginx answers, the app is gone")
+
+        // A second bootstrap (as a second `make run` does) changes no password.
+        let (status, output) = try server.command(["bootstrap"], environment: ["ROSTER_ADMIN_PASSWORD": "another password!"])
+        XCTAssertEqual(status, 0)
+        XCTAssertTrue(output.contains("users exist already"), output)
+        let (check, integrity) = try server.command(["migrate"])
+        XCTAssertEqual(check, 0, integrity)
+    }
+
+    func testCLIAddsAUserWhoCanSignIn() throws {
+        let (status, output) = try server.command(["user", "add", "--email", "viewer@example.com", "--role", "viewer", "--name", "Vi"], stdin: "viewer password 1\n")
+        XCTAssertEqual(status, 0, output)
+        let (badStatus, badOutput) = try server.command(["user", "add", "--email", "x@example.com", "--role", "root"], stdin: "whatever pass\n")
+        XCTAssertNotEqual(badStatus, 0)
+        XCTAssertTrue(badOutput.contains("--role"), badOutput)
+        var jar = Jar()
+        let page = try get("/login", jar)
+        jar.take(page)
+        let login = try post("/login", [("csrf_token", csrfToken(in: page.body)), ("email", "viewer@example.com"), ("password", "viewer password 1")], jar)
+        XCTAssertEqual(login.status, 303)
+        jar.take(login)
+        let settings = try get("/settings", jar)
+        XCTAssertTrue(settings.body.contains("Viewer"))
+        XCTAssertFalse(settings.body.contains("Add a user"))
+    }
+}

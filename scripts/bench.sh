@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `make bench`: measures Roster against raw baselines taken in the same run, and prints figures and ratios.
+# Repeatable: fresh data folder, fixed connections and duration (BENCH_SECONDS, default 10).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$repo/.build/release/roster"
+seconds="${BENCH_SECONDS:-10}"
+connections=32
+work="$(mktemp -d /tmp/roster-bench.XXXXXX)"; chmod 755 "$work"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+http_port=$(free_port); app_port=$(free_port)
+export ROSTER_DATA="$work/data" ROSTER_LISTEN="127.0.0.1:$app_port" ROSTER_TEMPLATES="$repo/Templates"
+export ROSTER_ADMIN_EMAIL="bench@example.com" ROSTER_ADMIN_PASSWORD="bench password 1"
+
+app_pid=""; nginx_pid=""
+cleanup() {
+  [ -n "$nginx_pid" ] && kill -QUIT "$nginx_pid" 2>/dev/null || true
+  [ -n "$app_pid" ] && kill -TERM "$app_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin" bootstrap >/dev/null
+"$bin" serve >"$work/app.log" 2>&1 &
+app_pid=$!
+"$repo/scripts/nginx-prefix.sh" "$work/nginx" "$http_port" "127.0.0.1:$app_port"
+sed -i 's|access_log logs/access.log;|access_log off;|' "$work/nginx/nginx.conf"   # measure serving, not log writing
+(cd "$work/nginx" && exec nginx -p "$work/nginx/" -c "$work/nginx/nginx.conf") &
+nginx_pid=$!
+base="http://127.0.0.1:$http_port"
+for _ in $(seq 1 100); do curl -fsS -o /dev/null "$base/login" 2>/dev/null && break; sleep 0.1; done
+
+# Sign in once; the benchmark reuses the session cookie.
+jar="$work/cookies"
+csrf=$(curl -fsS -c "$jar" -b "$jar" "$base/login" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -1)
+curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf_token=$csrf" \
+  --data-urlencode "email=$ROSTER_ADMIN_EMAIL" --data-urlencode "password=$ROSTER_ADMIN_PASSWORD" "$base/login"
+session=$(awk '$6 == "roster_session" {print $7}' "$jar")
+[ -n "$session" ] || { echo "bench: could not sign in" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -b "roster_session=$session" "$base/databases")" = 200 ] || { echo "bench: databases page not 200" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w "%{http_code}" "$base/static/app.css")" = 200 ] || { echo "bench: static file not 200" >&2; exit 1; }
+
+# wrk prints latency in us/ms/s; convert to milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
+run_wrk() { # name url [header]
+  local out
+  if [ $# -ge 3 ]; then out=$(wrk -t2 -c$connections -d"${seconds}s" --latency -H "$3" "$2"); else out=$(wrk -t2 -c$connections -d"${seconds}s" --latency "$2"); fi
+  local rps p50 p99 errors
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
+  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+  errors=$(echo "$out" | awk '/Non-2xx/ {print $5}'); errors=${errors:-0}
+  echo "$rps $p50 $p99 $errors"
+}
+
+echo "Roster benchmark — $(nproc) cores, wrk 2 threads × $connections connections, ${seconds}s per run"
+echo
+wrk -t2 -c$connections -d2s "$base/static/app.css" >/dev/null   # warm-up
+wrk -t2 -c$connections -d2s -H "Cookie: roster_session=$session" "$base/databases" >/dev/null
+read -r s_rps s_p50 s_p99 s_err < <(run_wrk static "$base/static/app.css")
+read -r d_rps d_p50 d_p99 d_err < <(run_wrk databases "$base/databases" "Cookie: roster_session=$session")
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$app_pid/status")
+
+ratio=$(awk -v a="$d_rps" -v b="$s_rps" 'BEGIN { printf "%.1f", 100*a/b }')
+printf "%-44s %10s %9s %9s %7s\n" "what" "req/s" "p50 ms" "p99 ms" "non-2xx"
+printf "%-44s %10.0f %9.2f %9.2f %7s\n" "baseline: nginx static file (Public/app.css)" "$s_rps" "$s_p50" "$s_p99" "$s_err"
+printf "%-44s %10.0f %9.2f %9.2f %7s\n" "Databases page, signed in, through nginx" "$d_rps" "$d_p50" "$d_p99" "$d_err"
+echo
+echo "Databases page / static file: ${ratio}%   (bar: >= 10%)"
+echo "Databases page p99: ${d_p99} ms            (bar: < 10 ms)"
+echo "App peak resident memory: $((rss_kb / 1024)) MB  (bar: < 64 MB)"
+verdict() { if [ "$1" = 1 ]; then echo "PASS"; else echo "MISS"; fi; }
+echo
+echo "foundation bars: ratio $(verdict "$(awk -v r="$ratio" 'BEGIN{print (r>=10)}')"), p99 $(verdict "$(awk -v p="$d_p99" 'BEGIN{print (p<10)}')"), memory $(verdict "$(awk -v m="$rss_kb" 'BEGIN{print (m<65536)}')")"
