@@ -17,7 +17,7 @@ run: release
 
 # Unit tests, then the integration tests that drive the release binary behind a real nginx.
 test: release
-	$(SWIFT) test
+	@bash scripts/test.sh
 
 bench: deps
 	@bash scripts/deps.sh --bench

@@ -31,10 +31,124 @@ public enum Schema {
             );
             CREATE INDEX login_failures_key ON login_failures(key, failed_at);
             """),
+        Migration(version: 2, name: "databases, custom fields, resources, loyalty programs, tasks", sql: """
+            CREATE TABLE databases (
+                id          INTEGER PRIMARY KEY,
+                name        TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                tags        TEXT NOT NULL DEFAULT '[]',   -- JSON array of strings
+                sm_title    TEXT NOT NULL DEFAULT '',
+                sm_language TEXT NOT NULL DEFAULT 'en',
+                created_at  INTEGER NOT NULL,
+                updated_at  INTEGER NOT NULL
+            );
+            CREATE UNIQUE INDEX databases_name ON databases(name COLLATE NOCASE);
+            -- Settings of the standard fields, one row per database and field key that differs from the defaults.
+            CREATE TABLE standard_field_settings (
+                database_id   INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+                field_key     TEXT NOT NULL,
+                default_value TEXT,
+                required      INTEGER NOT NULL DEFAULT 0,
+                show_in_sm    INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (database_id, field_key)
+            ) WITHOUT ROWID;
+            -- A custom field's values live in column c_<id> of profiles_<database_id>.
+            CREATE TABLE custom_fields (
+                id            INTEGER PRIMARY KEY,
+                database_id   INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+                name          TEXT NOT NULL,
+                type          TEXT NOT NULL CHECK (type IN ('number','float','line','date','boolean','enum','ip','tags','object','array')),
+                options       TEXT NOT NULL DEFAULT '[]',  -- JSON array: the choices of an enum
+                description   TEXT NOT NULL DEFAULT '',
+                default_value TEXT,
+                required      INTEGER NOT NULL DEFAULT 0,
+                show_in_sm    INTEGER NOT NULL DEFAULT 0,
+                indexed       INTEGER NOT NULL DEFAULT 0,
+                created_at    INTEGER NOT NULL
+            );
+            CREATE UNIQUE INDEX custom_fields_name ON custom_fields(database_id, name COLLATE NOCASE);
+            CREATE TABLE resources (
+                id                INTEGER PRIMARY KEY,
+                name              TEXT NOT NULL,
+                description       TEXT NOT NULL DEFAULT '',
+                increase_priority INTEGER NOT NULL DEFAULT 0,
+                created_at        INTEGER NOT NULL,
+                updated_at        INTEGER NOT NULL
+            );
+            CREATE UNIQUE INDEX resources_name ON resources(name COLLATE NOCASE);
+            CREATE TABLE resource_channels (
+                resource_id INTEGER NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+                channel     TEXT NOT NULL CHECK (channel IN ('email','sms','push','telegram_bot','whatsapp','viber')),
+                PRIMARY KEY (resource_id, channel)
+            ) WITHOUT ROWID;
+            CREATE TABLE resource_categories (
+                id          INTEGER PRIMARY KEY,
+                resource_id INTEGER NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+                name        TEXT NOT NULL
+            );
+            CREATE UNIQUE INDEX resource_categories_name ON resource_categories(resource_id, name COLLATE NOCASE);
+            CREATE TABLE resource_fields (
+                id          INTEGER PRIMARY KEY,
+                resource_id INTEGER NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+                name        TEXT NOT NULL,
+                type        TEXT NOT NULL CHECK (type IN ('number','float','line','date','boolean','enum','ip','tags','object','array'))
+            );
+            CREATE UNIQUE INDEX resource_fields_name ON resource_fields(resource_id, name COLLATE NOCASE);
+            CREATE TABLE database_resources (
+                database_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+                resource_id INTEGER NOT NULL REFERENCES resources(id) ON DELETE RESTRICT,
+                PRIMARY KEY (database_id, resource_id)
+            ) WITHOUT ROWID;
+            CREATE INDEX database_resources_resource ON database_resources(resource_id);
+            CREATE TABLE loyalty_programs (
+                id          INTEGER PRIMARY KEY,
+                name        TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                created_at  INTEGER NOT NULL
+            );
+            CREATE UNIQUE INDEX loyalty_programs_name ON loyalty_programs(name COLLATE NOCASE);
+            CREATE TABLE promo_codes (
+                id           INTEGER PRIMARY KEY,
+                program_id   INTEGER NOT NULL REFERENCES loyalty_programs(id) ON DELETE CASCADE,
+                code         TEXT NOT NULL,
+                status       TEXT NOT NULL DEFAULT 'free' CHECK (status IN ('free','attached','activated')),
+                database_id  INTEGER,
+                profile_id   TEXT,
+                attached_at  INTEGER,
+                activated_at INTEGER,
+                created_at   INTEGER NOT NULL,
+                UNIQUE (program_id, code)
+            );
+            CREATE INDEX promo_codes_status ON promo_codes(program_id, status);
+            CREATE TABLE tasks (
+                id            INTEGER PRIMARY KEY,
+                kind          TEXT NOT NULL,
+                state         TEXT NOT NULL CHECK (state IN ('queued','running','done','failed','cancelled','interrupted')),
+                title         TEXT NOT NULL,
+                database_id   INTEGER,
+                created_by    INTEGER REFERENCES users(id) ON DELETE SET NULL,
+                parameters    TEXT NOT NULL DEFAULT '{}',
+                cursor        INTEGER NOT NULL DEFAULT 0,
+                total         INTEGER NOT NULL DEFAULT 0,
+                processed     INTEGER NOT NULL DEFAULT 0,
+                added         INTEGER NOT NULL DEFAULT 0,
+                updated       INTEGER NOT NULL DEFAULT 0,
+                skipped       INTEGER NOT NULL DEFAULT 0,
+                failed        INTEGER NOT NULL DEFAULT 0,
+                deleted       INTEGER NOT NULL DEFAULT 0,
+                message       TEXT NOT NULL DEFAULT '',
+                cancel_requested INTEGER NOT NULL DEFAULT 0,
+                created_at    INTEGER NOT NULL,
+                started_at    INTEGER,
+                finished_at   INTEGER
+            );
+            CREATE INDEX tasks_state ON tasks(state);
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
-        UserStore.queries + SessionStore.queries + LoginThrottle.queries
+        UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
+            + LoyaltyStore.queries + TaskStore.queries
     }
 }

@@ -1,0 +1,414 @@
+import Foundation
+import SQLiteStore
+
+/// What a person types when creating or editing a database.
+public struct DatabaseInput: Sendable {
+    public var name: String
+    public var description: String
+    public var tags: String
+    public var smTitle: String
+    public var smLanguage: String
+    public var resourceIDs: [Int64]
+    public init(name: String, description: String = "", tags: String = "", smTitle: String = "", smLanguage: String = "en", resourceIDs: [Int64] = []) {
+        self.name = name
+        self.description = description
+        self.tags = tags
+        self.smTitle = smTitle
+        self.smLanguage = smLanguage
+        self.resourceIDs = resourceIDs
+    }
+}
+
+/// What a person types when adding or editing a custom field.
+public struct FieldInput: Sendable {
+    public var name: String
+    public var type: String
+    public var options: String
+    public var description: String
+    public var defaultValue: String
+    public var required: Bool
+    public var showInSM: Bool
+    public var indexed: Bool
+    public init(name: String, type: String, options: String = "", description: String = "", defaultValue: String = "",
+                required: Bool = false, showInSM: Bool = false, indexed: Bool = false) {
+        self.name = name
+        self.type = type
+        self.options = options
+        self.description = description
+        self.defaultValue = defaultValue
+        self.required = required
+        self.showInSM = showInSM
+        self.indexed = indexed
+    }
+}
+
+public struct DatabaseSummary: Sendable {
+    public let database: ProfileDatabase
+    public let profileCount: Int
+    public let fieldCount: Int
+}
+
+/// What deleting a database would remove, and whether it is allowed.
+public struct DeletionImpact: Sendable {
+    public let profiles: Int
+    /// Profiles with at least one customer interaction beyond their creation (sends, opens, subscriptions…).
+    public let engagedProfiles: Int
+    public let customFields: Int
+    public var allowed: Bool { engagedProfiles == 0 }
+}
+
+/// Profile databases: their settings, standard-field settings, custom fields and attached resources.
+public final class Databases: Sendable {
+    let pool: DatabasePool
+    let clock: Clock
+
+    public init(pool: DatabasePool, clock: Clock = .system) {
+        self.pool = pool
+        self.clock = clock
+    }
+
+    public static let languages: [(code: String, label: String)] = [
+        ("en", "English"), ("de", "Deutsch"), ("es", "Español"), ("fr", "Français"), ("it", "Italiano"),
+        ("pt", "Português"), ("ru", "Русский"), ("tr", "Türkçe"), ("uk", "Українська"), ("zh", "中文"),
+    ]
+
+    // MARK: Reading
+
+    public func list() throws -> [DatabaseSummary] {
+        try pool.read { db in
+            try db.query(DatabaseStore.all.sql).map(ProfileDatabase.init(row:)).map { database in
+                DatabaseSummary(database: database,
+                                profileCount: try db.scalar(ProfileTable.count(database.id)).int ?? 0,
+                                fieldCount: try db.query(DatabaseStore.fields.sql, [database.id]).count)
+            }
+        }
+    }
+
+    public func get(_ id: Int64) throws -> ProfileDatabase? {
+        try pool.read { try $0.queryOne(DatabaseStore.byID.sql, [id]).map(ProfileDatabase.init(row:)) }
+    }
+
+    public func fields(of databaseID: Int64) throws -> [CustomField] {
+        try pool.read { try Databases.fields(databaseID, $0) }
+    }
+
+    static func fields(_ databaseID: Int64, _ db: Connection) throws -> [CustomField] {
+        try db.query(DatabaseStore.fields.sql, [databaseID]).map(CustomField.init(row:))
+    }
+
+    public func field(_ id: Int64) throws -> CustomField? {
+        try pool.read { try $0.queryOne(DatabaseStore.fieldByID.sql, [id]).map(CustomField.init(row:)) }
+    }
+
+    public func profileCount(_ databaseID: Int64) throws -> Int {
+        try pool.read { try $0.scalar(ProfileTable.count(databaseID)).int ?? 0 }
+    }
+
+    public func standardSettings(of databaseID: Int64) throws -> [String: StandardFieldSetting] {
+        try pool.read { try Databases.standardSettings(databaseID, $0) }
+    }
+
+    static func standardSettings(_ databaseID: Int64, _ db: Connection) throws -> [String: StandardFieldSetting] {
+        var settings: [String: StandardFieldSetting] = [:]
+        for row in try db.query(DatabaseStore.standardSettings.sql, [databaseID]) {
+            settings[row.string("field_key") ?? ""] = StandardFieldSetting(defaultValue: row.string("default_value"),
+                                                                           required: row.bool("required"), showInSM: row.bool("show_in_sm"))
+        }
+        return settings
+    }
+
+    public func attachedResources(_ databaseID: Int64) throws -> [Resource] {
+        try pool.read { db in try db.query(DatabaseStore.attachedResources.sql, [databaseID]).map { try ResourceStore.load(row: $0, db) } }
+    }
+
+    public func deletionImpact(_ databaseID: Int64) throws -> DeletionImpact {
+        try pool.read { db in
+            DeletionImpact(profiles: try db.scalar(ProfileTable.count(databaseID)).int ?? 0,
+                           engagedProfiles: try db.scalar(ProfileTable.engagedCount(databaseID)).int ?? 0,
+                           customFields: try db.query(DatabaseStore.fields.sql, [databaseID]).count)
+        }
+    }
+
+    // MARK: Databases
+
+    struct CleanDatabase {
+        var name: String, description: String, tags: [String], smTitle: String, smLanguage: String, resourceIDs: [Int64]
+    }
+
+    func validate(_ input: DatabaseInput, existingID: Int64?, _ db: Connection) throws -> CleanDatabase {
+        var errors: [String: String] = [:]
+        let name = input.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        if name.isEmpty { errors["name"] = "Enter a name." }
+        else if name.count > 200 { errors["name"] = "A name has at most 200 characters." }
+        else if let other = try db.queryOne(DatabaseStore.byName.sql, [name]).map(ProfileDatabase.init(row:)), other.id != existingID {
+            errors["name"] = "Another database is already called \(other.name)."
+        }
+        let description = input.description.trimmingCharacters(in: .whitespacesAndNewlines)
+        if description.count > 2000 { errors["description"] = "A description has at most 2,000 characters." }
+        let tags = FieldType.splitTags(input.tags)
+        if tags.count > 50 { errors["tags"] = "At most 50 tags." }
+        if let long = tags.first(where: { $0.count > 100 }) { errors["tags"] = "The tag \(long.prefix(20))… is longer than 100 characters." }
+        let smTitle = input.smTitle.trimmingCharacters(in: .whitespacesAndNewlines)
+        if smTitle.count > 200 { errors["sm_title"] = "A title has at most 200 characters." }
+        if !Databases.languages.contains(where: { $0.code == input.smLanguage }) {
+            errors["sm_language"] = "Choose one of the listed languages."
+        }
+        var resourceIDs: [Int64] = []
+        for id in input.resourceIDs where !resourceIDs.contains(id) {
+            guard try db.queryOne(ResourceStore.byID.sql, [id]) != nil else {
+                errors["resources"] = "Resource \(id) does not exist."
+                break
+            }
+            resourceIDs.append(id)
+        }
+        if !errors.isEmpty { throw ValidationError(errors) }
+        return CleanDatabase(name: name, description: description, tags: tags, smTitle: smTitle, smLanguage: input.smLanguage, resourceIDs: resourceIDs)
+    }
+
+    /// Creates the database and its profile table in one transaction.
+    @discardableResult
+    public func create(_ input: DatabaseInput) throws -> ProfileDatabase {
+        let now = clock.now()
+        return try pool.write { db in
+            let clean = try validate(input, existingID: nil, db)
+            try db.run(DatabaseStore.insert.sql, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
+            let id = db.lastInsertRowID
+            for statement in ProfileTable.createStatements(id) { try db.execute(statement) }
+            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach.sql, [id, resource]) }
+            return ProfileDatabase(row: try db.queryOne(DatabaseStore.byID.sql, [id])!)
+        }
+    }
+
+    public func update(_ id: Int64, _ input: DatabaseInput) throws {
+        let now = clock.now()
+        try pool.write { db in
+            guard try db.queryOne(DatabaseStore.byID.sql, [id]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            let clean = try validate(input, existingID: id, db)
+            try db.run(DatabaseStore.update.sql, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, id])
+            try db.run(DatabaseStore.detachAll.sql, [id])
+            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach.sql, [id, resource]) }
+        }
+    }
+
+    /// Deletes a database with all its profiles, unless some profile has had interactions.
+    public func delete(_ id: Int64) throws {
+        try pool.write { db in
+            guard try db.queryOne(DatabaseStore.byID.sql, [id]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            let engaged = try db.scalar(ProfileTable.engagedCount(id)).int ?? 0
+            if engaged > 0 {
+                throw ValidationError(field: "database", "\(engaged) profiles in this database have had interactions (sends, opens, subscriptions…). Delete those profiles first; then the database can be deleted.")
+            }
+            try db.execute(ProfileTable.dropStatement(id))
+            try db.run(DatabaseStore.delete.sql, [id])
+        }
+    }
+
+    /// A new, empty database with the same custom fields, standard-field settings and resources.
+    @discardableResult
+    public func createWithSameStructure(from sourceID: Int64, name: String) throws -> ProfileDatabase {
+        guard let structure = try structure(of: sourceID) else { throw ValidationError(field: "database", "No such database.") }
+        var copy = structure
+        copy.name = name
+        return try create(from: copy)
+    }
+
+    // MARK: Standard fields
+
+    /// Checks standard-field settings without writing: a default must fit its field; email has none.
+    static func validateStandard(_ settings: [String: StandardFieldSetting]) throws -> [(String, StandardFieldSetting)] {
+        var errors: [String: String] = [:]
+        var clean: [(String, StandardFieldSetting)] = []
+        for field in StandardField.all {
+            var setting = settings[field.key] ?? StandardFieldSetting()
+            let typed = setting.defaultValue ?? ""
+            if typed.trimmingCharacters(in: .whitespaces).isEmpty {
+                setting.defaultValue = nil
+            } else if field.kind == .email {
+                errors[field.key] = "Email cannot have a default: it is unique per profile."
+            } else if case .failure(let e) = field.parse(typed) {
+                errors[field.key] = "The default \(e.reason)."
+            }
+            clean.append((field.key, setting))
+        }
+        if !errors.isEmpty { throw ValidationError(errors) }
+        return clean
+    }
+
+    static func writeStandard(_ databaseID: Int64, _ clean: [(String, StandardFieldSetting)], _ db: Connection) throws {
+        for (key, s) in clean {
+            try db.run(DatabaseStore.upsertStandard.sql, [databaseID, key, s.defaultValue, s.required, s.showInSM])
+        }
+    }
+
+    public func updateStandardSettings(_ databaseID: Int64, _ settings: [String: StandardFieldSetting]) throws {
+        let clean = try Databases.validateStandard(settings)
+        try pool.write { db in
+            guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            try Databases.writeStandard(databaseID, clean, db)
+        }
+    }
+
+    // MARK: Custom fields
+
+    struct CleanField {
+        var name: String, type: FieldType, options: [String], description: String, defaultValue: String?
+        var required: Bool, showInSM: Bool, indexed: Bool
+    }
+
+    static func validateName(_ raw: String) -> String? {
+        let name = raw.trimmingCharacters(in: .whitespaces)
+        if name.isEmpty { return "Enter a name." }
+        if name.utf8.count > 64 { return "A field name has at most 64 characters." }
+        guard let first = name.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic else {
+            return "A field name starts with a Latin letter."
+        }
+        guard name.unicodeScalars.allSatisfy({ ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || $0 == "_" || $0 == "-" }) else {
+            return "A field name uses only Latin letters, digits, _ and -."
+        }
+        if StandardField.reservedNames.contains(name.lowercased()) { return "\(name) is the name of a standard field or reserved." }
+        return nil
+    }
+
+    static func validate(_ input: FieldInput) throws -> CleanField {
+        var errors: [String: String] = [:]
+        let name = input.name.trimmingCharacters(in: .whitespaces)
+        if let problem = validateName(name) { errors["name"] = problem }
+        guard let type = FieldType(rawValue: input.type) else {
+            errors["type"] = "Choose one of the ten field types."
+            throw ValidationError(errors)
+        }
+        var options: [String] = []
+        if type == .enum {
+            for option in input.options.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !option.isEmpty {
+                if options.contains(option) { errors["options"] = "The option \(option) is listed twice."; break }
+                if option.utf8.count > 255 { errors["options"] = "An option has at most 255 bytes."; break }
+                options.append(option)
+            }
+            if options.isEmpty && errors["options"] == nil { errors["options"] = "An enum needs at least one option (separate them with commas)." }
+            if options.count > 1000 { errors["options"] = "An enum has at most 1,000 options." }
+        }
+        let description = input.description.trimmingCharacters(in: .whitespacesAndNewlines)
+        if description.count > 1000 { errors["description"] = "A description has at most 1,000 characters." }
+        var defaultValue: String?
+        if !input.defaultValue.trimmingCharacters(in: .whitespaces).isEmpty {
+            switch type.parse(input.defaultValue, options: options) {
+            case .success: defaultValue = input.defaultValue
+            case .failure(let e): errors["default_value"] = "The default \(e.reason)."
+            }
+        }
+        if !errors.isEmpty { throw ValidationError(errors) }
+        return CleanField(name: name, type: type, options: options, description: description, defaultValue: defaultValue,
+                          required: input.required, showInSM: input.showInSM, indexed: input.indexed)
+    }
+
+    /// Adds a custom field: a row in custom_fields and a column in the profile table, in one transaction.
+    @discardableResult
+    public func addField(to databaseID: Int64, _ input: FieldInput) throws -> CustomField {
+        let clean = try Databases.validate(input)
+        let now = clock.now()
+        return try pool.write { db in try Databases.insertField(databaseID, clean, now: now, db) }
+    }
+
+    static func insertField(_ databaseID: Int64, _ clean: CleanField, now: Int64, _ db: Connection) throws -> CustomField {
+        guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
+        if let other = try db.queryOne(DatabaseStore.fieldByName.sql, [databaseID, clean.name]).map(CustomField.init(row:)) {
+            throw ValidationError(field: "name", "This database already has a field called \(other.name) (names ignore case).")
+        }
+        try db.run(DatabaseStore.insertField.sql, [databaseID, clean.name, clean.type.rawValue, JSONValue.encodeStrings(clean.options),
+                                                    clean.description, clean.defaultValue, clean.required, clean.showInSM, clean.indexed, now])
+        let id = db.lastInsertRowID
+        try db.execute(ProfileTable.addColumn(databaseID, id))
+        if clean.indexed { try db.execute(ProfileTable.createIndex(databaseID, id)) }
+        return CustomField(row: try db.queryOne(DatabaseStore.fieldByID.sql, [id])!)
+    }
+
+    /// A value that would not survive a change of type or options.
+    public struct Misfit: Sendable, Equatable {
+        public let profileID: String
+        public let value: String
+        public let reason: String
+    }
+
+    /// Edits a field. When the type or the enum's options change, every stored value is converted in the same
+    /// transaction, or, if any would not fit, nothing changes and the error gives the count and examples.
+    public func updateField(_ fieldID: Int64, _ input: FieldInput) throws {
+        let clean = try Databases.validate(input)
+        try pool.write { db in
+            guard let field = try db.queryOne(DatabaseStore.fieldByID.sql, [fieldID]).map(CustomField.init(row:)) else {
+                throw ValidationError(field: "field", "No such field.")
+            }
+            if let other = try db.queryOne(DatabaseStore.fieldByName.sql, [field.databaseID, clean.name]).map(CustomField.init(row:)), other.id != fieldID {
+                throw ValidationError(field: "name", "This database already has a field called \(other.name) (names ignore case).")
+            }
+            if clean.type != field.type || clean.options != field.options {
+                try Databases.convertValues(field, to: clean.type, options: clean.options, db)
+            }
+            try db.run(DatabaseStore.updateField.sql, [clean.name, clean.type.rawValue, JSONValue.encodeStrings(clean.options), clean.description,
+                                                        clean.defaultValue, clean.required, clean.showInSM, clean.indexed, fieldID])
+            if clean.indexed != field.indexed {
+                try db.execute(clean.indexed ? ProfileTable.createIndex(field.databaseID, fieldID) : ProfileTable.dropIndex(field.databaseID, fieldID))
+            }
+        }
+    }
+
+    /// Rewrites every value of the field for the new type; throws (and writes nothing) if any value would not fit.
+    static func convertValues(_ field: CustomField, to type: FieldType, options: [String], _ db: Connection) throws {
+        var converted: [(Int64, SQLValue)] = []
+        var misfits: [Misfit] = []
+        var misfitCount = 0
+        try db.prepare(ProfileTable.nonNullValues(field.databaseID, field.id)).forEach { row in
+            let old = row["value"]
+            let text = field.type.display(old)
+            let result: Result<SQLValue, FieldValueError>
+            if field.type == .tags && (type == .object || type == .array) {
+                result = .failure(FieldValueError("tags cannot become JSON objects"))
+            } else if [.object, .array, .tags].contains(field.type), type == .line {
+                result = .success(.text(text))
+            } else {
+                result = type.parse(text, options: options)
+            }
+            switch result {
+            case .success(let value): if value != old { converted.append((row.int64("id") ?? 0, value)) }
+            case .failure(let error):
+                misfitCount += 1
+                if misfits.count < 5 { misfits.append(Misfit(profileID: row.string("profile_id") ?? "", value: String(text.prefix(60)), reason: error.reason)) }
+            }
+        }
+        if misfitCount > 0 {
+            let examples = misfits.map { "“\($0.value)” (\($0.reason))" }.joined(separator: "; ")
+            throw ValidationError(field: "type", "\(misfitCount) stored value\(misfitCount == 1 ? "" : "s") would not fit the new type or options, so nothing was changed. For example: \(examples).")
+        }
+        let update = try db.prepare(ProfileTable.setValue(field.databaseID, field.id))
+        for (id, value) in converted { try update.execute([value, id]) }
+    }
+
+    /// Deletes a custom field and its column with every value in it.
+    public func deleteField(_ fieldID: Int64) throws {
+        try pool.write { db in
+            guard let field = try db.queryOne(DatabaseStore.fieldByID.sql, [fieldID]).map(CustomField.init(row:)) else {
+                throw ValidationError(field: "field", "No such field.")
+            }
+            try db.execute(ProfileTable.dropIndex(field.databaseID, fieldID))
+            try db.execute(ProfileTable.dropColumn(field.databaseID, fieldID))
+            try db.run(DatabaseStore.deleteField.sql, [fieldID])
+        }
+    }
+
+    /// How many profiles hold a value in the field (shown before deleting it).
+    public func valueCount(_ field: CustomField) throws -> Int {
+        try pool.read { try $0.scalar(ProfileTable.valueCount(field.databaseID, field.id)).int ?? 0 }
+    }
+
+    /// Sets (or, with nil, clears) one field on every profile of the database: one set-based statement.
+    @discardableResult
+    public func setFieldOnAllProfiles(_ field: CustomField, value: String?) throws -> Int {
+        var stored = SQLValue.null
+        if let value {
+            switch field.type.parse(value, options: field.options) {
+            case .success(let v): stored = v
+            case .failure(let e): throw ValidationError(field: field.name, e.reason)
+            }
+        }
+        return try pool.write { db in try db.run(ProfileTable.setAll(field.databaseID, field.id), [stored]) }
+    }
+}

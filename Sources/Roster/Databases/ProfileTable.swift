@@ -1,0 +1,60 @@
+/// The per-database profile table: `profiles_<id>`, one typed column per standard field and one per custom field.
+///
+/// Identifiers here are built only from integer ids (`profiles_12`, `c_34`), never from names a user typed,
+/// so they are safe to place in SQL text; values are always bound.
+enum ProfileTable {
+    static func name(_ databaseID: Int64) -> String { "profiles_\(databaseID)" }
+
+    static func createStatements(_ databaseID: Int64) -> [String] {
+        let t = name(databaseID)
+        let standard = StandardField.all.filter { $0.column.hasPrefix("s_") }.map { field -> String in
+            switch field.kind {
+            case .typed(let type): return "    \(field.column) \(type.columnType)"
+            default: return "    \(field.column) TEXT"
+            }
+        }.joined(separator: ",\n")
+        return [
+            """
+            CREATE TABLE \(t) (
+                id                  INTEGER PRIMARY KEY,
+                profile_id          TEXT NOT NULL UNIQUE,
+                email               TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                phones              TEXT,
+                status              INTEGER NOT NULL DEFAULT 0,
+                range_bucket        INTEGER NOT NULL,
+            \(standard),
+                created_at          INTEGER NOT NULL,
+                updated_at          INTEGER NOT NULL,
+                last_interaction_at INTEGER,
+                engaged_at          INTEGER,
+                version             INTEGER NOT NULL DEFAULT 1
+            )
+            """,
+            "CREATE INDEX \(t)_status ON \(t)(status)",
+            "CREATE INDEX \(t)_last_interaction ON \(t)(last_interaction_at)",
+            "CREATE INDEX \(t)_bucket ON \(t)(range_bucket)",
+            "CREATE INDEX \(t)_engaged ON \(t)(engaged_at) WHERE engaged_at IS NOT NULL",
+        ]
+    }
+
+    static func dropStatement(_ databaseID: Int64) -> String { "DROP TABLE IF EXISTS \(name(databaseID))" }
+
+    /// No declared type: the column keeps exactly what was bound (an INTEGER affinity would turn the text "007" into 7
+    /// after a change to Line), so a change of field type can rewrite values in place.
+    static func addColumn(_ databaseID: Int64, _ field: Int64) -> String { "ALTER TABLE \(name(databaseID)) ADD COLUMN c_\(field)" }
+    static func dropColumn(_ databaseID: Int64, _ field: Int64) -> String { "ALTER TABLE \(name(databaseID)) DROP COLUMN c_\(field)" }
+    static func indexName(_ databaseID: Int64, _ field: Int64) -> String { "\(name(databaseID))_c_\(field)" }
+    static func createIndex(_ databaseID: Int64, _ field: Int64) -> String {
+        "CREATE INDEX IF NOT EXISTS \(indexName(databaseID, field)) ON \(name(databaseID))(c_\(field))"
+    }
+    static func dropIndex(_ databaseID: Int64, _ field: Int64) -> String { "DROP INDEX IF EXISTS \(indexName(databaseID, field))" }
+    static func count(_ databaseID: Int64) -> String { "SELECT COUNT(*) FROM \(name(databaseID))" }
+    static func engagedCount(_ databaseID: Int64) -> String { "SELECT COUNT(*) FROM \(name(databaseID)) WHERE engaged_at IS NOT NULL" }
+    static func nonNullValues(_ databaseID: Int64, _ field: Int64) -> String {
+        "SELECT id, profile_id, c_\(field) AS value FROM \(name(databaseID)) WHERE c_\(field) IS NOT NULL ORDER BY id"
+    }
+    static func valueCount(_ databaseID: Int64, _ field: Int64) -> String { "SELECT COUNT(*) FROM \(name(databaseID)) WHERE c_\(field) IS NOT NULL" }
+    static func setValue(_ databaseID: Int64, _ field: Int64) -> String { "UPDATE \(name(databaseID)) SET c_\(field) = ? WHERE id = ?" }
+    /// The set-based update of one field on every profile: one statement, whatever the database's size.
+    static func setAll(_ databaseID: Int64, _ field: Int64) -> String { "UPDATE \(name(databaseID)) SET c_\(field) = ?" }
+}

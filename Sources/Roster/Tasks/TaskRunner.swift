@@ -1,0 +1,157 @@
+import Foundation
+import SQLiteStore
+import Synchronization
+
+/// What one chunk of a task did. The runner adds the counts to the task row in the chunk's own transaction.
+public struct ChunkOutcome: Sendable {
+    public var cursor: Int64
+    public var processed = 0
+    public var added = 0
+    public var updated = 0
+    public var skipped = 0
+    public var failed = 0
+    public var deleted = 0
+    public var message = ""
+    /// True when there is nothing after `cursor`.
+    public var finished = false
+    public init(cursor: Int64) { self.cursor = cursor }
+}
+
+/// The work of one kind of task, written so that it can stop after any chunk and resume from the cursor.
+public protocol TaskHandler: Sendable {
+    /// Runs once, when the task first starts, in a write transaction: freeze the target set (for example the
+    /// highest profile id to touch) into the returned parameters and count the total.
+    func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue])
+    /// Processes the items after `task.cursor`, at most `limit` of them, in the caller's write transaction.
+    func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome
+}
+
+/// Runs tasks in this process, one at a time, on a Dispatch queue. Tasks are rows in SQLite: enqueued in a
+/// committed transaction before the page answers, advanced chunk by chunk (each chunk one `BEGIN IMMEDIATE`
+/// transaction that also moves the cursor and counters), cancellable between chunks, and after a crash
+/// marked interrupted with the counts of the chunks that committed.
+public final class TaskRunner: Sendable {
+    let pool: DatabasePool
+    let clock: Clock
+    let handlers: [String: any TaskHandler]
+    public let chunkSize: Int
+    private let queue = DispatchQueue(label: "roster.tasks")
+    private let scheduled = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+
+    public init(pool: DatabasePool, handlers: [String: any TaskHandler], clock: Clock = .system, chunkSize: Int = 2000) {
+        self.pool = pool
+        self.handlers = handlers
+        self.clock = clock
+        self.chunkSize = chunkSize
+    }
+
+    /// At start-up: tasks left running by a crash become interrupted (their counts are those of committed chunks).
+    @discardableResult
+    public func recoverInterrupted() throws -> Int {
+        try pool.write { try $0.run(TaskStore.markInterrupted.sql) }
+    }
+
+    /// Records a task (committed when this returns) and wakes the runner.
+    @discardableResult
+    public func enqueue(kind: String, title: String, databaseID: Int64?, userID: Int64?, parameters: [String: JSONValue]) throws -> Int64 {
+        guard handlers[kind] != nil else { throw ValidationError(field: "task", "Unknown task kind \(kind).") }
+        let now = clock.now()
+        let id = try pool.write { db -> Int64 in
+            try db.run(TaskStore.insert.sql, [kind, title, databaseID, userID, JSONValue.object(parameters).canonical, now])
+            return db.lastInsertRowID
+        }
+        wake()
+        return id
+    }
+
+    public func task(_ id: Int64) throws -> TaskRecord? {
+        try pool.read { try $0.queryOne(TaskStore.byID.sql, [id]).map(TaskRecord.init(row:)) }
+    }
+
+    public func recent(limit: Int = 200) throws -> [TaskRecord] {
+        try pool.read { try $0.query(TaskStore.recent.sql, [limit]).map(TaskRecord.init(row:)) }
+    }
+
+    /// Queued or interrupted tasks stop at once; a running one stops after its current chunk.
+    public func cancel(_ id: Int64) throws {
+        try pool.write { try $0.run(TaskStore.requestCancel.sql, [clock.now(), id]) }
+    }
+
+    /// Queues an interrupted task again; it continues from its cursor.
+    public func resume(_ id: Int64) throws {
+        let changed = try pool.write { try $0.run(TaskStore.resume.sql, [id]) }
+        if changed == 0 { throw ValidationError(field: "task", "Only an interrupted task can be resumed.") }
+        wake()
+    }
+
+    /// Starts working through queued tasks (idempotent).
+    public func wake() {
+        guard !stopping.load(ordering: .relaxed) else { return }
+        if scheduled.exchange(true, ordering: .acquiringAndReleasing) { return }
+        queue.async { [self] in
+            drain()
+        }
+    }
+
+    /// Stops after the current chunk; waits for it.
+    public func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        queue.sync {}
+    }
+
+    /// Runs every queued task to its end, synchronously (tests and the CLI use it).
+    public func runUntilIdle() {
+        queue.sync { drain() }
+    }
+
+    private func drain() {
+        defer { scheduled.store(false, ordering: .sequentiallyConsistent) }
+        while !stopping.load(ordering: .relaxed) {
+            guard let next = try? pool.read({ try $0.scalar(TaskStore.nextQueued.sql).int64 }) else { return }
+            run(next)
+        }
+    }
+
+    private func run(_ id: Int64) {
+        do {
+            guard var task = try self.task(id), let handler = handlers[task.kind] else { return }
+            let now = clock.now()
+            let fresh = task.startedAt == nil
+            let started = try pool.write { db -> Bool in
+                guard try db.run(TaskStore.start.sql, [now, id]) == 1 else { return false }
+                if fresh {
+                    let prepared = try handler.prepare(task, db)
+                    var parameters = task.parameters
+                    for (k, v) in prepared.parameters { parameters[k] = v }
+                    try db.run(TaskStore.prepared.sql, [prepared.total, JSONValue.object(parameters).canonical, id])
+                }
+                return true
+            }
+            guard started else { return }
+            while true {
+                task = try self.task(id)!
+                if task.cancelRequested {
+                    try pool.write { try $0.run(TaskStore.finish.sql, [TaskState.cancelled.rawValue, clock.now(), "", "", id]) }
+                    return
+                }
+                if stopping.load(ordering: .relaxed) { return }  // left running: marked interrupted at next start
+                let current = task
+                let outcome = try pool.write { db -> ChunkOutcome in
+                    let outcome = try handler.runChunk(current, limit: chunkSize, db)
+                    try db.run(TaskStore.progress.sql, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
+                                                        outcome.failed, outcome.deleted, outcome.message, outcome.message, id])
+                    if outcome.finished {
+                        try db.run(TaskStore.finish.sql, [TaskState.done.rawValue, clock.now(), "", "", id])
+                    }
+                    return outcome
+                }
+                if outcome.finished { return }
+            }
+        } catch {
+            let message = (error as? ValidationError)?.description ?? "Stopped by an error: \(error)"
+            FileHandle.standardError.write(Data("roster: task \(id) failed: \(error)\n".utf8))
+            try? pool.write { try $0.run(TaskStore.finish.sql, [TaskState.failed.rawValue, clock.now(), message, message, id]) }
+        }
+    }
+}

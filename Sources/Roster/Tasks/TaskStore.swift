@@ -1,0 +1,108 @@
+import SQLiteStore
+
+public enum TaskState: String, Sendable, CaseIterable {
+    case queued, running, done, failed, cancelled, interrupted
+    public var isFinished: Bool { self == .done || self == .failed || self == .cancelled }
+    public var label: String {
+        switch self {
+        case .queued: return "Queued"
+        case .running: return "Running"
+        case .done: return "Done"
+        case .failed: return "Failed"
+        case .cancelled: return "Cancelled"
+        case .interrupted: return "Interrupted"
+        }
+    }
+}
+
+/// A background task as stored: its progress and counts are committed with each chunk of work.
+public struct TaskRecord: Sendable, Equatable {
+    public let id: Int64
+    public let kind: String
+    public let state: TaskState
+    public let title: String
+    public let databaseID: Int64?
+    public let createdBy: Int64?
+    public let createdByEmail: String?
+    public let parameters: [String: JSONValue]
+    public let cursor: Int64
+    public let total: Int
+    public let processed: Int
+    public let added: Int
+    public let updated: Int
+    public let skipped: Int
+    public let failed: Int
+    public let deleted: Int
+    public let message: String
+    public let cancelRequested: Bool
+    public let createdAt: Int64
+    public let startedAt: Int64?
+    public let finishedAt: Int64?
+
+    init(row: Row) {
+        id = row.int64("id") ?? 0
+        kind = row.string("kind") ?? ""
+        state = TaskState(rawValue: row.string("state") ?? "") ?? .failed
+        title = row.string("title") ?? ""
+        databaseID = row.int64("database_id")
+        createdBy = row.int64("created_by")
+        createdByEmail = row.string("created_by_email")
+        if case .object(let o)? = JSONValue.parse(row.string("parameters") ?? "{}") { parameters = o } else { parameters = [:] }
+        cursor = row.int64("cursor") ?? 0
+        total = row.int("total") ?? 0
+        processed = row.int("processed") ?? 0
+        added = row.int("added") ?? 0
+        updated = row.int("updated") ?? 0
+        skipped = row.int("skipped") ?? 0
+        failed = row.int("failed") ?? 0
+        deleted = row.int("deleted") ?? 0
+        message = row.string("message") ?? ""
+        cancelRequested = row.bool("cancel_requested")
+        createdAt = row.int64("created_at") ?? 0
+        startedAt = row.int64("started_at")
+        finishedAt = row.int64("finished_at")
+    }
+
+    /// 0…100, for the progress bar.
+    public var percent: Int {
+        if state == .done { return 100 }
+        guard total > 0 else { return 0 }
+        return min(100, processed * 100 / total)
+    }
+
+    public func int64Parameter(_ key: String) -> Int64? {
+        if case .int(let i)? = parameters[key] { return i }
+        return nil
+    }
+}
+
+public enum TaskStore {
+    static let columns = "SELECT t.*, u.email AS created_by_email FROM tasks t LEFT JOIN users u ON u.id = t.created_by"
+    static let insert = NamedQuery("tasks.insert", """
+        INSERT INTO tasks (kind, state, title, database_id, created_by, parameters, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?)
+        """)
+    static let byID = NamedQuery("tasks.byID", "\(columns) WHERE t.id = ?")
+    static let recent = NamedQuery("tasks.recent", "\(columns) ORDER BY t.id DESC LIMIT ?")
+    static let nextQueued = NamedQuery("tasks.nextQueued", "SELECT id FROM tasks WHERE state = 'queued' ORDER BY id LIMIT 1")
+    static let start = NamedQuery("tasks.start", "UPDATE tasks SET state = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND state = 'queued'")
+    static let prepared = NamedQuery("tasks.prepared", "UPDATE tasks SET total = ?, parameters = ? WHERE id = ?")
+    static let progress = NamedQuery("tasks.progress", """
+        UPDATE tasks SET cursor = ?, processed = processed + ?, added = added + ?, updated = updated + ?, skipped = skipped + ?,
+            failed = failed + ?, deleted = deleted + ?, message = CASE WHEN ? = '' THEN message ELSE ? END WHERE id = ?
+        """)
+    static let finish = NamedQuery("tasks.finish", "UPDATE tasks SET state = ?, finished_at = ?, message = CASE WHEN ? = '' THEN message ELSE ? END WHERE id = ?")
+    static let requestCancel = NamedQuery("tasks.requestCancel", """
+        UPDATE tasks SET cancel_requested = 1,
+            state = CASE WHEN state IN ('queued', 'interrupted') THEN 'cancelled' ELSE state END,
+            finished_at = CASE WHEN state IN ('queued', 'interrupted') THEN ? ELSE finished_at END
+        WHERE id = ? AND state IN ('queued', 'running', 'interrupted')
+        """)
+    static let cancelRequested = NamedQuery("tasks.cancelRequested", "SELECT cancel_requested FROM tasks WHERE id = ?")
+    static let markInterrupted = NamedQuery("tasks.markInterrupted", "UPDATE tasks SET state = 'interrupted' WHERE state = 'running'")
+    static let resume = NamedQuery("tasks.resume", "UPDATE tasks SET state = 'queued' WHERE id = ? AND state = 'interrupted'")
+    static let countActive = NamedQuery("tasks.countActive", "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running')")
+
+    static var queries: [NamedQuery] {
+        [insert, byID, recent, nextQueued, start, prepared, progress, finish, requestCancel, cancelRequested, markInterrupted, resume, countActive]
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test (XCTest) and ends with one plain summary line: "N passed, N failed".
+set -uo pipefail
+mkdir -p .build
+swift test --disable-swift-testing "$@" 2>&1 | tee .build/test-output.log
+status=${PIPESTATUS[0]}
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test-output.log | tail -1)
+executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+if [ -z "$summary" ]; then
+  echo "tests: no XCTest summary (build failure?)"
+  exit "$([ "$status" -ne 0 ] && echo "$status" || echo 1)"
+fi
+echo "tests: $((executed - failed)) passed, ${failed} failed"
+exit "$status"
