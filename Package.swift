@@ -27,7 +27,7 @@ let package = Package(
         // The domain: accounts, sessions, settings; later databases, profiles, segments, bulk actions.
         .target(name: "Roster", dependencies: ["SQLiteStore", "Secrets"], swiftSettings: settings),
         // Pages, router, templates, forms, CSRF. Knows nothing of FastCGI.
-        .target(name: "Web", dependencies: ["Roster", "HTTP"], swiftSettings: settings),
+        .target(name: "Web", dependencies: ["Roster", "HTTP", "SQLiteStore"], swiftSettings: settings),
         // libfcgi accept loop turning FastCGI requests into HTTP values. Knows nothing of pages.
         .target(name: "FastCGIServer", dependencies: ["CFastCGI", "HTTP"], swiftSettings: settings),
         .executableTarget(name: "roster", dependencies: ["Web", "FastCGIServer", "Roster"], swiftSettings: settings),

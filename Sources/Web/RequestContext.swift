@@ -9,6 +9,8 @@ public struct RequestContext: Sendable {
     public let requestID: String
     /// The decoded form body of a POST (empty otherwise).
     public let form: FormData
+    /// Files of a multipart POST.
+    public let files: [UploadedFile]
     /// The raw session cookie value, for logout.
     public let sessionToken: String?
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTP
 import Roster
 import Secrets
+import SQLiteStore
 
 public struct WebConfiguration: Sendable {
     /// Adds `Secure` to cookies even on plain-HTTP requests (when TLS ends in front of nginx).
@@ -12,7 +13,8 @@ public struct WebConfiguration: Sendable {
 /// The web application: routes a `Request` to a page or action and renders the answer.
 /// It knows nothing of FastCGI; tests drive it in-process.
 public final class WebApp: RequestHandler {
-    public let accounts: Accounts
+    public let services: Services
+    public var accounts: Accounts { services.accounts }
     public let templates: TemplateSet
     public let configuration: WebConfiguration
     let router = Router(Routes.table)
@@ -20,8 +22,8 @@ public final class WebApp: RequestHandler {
     public static let sessionCookie = "roster_session"
     public static let loginCSRFCookie = "roster_login_csrf"
 
-    public init(accounts: Accounts, templates: TemplateSet, configuration: WebConfiguration = WebConfiguration()) {
-        self.accounts = accounts
+    public init(services: Services, templates: TemplateSet, configuration: WebConfiguration = WebConfiguration()) {
+        self.services = services
         self.templates = templates
         self.configuration = configuration
     }
@@ -67,15 +69,24 @@ public final class WebApp: RequestHandler {
         let session = try token.flatMap { try accounts.session(token: $0) }
 
         var form = FormData()
+        var files: [UploadedFile] = []
         if request.method == "POST" {
             let type = (request.contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-            guard type == "application/x-www-form-urlencoded" else {
-                throw HTTPError(415, "Unsupported form encoding", "Forms are sent as application/x-www-form-urlencoded.")
+            if type == "application/x-www-form-urlencoded" {
+                guard let text = String(validating: request.body, as: UTF8.self), let decoded = FormData(strict: text) else {
+                    throw HTTPError.badRequest("The form data could not be read (broken encoding).")
+                }
+                form = decoded
+            } else if type == "multipart/form-data" {
+                guard let boundary = Multipart.boundary(contentType: request.contentType ?? ""),
+                      let (decoded, uploaded) = Multipart.parse(body: request.body, boundary: boundary) else {
+                    throw HTTPError.badRequest("The form data could not be read (broken multipart body).")
+                }
+                form = decoded
+                files = uploaded
+            } else {
+                throw HTTPError(415, "Unsupported form encoding", "Forms are sent as application/x-www-form-urlencoded or multipart/form-data.")
             }
-            guard let text = String(validating: request.body, as: UTF8.self), let decoded = FormData(strict: text) else {
-                throw HTTPError.badRequest("The form data could not be read (broken encoding).")
-            }
-            form = decoded
         }
 
         if route.access == .signedIn && session == nil {
@@ -96,7 +107,7 @@ public final class WebApp: RequestHandler {
         }
 
         let context = RequestContext(request: request, params: params, session: session, requestID: requestID,
-                                     form: form, sessionToken: token)
+                                     form: form, files: files, sessionToken: token)
         return try route.handler(self, context)
     }
 
@@ -146,6 +157,30 @@ public final class WebApp: RequestHandler {
         if let maxAge { cookie += "; Max-Age=\(maxAge)" }
         if request.isHTTPS || configuration.forceSecureCookies { cookie += "; Secure" }
         return cookie
+    }
+}
+
+/// The domain services the pages use.
+public struct Services: Sendable {
+    public let accounts: Accounts
+    public let databases: Databases
+    public let resources: Resources
+    public let loyalty: Loyalty
+    public let tasks: TaskRunner
+
+    public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner) {
+        self.accounts = accounts
+        self.databases = databases
+        self.resources = resources
+        self.loyalty = loyalty
+        self.tasks = tasks
+    }
+
+    /// Every service over one pool, with the task handlers registered.
+    public static func make(pool: DatabasePool, clock: Clock = .system, chunkSize: Int = 2000) -> Services {
+        Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock),
+                 resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),
+                 tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock)], clock: clock, chunkSize: chunkSize))
     }
 }
 

@@ -29,6 +29,12 @@ let usage = """
       user list                           list users
       user password --email E             set a user's password, read from standard input
       migrate                             apply database migrations and exit
+      database list                       list databases (id, profiles, name)
+      database create --structure FILE    create a database from a structure file; prints its id
+      database structure ID               print a database's structure file
+      field add --database ID --name N --type T [--options a,b] [--indexed]   add a custom field; prints its id
+      field set --database ID --name N (--value V | --clear)   set or clear one field on every profile
+      resource create --name N --channels email,sms [--categories a,b]      prints the resource id
 
     \(Configuration.help)
     """
@@ -65,15 +71,21 @@ case "serve":
     let templates: TemplateSet
     do { templates = try TemplateSet.load(directory: config.templates) }
     catch { fail("templates: \(error)") }
-    let accounts = Accounts(pool: pool)
+    let services = Services.make(pool: pool)
+    do {
+        let interrupted = try services.tasks.recoverInterrupted()
+        if interrupted > 0 { say("roster: \(interrupted) task(s) were running when Roster stopped; they are marked interrupted and can be resumed") }
+    } catch { fail("cannot recover tasks: \(error)") }
+    services.tasks.wake()
     var webConfig = WebConfiguration()
     webConfig.forceSecureCookies = config.secureCookies
-    let app = WebApp(accounts: accounts, templates: templates, configuration: webConfig)
+    let app = WebApp(services: services, templates: templates, configuration: webConfig)
     let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers), handler: app)
     do {
         try server.run {
             say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.dataDirectory)")
         }
+        services.tasks.stop()
         // Fold the WAL back into the database file so a copy of roster.sqlite alone is complete.
         try? pool.writerWithoutTransaction { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
         say("roster: stopped")
@@ -130,6 +142,51 @@ case "user":
             say("roster: password set for \(user.email); their sessions were signed out")
         default:
             fail("unknown user command\n\n\(usage)", code: 2)
+        }
+    } catch let error as ValidationError {
+        fail(error.description)
+    } catch {
+        fail("\(error)")
+    }
+
+case "database", "field", "resource":
+    let pool = openPool()
+    let databases = Databases(pool: pool)
+    do {
+        switch (args[0], args.dropFirst().first) {
+        case ("database", "list"):
+            for summary in try databases.list() { say("\(summary.database.id)\t\(summary.profileCount)\t\(summary.database.name)") }
+        case ("database", "create"):
+            guard let file = option("--structure", in: args) else { fail("database create needs --structure FILE", code: 2) }
+            let text: String
+            do { text = try String(contentsOfFile: file, encoding: .utf8) } catch { fail("cannot read \(file): \(error.localizedDescription)") }
+            say(String(try databases.create(from: try DatabaseStructure.parse(text)).id))
+        case ("database", "structure"):
+            guard args.count > 2, let id = Int64(args[2]), let structure = try databases.structure(of: id) else { fail("no such database", code: 2) }
+            say(structure.json())
+        case ("field", "add"):
+            guard let db = option("--database", in: args).flatMap(Int64.init), let name = option("--name", in: args), let type = option("--type", in: args) else {
+                fail("field add needs --database ID --name N --type T", code: 2)
+            }
+            let field = try databases.addField(to: db, FieldInput(name: name, type: type, options: option("--options", in: args) ?? "", indexed: args.contains("--indexed")))
+            say(String(field.id))
+        case ("field", "set"):
+            guard let db = option("--database", in: args).flatMap(Int64.init), let name = option("--name", in: args),
+                  let field = try databases.fields(of: db).first(where: { $0.name.lowercased() == name.lowercased() }) else {
+                fail("field set needs --database ID and the --name of one of its fields", code: 2)
+            }
+            let value = args.contains("--clear") ? nil : option("--value", in: args)
+            if value == nil && !args.contains("--clear") { fail("field set needs --value V or --clear", code: 2) }
+            say("roster: \(try databases.setFieldOnAllProfiles(field, value: value)) profiles changed")
+        case ("resource", "create"):
+            guard let name = option("--name", in: args), let channels = option("--channels", in: args) else {
+                fail("resource create needs --name N --channels email,sms", code: 2)
+            }
+            let resource = try Resources(pool: pool).create(ResourceInput(name: name, channels: channels.split(separator: ",").map(String.init),
+                                                                          categories: option("--categories", in: args) ?? ""))
+            say(String(resource.id))
+        default:
+            fail("unknown command\n\n\(usage)", code: 2)
         }
     } catch let error as ValidationError {
         fail(error.description)

@@ -152,7 +152,7 @@ final class SessionAndCSRFTests: XCTestCase {
         XCTAssertEqual(browser.get("/nowhere").status, 404)
         let wrongMethod = browser.send(Request(method: "DELETE", target: "/databases", headers: browser.cookieHeader))
         XCTAssertEqual(wrongMethod.status, 405)
-        XCTAssertEqual(wrongMethod.header("Allow"), "GET")
+        XCTAssertEqual(wrongMethod.header("Allow"), "GET, POST")
         XCTAssertEqual(browser.post("/settings/users", [("a", "b")], contentType: "text/plain").status, 415)
         var malformed = Request(method: "POST", target: "/settings/users", headers: browser.cookieHeader, body: Array("a=%zz".utf8))
         malformed.headers["content-type"] = "application/x-www-form-urlencoded"

@@ -64,6 +64,12 @@ final class TemplateTests: XCTestCase {
         XCTAssertEqual(try render("<{% include \"p.html\" %}>", ["n": "&"], extra: ["p.html": "{{ n }}"]), "<&amp;>")
     }
 
+    func testIncludeWithBindsIt() throws {
+        let partial = "{% if it %}<p>{{ it }}</p>{% end %}"
+        XCTAssertEqual(try render("{% include \"e.html\" with errors.name %}|{% include \"e.html\" with errors.other %}",
+                                  ["errors": ["name": "<bad>"]], extra: ["e.html": partial]), "<p>&lt;bad&gt;</p>|")
+    }
+
     func testExtendsFillsBlocksAndKeepsDefaults() throws {
         let layout = "<title>{% block title %}Default{% end %}</title><main>{% block content %}{% end %}</main>"
         let result = try render("{% extends \"layout.html\" %}{% block content %}<p>{{ x }}</p>{% end %}", ["x": "<hi>"], extra: ["layout.html": layout])

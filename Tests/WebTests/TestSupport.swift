@@ -11,9 +11,9 @@ func makeApp(clock: Clock = .system) throws -> (WebApp, Accounts) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-web-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let pool = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
-    let accounts = Accounts(pool: pool, clock: clock)
-    let app = WebApp(accounts: accounts, templates: try TemplateSet.load(directory: projectTemplatesDirectory()))
-    return (app, accounts)
+    let services = Services.make(pool: pool, clock: clock)
+    let app = WebApp(services: services, templates: try TemplateSet.load(directory: projectTemplatesDirectory()))
+    return (app, services.accounts)
 }
 
 /// Drives the app in-process like a browser: keeps cookies, reads hidden CSRF fields, follows nothing by itself.

@@ -1,8 +1,47 @@
 import HTTP
+import Roster
 
-/// GET /tasks: background tasks (imports, exports, bulk updates) and their progress.
+/// GET /tasks lists every task; GET /tasks/:id shows one with its progress; POST …/cancel and …/resume.
 enum TasksPage {
     static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        try app.page("tasks/list.html", title: "Tasks", context: ctx, nav: .tasks, ["tasks": .list([])])
+        let tasks = try app.services.tasks.recent()
+        let databases = Dictionary(try app.services.databases.list().map { ($0.database.id, $0.database.name) }, uniquingKeysWith: { a, _ in a })
+        return try app.page("tasks/list.html", title: "Tasks", context: ctx, nav: .tasks, [
+            "tasks": .list(tasks.map { task in
+                guard case .dict(var d) = View.task(task) else { return .null }
+                d["database"] = .string(task.databaseID.flatMap { databases[$0] } ?? "—")
+                return .dict(d)
+            }),
+            "refresh": .bool(tasks.contains { $0.state == .queued || $0.state == .running }),
+        ])
+    }
+
+    static func load(_ app: WebApp, _ ctx: RequestContext) throws -> TaskRecord {
+        guard let task = try app.services.tasks.task(try ctx.int64Param("id")) else { throw HTTPError.notFound }
+        return task
+    }
+
+    static func detail(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let task = try load(app, ctx)
+        let database = try task.databaseID.flatMap { try app.services.databases.get($0) }
+        return try app.page("tasks/show.html", title: task.title, context: ctx, nav: .tasks, [
+            "task": View.task(task),
+            "database": database.map(View.database) ?? .null,
+            "refresh": .bool(task.state == .queued || task.state == .running),
+        ])
+    }
+
+    static func cancel(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireEditor()
+        let task = try load(app, ctx)
+        try app.services.tasks.cancel(task.id)
+        return Response.redirect(to: "/tasks/\(task.id)")
+    }
+
+    static func resume(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireEditor()
+        let task = try load(app, ctx)
+        do { try app.services.tasks.resume(task.id) } catch is ValidationError { }
+        return Response.redirect(to: "/tasks/\(task.id)")
     }
 }

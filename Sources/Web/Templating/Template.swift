@@ -5,7 +5,8 @@
 ///     {# a comment #}
 ///     {% if x %} … {% else %} … {% end %}       also `if not x`, `if x == "lit"`, `if x != y`
 ///     {% for item in items %} … {% else %} shown when empty {% end %}
-///     {% include "partials/nav.html" %}
+///     {% include "partials/nav.html" %}        also `with path`: the value is `it` inside
+
 ///     {% extends "layout.html" %} with {% block name %} … {% end %} in child and parent
 public struct TemplateError: Error, CustomStringConvertible, Equatable, Sendable {
     public let file: String
@@ -19,7 +20,8 @@ indirect enum TemplateNode: Sendable {
     case output(path: [String], raw: Bool, line: Int)
     case ifBlock(Condition, then: [TemplateNode], otherwise: [TemplateNode])
     case forBlock(variable: String, path: [String], body: [TemplateNode], empty: [TemplateNode], line: Int)
-    case include(name: String, line: Int)
+    /// `{% include "x.html" with path %}` binds the path's value to `it` inside the included template.
+    case include(name: String, with: [String]?, line: Int)
     case block(name: String, body: [TemplateNode])
 }
 
@@ -73,7 +75,7 @@ public struct Template: Sendable {
         func walk(_ nodes: [TemplateNode]) {
             for node in nodes {
                 switch node {
-                case .include(let name, let line): refs.append((name, line))
+                case .include(let name, _, let line): refs.append((name, line))
                 case .ifBlock(_, let a, let b): walk(a); walk(b)
                 case .forBlock(_, _, let body, let empty, _): walk(body); walk(empty)
                 case .block(_, let body): walk(body)
@@ -203,8 +205,11 @@ struct TemplateParser {
                     }
                     nodes.append(.forBlock(variable: words[1], path: path, body: body, empty: empty, line: tagLine))
                 case "include":
-                    guard words.count == 2, let name = unquote(words[1]) else { throw error("expected {% include \"file.html\" %}", at: tagLine) }
-                    nodes.append(.include(name: name, line: tagLine))
+                    guard words.count == 2 || (words.count == 4 && words[2] == "with"), let name = unquote(words[1]) else {
+                        throw error("expected {% include \"file.html\" %} or {% include \"file.html\" with path %}", at: tagLine)
+                    }
+                    let with = words.count == 4 ? try parsePath(words[3], line: tagLine) : nil
+                    nodes.append(.include(name: name, with: with, line: tagLine))
                 case "extends":
                     guard words.count == 2, let name = unquote(words[1]) else { throw error("expected {% extends \"file.html\" %}", at: tagLine) }
                     guard opener == nil, parent == nil else { throw error("{% extends %} must appear once, at the top level", at: tagLine) }

@@ -113,9 +113,15 @@ struct Renderer {
                     defer { scopes.removeLast() }
                     try render(body, file: file, overrides: overrides, into: &out)
                 }
-            case .include(let name, _):
+            case .include(let name, let with, _):
                 guard let template = set.templates[name] else { continue }
-                try renderTemplate(template, overrides: overrides, into: &out)
+                if let with {
+                    scopes.append(["it": lookup(with) ?? .null])
+                    defer { scopes.removeLast() }
+                    try renderTemplate(template, overrides: overrides, into: &out)
+                } else {
+                    try renderTemplate(template, overrides: overrides, into: &out)
+                }
             case .block(let name, let body):
                 try render(overrides[name] ?? body, file: file, overrides: overrides, into: &out)
             }
