@@ -73,3 +73,52 @@ echo "App peak resident memory: $((rss_kb / 1024)) MB  (bar: < 64 MB)"
 verdict() { if [ "$1" = 1 ]; then echo "PASS"; else echo "MISS"; fi; }
 echo
 echo "foundation bars: ratio $(verdict "$(awk -v r="$ratio" 'BEGIN{print (r>=10)}')"), p99 $(verdict "$(awk -v p="$d_p99" 'BEGIN{print (p<10)}')"), memory $(verdict "$(awk -v m="$rss_kb" 'BEGIN{print (m<65536)}')")"
+
+# ---------------------------------------------------------------------------------------------------------
+# Databases: a custom field on a database of PROFILES profiles (default 1,000,000), through roster, against the
+# same statement run directly in sqlite3 on a copy of the same data in this run.
+profiles="${BENCH_PROFILES:-1000000}"
+echo
+echo "Databases — custom field on $profiles profiles (median of 3 runs each, timed inside each process; sqlite3 reports whole milliseconds)"
+cat > "$work/structure.json" <<JSON
+{"format": "roster-database-structure/1", "name": "Bench", "custom_fields": [{"name": "city_code", "type": "line"}]}
+JSON
+dbid=$("$bin" database create --structure "$work/structure.json")
+kill -TERM "$app_pid" 2>/dev/null; wait "$app_pid" 2>/dev/null || true; app_pid=""   # the bench owns the file now
+sqlite3 "$ROSTER_DATA/roster.sqlite" >/dev/null <<SQL
+PRAGMA synchronous = NORMAL;
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $profiles)
+INSERT INTO profiles_$dbid (profile_id, email, status, range_bucket, s_fname, created_at, updated_at, last_interaction_at)
+SELECT lower(hex(randomblob(12))), 'user' || x || '@example.com', x % 7, abs(random()) % 10000, 'Name' || (x % 1000),
+       1700000000 + x, 1700000000 + x, 1700000000 + x FROM n;
+PRAGMA wal_checkpoint(TRUNCATE);
+SQL
+
+cp "$ROSTER_DATA/roster.sqlite" "$work/raw.sqlite"
+now() { date +%s.%N; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+
+# Both sides are timed inside their process: roster reports the operation's time (ROSTER_TIMING=1), sqlite3 its
+# statements' time (.timer on), so process start-up is left out of both.
+raw_ms() { { echo ".timer on"; printf '%s;\n' "$@"; } | sqlite3 "$work/raw.sqlite" 2>&1 | awk '/^Run Time: real/ { t += $4 } END { printf "%.3f", t * 1000 }'; }
+roster_ms() { ROSTER_TIMING=1 "$bin" "$@" 2>&1 >/dev/null | awk '/^roster-timing-ms/ { print $2 }'; }
+add_roster=(); add_raw=()
+for i in 1 2 3; do
+  add_roster+=("$(roster_ms field add --database "$dbid" --name "bench_$i" --type number)")
+  add_raw+=("$(raw_ms "PRAGMA synchronous=NORMAL" "BEGIN IMMEDIATE" "INSERT INTO custom_fields (database_id, name, type, created_at) VALUES ($dbid, 'raw_$i', 'number', 0)" "ALTER TABLE profiles_$dbid ADD COLUMN c_raw_$i" "COMMIT")")
+done
+fid=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT id FROM custom_fields WHERE name = 'bench_1'")
+set_roster=(); set_raw=()
+for i in 1 2 3; do
+  set_roster+=("$(roster_ms field set --database "$dbid" --name bench_1 --value "$((41 + i))")")
+  set_raw+=("$(raw_ms "PRAGMA synchronous=NORMAL" "BEGIN IMMEDIATE" "UPDATE profiles_$dbid SET c_raw_1 = $((41 + i))" "COMMIT")")
+done
+changed=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT COUNT(*) FROM profiles_$dbid WHERE c_$fid = 44")
+a_r=$(printf '%s\n' "${add_roster[@]}" | median); a_w=$(printf '%s\n' "${add_raw[@]}" | median)
+s_r=$(printf '%s\n' "${set_roster[@]}" | median); s_w=$(printf '%s\n' "${set_raw[@]}" | median)
+printf "%-52s %10s %10s %7s\n" "what" "roster ms" "raw ms" "ratio"
+printf "%-52s %10s %10s %7s\n" "create a custom field (1M-profile database)" "$a_r" "$a_w" "$(awk -v a="$a_r" -v b="$a_w" 'BEGIN{printf "%.2f", a/b}')"
+printf "%-52s %10s %10s %7s\n" "set the field on every profile (one UPDATE)" "$s_r" "$s_w" "$(awk -v a="$s_r" -v b="$s_w" 'BEGIN{printf "%.2f", a/b}')"
+echo "profiles changed by the last roster run: $changed of $profiles"
+echo "databases bars (<= 1.5x raw): create $(verdict "$(awk -v a="$a_r" -v b="$a_w" 'BEGIN{print (a<=1.5*b)}')"), update $(verdict "$(awk -v a="$s_r" -v b="$s_w" 'BEGIN{print (a<=1.5*b)}')")"

@@ -55,6 +55,13 @@ func openPool() -> DatabasePool {
     }
 }
 
+/// With ROSTER_TIMING=1, prints how long the operation took inside the process (for `make bench`).
+func reportTiming(since start: Date) {
+    if ProcessInfo.processInfo.environment["ROSTER_TIMING"] == "1" {
+        FileHandle.standardError.write(Data(String(format: "roster-timing-ms %.3f\n", Date().timeIntervalSince(start) * 1000).utf8))
+    }
+}
+
 func option(_ name: String, in args: [String]) -> String? {
     guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
     return args[i + 1]
@@ -168,7 +175,9 @@ case "database", "field", "resource":
             guard let db = option("--database", in: args).flatMap(Int64.init), let name = option("--name", in: args), let type = option("--type", in: args) else {
                 fail("field add needs --database ID --name N --type T", code: 2)
             }
+            let started = Date()
             let field = try databases.addField(to: db, FieldInput(name: name, type: type, options: option("--options", in: args) ?? "", indexed: args.contains("--indexed")))
+            reportTiming(since: started)
             say(String(field.id))
         case ("field", "set"):
             guard let db = option("--database", in: args).flatMap(Int64.init), let name = option("--name", in: args),
@@ -177,7 +186,10 @@ case "database", "field", "resource":
             }
             let value = args.contains("--clear") ? nil : option("--value", in: args)
             if value == nil && !args.contains("--clear") { fail("field set needs --value V or --clear", code: 2) }
-            say("roster: \(try databases.setFieldOnAllProfiles(field, value: value)) profiles changed")
+            let started = Date()
+            let changed = try databases.setFieldOnAllProfiles(field, value: value)
+            reportTiming(since: started)
+            say("roster: \(changed) profiles changed")
         case ("resource", "create"):
             guard let name = option("--name", in: args), let channels = option("--channels", in: args) else {
                 fail("resource create needs --name N --channels email,sms", code: 2)
