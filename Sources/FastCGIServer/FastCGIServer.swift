@@ -176,10 +176,34 @@ public final class FastCGIServer: Sendable {
             let clean = value.replacingOccurrences(of: "\r", with: "").replacingOccurrences(of: "\n", with: "")
             head += "\(name): \(clean)\r\n"
         }
-        head += "Content-Length: \(response.body.count)\r\n\r\n"
+        var file: FileHandle?
+        var length = response.body.count
+        if let path = response.bodyFile {
+            guard let handle = FileHandle(forReadingAtPath: path),
+                  let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue else {
+                write(Response.text("The file is gone.\n", status: 410), to: stream)
+                return
+            }
+            file = handle
+            length = size
+        }
+        head += "Content-Length: \(length)\r\n\r\n"
         var headBytes = Array(head.utf8)
         headBytes.withUnsafeMutableBytes { raw in
             _ = FCGX_PutStr(raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count), stream)
+        }
+        if let file {
+            defer { try? file.close() }
+            var sent = 0
+            while sent < length, let chunk = try? file.read(upToCount: 1 << 16), !chunk.isEmpty {
+                var bytes = [UInt8](chunk)
+                let ok = bytes.withUnsafeMutableBytes { raw in
+                    FCGX_PutStr(raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count), stream) >= 0
+                }
+                if !ok { break }
+                sent += bytes.count
+            }
+            return
         }
         var offset = 0
         var body = response.body

@@ -3,6 +3,8 @@ public struct Response: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// A file sent as the body instead of `body`, streamed from disk by the server (large exports stay out of memory).
+    public var bodyFile: String?
 
     public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status

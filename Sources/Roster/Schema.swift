@@ -137,6 +137,9 @@ public enum Schema {
                 failed        INTEGER NOT NULL DEFAULT 0,
                 deleted       INTEGER NOT NULL DEFAULT 0,
                 message       TEXT NOT NULL DEFAULT '',
+                -- bytes of the task's output file that belong to committed chunks (exports): a resumed task
+                -- truncates the file to this size first, so no row is written twice.
+                output_bytes  INTEGER NOT NULL DEFAULT 0,
                 cancel_requested INTEGER NOT NULL DEFAULT 0,
                 created_at    INTEGER NOT NULL,
                 started_at    INTEGER,

@@ -29,6 +29,8 @@ enum Routes {
             Route("POST", "/databases/:id/fields/:field/delete") { try FieldPages.delete($0, $1) },
             Route("GET", "/databases/:id/structure.json") { try StructurePages.download($0, $1) },
             Route("POST", "/databases/:id/clone") { try StructurePages.clone($0, $1) },
+            Route("GET", "/databases/:id/export") { try ExportPages.form($0, $1) },
+            Route("POST", "/databases/:id/export") { try ExportPages.start($0, $1) },
             Route("GET", "/databases/:id/copy") { try StructurePages.copyForm($0, $1) },
             Route("POST", "/databases/:id/copy") { try StructurePages.copy($0, $1) },
 
@@ -48,6 +50,7 @@ enum Routes {
             Route("GET", "/segments") { try SegmentsPage.show($0, $1) },
             Route("GET", "/tasks") { try TasksPage.show($0, $1) },
             Route("GET", "/tasks/:id") { try TasksPage.detail($0, $1) },
+            Route("GET", "/tasks/:id/download") { try ExportPages.download($0, $1) },
             Route("POST", "/tasks/:id/cancel") { try TasksPage.cancel($0, $1) },
             Route("POST", "/tasks/:id/resume") { try TasksPage.resume($0, $1) },
 

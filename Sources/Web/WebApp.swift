@@ -45,7 +45,7 @@ public final class WebApp: RequestHandler {
         // Pages show personal data: never cache them, anywhere.
         if response.header("Cache-Control") == nil { response.addHeader("Cache-Control", "no-store") }
         response.addHeader("X-Request-Id", requestID)
-        if request.method == "HEAD" { response.body = [] }
+        if request.method == "HEAD" { response.body = []; response.bodyFile = nil }
         return response
     }
 
@@ -167,8 +167,10 @@ public struct Services: Sendable {
     public let resources: Resources
     public let loyalty: Loyalty
     public let tasks: TaskRunner
+    public let export: ExportProfilesTask
 
-    public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner) {
+    public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask) {
+        self.export = export
         self.accounts = accounts
         self.databases = databases
         self.resources = resources
@@ -177,10 +179,14 @@ public struct Services: Sendable {
     }
 
     /// Every service over one pool, with the task handlers registered.
-    public static func make(pool: DatabasePool, clock: Clock = .system, chunkSize: Int = 2000) -> Services {
-        Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock),
-                 resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),
-                 tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock)], clock: clock, chunkSize: chunkSize))
+    /// `exportDirectory` holds export files (inside the data folder: they carry personal data).
+    public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000) -> Services {
+        let export = ExportProfilesTask(directory: exportDirectory)
+        return Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock),
+                        resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),
+                        tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export],
+                                          clock: clock, chunkSize: chunkSize),
+                        export: export)
     }
 }
 

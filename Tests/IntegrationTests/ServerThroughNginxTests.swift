@@ -153,4 +153,41 @@ final class ServerThroughNginxTests: XCTestCase {
         XCTAssertTrue(settings.body.contains("Viewer"))
         XCTAssertFalse(settings.body.contains("Add a user"))
     }
+
+    func signIn() throws -> Jar {
+        var jar = Jar()
+        let page = try get("/login", jar)
+        jar.take(page)
+        let login = try post("/login", [("csrf_token", csrfToken(in: page.body)), ("email", server.adminEmail), ("password", server.adminPassword)], jar)
+        XCTAssertEqual(login.status, 303)
+        jar.take(login)
+        return jar
+    }
+
+    func testDatabaseFromCLIThenExportRunsInTheBackgroundAndStreamsThroughNginx() throws {
+        let structure = server.folder.appendingPathComponent("s.json")
+        try #"{"format": "roster-database-structure/1", "name": "Shop <b>", "custom_fields": [{"name": "score", "type": "number"}]}"#
+            .write(to: structure, atomically: true, encoding: .utf8)
+        let (status, output) = try server.command(["database", "create", "--structure", structure.path])
+        XCTAssertEqual(status, 0, output)
+        let id = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let jar = try signIn()
+        let list = try get("/databases", jar)
+        XCTAssertTrue(list.body.contains("Shop &lt;b&gt;"), "names are escaped")
+        let form = try get("/databases/\(id)/export", jar)
+        XCTAssertEqual(form.status, 200)
+        let started = try post("/databases/\(id)/export", [("csrf_token", csrfToken(in: form.body)), ("fields", "email"), ("fields", "score")], jar)
+        XCTAssertEqual(started.status, 303)
+        let task = try XCTUnwrap(started.header("Location"))
+        var done = false
+        for _ in 0..<100 where !done {
+            done = try get(task, jar).body.contains("Download the CSV")
+            if !done { usleep(50_000) }
+        }
+        XCTAssertTrue(done, "the task runner finished the export")
+        let file = try get(task + "/download", jar)
+        XCTAssertEqual(file.status, 200)
+        XCTAssertEqual(file.body, "profile_id,status,email,score\r\n")
+        XCTAssertEqual(file.header("Content-Length"), "31")
+    }
 }

@@ -164,3 +164,30 @@ final class DatabasePagesTests: XCTestCase {
         XCTAssertTrue(b.get("/resources").bodyText.contains("<td>C</td>"))
     }
 }
+
+final class ExportPagesTests: XCTestCase {
+    func testExportOnlyAcceptsFieldsOfTheDatabaseAndOffersTheFile() throws {
+        let (app, accounts) = try makeApp()
+        try accounts.createUser(email: "v@example.com", name: "", role: .viewer, password: "viewer password")
+        let b = Browser(app)
+        b.login("v@example.com", "viewer password")
+        let db = try app.services.databases.create(DatabaseInput(name: "D"))
+        try app.services.databases.addField(to: db.id, FieldInput(name: "score", type: "number"))
+        let t = Browser.csrf(in: b.get("/databases/\(db.id)/export"))
+        let forged = b.post("/databases/\(db.id)/export", [("csrf_token", t), ("fields", "c_1; DROP TABLE users")])
+        XCTAssertEqual(forged.status, 422)
+        XCTAssertTrue(forged.bodyText.contains("is not a field of this database"))
+        XCTAssertEqual(try app.services.tasks.recent().count, 0, "no task created")
+        let started = b.post("/databases/\(db.id)/export", [("csrf_token", t), ("fields", "email"), ("fields", "score")])
+        XCTAssertEqual(started.status, 303)
+        let path = try XCTUnwrap(started.header("Location"))
+        XCTAssertEqual(b.get(path + "/download").status, 404, "not before it is done")
+        app.services.tasks.runUntilIdle()
+        XCTAssertTrue(b.get(path).bodyText.contains("Download the CSV"))
+        let file = b.get(path + "/download")
+        XCTAssertEqual(file.status, 200)
+        XCTAssertEqual(file.header("Content-Type"), "text/csv; charset=utf-8")
+        let content = try String(contentsOfFile: try XCTUnwrap(file.bodyFile), encoding: .utf8)
+        XCTAssertEqual(content, "profile_id,status,email,score\r\n")
+    }
+}

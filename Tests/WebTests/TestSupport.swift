@@ -11,7 +11,7 @@ func makeApp(clock: Clock = .system) throws -> (WebApp, Accounts) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-web-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let pool = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
-    let services = Services.make(pool: pool, clock: clock)
+    let services = Services.make(pool: pool, exportDirectory: dir.appendingPathComponent("exports").path, clock: clock)
     let app = WebApp(services: services, templates: try TemplateSet.load(directory: projectTemplatesDirectory()))
     return (app, services.accounts)
 }

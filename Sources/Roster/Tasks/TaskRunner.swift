@@ -12,6 +12,8 @@ public struct ChunkOutcome: Sendable {
     public var failed = 0
     public var deleted = 0
     public var message = ""
+    /// For tasks that write a file: its size after this chunk (committed with the counts).
+    public var outputBytes: Int64?
     /// True when there is nothing after `cursor`.
     public var finished = false
     public init(cursor: Int64) { self.cursor = cursor }
@@ -140,7 +142,7 @@ public final class TaskRunner: Sendable {
                 let outcome = try pool.write { db -> ChunkOutcome in
                     let outcome = try handler.runChunk(current, limit: chunkSize, db)
                     try db.run(TaskStore.progress.sql, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
-                                                        outcome.failed, outcome.deleted, outcome.message, outcome.message, id])
+                                                        outcome.failed, outcome.deleted, outcome.message, outcome.message, outcome.outputBytes, id])
                     if outcome.finished {
                         try db.run(TaskStore.finish.sql, [TaskState.done.rawValue, clock.now(), "", "", id])
                     }

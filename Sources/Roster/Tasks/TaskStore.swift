@@ -35,6 +35,7 @@ public struct TaskRecord: Sendable, Equatable {
     public let deleted: Int
     public let message: String
     public let cancelRequested: Bool
+    public let outputBytes: Int64
     public let createdAt: Int64
     public let startedAt: Int64?
     public let finishedAt: Int64?
@@ -58,6 +59,7 @@ public struct TaskRecord: Sendable, Equatable {
         deleted = row.int("deleted") ?? 0
         message = row.string("message") ?? ""
         cancelRequested = row.bool("cancel_requested")
+        outputBytes = row.int64("output_bytes") ?? 0
         createdAt = row.int64("created_at") ?? 0
         startedAt = row.int64("started_at")
         finishedAt = row.int64("finished_at")
@@ -88,7 +90,8 @@ public enum TaskStore {
     static let prepared = NamedQuery("tasks.prepared", "UPDATE tasks SET total = ?, parameters = ? WHERE id = ?")
     static let progress = NamedQuery("tasks.progress", """
         UPDATE tasks SET cursor = ?, processed = processed + ?, added = added + ?, updated = updated + ?, skipped = skipped + ?,
-            failed = failed + ?, deleted = deleted + ?, message = CASE WHEN ? = '' THEN message ELSE ? END WHERE id = ?
+            failed = failed + ?, deleted = deleted + ?, message = CASE WHEN ? = '' THEN message ELSE ? END,
+            output_bytes = COALESCE(?, output_bytes) WHERE id = ?
         """)
     static let finish = NamedQuery("tasks.finish", "UPDATE tasks SET state = ?, finished_at = ?, message = CASE WHEN ? = '' THEN message ELSE ? END WHERE id = ?")
     static let requestCancel = NamedQuery("tasks.requestCancel", """

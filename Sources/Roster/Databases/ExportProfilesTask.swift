@@ -1,0 +1,97 @@
+import Foundation
+import SQLiteStore
+
+/// Exports a database's profiles to a CSV file, as a background task.
+///
+/// RFC 4180: comma-separated, CRLF line ends, fields quoted when they hold a comma, quote or line break, quotes
+/// doubled. Text cells that begin with `=`, `+`, `-`, `@`, tab or carriage return get a leading `'` so that a
+/// spreadsheet does not run them as formulas (numbers and dates are written as they are).
+/// The file is written chunk by chunk; each chunk's rows and the file's committed size are recorded in the same
+/// transaction, and a resumed task first cuts the file back to that size, so no row appears twice.
+public struct ExportProfilesTask: TaskHandler {
+    public static let kind = "export_profiles"
+    let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    public func path(for taskID: Int64) -> String { (directory as NSString).appendingPathComponent("export-\(taskID).csv") }
+
+    /// A column of the export: a standard field key or a custom field name.
+    struct Column {
+        let header: String
+        let sqlColumn: String
+        let type: FieldType?
+    }
+
+    static func columns(_ task: TaskRecord, _ db: Connection) throws -> [Column] {
+        guard let databaseID = task.databaseID else { return [] }
+        let custom = try Databases.fields(databaseID, db)
+        var wanted: [String] = []
+        if case .array(let items)? = task.parameters["fields"] {
+            wanted = items.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+        }
+        var columns = [Column(header: "profile_id", sqlColumn: "profile_id", type: .line), Column(header: "status", sqlColumn: "status", type: .number)]
+        for key in wanted {
+            if let standard = StandardField.named(key) {
+                let type: FieldType? = { if case .typed(let t) = standard.kind { return t } else { return nil } }()
+                columns.append(Column(header: standard.key, sqlColumn: standard.column, type: type))
+            } else if let field = custom.first(where: { $0.name == key }) {
+                columns.append(Column(header: field.name, sqlColumn: field.column, type: field.type))
+            }
+        }
+        return columns
+    }
+
+    public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
+        guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
+            throw ValidationError(field: "task", "The database no longer exists.")
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let maxID = try db.scalar("SELECT COALESCE(MAX(id), 0) FROM \(ProfileTable.name(databaseID))").int64 ?? 0
+        let total = try db.scalar("SELECT COUNT(*) FROM \(ProfileTable.name(databaseID)) WHERE id <= ?", [maxID]).int ?? 0
+        FileManager.default.createFile(atPath: path(for: task.id), contents: nil, attributes: [.posixPermissions: 0o600])
+        return (total, ["max_id": .int(maxID)])
+    }
+
+    public func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
+        let databaseID = task.databaseID!
+        let columns = try ExportProfilesTask.columns(task, db)
+        var text = ""
+        if task.outputBytes == 0 {
+            text += columns.map { ExportProfilesTask.cell($0.header, neutralize: true) }.joined(separator: ",") + "\r\n"
+        }
+        let rows = try db.prepare("SELECT id, \(columns.map(\.sqlColumn).joined(separator: ", ")) FROM \(ProfileTable.name(databaseID)) WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
+            .query([task.cursor, task.int64Parameter("max_id") ?? 0, limit])
+        var outcome = ChunkOutcome(cursor: task.cursor)
+        for row in rows {
+            outcome.cursor = row.int64("id") ?? outcome.cursor
+            outcome.processed += 1
+            outcome.added += 1
+            text += columns.map { column -> String in
+                let value = row[column.sqlColumn]
+                let shown = column.type.map { $0.display(value) } ?? (value.string ?? "")
+                let textual = column.type == nil || [.line, .enum, .tags, .object, .array].contains(column.type!)
+                return ExportProfilesTask.cell(shown, neutralize: textual)
+            }.joined(separator: ",") + "\r\n"
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path(for: task.id)))
+        defer { try? handle.close() }
+        try handle.truncate(atOffset: UInt64(task.outputBytes))  // drop anything a crashed chunk wrote
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(text.utf8))
+        try handle.synchronize()
+        outcome.outputBytes = task.outputBytes + Int64(text.utf8.count)
+        outcome.finished = rows.count < limit
+        return outcome
+    }
+
+    /// One RFC 4180 cell, neutralised against formula injection when it is text.
+    public static func cell(_ value: String, neutralize: Bool) -> String {
+        var text = value
+        if neutralize, let first = text.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) { text = "'" + text }
+        if text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return text
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+@testable import Roster
+import SQLiteStore
+import XCTest
+
+final class ExportProfilesTaskTests: XCTestCase {
+    func testCellsFollowRFC4180AndNeutraliseFormulas() {
+        XCTAssertEqual(ExportProfilesTask.cell("plain", neutralize: true), "plain")
+        XCTAssertEqual(ExportProfilesTask.cell("a,b", neutralize: true), "\"a,b\"")
+        XCTAssertEqual(ExportProfilesTask.cell("say \"hi\"", neutralize: true), "\"say \"\"hi\"\"\"")
+        XCTAssertEqual(ExportProfilesTask.cell("two\nlines", neutralize: true), "\"two\nlines\"")
+        for bad in ["=SUM(A1)", "+1", "-2+3", "@cmd", "\tx", "\rx"] {
+            XCTAssertTrue(ExportProfilesTask.cell(bad, neutralize: true).trimmingCharacters(in: ["\""]).hasPrefix("'"), bad)
+        }
+        XCTAssertEqual(ExportProfilesTask.cell("-5", neutralize: false), "-5", "numbers stay numbers")
+    }
+
+    func testExportWritesEveryProfileOnceEvenAfterAnInterruptedChunk() throws {
+        let pool = try makePool()
+        let databases = Databases(pool: pool)
+        let db = try databases.create(DatabaseInput(name: "D"))
+        let note = try databases.addField(to: db.id, FieldInput(name: "note", type: "line"))
+        let vip = try databases.addField(to: db.id, FieldInput(name: "vip", type: "boolean"))
+        try insertProfiles(pool, database: db.id, count: 7, values: [note.column: .text("=HYPERLINK(\"x\")"), vip.column: .integer(1)])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-export-\(UUID().uuidString)").path
+        let export = ExportProfilesTask(directory: dir)
+        let runner = TaskRunner(pool: pool, handlers: [ExportProfilesTask.kind: export], chunkSize: 3)
+        let id = try runner.enqueue(kind: ExportProfilesTask.kind, title: "e", databaseID: db.id, userID: nil,
+                                    parameters: ["fields": .array([.string("email"), .string("note"), .string("vip")])])
+        // Simulate a crash: one chunk committed, then a second chunk's rows written to the file but never committed.
+        try pool.write { db2 in
+            let task = TaskRecord(row: try db2.queryOne("SELECT * FROM tasks WHERE id = ?", [id])!)
+            let prepared = try export.prepare(task, db2)
+            try db2.run("UPDATE tasks SET state = 'running', started_at = 1, total = ?, parameters = ? WHERE id = ?",
+                        [prepared.total, JSONValue.object(task.parameters.merging(prepared.parameters) { $1 }).canonical, id])
+        }
+        try pool.write { db2 in
+            let task = TaskRecord(row: try db2.queryOne("SELECT * FROM tasks WHERE id = ?", [id])!)
+            let first = try export.runChunk(task, limit: 3, db2)
+            try db2.run("UPDATE tasks SET cursor = ?, processed = ?, added = ?, output_bytes = ? WHERE id = ?", [first.cursor, first.processed, first.added, first.outputBytes, id])
+        }
+        struct Crash: Error {}
+        XCTAssertThrowsError(try pool.write { db2 -> Void in
+            let task = TaskRecord(row: try db2.queryOne("SELECT * FROM tasks WHERE id = ?", [id])!)
+            _ = try export.runChunk(task, limit: 3, db2)
+            throw Crash()
+        })
+        XCTAssertEqual(try runner.recoverInterrupted(), 1)
+        try runner.resume(id)
+        runner.runUntilIdle()
+        let task = try XCTUnwrap(runner.task(id))
+        XCTAssertEqual(task.state, .done)
+        XCTAssertEqual(task.added, 7)
+        let csv = try String(contentsOfFile: export.path(for: id), encoding: .utf8)
+        let lines = csv.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        XCTAssertEqual(lines.first, "profile_id,status,email,note,vip")
+        XCTAssertEqual(lines.count, 8, "a header and each profile exactly once:\n\(csv)")
+        XCTAssertEqual(Set(lines.dropFirst().map { $0.split(separator: ",")[0] }).count, 7)
+        XCTAssertTrue(lines[1].hasSuffix(",\"'=HYPERLINK(\"\"x\"\")\",true"), lines[1])
+    }
+}
