@@ -53,13 +53,7 @@ public final class Accounts: Sendable {
 
     static func validate(email: String) -> String? {
         if email.isEmpty { return "Enter an email address." }
-        if email.utf8.count > 254 { return "An email address has at most 254 characters." }
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        if parts.count != 2 || parts[0].isEmpty || parts[1].isEmpty || !parts[1].contains(".")
-            || email.contains(where: { $0.isWhitespace || $0.isNewline }) || parts[1].hasPrefix(".") || parts[1].hasSuffix(".") {
-            return "This is not an email address (expected name@example.com)."
-        }
-        return nil
+        return EmailAddress.problem(email).map { "This \($0)." }
     }
 
     static func validate(password: String) -> String? {

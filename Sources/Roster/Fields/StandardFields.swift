@@ -93,6 +93,7 @@ public enum EmailAddress {
     /// nil when the address looks deliverable in form (one @, a dotted domain, no spaces); otherwise the reason.
     public static func problem(_ email: String) -> String? {
         if email.utf8.count > 254 { return "is longer than 254 characters" }
+        if email.hasPrefix(".") || email.contains("..") { return "is not an email address like name@example.com" }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
               !email.contains(where: { $0.isWhitespace }), parts[0].utf8.count <= 64 else {
