@@ -31,6 +31,7 @@ enum Routes {
             Route("POST", "/databases/:id/clone") { try StructurePages.clone($0, $1) },
             Route("GET", "/databases/:id/export") { try ExportPages.form($0, $1) },
             Route("POST", "/databases/:id/export") { try ExportPages.start($0, $1) },
+            Route("POST", "/databases/:id/export-history") { try ExportPages.startHistory($0, $1) },
             Route("GET", "/databases/:id/copy") { try StructurePages.copyForm($0, $1) },
             Route("POST", "/databases/:id/copy") { try StructurePages.copy($0, $1) },
 

@@ -65,7 +65,7 @@ enum View {
             "created_by": .string(t.createdByEmail ?? "—"), "created": .string(time(t.createdAt)),
             "started": .string(time(t.startedAt)), "finished": .string(time(t.finishedAt)),
             "is_active": .bool(t.state == .queued || t.state == .running), "is_interrupted": .bool(t.state == .interrupted),
-            "download": .bool(t.kind == ExportProfilesTask.kind && t.state == .done),
+            "download": .bool((t.kind == ExportProfilesTask.kind || t.kind == ExportHistoryTask.kind) && t.state == .done),
             "can_cancel": .bool(t.state == .queued || t.state == .running || t.state == .interrupted),
         ]
     }

@@ -184,7 +184,8 @@ public struct Services: Sendable {
         let export = ExportProfilesTask(directory: exportDirectory)
         return Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock),
                         resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),
-                        tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export],
+                        tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
+                                                     ExportHistoryTask.kind: ExportHistoryTask(files: export)],
                                           clock: clock, chunkSize: chunkSize),
                         export: export)
     }

@@ -290,11 +290,14 @@ final class CopyProfilesTaskTests: XCTestCase {
         let source = try databases.create(DatabaseInput(name: "S"))
         let target = try databases.create(DatabaseInput(name: "T"))
         try insertProfiles(pool, database: source.id, count: 10)
+        // A stopped runner only records tasks, so the test decides what happens to them.
         let runner = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask()], chunkSize: 4)
+        runner.stop()
         let cancelled = try runner.enqueue(kind: CopyProfilesTask.kind, title: "c", databaseID: source.id, userID: nil, parameters: ["target_database_id": .int(target.id)])
         try runner.cancel(cancelled)
-        runner.runUntilIdle()
-        XCTAssertEqual(try runner.task(cancelled)?.state, .cancelled)
+        let worker = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask()], chunkSize: 4)
+        worker.runUntilIdle()
+        XCTAssertEqual(try worker.task(cancelled)?.state, .cancelled)
         XCTAssertEqual(try databases.profileCount(target.id), 0)
 
         // A task left "running" by a crash after one committed chunk: interrupted with exact counts, then resumed.

@@ -24,8 +24,11 @@ final class ExportProfilesTaskTests: XCTestCase {
         try insertProfiles(pool, database: db.id, count: 7, values: [note.column: .text("=HYPERLINK(\"x\")"), vip.column: .integer(1)])
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-export-\(UUID().uuidString)").path
         let export = ExportProfilesTask(directory: dir)
+        // A stopped runner only records the task, so the test can play the crash by hand.
+        let recorder = TaskRunner(pool: pool, handlers: [ExportProfilesTask.kind: export], chunkSize: 3)
+        recorder.stop()
         let runner = TaskRunner(pool: pool, handlers: [ExportProfilesTask.kind: export], chunkSize: 3)
-        let id = try runner.enqueue(kind: ExportProfilesTask.kind, title: "e", databaseID: db.id, userID: nil,
+        let id = try recorder.enqueue(kind: ExportProfilesTask.kind, title: "e", databaseID: db.id, userID: nil,
                                     parameters: ["fields": .array([.string("email"), .string("note"), .string("vip")])])
         // Simulate a crash: one chunk committed, then a second chunk's rows written to the file but never committed.
         try pool.write { db2 in
@@ -57,5 +60,29 @@ final class ExportProfilesTaskTests: XCTestCase {
         XCTAssertEqual(lines.count, 8, "a header and each profile exactly once:\n\(csv)")
         XCTAssertEqual(Set(lines.dropFirst().map { $0.split(separator: ",")[0] }).count, 7)
         XCTAssertTrue(lines[1].hasSuffix(",\"'=HYPERLINK(\"\"x\"\")\",true"), lines[1])
+    }
+
+    func testCopiesLeaveCreatedEventsThatTheHistoryExportWrites() throws {
+        let pool = try makePool()
+        let databases = Databases(pool: pool)
+        let source = try databases.create(DatabaseInput(name: "S"))
+        let target = try databases.create(DatabaseInput(name: "T"))
+        try insertProfiles(pool, database: source.id, count: 4)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-history-\(UUID().uuidString)").path
+        let files = ExportProfilesTask(directory: dir)
+        let runner = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(), ExportHistoryTask.kind: ExportHistoryTask(files: files)], chunkSize: 3)
+        try runner.enqueue(kind: CopyProfilesTask.kind, title: "c", databaseID: source.id, userID: nil, parameters: ["target_database_id": .int(target.id)])
+        let export = try runner.enqueue(kind: ExportHistoryTask.kind, title: "h", databaseID: target.id, userID: nil, parameters: [:])
+        runner.runUntilIdle()
+        XCTAssertEqual(try runner.task(export)?.added, 4)
+        let lines = try String(contentsOfFile: files.path(for: export), encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        XCTAssertEqual(lines.first, "profile_id,time,type,actor,details")
+        XCTAssertEqual(lines.count, 5)
+        XCTAssertTrue(lines[1].contains(",created,,") && lines[1].contains("from_database"), lines[1])
+        // Deleting a profile takes its history with it.
+        try pool.write { try $0.run("DELETE FROM profiles_\(target.id)") }
+        XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM history_\(target.id)").int }, 0)
+        try databases.delete(target.id)
+        XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('profiles_\(target.id)', 'history_\(target.id)')").int }, 0)
     }
 }

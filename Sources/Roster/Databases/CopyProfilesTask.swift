@@ -7,6 +7,7 @@ import SQLiteStore
 /// (ignoring case), converted to the target's type. A profile whose email already exists in the target is
 /// skipped; one with a value that does not fit the target's field is counted as failed (copied whole or not at all).
 /// The set of profiles is frozen when the task starts: profiles added later are not copied.
+/// Each copy gets a "created" event in the target's history, saying where it came from.
 public struct CopyProfilesTask: TaskHandler {
     public static let kind = "copy_profiles"
     let clock: Clock
@@ -41,6 +42,7 @@ public struct CopyProfilesTask: TaskHandler {
         let insertColumns = ["profile_id", "email", "phones", "status", "range_bucket"] + standardColumns
             + ["created_at", "updated_at", "last_interaction_at"] + mapping.map { $0.1.column }
         let insert = try db.prepare("INSERT INTO \(ProfileTable.name(target)) (\(insertColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: insertColumns.count).joined(separator: ", ")))")
+        let event = try db.prepare(ProfileTable.insertEvent(target))
         let emailTaken = try db.prepare("SELECT 1 FROM \(ProfileTable.name(target)) WHERE email = ?")
 
         var outcome = ChunkOutcome(cursor: task.cursor)
@@ -74,6 +76,8 @@ public struct CopyProfilesTask: TaskHandler {
                 continue
             }
             try insert.execute(values)
+            try event.execute([db.lastInsertRowID, now, HistoryEvent.created, task.createdBy,
+                               JSONValue.object(["how": .string("copy"), "from_database": .int(source), "from_profile_id": .string(row.string("profile_id") ?? "")]).canonical])
             outcome.added += 1
         }
         outcome.finished = rows.count < limit

@@ -198,7 +198,7 @@ public final class Databases: Sendable {
             if engaged > 0 {
                 throw ValidationError(field: "database", "\(engaged) profiles in this database have had interactions (sends, opens, subscriptions…). Delete those profiles first; then the database can be deleted.")
             }
-            try db.execute(ProfileTable.dropStatement(id))
+            for statement in ProfileTable.dropStatements(id) { try db.execute(statement) }
             try db.run(DatabaseStore.delete.sql, [id])
         }
     }

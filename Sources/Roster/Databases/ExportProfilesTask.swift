@@ -46,10 +46,9 @@ public struct ExportProfilesTask: TaskHandler {
         guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
             throw ValidationError(field: "task", "The database no longer exists.")
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let maxID = try db.scalar("SELECT COALESCE(MAX(id), 0) FROM \(ProfileTable.name(databaseID))").int64 ?? 0
         let total = try db.scalar("SELECT COUNT(*) FROM \(ProfileTable.name(databaseID)) WHERE id <= ?", [maxID]).int ?? 0
-        FileManager.default.createFile(atPath: path(for: task.id), contents: nil, attributes: [.posixPermissions: 0o600])
+        try createFile(for: task.id)
         return (total, ["max_id": .int(maxID)])
     }
 
@@ -74,15 +73,27 @@ public struct ExportProfilesTask: TaskHandler {
                 return ExportProfilesTask.cell(shown, neutralize: textual)
             }.joined(separator: ",") + "\r\n"
         }
+        outcome.outputBytes = try append(text, for: task)
+        outcome.finished = rows.count < limit
+        return outcome
+    }
+
+    /// An empty output file, readable only by Roster's user: it holds personal data.
+    func createFile(for taskID: Int64) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        FileManager.default.createFile(atPath: path(for: taskID), contents: nil, attributes: [.posixPermissions: 0o600])
+    }
+
+    /// Cuts the file back to what committed chunks wrote (dropping anything a crashed chunk left), appends `text`,
+    /// and returns the new size, to be committed with the chunk.
+    func append(_ text: String, for task: TaskRecord) throws -> Int64 {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path(for: task.id)))
         defer { try? handle.close() }
-        try handle.truncate(atOffset: UInt64(task.outputBytes))  // drop anything a crashed chunk wrote
+        try handle.truncate(atOffset: UInt64(task.outputBytes))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(text.utf8))
         try handle.synchronize()
-        outcome.outputBytes = task.outputBytes + Int64(text.utf8.count)
-        outcome.finished = rows.count < limit
-        return outcome
+        return task.outputBytes + Int64(text.utf8.count)
     }
 
     /// One RFC 4180 cell, neutralised against formula injection when it is text.

@@ -34,10 +34,31 @@ enum ProfileTable {
             "CREATE INDEX \(t)_last_interaction ON \(t)(last_interaction_at)",
             "CREATE INDEX \(t)_bucket ON \(t)(range_bucket)",
             "CREATE INDEX \(t)_engaged ON \(t)(engaged_at) WHERE engaged_at IS NOT NULL",
+            // The action history of the database's profiles; a profile's events go with it (ON DELETE CASCADE).
+            """
+            CREATE TABLE \(historyName(databaseID)) (
+                id         INTEGER PRIMARY KEY,
+                profile    INTEGER NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
+                at         INTEGER NOT NULL,
+                type       TEXT NOT NULL,
+                actor      INTEGER,
+                details    TEXT NOT NULL DEFAULT '{}'
+            )
+            """,
+            "CREATE INDEX \(historyName(databaseID))_profile ON \(historyName(databaseID))(profile, at)",
+            "CREATE INDEX \(historyName(databaseID))_type ON \(historyName(databaseID))(type, at)",
         ]
     }
 
-    static func dropStatement(_ databaseID: Int64) -> String { "DROP TABLE IF EXISTS \(name(databaseID))" }
+    static func historyName(_ databaseID: Int64) -> String { "history_\(databaseID)" }
+
+    static func dropStatements(_ databaseID: Int64) -> [String] {
+        ["DROP TABLE IF EXISTS \(historyName(databaseID))", "DROP TABLE IF EXISTS \(name(databaseID))"]
+    }
+
+    static func insertEvent(_ databaseID: Int64) -> String {
+        "INSERT INTO \(historyName(databaseID)) (profile, at, type, actor, details) VALUES (?, ?, ?, ?, ?)"
+    }
 
     /// No declared type: the column keeps exactly what was bound (an INTEGER affinity would turn the text "007" into 7
     /// after a change to Line), so a change of field type can rewrite values in place.

@@ -36,11 +36,21 @@ enum ExportPages {
         return Response.redirect(to: "/tasks/\(id)")
     }
 
+    /// POST /databases/:id/export-history: the database's action history as CSV.
+    static func startHistory(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let user = try ctx.requireUser()
+        let db = try ctx.database(app)
+        let id = try app.services.tasks.enqueue(kind: ExportHistoryTask.kind, title: "Export history: \(db.name)", databaseID: db.id,
+                                                userID: user.id, parameters: [:])
+        return Response.redirect(to: "/tasks/\(id)")
+    }
+
     static func download(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let task = try TasksPage.load(app, ctx)
-        guard task.kind == ExportProfilesTask.kind, task.state == .done else { throw HTTPError.notFound }
+        guard task.kind == ExportProfilesTask.kind || task.kind == ExportHistoryTask.kind, task.state == .done else { throw HTTPError.notFound }
+        let what = task.kind == ExportHistoryTask.kind ? "history" : "profiles"
         var response = Response(status: 200, headers: [("Content-Type", "text/csv; charset=utf-8"),
-                                                       ("Content-Disposition", "attachment; filename=\"profiles-\(task.databaseID ?? 0)-task-\(task.id).csv\"")])
+                                                       ("Content-Disposition", "attachment; filename=\"\(what)-\(task.databaseID ?? 0)-task-\(task.id).csv\"")])
         response.bodyFile = app.services.export.path(for: task.id)
         return response
     }
