@@ -17,11 +17,13 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // The SQLite layer: the only Swift code that calls sqlite3_*.
         .target(name: "SQLiteStore", dependencies: ["CSQLite"], swiftSettings: settings),
-        // Password hashing and secure random from libsodium.
-        .target(name: "Secrets", dependencies: ["CSodium"], swiftSettings: settings),
+        // Password hashing and secure random from libsodium; XXH64 from libxxhash; MD5 identifiers from OpenSSL.
+        .target(name: "Secrets", dependencies: ["CSodium", "CXXHash", "COpenSSL"], swiftSettings: settings),
         // Plain HTTP values (request, response, headers) shared by the web layer and the FastCGI adapter.
         .target(name: "HTTP", swiftSettings: settings),
         // The domain: accounts, sessions, settings; later databases, profiles, segments, bulk actions.

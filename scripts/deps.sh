@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Roster needs, only those missing. Safe to run again.
 set -euo pipefail
-packages=(nginx-light libfcgi-dev libsqlite3-dev libsodium-dev sqlite3 pkg-config curl)
+packages=(nginx-light libfcgi-dev libsqlite3-dev libsodium-dev libxxhash-dev libssl-dev sqlite3 pkg-config curl)
 if [ "${1:-}" = "--bench" ]; then packages+=(wrk); fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,4 +1,6 @@
+import COpenSSL
 import CSodium
+import CXXHash
 
 /// Password hashing, secure random and token digests, all from libsodium. Nothing here is hand-rolled.
 public enum Secrets {
@@ -73,6 +75,21 @@ public enum Secrets {
         guard x.count == y.count else { return false }
         if x.isEmpty { return true }
         return sodium_memcmp(x, y, x.count) == 0
+    }
+
+    /// MD5 of the text, hex: an identifier format some integrations expect (not used for security).
+    public static func md5Hex(_ text: String) -> String {
+        var out = [UInt8](repeating: 0, count: 16)
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { roster_md5($0.baseAddress, $0.count, &out) }
+        return hex(out)
+    }
+
+    /// XXH64 (seed 0) of the text, as 16 hex digits.
+    public static func xxh64Hex(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        let value = bytes.withUnsafeBytes { XXH64($0.baseAddress, $0.count, 0) }
+        return hex((0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) })
     }
 
     public static func hex(_ bytes: [UInt8]) -> String {

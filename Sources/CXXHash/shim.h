@@ -1,0 +1,4 @@
+#ifndef ROSTER_CXXHASH_SHIM_H
+#define ROSTER_CXXHASH_SHIM_H
+#include <xxhash.h>
+#endif

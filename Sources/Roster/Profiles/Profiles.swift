@@ -1,0 +1,290 @@
+import Foundation
+import Secrets
+import SQLiteStore
+
+/// One profile as pages see it: identifiers, status, and every field's value as a person reads it.
+public struct Profile: Sendable {
+    public let rowID: Int64
+    public let profileID: String
+    public let email: String
+    public let status: ProfileStatus
+    /// Standard field key or custom field name → the value as typed back ("" when empty).
+    public let values: [String: String]
+    public let createdAt: Int64
+    public let updatedAt: Int64
+    public let lastInteractionAt: Int64?
+    public let version: Int64
+
+    /// The profile id's MD5, hex (a second identifier some integrations use).
+    public var md5: String { Secrets.md5Hex(profileID) }
+    /// The profile id's XXH64, hex.
+    public var xxh: String { Secrets.xxh64Hex(profileID) }
+}
+
+/// What a person typed into the profile form: field key or name → text.
+public struct ProfileInput: Sendable {
+    public var values: [String: String]
+    public var status: String
+    public init(values: [String: String], status: String = "subscribed") {
+        self.values = values
+        self.status = status
+    }
+}
+
+public struct ProfileQuery: Sendable {
+    public enum Sort: String, Sendable { case created, activity }
+    public var search = ""
+    public var status: ProfileStatus?
+    public var sort: Sort = .created
+    /// Keyset cursor: the sort key and row id of the last row of the previous page.
+    public var after: (key: Int64, id: Int64)?
+    public var limit = 50
+    public init() {}
+}
+
+public struct ProfilePage: Sendable {
+    public let profiles: [Profile]
+    public let next: (key: Int64, id: Int64)?
+}
+
+/// Edit conflict: someone saved the profile after this form was opened.
+public struct EditConflict: Error, Sendable {
+    public let current: Profile
+}
+
+public struct HistoryEntry: Sendable {
+    public let at: Int64
+    public let type: String
+    public let actorEmail: String?
+    public let details: String
+}
+
+/// Profiles of one database: create, read, edit with conflict detection, delete, list with keyset pages.
+public final class Profiles: Sendable {
+    let pool: DatabasePool
+    let clock: Clock
+
+    public init(pool: DatabasePool, clock: Clock = .system) {
+        self.pool = pool
+        self.clock = clock
+    }
+
+    struct Catalogue {
+        let custom: [CustomField]
+        let standard: [String: StandardFieldSetting]
+    }
+
+    static func catalogue(_ databaseID: Int64, _ db: Connection) throws -> Catalogue {
+        Catalogue(custom: try Databases.fields(databaseID, db), standard: try Databases.standardSettings(databaseID, db))
+    }
+
+    /// Every field's column and how to read it back.
+    static func readColumns(_ catalogue: Catalogue) -> [(key: String, column: String, display: (SQLValue) -> String)] {
+        var columns: [(String, String, (SQLValue) -> String)] = []
+        for field in StandardField.all {
+            switch field.kind {
+            case .typed(let type): columns.append((field.key, field.column, { type.display($0) }))
+            case .email: columns.append((field.key, field.column, { $0.string ?? "" }))
+            case .phones: columns.append((field.key, field.column, { FieldType.tags.display($0) }))
+            }
+        }
+        for field in catalogue.custom { columns.append((field.name, field.column, { field.type.display($0) })) }
+        return columns
+    }
+
+    static func profile(_ row: Row, _ columns: [(key: String, column: String, display: (SQLValue) -> String)]) -> Profile {
+        var values: [String: String] = [:]
+        for c in columns { values[c.key] = c.display(row[c.column]) }
+        return Profile(rowID: row.int64("id") ?? 0, profileID: row.string("profile_id") ?? "", email: row.string("email") ?? "",
+                       status: ProfileStatus(rawValue: row.int("status") ?? 0) ?? .subscribed, values: values,
+                       createdAt: row.int64("created_at") ?? 0, updatedAt: row.int64("updated_at") ?? 0,
+                       lastInteractionAt: row.int64("last_interaction_at"), version: row.int64("version") ?? 1)
+    }
+
+    /// Judges every typed value; applies defaults to empty fields when `applyDefaults` (new profiles);
+    /// refuses empty required fields. Returns column → value for every field present in the input.
+    static func validate(_ input: ProfileInput, _ catalogue: Catalogue, applyDefaults: Bool) throws -> (values: [String: SQLValue], status: ProfileStatus) {
+        var errors: [String: String] = [:]
+        var values: [String: SQLValue] = [:]
+        for field in StandardField.all {
+            let setting = catalogue.standard[field.key] ?? StandardFieldSetting()
+            var typed = input.values[field.key] ?? ""
+            if typed.trimmingCharacters(in: .whitespaces).isEmpty, applyDefaults, let d = setting.defaultValue { typed = d }
+            switch field.parse(typed) {
+            case .success(let box):
+                if box.value == .null && setting.required && field.kind != .email { errors[field.key] = "\(field.label) is required." }
+                if input.values[field.key] != nil || applyDefaults { values[field.column] = box.value }
+            case .failure(let e): errors[field.key] = "\(field.label) \(e.reason)."
+            }
+        }
+        for field in catalogue.custom {
+            var typed = input.values[field.name] ?? ""
+            if typed.trimmingCharacters(in: .whitespaces).isEmpty, applyDefaults, let d = field.defaultValue { typed = d }
+            switch field.type.parse(typed, options: field.options) {
+            case .success(let value):
+                if value == .null && field.required { errors[field.name] = "\(field.name) is required." }
+                if input.values[field.name] != nil || applyDefaults { values[field.column] = value }
+            case .failure(let e): errors[field.name] = "\(field.name) \(e.reason)."
+            }
+        }
+        guard let status = ProfileStatus(text: input.status) else {
+            errors["status"] = "Choose one of the seven statuses."
+            throw ValidationError(errors)
+        }
+        if !errors.isEmpty { throw ValidationError(errors) }
+        return (values, status)
+    }
+
+    static func select(_ databaseID: Int64) -> String { "SELECT * FROM \(ProfileTable.name(databaseID))" }
+
+    public func get(databaseID: Int64, profileID: String) throws -> Profile? {
+        try pool.read { db in
+            let columns = Profiles.readColumns(try Profiles.catalogue(databaseID, db))
+            return try db.queryOne(Profiles.select(databaseID) + " WHERE profile_id = ?", [profileID]).map { Profiles.profile($0, columns) }
+        }
+    }
+
+    @discardableResult
+    public func create(databaseID: Int64, _ input: ProfileInput, actor: Int64?, how: String = "manual") throws -> Profile {
+        let now = clock.now()
+        let profileID = try pool.write { db -> String in
+            guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            let (values, status) = try Profiles.validate(input, try Profiles.catalogue(databaseID, db), applyDefaults: true)
+            let profileID = ProfileIdentity.newProfileID()
+            var row = values
+            if (row["email"] ?? .null) == .null { row["email"] = .text(ProfileIdentity.placeholderEmail(profileID)) }
+            if try db.queryOne("SELECT 1 FROM \(ProfileTable.name(databaseID)) WHERE email = ?", [row["email"]!]) != nil {
+                throw ValidationError(field: "email", "Another profile in this database has this email.")
+            }
+            row["profile_id"] = .text(profileID)
+            row["status"] = .integer(Int64(status.rawValue))
+            row["range_bucket"] = .integer(Int64(ProfileIdentity.rangeBucket(profileID)))
+            row["created_at"] = .integer(now)
+            row["updated_at"] = .integer(now)
+            row["last_interaction_at"] = .integer(now)
+            let keys = row.keys.sorted()
+            try db.prepare("INSERT INTO \(ProfileTable.name(databaseID)) (\(keys.joined(separator: ", "))) VALUES (\(keys.map { _ in "?" }.joined(separator: ", ")))")
+                .execute(keys.map { row[$0]! })
+            try db.run(ProfileTable.insertEvent(databaseID), [db.lastInsertRowID, now, HistoryEvent.created, actor,
+                                                              JSONValue.object(["how": .string(how)]).canonical])
+            return profileID
+        }
+        return try get(databaseID: databaseID, profileID: profileID)!
+    }
+
+    /// Saves an edit made on `expectedVersion`; if the profile changed since, throws `EditConflict` and writes nothing.
+    /// Records which fields changed (and the status change) in the history.
+    public func update(databaseID: Int64, profileID: String, _ input: ProfileInput, expectedVersion: Int64, actor: Int64?) throws {
+        let now = clock.now()
+        try pool.write { db in
+            let catalogue = try Profiles.catalogue(databaseID, db)
+            let columns = Profiles.readColumns(catalogue)
+            guard let row = try db.queryOne(Profiles.select(databaseID) + " WHERE profile_id = ?", [profileID]) else {
+                throw ValidationError(field: "profile", "No such profile.")
+            }
+            let current = Profiles.profile(row, columns)
+            if current.version != expectedVersion { throw EditConflict(current: current) }
+            let (values, status) = try Profiles.validate(input, catalogue, applyDefaults: false)
+            var changes: [String: SQLValue] = [:]
+            var changedKeys: [String] = []
+            for c in columns where values[c.column] != nil && values[c.column] != row[c.column] {
+                if c.column == "email" && values[c.column] == .null { continue }  // email stays: it identifies the profile
+                changes[c.column] = values[c.column]!
+                changedKeys.append(c.key)
+            }
+            if let email = changes["email"],
+               try db.queryOne("SELECT 1 FROM \(ProfileTable.name(databaseID)) WHERE email = ? AND id <> ?", [email, current.rowID]) != nil {
+                throw ValidationError(field: "email", "Another profile in this database has this email.")
+            }
+            let statusChanged = status != current.status
+            if changes.isEmpty && !statusChanged { return }
+            changes["status"] = .integer(Int64(status.rawValue))
+            changes["updated_at"] = .integer(now)
+            let keys = changes.keys.sorted()
+            try db.prepare("UPDATE \(ProfileTable.name(databaseID)) SET \(keys.map { "\($0) = ?" }.joined(separator: ", ")), version = version + 1 WHERE id = ?")
+                .execute(keys.map { changes[$0]! } + [current.rowID])
+            if !changedKeys.isEmpty {
+                try db.run(ProfileTable.insertEvent(databaseID), [current.rowID, now, HistoryEvent.fieldChanged, actor,
+                                                                  JSONValue.object(["fields": .array(changedKeys.map { .string($0) })]).canonical])
+            }
+            if statusChanged {
+                try db.run(ProfileTable.insertEvent(databaseID), [current.rowID, now, HistoryEvent.statusChanged, actor,
+                                                                  JSONValue.object(["from": .string(current.status.name), "to": .string(status.name)]).canonical])
+            }
+        }
+    }
+
+    /// Deletes the profile with its history (ON DELETE CASCADE).
+    public func delete(databaseID: Int64, profileID: String) throws {
+        let deleted = try pool.write { try $0.run("DELETE FROM \(ProfileTable.name(databaseID)) WHERE profile_id = ?", [profileID]) }
+        if deleted == 0 { throw ValidationError(field: "profile", "No such profile.") }
+    }
+
+    /// One page, newest first (by creation or by last activity), continuing after a keyset cursor: no OFFSET,
+    /// so a deep page costs what the first one does.
+    public func list(databaseID: Int64, _ query: ProfileQuery) throws -> ProfilePage {
+        try pool.read { db in
+            let columns = Profiles.readColumns(try Profiles.catalogue(databaseID, db))
+            let sortColumn = query.sort == .created ? "id" : "last_interaction_at"
+            var conditions: [String] = []
+            var params: [any SQLBindable] = []
+            let (searchSQL, searchParams) = Profiles.searchCondition(query.search)
+            if let searchSQL { conditions.append(searchSQL); params += searchParams }
+            if let status = query.status { conditions.append("status = ?"); params.append(status.rawValue) }
+            if let after = query.after {
+                if query.sort == .created {
+                    conditions.append("id < ?"); params.append(after.id)
+                } else {
+                    conditions.append("(last_interaction_at < ? OR (last_interaction_at = ? AND id < ?))"); params += [after.key, after.key, after.id]
+                }
+            }
+            let whereSQL = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            let order = query.sort == .created ? " ORDER BY id DESC" : " ORDER BY last_interaction_at DESC, id DESC"
+            let rows = try db.prepare(Profiles.select(databaseID) + whereSQL + order + " LIMIT ?").query(params + [query.limit + 1])
+            let profiles = rows.prefix(query.limit).map { Profiles.profile($0, columns) }
+            var next: (Int64, Int64)?
+            if rows.count > query.limit, let last = rows.prefix(query.limit).last {
+                next = (last.int64(sortColumn) ?? 0, last.int64("id") ?? 0)
+            }
+            return ProfilePage(profiles: Array(profiles), next: next)
+        }
+    }
+
+    public func count(databaseID: Int64, search: String, status: ProfileStatus?) throws -> Int {
+        try pool.read { db in
+            var conditions: [String] = []
+            var params: [any SQLBindable] = []
+            let (searchSQL, searchParams) = Profiles.searchCondition(search)
+            if let searchSQL { conditions.append(searchSQL); params += searchParams }
+            if let status { conditions.append("status = ?"); params.append(status.rawValue) }
+            let whereSQL = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            return try db.prepare("SELECT COUNT(*) FROM \(ProfileTable.name(databaseID))" + whereSQL).query(params).first?[0].int ?? 0
+        }
+    }
+
+    /// Search by email (exact, indexed), profile id (exact, indexed), phone, or name prefix.
+    static func searchCondition(_ raw: String) -> (String?, [any SQLBindable]) {
+        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.isEmpty { return (nil, []) }
+        if text.contains("@") { return ("email = ?", [text.lowercased()]) }
+        if text.count == 24, text.allSatisfy({ $0.isHexDigit }) { return ("profile_id = ?", [text.lowercased()]) }
+        if let phone = PhoneNumber.normalize(text) { return ("phones LIKE ? ESCAPE '\\'", ["%\"" + phone + "\"%"]) }
+        let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+        return ("(s_fname LIKE ? ESCAPE '\\' OR s_lname LIKE ? ESCAPE '\\')", [escaped + "%", escaped + "%"])
+    }
+
+    /// The profile's history, newest first, optionally of one type and since a time.
+    public func history(databaseID: Int64, rowID: Int64, type: String?, since: Int64?, limit: Int = 200) throws -> [HistoryEntry] {
+        try pool.read { db in
+            var sql = "SELECT h.at, h.type, u.email AS actor, h.details FROM \(ProfileTable.historyName(databaseID)) h LEFT JOIN users u ON u.id = h.actor WHERE h.profile = ?"
+            var params: [any SQLBindable] = [rowID]
+            if let type { sql += " AND h.type = ?"; params.append(type) }
+            if let since { sql += " AND h.at >= ?"; params.append(since) }
+            sql += " ORDER BY h.at DESC, h.id DESC LIMIT ?"
+            params.append(limit)
+            return try db.prepare(sql).query(params).map {
+                HistoryEntry(at: $0.int64("at") ?? 0, type: $0.string("type") ?? "", actorEmail: $0.string("actor"), details: $0.string("details") ?? "")
+            }
+        }
+    }
+}
