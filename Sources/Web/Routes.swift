@@ -32,6 +32,13 @@ enum Routes {
             Route("GET", "/databases/:id/export") { try ExportPages.form($0, $1) },
             Route("POST", "/databases/:id/export") { try ExportPages.start($0, $1) },
             Route("POST", "/databases/:id/export-history") { try ExportPages.startHistory($0, $1) },
+            Route("GET", "/databases/:id/profiles") { try ProfilePages.list($0, $1) },
+            Route("GET", "/databases/:id/profiles/new") { try ProfilePages.new($0, $1) },
+            Route("POST", "/databases/:id/profiles") { try ProfilePages.create($0, $1) },
+            Route("GET", "/databases/:id/profiles/:profile") { try ProfilePages.show($0, $1) },
+            Route("GET", "/databases/:id/profiles/:profile/edit") { try ProfilePages.edit($0, $1) },
+            Route("POST", "/databases/:id/profiles/:profile") { try ProfilePages.update($0, $1) },
+            Route("POST", "/databases/:id/profiles/:profile/delete") { try ProfilePages.delete($0, $1) },
             Route("GET", "/databases/:id/copy") { try StructurePages.copyForm($0, $1) },
             Route("POST", "/databases/:id/copy") { try StructurePages.copy($0, $1) },
 

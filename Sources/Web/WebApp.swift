@@ -168,9 +168,12 @@ public struct Services: Sendable {
     public let loyalty: Loyalty
     public let tasks: TaskRunner
     public let export: ExportProfilesTask
+    public let profiles: Profiles
 
-    public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask) {
+    public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
+                profiles: Profiles) {
         self.export = export
+        self.profiles = profiles
         self.accounts = accounts
         self.databases = databases
         self.resources = resources
@@ -187,7 +190,7 @@ public struct Services: Sendable {
                         tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
                                                      ExportHistoryTask.kind: ExportHistoryTask(files: export)],
                                           clock: clock, chunkSize: chunkSize),
-                        export: export)
+                        export: export, profiles: Profiles(pool: pool, clock: clock))
     }
 }
 

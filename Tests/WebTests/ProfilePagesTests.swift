@@ -1,0 +1,89 @@
+import HTTP
+import Roster
+@testable import Web
+import XCTest
+
+final class ProfilePagesTests: XCTestCase {
+    func setUp(_ role: Role) throws -> (Browser, WebApp, ProfileDatabase) {
+        let (app, accounts) = try makeApp()
+        try accounts.createUser(email: "u@example.com", name: "", role: role, password: "user password 1")
+        let b = Browser(app)
+        b.login("u@example.com", "user password 1")
+        let db = try app.services.databases.create(DatabaseInput(name: "Customers"))
+        try app.services.databases.addField(to: db.id, FieldInput(name: "score", type: "number"))
+        try app.services.databases.addField(to: db.id, FieldInput(name: "vip", type: "boolean"))
+        return (b, app, db)
+    }
+
+    func testEditorCreatesViewsAndEditsAProfile() throws {
+        let (b, app, db) = try setUp(.editor)
+        let form = b.get("/databases/\(db.id)/profiles/new")
+        XCTAssertEqual(form.status, 200)
+        let t = Browser.csrf(in: form)
+        let bad = b.post("/databases/\(db.id)/profiles", [("csrf_token", t), ("status", "subscribed"), ("f_email", "ann@example.com"), ("f_score", "12.5"), ("f__fname", "<script>x</script>")])
+        XCTAssertEqual(bad.status, 422)
+        XCTAssertTrue(bad.bodyText.contains("score is not a whole number."), "the error is beside its field")
+        XCTAssertTrue(bad.bodyText.contains("value=\"&lt;script&gt;x&lt;/script&gt;\""))
+        XCTAssertEqual(try app.services.profiles.count(databaseID: db.id, search: "", status: nil), 0)
+        let ok = b.post("/databases/\(db.id)/profiles", [("csrf_token", t), ("status", "subscribed"), ("f_email", "ann@example.com"), ("f_score", "12"), ("f_vip", "true"), ("f__fname", "<script>x</script>")])
+        XCTAssertEqual(ok.status, 303)
+        let path = String(try XCTUnwrap(ok.header("Location")).split(separator: "?")[0])
+        let page = b.get(path).bodyText
+        XCTAssertTrue(page.contains("ann@example.com") && page.contains("&lt;script&gt;x&lt;/script&gt;"))
+        XCTAssertFalse(page.contains("<script>x</script>"))
+        XCTAssertTrue(page.contains(">created<"), "history shows the creation")
+        let p = try XCTUnwrap(app.services.profiles.list(databaseID: db.id, ProfileQuery()).profiles.first)
+        XCTAssertTrue(page.contains(p.md5) && page.contains(p.xxh))
+
+        let edit = b.get(path + "/edit")
+        let saved = b.post(path, [("csrf_token", t), ("version", String(p.version)), ("status", "unsubscribed"), ("f_email", "ann@example.com"), ("f_score", "13"), ("f_vip", "true"), ("f__fname", "Ann")])
+        XCTAssertEqual(edit.status, 200)
+        XCTAssertEqual(saved.status, 303)
+        XCTAssertEqual(try app.services.profiles.get(databaseID: db.id, profileID: p.profileID)?.status, .unsubscribed)
+    }
+
+    func testAConcurrentEditIsShownAsAConflict() throws {
+        let (b, app, db) = try setUp(.editor)
+        let p = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "a@example.com", "score": "1"]), actor: nil)
+        let t = Browser.csrf(in: b.get("/settings"))
+        // Someone else saves first.
+        try app.services.profiles.update(databaseID: db.id, profileID: p.profileID, ProfileInput(values: ["score": "2"]), expectedVersion: p.version, actor: nil)
+        let late = b.post("/databases/\(db.id)/profiles/\(p.profileID)", [("csrf_token", t), ("version", String(p.version)), ("status", "subscribed"), ("f_email", "a@example.com"), ("f_score", "99")])
+        XCTAssertEqual(late.status, 409)
+        XCTAssertTrue(late.bodyText.contains("Someone saved this profile after you opened it"))
+        XCTAssertTrue(late.bodyText.contains("<td>2</td><td>99</td>"), late.bodyText)
+        XCTAssertEqual(try app.services.profiles.get(databaseID: db.id, profileID: p.profileID)?.values["score"], "2", "not overwritten")
+    }
+
+    func testListPagesWithKeysetLinksAndFilters() throws {
+        let (b, app, db) = try setUp(.viewer)
+        for i in 0..<60 {
+            try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "p\(i)@example.com"], status: i % 10 == 0 ? "complainer" : "subscribed"), actor: nil)
+        }
+        let first = b.get("/databases/\(db.id)/profiles").bodyText
+        XCTAssertTrue(first.contains("60 matching profiles"))
+        XCTAssertTrue(first.contains("p59@example.com") && !first.contains("p9@example.com<"))
+        let next = try XCTUnwrap(first.range(of: "href=\"/databases/\(db.id)/profiles?sort=created&amp;after=").map { first[$0.lowerBound...].dropFirst(6).prefix { $0 != "\"" } })
+        let second = b.get(String(next).replacingOccurrences(of: "&amp;", with: "&")).bodyText
+        XCTAssertTrue(second.contains("p9@example.com") && !second.contains("p59@example.com"))
+        XCTAssertTrue(b.get("/databases/\(db.id)/profiles?status=complainer").bodyText.contains("6 matching profiles"))
+        XCTAssertTrue(b.get("/databases/\(db.id)/profiles?q=p7%40example.com").bodyText.contains("1 matching profiles"))
+        // A viewer reads but cannot change.
+        let t = Browser.csrf(in: b.get("/settings"))
+        XCTAssertEqual(b.post("/databases/\(db.id)/profiles", [("csrf_token", t), ("status", "subscribed")]).status, 403)
+        XCTAssertFalse(first.contains("+ New profile"))
+    }
+
+    func testOnlyAdminsDeleteProfiles() throws {
+        let (b, app, db) = try setUp(.editor)
+        let p = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: [:]), actor: nil)
+        let t = Browser.csrf(in: b.get("/settings"))
+        XCTAssertEqual(b.post("/databases/\(db.id)/profiles/\(p.profileID)/delete", [("csrf_token", t)]).status, 403)
+        try app.services.accounts.createUser(email: "adm@example.com", name: "", role: .admin, password: "admin password 1")
+        let admin = Browser(app)
+        admin.login("adm@example.com", "admin password 1")
+        let at = Browser.csrf(in: admin.get("/settings"))
+        XCTAssertEqual(admin.post("/databases/\(db.id)/profiles/\(p.profileID)/delete", [("csrf_token", at)]).status, 303)
+        XCTAssertEqual(admin.get("/databases/\(db.id)/profiles/\(p.profileID)").status, 404)
+    }
+}
