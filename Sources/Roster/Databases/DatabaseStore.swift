@@ -36,11 +36,14 @@ public enum DatabaseStore {
     static let attachedResources = NamedQuery("databases.resources", """
         SELECT r.* FROM resources r JOIN database_resources dr ON dr.resource_id = r.id WHERE dr.database_id = ? ORDER BY r.name COLLATE NOCASE
         """)
+    static let attachedResource = NamedQuery("databases.resource", """
+        SELECT r.* FROM resources r JOIN database_resources dr ON dr.resource_id = r.id WHERE dr.database_id = ? AND r.id = ?
+        """)
     static let detachAll = NamedQuery("databases.detachResources", "DELETE FROM database_resources WHERE database_id = ?")
     static let attach = NamedQuery("databases.attachResource", "INSERT OR IGNORE INTO database_resources (database_id, resource_id) VALUES (?, ?)")
 
     static var queries: [NamedQuery] {
         [all, byID, byName, insert, update, delete, fields, fieldByID, fieldByName, insertField, updateField, deleteField,
-         standardSettings, upsertStandard, attachedResources, detachAll, attach]
+         standardSettings, upsertStandard, attachedResources, attachedResource, detachAll, attach]
     }
 }

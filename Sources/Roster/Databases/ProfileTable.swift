@@ -47,13 +47,32 @@ enum ProfileTable {
             """,
             "CREATE INDEX \(historyName(databaseID))_profile ON \(historyName(databaseID))(profile, at)",
             "CREATE INDEX \(historyName(databaseID))_type ON \(historyName(databaseID))(type, at)",
+            // Subscriptions per resource and channel; deleted ones are kept (restorable) and count toward the limits.
+            """
+            CREATE TABLE subscriptions_\(databaseID) (
+                id          INTEGER PRIMARY KEY,
+                profile     INTEGER NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
+                resource_id INTEGER NOT NULL,
+                channel     TEXT NOT NULL,
+                contact     TEXT NOT NULL,
+                provider    TEXT NOT NULL DEFAULT '',
+                status      INTEGER NOT NULL,
+                priority    INTEGER NOT NULL DEFAULT 0,
+                categories  TEXT NOT NULL DEFAULT '[]',
+                deleted     INTEGER NOT NULL DEFAULT 0,
+                created_at  INTEGER NOT NULL,
+                updated_at  INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX subscriptions_\(databaseID)_profile ON subscriptions_\(databaseID)(profile, resource_id, channel)",
+            "CREATE INDEX subscriptions_\(databaseID)_resource ON subscriptions_\(databaseID)(resource_id, channel, status)",
         ]
     }
 
     static func historyName(_ databaseID: Int64) -> String { "history_\(databaseID)" }
 
     static func dropStatements(_ databaseID: Int64) -> [String] {
-        ["DROP TABLE IF EXISTS \(historyName(databaseID))", "DROP TABLE IF EXISTS \(name(databaseID))"]
+        ["DROP TABLE IF EXISTS subscriptions_\(databaseID)", "DROP TABLE IF EXISTS \(historyName(databaseID))", "DROP TABLE IF EXISTS \(name(databaseID))"]
     }
 
     static func insertEvent(_ databaseID: Int64) -> String {
