@@ -39,6 +39,10 @@ enum Routes {
             Route("GET", "/databases/:id/profiles/:profile/edit") { try ProfilePages.edit($0, $1) },
             Route("POST", "/databases/:id/profiles/:profile") { try ProfilePages.update($0, $1) },
             Route("POST", "/databases/:id/profiles/:profile/delete") { try ProfilePages.delete($0, $1) },
+            Route("POST", "/databases/:id/profiles/:profile/subscriptions") { try SubscriptionPages.add($0, $1) },
+            Route("POST", "/databases/:id/profiles/:profile/subscriptions/:sub") { try SubscriptionPages.update($0, $1) },
+            Route("POST", "/databases/:id/profiles/:profile/subscriptions/:sub/delete") { try SubscriptionPages.setDeleted($0, $1, deleted: true) },
+            Route("POST", "/databases/:id/profiles/:profile/subscriptions/:sub/restore") { try SubscriptionPages.setDeleted($0, $1, deleted: false) },
             Route("GET", "/databases/:id/copy") { try StructurePages.copyForm($0, $1) },
             Route("POST", "/databases/:id/copy") { try StructurePages.copy($0, $1) },
 

@@ -169,9 +169,11 @@ public struct Services: Sendable {
     public let tasks: TaskRunner
     public let export: ExportProfilesTask
     public let profiles: Profiles
+    public let subscriptions: Subscriptions
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
-                profiles: Profiles) {
+                profiles: Profiles, subscriptions: Subscriptions) {
+        self.subscriptions = subscriptions
         self.export = export
         self.profiles = profiles
         self.accounts = accounts
@@ -190,7 +192,8 @@ public struct Services: Sendable {
                         tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
                                                      ExportHistoryTask.kind: ExportHistoryTask(files: export)],
                                           clock: clock, chunkSize: chunkSize),
-                        export: export, profiles: Profiles(pool: pool, clock: clock))
+                        export: export, profiles: Profiles(pool: pool, clock: clock),
+                        subscriptions: Subscriptions(pool: pool, clock: clock))
     }
 }
 

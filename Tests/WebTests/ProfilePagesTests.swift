@@ -87,3 +87,43 @@ final class ProfilePagesTests: XCTestCase {
         XCTAssertEqual(admin.get("/databases/\(db.id)/profiles/\(p.profileID)").status, 404)
     }
 }
+
+final class SubscriptionPagesTests: XCTestCase {
+    func testAddChangeDeleteAndRestoreASubscriptionOnTheProfilePage() throws {
+        let (app, accounts) = try makeApp()
+        try accounts.createUser(email: "e@example.com", name: "", role: .editor, password: "editor password")
+        let b = Browser(app)
+        b.login("e@example.com", "editor password")
+        let resource = try app.services.resources.create(ResourceInput(name: "News", channels: ["email", "sms"], categories: "Sales"))
+        let db = try app.services.databases.create(DatabaseInput(name: "D", resourceIDs: [resource.id]))
+        let p = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "a@example.com"]), actor: nil)
+        let path = "/databases/\(db.id)/profiles/\(p.profileID)"
+        let page = b.get(path)
+        XCTAssertTrue(page.bodyText.contains("News — SMS"))
+        let t = Browser.csrf(in: page)
+        let bad = b.post(path + "/subscriptions", [("csrf_token", t), ("target", "\(resource.id):sms"), ("contact", "not a phone"), ("status", "subscribed")])
+        XCTAssertEqual(bad.status, 422)
+        XCTAssertTrue(bad.bodyText.contains("The phone is not a number"))
+        XCTAssertTrue(bad.bodyText.contains("value=\"not a phone\""))
+        XCTAssertEqual(b.post(path + "/subscriptions", [("csrf_token", t), ("target", "\(resource.id):viber"), ("contact", "+79000000000"), ("status", "subscribed")]).status, 422,
+                       "a forged channel the resource lacks")
+        XCTAssertEqual(b.post(path + "/subscriptions", [("csrf_token", t), ("target", "\(resource.id):sms"), ("contact", "+7 900 000 00 00"), ("status", "subscribed"), ("categories", "Sales")]).status, 303)
+        XCTAssertEqual(b.post(path + "/subscriptions", [("csrf_token", t), ("target", "\(resource.id):email"), ("contact", "a@example.com"), ("status", "unconfirmed"), ("priority", "0")]).status, 303)
+        let subs = try app.services.subscriptions.list(databaseID: db.id, profileRowID: p.rowID)
+        XCTAssertEqual(subs.count, 2)
+        let sms = try XCTUnwrap(subs.first { $0.channel == .sms })
+        XCTAssertEqual(sms.contact, "+79000000000")
+        XCTAssertEqual(b.post(path + "/subscriptions/\(sms.id)", [("csrf_token", t), ("status", "unsubscribed"), ("priority", "3")]).status, 303)
+        XCTAssertEqual(b.post(path + "/subscriptions/\(sms.id)", [("csrf_token", t), ("status", "gone"), ("priority", "3")]).status, 422)
+        XCTAssertEqual(b.post(path + "/subscriptions/\(sms.id)/delete", [("csrf_token", t)]).status, 303)
+        XCTAssertTrue(b.get(path).bodyText.contains(">deleted<"))
+        XCTAssertEqual(b.post(path + "/subscriptions/\(sms.id)/restore", [("csrf_token", t)]).status, 303)
+        let after = try XCTUnwrap(app.services.subscriptions.list(databaseID: db.id, profileRowID: p.rowID).first { $0.id == sms.id })
+        XCTAssertEqual(after.status, .unsubscribed)
+        XCTAssertEqual(after.priority, 3)
+        XCTAssertFalse(after.deleted)
+        let history = b.get(path + "?days=0").bodyText
+        XCTAssertTrue(history.contains("subscription_added") && history.contains("unsubscribed"))
+        XCTAssertEqual(b.post(path + "/subscriptions/99999/delete", [("csrf_token", t)]).status, 404)
+    }
+}

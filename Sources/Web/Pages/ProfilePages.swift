@@ -97,6 +97,11 @@ enum ProfilePages {
     }
 
     static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        try show(app, ctx, addForm: nil)
+    }
+
+    /// The profile page; `addForm` carries a refused add-subscription form back with its errors.
+    static func show(_ app: WebApp, _ ctx: RequestContext, addForm: TemplateValue?) throws -> Response {
         let db = try ctx.database(app)
         let p = try load(app, ctx, db)
         let days = Int(ctx.request.query["days"] ?? "") ?? 7
@@ -105,6 +110,8 @@ enum ProfilePages {
         let history = try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: type, since: since)
         return try app.page("profiles/show.html", title: p.email, context: ctx, nav: .databases, [
             "database": View.database(db),
+            "subscriptions": try SubscriptionPages.groups(app, db, p),
+            "add_subscription": try addForm ?? SubscriptionPages.addForm(app, db, input: nil, errors: [:]),
             "profile": profileValue(p),
             "groups": try formGroups(app, db, values: p.values, errors: [:]),
             "history": .list(history.map { ["time": .string(View.time($0.at)), "type": .string($0.type), "actor": .string($0.actorEmail ?? "—"), "details": .string($0.details)] }),
