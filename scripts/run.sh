@@ -14,6 +14,11 @@ nginx -t -q -p "$prefix/" -c "$prefix/nginx.conf"
 
 "$bin" migrate
 "$bin" bootstrap
+# A small demo database on the first start (ROSTER_DEMO=0 skips it).
+if [ "${ROSTER_DEMO:-1}" != 0 ] && [ -z "$("$bin" database list)" ]; then
+  echo "roster: adding a demo database (2,000 profiles; set ROSTER_DEMO=0 to skip)"
+  "$bin" seed --database Demo --profiles 2000 | tail -1
+fi
 
 app_pid=""; nginx_pid=""
 stop() {

@@ -146,12 +146,21 @@ public enum Schema {
                 finished_at   INTEGER
             );
             CREATE INDEX tasks_state ON tasks(state);
+            -- Daily counts of history events per database and type. Kept when profiles are deleted, so
+            -- reports and the activity chart stay right.
+            CREATE TABLE event_stats (
+                database_id INTEGER NOT NULL,
+                day         TEXT NOT NULL,   -- YYYY-MM-DD, UTC
+                type        TEXT NOT NULL,
+                count       INTEGER NOT NULL,
+                PRIMARY KEY (database_id, day, type)
+            ) WITHOUT ROWID;
             """),
     ]
 
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
-            + LoyaltyStore.queries + TaskStore.queries
+            + LoyaltyStore.queries + TaskStore.queries + History.queries
     }
 }

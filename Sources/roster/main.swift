@@ -35,6 +35,7 @@ let usage = """
       field add --database ID --name N --type T [--options a,b] [--indexed]   add a custom field; prints its id
       field set --database ID --name N (--value V | --clear)   set or clear one field on every profile
       resource create --name N --channels email,sms [--categories a,b]      prints the resource id
+      seed --database NAME --profiles N   add N realistic demo profiles (creating the database if needed)
 
     \(Configuration.help)
     """
@@ -200,6 +201,23 @@ case "database", "field", "resource":
         default:
             fail("unknown command\n\n\(usage)", code: 2)
         }
+    } catch let error as ValidationError {
+        fail(error.description)
+    } catch {
+        fail("\(error)")
+    }
+
+case "seed":
+    let pool = openPool()
+    guard let name = option("--database", in: args), let count = option("--profiles", in: args).flatMap(Int.init), count > 0, count <= 10_000_000 else {
+        fail("seed needs --database NAME --profiles N (1 to 10,000,000)", code: 2)
+    }
+    do {
+        let started = Date()
+        let db = try DemoData(pool: pool).seed(databaseName: name, count: count) { done in
+            if done % 100_000 == 0 || done == count { say("roster: \(done) of \(count) profiles") }
+        }
+        say("roster: database \(db.id) (\(db.name)) has \(count) new demo profiles in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
     } catch let error as ValidationError {
         fail(error.description)
     } catch {

@@ -191,3 +191,21 @@ final class ExportPagesTests: XCTestCase {
         XCTAssertEqual(content, "profile_id,status,email,score\r\n")
     }
 }
+
+final class DatabaseChartsTests: XCTestCase {
+    func testTheDatabasePageDrawsStatusChannelAndActivityCharts() throws {
+        let (app, accounts) = try makeApp()
+        try accounts.createUser(email: "v@example.com", name: "", role: .viewer, password: "viewer password")
+        let b = Browser(app)
+        b.login("v@example.com", "viewer password")
+        let db = try app.services.databases.create(DatabaseInput(name: "D"))
+        let p = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "a@example.com"], status: "complainer"), actor: nil)
+        _ = p
+        let html = b.get("/databases/\(db.id)").bodyText
+        XCTAssertTrue(html.contains("<svg class=\"chart\""))
+        XCTAssertTrue(html.contains("aria-label=\"Profiles by global status\""))
+        XCTAssertTrue(html.contains(">Complainer</text>") && html.contains(">1</text>"), "labels and counts are text, not only colour")
+        XCTAssertTrue(html.contains("History events per month"))
+        XCTAssertFalse(html.contains("style="), "no inline styles under the CSP")
+    }
+}

@@ -43,6 +43,7 @@ public struct CopyProfilesTask: TaskHandler {
             + ["created_at", "updated_at", "last_interaction_at"] + mapping.map { $0.1.column }
         let insert = try db.prepare("INSERT INTO \(ProfileTable.name(target)) (\(insertColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: insertColumns.count).joined(separator: ", ")))")
         let event = try db.prepare(ProfileTable.insertEvent(target))
+        let stats = try db.cached(History.bumpStats.sql)
         let emailTaken = try db.prepare("SELECT 1 FROM \(ProfileTable.name(target)) WHERE email = ?")
 
         var outcome = ChunkOutcome(cursor: task.cursor)
@@ -78,6 +79,7 @@ public struct CopyProfilesTask: TaskHandler {
             try insert.execute(values)
             try event.execute([db.lastInsertRowID, now, HistoryEvent.created, task.createdBy,
                                JSONValue.object(["how": .string("copy"), "from_database": .int(source), "from_profile_id": .string(row.string("profile_id") ?? "")]).canonical])
+            try stats.execute([target, now, HistoryEvent.created])
             outcome.added += 1
         }
         outcome.finished = rows.count < limit

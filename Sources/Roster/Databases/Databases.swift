@@ -121,6 +121,43 @@ public final class Databases: Sendable {
         try pool.read { db in try db.query(DatabaseStore.attachedResources.sql, [databaseID]).map { try ResourceStore.load(row: $0, db) } }
     }
 
+    /// Counts for the database's charts: profiles by global status, subscriptions by channel and status,
+    /// and history events per month over the last 12 months (from the statistics, which survive deletions).
+    public struct Charts: Sendable {
+        public let statuses: [(ProfileStatus, Int)]
+        public let subscriptions: [(Channel, [(ProfileStatus, Int)])]
+        public let months: [(String, Int)]
+    }
+
+    public func charts(_ databaseID: Int64, now: Int64) throws -> Charts {
+        try pool.read { db in
+            let statusRows = try db.prepare("SELECT status, COUNT(*) AS n FROM \(ProfileTable.name(databaseID)) GROUP BY status").query()
+            var byStatus: [ProfileStatus: Int] = [:]
+            for row in statusRows { if let s = ProfileStatus(rawValue: row.int("status") ?? -1) { byStatus[s] = row.int("n") ?? 0 } }
+            let subRows = try db.prepare("SELECT channel, status, COUNT(*) AS n FROM subscriptions_\(databaseID) WHERE deleted = 0 GROUP BY channel, status").query()
+            var byChannel: [Channel: [ProfileStatus: Int]] = [:]
+            for row in subRows {
+                guard let c = Channel(rawValue: row.string("channel") ?? ""), let s = ProfileStatus(rawValue: row.int("status") ?? -1) else { continue }
+                byChannel[c, default: [:]][s] = row.int("n") ?? 0
+            }
+            // The last 12 calendar months, oldest first, including empty ones.
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            let today = Date(timeIntervalSince1970: TimeInterval(now))
+            let months: [String] = (0..<12).reversed().compactMap { back in
+                calendar.date(byAdding: .month, value: -back, to: today).map {
+                    let c = calendar.dateComponents([.year, .month], from: $0)
+                    return String(format: "%04d-%02d", c.year!, c.month!)
+                }
+            }
+            var counts: [String: Int] = [:]
+            for row in try db.query(History.monthly.sql, [databaseID, months[0] + "-01"]) { counts[row.string("month") ?? ""] = row.int("total") ?? 0 }
+            return Charts(statuses: ProfileStatus.allCases.map { ($0, byStatus[$0] ?? 0) },
+                          subscriptions: Channel.allCases.compactMap { c in byChannel[c].map { m in (c, ProfileStatus.allCases.map { ($0, m[$0] ?? 0) }) } },
+                          months: months.map { ($0, counts[$0] ?? 0) })
+        }
+    }
+
     public func deletionImpact(_ databaseID: Int64) throws -> DeletionImpact {
         try pool.read { db in
             DeletionImpact(profiles: try db.scalar(ProfileTable.count(databaseID)).int ?? 0,
@@ -199,6 +236,7 @@ public final class Databases: Sendable {
                 throw ValidationError(field: "database", "\(engaged) profiles in this database have had interactions (sends, opens, subscriptions…). Delete those profiles first; then the database can be deleted.")
             }
             for statement in ProfileTable.dropStatements(id) { try db.execute(statement) }
+            try db.run(History.dropDatabase.sql, [id])
             try db.run(DatabaseStore.delete.sql, [id])
         }
     }

@@ -19,3 +19,23 @@ public enum HistoryEvent {
     public static let clicked = "clicked"
     public static let goal = "goal"
 }
+
+import SQLiteStore
+
+/// Writes history events: the event row, and one more in the day's count for the database's statistics.
+enum History {
+    static let bumpStats = NamedQuery("eventStats.bump", """
+        INSERT INTO event_stats (database_id, day, type, count) VALUES (?, strftime('%Y-%m-%d', ?, 'unixepoch'), ?, 1)
+        ON CONFLICT (database_id, day, type) DO UPDATE SET count = count + 1
+        """)
+    static let monthly = NamedQuery("eventStats.monthly", """
+        SELECT substr(day, 1, 7) AS month, SUM(count) AS total FROM event_stats WHERE database_id = ? AND day >= ? GROUP BY month ORDER BY month
+        """)
+    static let dropDatabase = NamedQuery("eventStats.dropDatabase", "DELETE FROM event_stats WHERE database_id = ?")
+    static var queries: [NamedQuery] { [bumpStats, monthly, dropDatabase] }
+
+    static func record(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?, details: JSONValue) throws {
+        try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
+        try db.run(bumpStats.sql, [database, at, type])
+    }
+}

@@ -165,8 +165,7 @@ public final class Profiles: Sendable {
             let keys = row.keys.sorted()
             try db.prepare("INSERT INTO \(ProfileTable.name(databaseID)) (\(keys.joined(separator: ", "))) VALUES (\(keys.map { _ in "?" }.joined(separator: ", ")))")
                 .execute(keys.map { row[$0]! })
-            try db.run(ProfileTable.insertEvent(databaseID), [db.lastInsertRowID, now, HistoryEvent.created, actor,
-                                                              JSONValue.object(["how": .string(how)]).canonical])
+            try History.record(db, database: databaseID, profile: db.lastInsertRowID, at: now, type: HistoryEvent.created, actor: actor, details: JSONValue.object(["how": .string(how)]))
             return profileID
         }
         return try get(databaseID: databaseID, profileID: profileID)!
@@ -204,12 +203,10 @@ public final class Profiles: Sendable {
             try db.prepare("UPDATE \(ProfileTable.name(databaseID)) SET \(keys.map { "\($0) = ?" }.joined(separator: ", ")), version = version + 1 WHERE id = ?")
                 .execute(keys.map { changes[$0]! } + [current.rowID])
             if !changedKeys.isEmpty {
-                try db.run(ProfileTable.insertEvent(databaseID), [current.rowID, now, HistoryEvent.fieldChanged, actor,
-                                                                  JSONValue.object(["fields": .array(changedKeys.map { .string($0) })]).canonical])
+                try History.record(db, database: databaseID, profile: current.rowID, at: now, type: HistoryEvent.fieldChanged, actor: actor, details: JSONValue.object(["fields": .array(changedKeys.map { .string($0) })]))
             }
             if statusChanged {
-                try db.run(ProfileTable.insertEvent(databaseID), [current.rowID, now, HistoryEvent.statusChanged, actor,
-                                                                  JSONValue.object(["from": .string(current.status.name), "to": .string(status.name)]).canonical])
+                try History.record(db, database: databaseID, profile: current.rowID, at: now, type: HistoryEvent.statusChanged, actor: actor, details: JSONValue.object(["from": .string(current.status.name), "to": .string(status.name)]))
             }
         }
     }

@@ -136,8 +136,7 @@ public final class Subscriptions: Sendable {
         if let existing = try db.prepare("SELECT id FROM \(t) WHERE \(scope) AND contact = ?").query(scopeParams + [contact]).first?.int64("id") {
             try db.prepare("UPDATE \(t) SET status = ?, provider = ?, categories = ?, deleted = 0, updated_at = ?, priority = COALESCE(?, priority) WHERE id = ?")
                 .execute([status.rawValue, input.provider, JSONValue.encodeStrings(input.categories), now, input.priority, existing])
-            try db.run(ProfileTable.insertEvent(databaseID), [profileRowID, now, HistoryEvent.subscriptionChanged, actor,
-                                                              JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]).canonical])
+            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionChanged, actor: actor, details: JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]))
             return existing
         }
         // Limits: the narrower scope first (20 per resource and channel), then the profile's 200.
@@ -151,8 +150,7 @@ public final class Subscriptions: Sendable {
         }
         if let victim {
             try db.prepare("DELETE FROM \(t) WHERE id = ?").execute([victim])
-            try db.run(ProfileTable.insertEvent(databaseID), [profileRowID, now, HistoryEvent.subscriptionDeleted, actor,
-                                                              JSONValue.object(["replaced_by_limit": .bool(true), "subscription": .int(victim)]).canonical])
+            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionDeleted, actor: actor, details: JSONValue.object(["replaced_by_limit": .bool(true), "subscription": .int(victim)]))
         }
         var priority = input.priority
         if priority == nil {
@@ -169,8 +167,7 @@ public final class Subscriptions: Sendable {
             """).execute([profileRowID, resource.id, channel.rawValue, contact, input.provider, status.rawValue, priority!,
                           JSONValue.encodeStrings(input.categories), now, now])
         let id = db.lastInsertRowID
-        try db.run(ProfileTable.insertEvent(databaseID), [profileRowID, now, HistoryEvent.subscriptionAdded, actor,
-                                                          JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]).canonical])
+        try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionAdded, actor: actor, details: JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]))
         return id
     }
 
@@ -181,8 +178,7 @@ public final class Subscriptions: Sendable {
             let changed = try db.prepare("UPDATE \(Subscriptions.table(databaseID)) SET deleted = ?, updated_at = ? WHERE id = ? AND profile = ?")
                 .execute([deleted, now, subscriptionID, profileRowID])
             if changed == 0 { throw ValidationError(field: "subscription", "No such subscription.") }
-            try db.run(ProfileTable.insertEvent(databaseID), [profileRowID, now, deleted ? HistoryEvent.subscriptionDeleted : HistoryEvent.subscriptionChanged, actor,
-                                                              JSONValue.object(["subscription": .int(subscriptionID), "restored": .bool(!deleted)]).canonical])
+            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: deleted ? HistoryEvent.subscriptionDeleted : HistoryEvent.subscriptionChanged, actor: actor, details: JSONValue.object(["subscription": .int(subscriptionID), "restored": .bool(!deleted)]))
         }
     }
 
@@ -195,8 +191,7 @@ public final class Subscriptions: Sendable {
             let changed = try db.prepare("UPDATE \(Subscriptions.table(databaseID)) SET status = ?, priority = ?, updated_at = ? WHERE id = ? AND profile = ?")
                 .execute([s.rawValue, priority, now, subscriptionID, profileRowID])
             if changed == 0 { throw ValidationError(field: "subscription", "No such subscription.") }
-            try db.run(ProfileTable.insertEvent(databaseID), [profileRowID, now, s == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged, actor,
-                                                              JSONValue.object(["subscription": .int(subscriptionID), "status": .string(s.name), "priority": .int(Int64(priority))]).canonical])
+            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: s == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged, actor: actor, details: JSONValue.object(["subscription": .int(subscriptionID), "status": .string(s.name), "priority": .int(Int64(priority))]))
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import HTTP
 import Roster
 
@@ -15,6 +16,8 @@ enum DatabasePage {
         let fields = try services.databases.fields(of: db.id)
         let settings = try services.databases.standardSettings(of: db.id)
         let others = try services.databases.list().filter { $0.database.id != db.id }
+        let charts = try services.databases.charts(db.id, now: Int64(Date().timeIntervalSince1970))
+        let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         return try app.page("databases/show.html", title: db.name, context: ctx, nav: .databases, [
             "database": View.database(db),
             "profile_count": .string(View.count(try services.databases.profileCount(db.id))),
@@ -30,6 +33,15 @@ enum DatabasePage {
                 ]
             }),
             "resources": .list(try services.databases.attachedResources(db.id).map(View.resource)),
+            "status_chart": .trustedHTML(SVGChart.bars(title: "Profiles by global status",
+                charts.statuses.map { SVGChart.Bar(label: $0.0.label, value: $0.1, color: SVGChart.color($0.0.name)) })),
+            "channel_charts": .list(charts.subscriptions.map { channel, counts in
+                ["channel": .string(channel.label),
+                 "chart": .trustedHTML(SVGChart.bars(title: "\(channel.label) subscriptions by status",
+                    counts.map { SVGChart.Bar(label: $0.0.label, value: $0.1, color: SVGChart.color($0.0.name)) }))]
+            }),
+            "activity_chart": .trustedHTML(SVGChart.columns(title: "History events per month, last 12 months",
+                charts.months.map { month, n in (label: monthNames[(Int(month.suffix(2)) ?? 1) - 1] + " " + month.prefix(4).suffix(2), value: n) })),
             "other_databases": .list(others.map { ["id": .string(String($0.database.id)), "name": .string($0.database.name)] }),
             "notice": TemplateValue(ctx.request.query["done"].flatMap { notices[$0] }),
         ])
