@@ -122,3 +122,30 @@ printf "%-52s %10s %10s %7s\n" "create a custom field (1M-profile database)" "$a
 printf "%-52s %10s %10s %7s\n" "set the field on every profile (one UPDATE)" "$s_r" "$s_w" "$(awk -v a="$s_r" -v b="$s_w" 'BEGIN{printf "%.2f", a/b}')"
 echo "profiles changed by the last roster run: $changed of $profiles"
 echo "databases bars (<= 1.5x raw): create $(verdict "$(awk -v a="$a_r" -v b="$a_w" 'BEGIN{print (a<=1.5*b)}')"), update $(verdict "$(awk -v a="$s_r" -v b="$s_w" 'BEGIN{print (a<=1.5*b)}')")"
+
+# ---------------------------------------------------------------------------------------------------------
+# Profiles: pages of the same database through nginx, with the app running again on it.
+"$bin" serve >>"$work/app.log" 2>&1 &
+app_pid=$!
+for _ in $(seq 1 100); do curl -fsS -o /dev/null "$base/login" 2>/dev/null && break; sleep 0.1; done
+pid_profile=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT profile_id FROM profiles_$dbid WHERE id = $((profiles / 2))")
+deep=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT id FROM profiles_$dbid ORDER BY id LIMIT 1 OFFSET 1000")
+email=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT email FROM profiles_$dbid WHERE id = $((profiles / 3))")
+cookie="Cookie: roster_session=$session"
+for url in "/databases/$dbid/profiles/$pid_profile" "/databases/$dbid/profiles" "/databases/$dbid/profiles?sort=created&after=$deep-$deep" "/databases/$dbid/profiles?q=$email"; do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" "$base$url")" = 200 ] || { echo "bench: $url is not 200" >&2; exit 1; }
+done
+echo
+echo "Profiles — pages of the $profiles-profile database through nginx (wrk 2 threads × $connections connections, ${seconds}s)"
+printf "%-44s %10s %9s %9s %7s\n" "what" "req/s" "p50 ms" "p99 ms" "non-2xx"
+read -r p_rps p_p50 p_p99 p_err < <(run_wrk profile "$base/databases/$dbid/profiles/$pid_profile" "$cookie")
+printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile page" "$p_rps" "$p_p50" "$p_p99" "$p_err"
+read -r l_rps l_p50 l_p99 l_err < <(run_wrk list "$base/databases/$dbid/profiles" "$cookie")
+printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile list, first page" "$l_rps" "$l_p50" "$l_p99" "$l_err"
+read -r d_rps2 d_p502 d_p992 d_err2 < <(run_wrk deep "$base/databases/$dbid/profiles?sort=created&after=$deep-$deep" "$cookie")
+printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile list, deep page (1,000 from the end)" "$d_rps2" "$d_p502" "$d_p992" "$d_err2"
+read -r e_rps e_p50 e_p99 e_err < <(run_wrk search "$base/databases/$dbid/profiles?q=$email" "$cookie")
+printf "%-44s %10.0f %9.2f %9.2f %7s\n" "search by email" "$e_rps" "$e_p50" "$e_p99" "$e_err"
+pratio=$(awk -v a="$p_rps" -v b="$s_rps" 'BEGIN { printf "%.1f", 100*a/b }')
+echo "profile page / static file: ${pratio}% (bar: >= 10%, p99 < 10 ms); list pages p99 bar: < 50 ms"
+echo "profiles bars: page ratio $(verdict "$(awk -v r="$pratio" 'BEGIN{print (r>=10)}')"), page p99 $(verdict "$(awk -v p="$p_p99" 'BEGIN{print (p<10)}')"), first list p99 $(verdict "$(awk -v p="$l_p99" 'BEGIN{print (p<50)}')"), deep list p99 $(verdict "$(awk -v p="$d_p992" 'BEGIN{print (p<50)}')")"

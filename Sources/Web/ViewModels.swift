@@ -3,13 +3,7 @@ import Roster
 
 /// Domain values → what templates show. Numbers and dates are formatted here, not in templates.
 enum View {
-    static func count(_ n: Int) -> String {
-        let formatter = NumberFormatter()
-        formatter.numberStyle = .decimal
-        formatter.groupingSeparator = ","
-        formatter.usesGroupingSeparator = true
-        return formatter.string(from: NSNumber(value: n)) ?? String(n)
-    }
+    static func count(_ n: Int) -> String { UTCTime.grouped(n) }
 
     static func day(_ seconds: Int64?) -> String {
         guard let seconds else { return "" }
@@ -18,11 +12,7 @@ enum View {
 
     static func time(_ seconds: Int64?) -> String {
         guard let seconds else { return "" }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+        return UTCTime.time(seconds)
     }
 
     static func database(_ db: ProfileDatabase) -> TemplateValue {

@@ -128,3 +128,25 @@ final class FieldTypeTests: XCTestCase {
         XCTAssertEqual(JSONValue.parse("[true, 1, 1.5, \"s\", null]"), .array([.bool(true), .int(1), .double(1.5), .string("s"), .null]))
     }
 }
+
+final class JSONParserTests: XCTestCase {
+    func testParsesWhatJSONDecoderParses() throws {
+        let samples = [#"{"a":[1,-2,3.5,true,false,null,"x\"y\\z\u00e9\ud83c\udf89"],"b":{}}"#, "[]", "{}", "0", "-0", "\"\"", "  [ 1 , 2 ]  ",
+                       "9223372036854775807", "9223372036854775808", "[[[[]]]]"]
+        for text in samples {
+            let expected = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            XCTAssertEqual(JSONValue.parse(text), expected, text)
+        }
+        // Where the two differ on purpose: an exponent makes a float; a repeated key keeps its last value.
+        XCTAssertEqual(JSONValue.parse("1e3"), .double(1000))
+        XCTAssertEqual(JSONValue.parse(#"{"a":1,"a":2}"#), .object(["a": .int(2)]))
+        if case .success(let v) = FieldType.number.validate(json: .double(1000)) { XCTAssertEqual(v, .integer(1000)) } else { XCTFail() }
+    }
+
+    func testRefusesWhatIsNotJSON() {
+        for bad in ["", "[1,]", "{\"a\"}", "{a:1}", "01", "1.", ".5", "+1", "[1 2]", "\"\\x\"", "\"\u{01}\"", "[1]]", "nul", "\"\\ud800\"", "tru",
+                    String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "'a'", "NaN"] {
+            XCTAssertNil(JSONValue.parse(bad), bad)
+        }
+    }
+}

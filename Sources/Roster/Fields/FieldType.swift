@@ -242,22 +242,12 @@ public enum FieldType: String, Sendable, CaseIterable, Codable {
             }
         }
         guard year >= 1 else { return .failure(bad) }
-        var components = DateComponents()
-        components.calendar = Calendar(identifier: .gregorian)
-        components.timeZone = TimeZone(identifier: "UTC")
-        components.year = year; components.month = month; components.day = day
-        components.hour = hour; components.minute = minute; components.second = second
-        guard let local = components.date else { return .failure(bad) }
-        let utc = local.addingTimeInterval(TimeInterval(-offsetMinutes * 60) + Double(millis) / 1000)
-        return .success(FieldType.formatDate(utc))
+        let seconds = Int64(UTCTime.days(year: year, month: month, day: day)) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
+        return .success(UTCTime.rfc3339(milliseconds: seconds * 1000 + Int64(millis)))
     }
 
     static func formatDate(_ date: Date) -> String {
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = TimeZone(identifier: "UTC")!
-        let c = cal.dateComponents([.year, .month, .day, .hour, .minute, .second, .nanosecond], from: date)
-        let ms = Int((Double(c.nanosecond ?? 0) / 1_000_000).rounded()) % 1000
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, ms)
+        UTCTime.rfc3339(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Secrets
 import SQLiteStore
+import Synchronization
 
 /// One profile as pages see it: identifiers, status, and every field's value as a person reads it.
 public struct Profile: Sendable {
@@ -63,6 +64,10 @@ public struct HistoryEntry: Sendable {
 public final class Profiles: Sendable {
     let pool: DatabasePool
     let clock: Clock
+    /// Counts for the list header, kept a few seconds: counting a million rows on every page view would cost
+    /// more than the page. Writes through this object drop the database's entries at once.
+    private let countCache = Mutex<[String: (count: Int, expires: Int64)]>([:])
+    static let countTTL: Int64 = 10
 
     public init(pool: DatabasePool, clock: Clock = .system) {
         self.pool = pool
@@ -168,6 +173,7 @@ public final class Profiles: Sendable {
             try History.record(db, database: databaseID, profile: db.lastInsertRowID, at: now, type: HistoryEvent.created, actor: actor, details: JSONValue.object(["how": .string(how)]))
             return profileID
         }
+        forgetCounts(databaseID)
         return try get(databaseID: databaseID, profileID: profileID)!
     }
 
@@ -206,6 +212,7 @@ public final class Profiles: Sendable {
                 try History.record(db, database: databaseID, profile: current.rowID, at: now, type: HistoryEvent.fieldChanged, actor: actor, details: JSONValue.object(["fields": .array(changedKeys.map { .string($0) })]))
             }
             if statusChanged {
+                forgetCounts(databaseID)
                 try History.record(db, database: databaseID, profile: current.rowID, at: now, type: HistoryEvent.statusChanged, actor: actor, details: JSONValue.object(["from": .string(current.status.name), "to": .string(status.name)]))
             }
         }
@@ -215,6 +222,7 @@ public final class Profiles: Sendable {
     public func delete(databaseID: Int64, profileID: String) throws {
         let deleted = try pool.write { try $0.run("DELETE FROM \(ProfileTable.name(databaseID)) WHERE profile_id = ?", [profileID]) }
         if deleted == 0 { throw ValidationError(field: "profile", "No such profile.") }
+        forgetCounts(databaseID)
     }
 
     /// One page, newest first (by creation or by last activity), continuing after a keyset cursor: no OFFSET,
@@ -248,6 +256,22 @@ public final class Profiles: Sendable {
     }
 
     public func count(databaseID: Int64, search: String, status: ProfileStatus?) throws -> Int {
+        let key = "\(databaseID)|\(status?.rawValue ?? -1)|\(search)"
+        let now = clock.now()
+        if let hit = countCache.withLock({ $0[key] }), hit.expires > now { return hit.count }
+        let count = try countNow(databaseID: databaseID, search: search, status: status)
+        countCache.withLock { cache in
+            if cache.count > 1000 { cache.removeAll() }
+            cache[key] = (count, now + Profiles.countTTL)
+        }
+        return count
+    }
+
+    func forgetCounts(_ databaseID: Int64) {
+        countCache.withLock { cache in cache = cache.filter { !$0.key.hasPrefix("\(databaseID)|") } }
+    }
+
+    func countNow(databaseID: Int64, search: String, status: ProfileStatus?) throws -> Int {
         try pool.read { db in
             var conditions: [String] = []
             var params: [any SQLBindable] = []

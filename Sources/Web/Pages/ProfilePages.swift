@@ -108,10 +108,11 @@ enum ProfilePages {
         let type = ctx.request.query["type"].flatMap { $0.isEmpty ? nil : $0 }
         let since = days > 0 ? Int64(Date().timeIntervalSince1970) - Int64(days) * 86_400 : nil
         let history = try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: type, since: since)
+        let attached = try app.services.databases.attachedResources(db.id)
         return try app.page("profiles/show.html", title: p.email, context: ctx, nav: .databases, [
             "database": View.database(db),
-            "subscriptions": try SubscriptionPages.groups(app, db, p),
-            "add_subscription": try addForm ?? SubscriptionPages.addForm(app, db, input: nil, errors: [:]),
+            "subscriptions": try SubscriptionPages.groups(app, db, p, resources: attached),
+            "add_subscription": try addForm ?? SubscriptionPages.addForm(app, db, input: nil, errors: [:], resources: attached),
             "profile": profileValue(p),
             "groups": try formGroups(app, db, values: p.values, errors: [:]),
             "history": .list(history.map { ["time": .string(View.time($0.at)), "type": .string($0.type), "actor": .string($0.actorEmail ?? "—"), "details": .string($0.details)] }),

@@ -158,11 +158,5 @@ enum UserDeleteAction {
 }
 
 enum DateText {
-    static func day(_ seconds: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd"
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-    }
+    static func day(_ seconds: Int64) -> String { UTCTime.day(seconds) }
 }

@@ -4,9 +4,14 @@ import Roster
 /// A profile's subscriptions: POST …/subscriptions (add), …/subscriptions/:sub (status and priority),
 /// …/subscriptions/:sub/delete and …/restore.
 enum SubscriptionPages {
-    static func groups(_ app: WebApp, _ db: ProfileDatabase, _ p: Profile) throws -> TemplateValue {
+    /// `resources`: the database's attached resources (loaded once per page). A subscription to a resource that
+    /// was detached later is still listed, under its id.
+    static func groups(_ app: WebApp, _ db: ProfileDatabase, _ p: Profile, resources attached: [Resource]) throws -> TemplateValue {
         let subs = try app.services.subscriptions.list(databaseID: db.id, profileRowID: p.rowID)
-        let resources = try app.services.resources.list()
+        var resources: [(id: Int64, name: String)] = attached.map { ($0.id, $0.name) }
+        for id in Set(subs.map(\.resourceID)) where !resources.contains(where: { $0.id == id }) {
+            resources.append((id, try app.services.resources.get(id)?.name ?? "Resource \(id)"))
+        }
         return .list(resources.compactMap { r -> TemplateValue? in
             let mine = subs.filter { $0.resourceID == r.id }
             if mine.isEmpty { return nil }
@@ -19,8 +24,8 @@ enum SubscriptionPages {
         })
     }
 
-    static func addForm(_ app: WebApp, _ db: ProfileDatabase, input: SubscriptionInput?, errors: [String: String]) throws -> TemplateValue {
-        let attached = try app.services.databases.attachedResources(db.id)
+    static func addForm(_ app: WebApp, _ db: ProfileDatabase, input: SubscriptionInput?, errors: [String: String], resources: [Resource]? = nil) throws -> TemplateValue {
+        let attached = try resources ?? app.services.databases.attachedResources(db.id)
         return [
             "options": .list(attached.flatMap { r in
                 r.channels.map { c in

@@ -95,7 +95,7 @@ struct Renderer {
                 else { out += escapeHTML(text) }
             case .ifBlock(let condition, let thenNodes, let elseNodes):
                 try render(evaluate(condition) ? thenNodes : elseNodes, file: file, overrides: overrides, into: &out)
-            case .forBlock(let variable, let path, let body, let empty, let line):
+            case .forBlock(let variable, let path, let body, let empty, let line, let usesLoop):
                 guard let value = lookup(path) else {
                     throw TemplateError(file: file, line: line, message: "missing list \(path.joined(separator: "."))")
                 }
@@ -109,7 +109,11 @@ struct Renderer {
                     try render(empty, file: file, overrides: overrides, into: &out)
                 }
                 for (index, item) in items.enumerated() {
-                    scopes.append([variable: item, "loop": ["index": .int(index), "number": .int(index + 1), "first": .bool(index == 0), "last": .bool(index == items.count - 1)]])
+                    if usesLoop {
+                        scopes.append([variable: item, "loop": ["index": .int(index), "number": .int(index + 1), "first": .bool(index == 0), "last": .bool(index == items.count - 1)]])
+                    } else {
+                        scopes.append([variable: item])
+                    }
                     defer { scopes.removeLast() }
                     try render(body, file: file, overrides: overrides, into: &out)
                 }
