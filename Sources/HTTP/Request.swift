@@ -31,7 +31,9 @@ public struct Request: Sendable {
 
     /// Builds a request from a target such as `/a/b?x=1`.
     public init(method: String, target: String, headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1") {
-        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        // A fragment never reaches a server; drop it as a browser would.
+        let withoutFragment = target.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        let parts = withoutFragment.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let rawPath = parts.first.map(String.init) ?? "/"
         self.init(method: method, path: rawPath.removingPercentEncoding ?? rawPath,
                   query: parts.count > 1 ? FormData(urlEncoded: String(parts[1])) : FormData(),

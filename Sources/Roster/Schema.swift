@@ -111,7 +111,8 @@ public enum Schema {
                 id           INTEGER PRIMARY KEY,
                 program_id   INTEGER NOT NULL REFERENCES loyalty_programs(id) ON DELETE CASCADE,
                 code         TEXT NOT NULL,
-                status       TEXT NOT NULL DEFAULT 'free' CHECK (status IN ('free','attached','activated')),
+                -- detached codes are never handed out again: a code never goes to two profiles
+                status       TEXT NOT NULL DEFAULT 'free' CHECK (status IN ('free','attached','activated','detached')),
                 database_id  INTEGER,
                 profile_id   TEXT,
                 attached_at  INTEGER,

@@ -170,10 +170,12 @@ public struct Services: Sendable {
     public let export: ExportProfilesTask
     public let profiles: Profiles
     public let subscriptions: Subscriptions
+    public let extras: ProfileExtras
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
-                profiles: Profiles, subscriptions: Subscriptions) {
+                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras) {
         self.subscriptions = subscriptions
+        self.extras = extras
         self.export = export
         self.profiles = profiles
         self.accounts = accounts
@@ -193,7 +195,7 @@ public struct Services: Sendable {
                                                      ExportHistoryTask.kind: ExportHistoryTask(files: export)],
                                           clock: clock, chunkSize: chunkSize),
                         export: export, profiles: Profiles(pool: pool, clock: clock),
-                        subscriptions: Subscriptions(pool: pool, clock: clock))
+                        subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock))
     }
 }
 

@@ -127,3 +127,35 @@ final class SubscriptionPagesTests: XCTestCase {
         XCTAssertEqual(b.post(path + "/subscriptions/99999/delete", [("csrf_token", t)]).status, 404)
     }
 }
+
+final class ProfileExtraPagesTests: XCTestCase {
+    func testPromoRelationsAndPersonalDataFromTheProfilePage() throws {
+        let (app, accounts) = try makeApp()
+        try accounts.createUser(email: "e@example.com", name: "", role: .editor, password: "editor password")
+        try accounts.createUser(email: "v@example.com", name: "", role: .viewer, password: "viewer password")
+        let b = Browser(app)
+        b.login("e@example.com", "editor password")
+        let db = try app.services.databases.create(DatabaseInput(name: "D"))
+        let a = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "a@example.com"]), actor: nil)
+        _ = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "<b>@example.com"]), actor: nil)
+        let program = try app.services.loyalty.create(name: "Summer", description: "")
+        _ = try app.services.loyalty.addCodes(to: program.id, text: "ONLY1")
+        let path = "/databases/\(db.id)/profiles/\(a.profileID)"
+        let t = Browser.csrf(in: b.get(path))
+        XCTAssertEqual(b.post(path + "/promo", [("csrf_token", t), ("program", String(program.id))]).status, 303)
+        XCTAssertTrue(b.get(path).bodyText.contains("<code>ONLY1</code>"))
+        let empty = b.post(path + "/promo", [("csrf_token", t), ("program", String(program.id))])
+        XCTAssertTrue(b.get(empty.header("Location")!).bodyText.contains("That program has no free codes left."))
+        XCTAssertEqual(b.post(path + "/relations", [("csrf_token", t), ("relation_name", "friend of"), ("other", "<b>@example.com"), ("properties", "")]).status, 303)
+        let page = b.get(path).bodyText
+        XCTAssertTrue(page.contains("friend of") && page.contains("&lt;b&gt;@example.com"))
+        let data = b.get(path + "/personal-data.json")
+        XCTAssertEqual(data.header("Content-Type"), "application/json; charset=utf-8")
+        XCTAssertTrue(data.bodyText.contains("\"ONLY1\"") && data.bodyText.contains("friend of"), "\(data.status) \(data.body.count) \(data.bodyText.prefix(300))")
+        let viewer = Browser(app)
+        viewer.login("v@example.com", "viewer password")
+        let vt = Browser.csrf(in: viewer.get("/settings"))
+        XCTAssertEqual(viewer.post(path + "/relations", [("csrf_token", vt), ("relation_name", "x"), ("other", "<b>@example.com")]).status, 403)
+        XCTAssertEqual(viewer.get(path + "/personal-data.json").status, 200, "viewers read everything")
+    }
+}

@@ -66,13 +66,26 @@ enum ProfileTable {
             """,
             "CREATE INDEX subscriptions_\(databaseID)_profile ON subscriptions_\(databaseID)(profile, resource_id, channel)",
             "CREATE INDEX subscriptions_\(databaseID)_resource ON subscriptions_\(databaseID)(resource_id, channel, status)",
+            // Named relations between two profiles of the database ("recommended by"); gone with either profile.
+            """
+            CREATE TABLE relations_\(databaseID) (
+                id         INTEGER PRIMARY KEY,
+                profile    INTEGER NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
+                related    INTEGER NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
+                name       TEXT NOT NULL,
+                properties TEXT NOT NULL DEFAULT '{}',
+                created_at INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX relations_\(databaseID)_profile ON relations_\(databaseID)(profile)",
+            "CREATE INDEX relations_\(databaseID)_related ON relations_\(databaseID)(related)",
         ]
     }
 
     static func historyName(_ databaseID: Int64) -> String { "history_\(databaseID)" }
 
     static func dropStatements(_ databaseID: Int64) -> [String] {
-        ["DROP TABLE IF EXISTS subscriptions_\(databaseID)", "DROP TABLE IF EXISTS \(historyName(databaseID))", "DROP TABLE IF EXISTS \(name(databaseID))"]
+        ["DROP TABLE IF EXISTS relations_\(databaseID)", "DROP TABLE IF EXISTS subscriptions_\(databaseID)", "DROP TABLE IF EXISTS \(historyName(databaseID))", "DROP TABLE IF EXISTS \(name(databaseID))"]
     }
 
     static func insertEvent(_ databaseID: Int64) -> String {

@@ -9,6 +9,8 @@ public struct LoyaltyProgram: Sendable, Equatable {
     public let free: Int
     public let attached: Int
     public let activated: Int
+    /// Taken back from a profile; never handed out again.
+    public let detached: Int
 
     init(row: Row) {
         id = row.int64("id") ?? 0
@@ -18,6 +20,7 @@ public struct LoyaltyProgram: Sendable, Equatable {
         free = row.int("free") ?? 0
         attached = row.int("attached") ?? 0
         activated = row.int("activated") ?? 0
+        detached = row.int("detached") ?? 0
     }
 }
 
@@ -36,7 +39,8 @@ public enum LoyaltyStore {
         SELECT p.id, p.name, p.description, p.created_at,
                (SELECT COUNT(*) FROM promo_codes c WHERE c.program_id = p.id AND c.status = 'free') AS free,
                (SELECT COUNT(*) FROM promo_codes c WHERE c.program_id = p.id AND c.status = 'attached') AS attached,
-               (SELECT COUNT(*) FROM promo_codes c WHERE c.program_id = p.id AND c.status = 'activated') AS activated
+               (SELECT COUNT(*) FROM promo_codes c WHERE c.program_id = p.id AND c.status = 'activated') AS activated,
+               (SELECT COUNT(*) FROM promo_codes c WHERE c.program_id = p.id AND c.status = 'detached') AS detached
         FROM loyalty_programs p
         """
     static let all = NamedQuery("loyalty.all", "\(programColumns) ORDER BY p.name COLLATE NOCASE")
@@ -134,8 +138,8 @@ public final class Loyalty: Sendable {
             guard let program = try db.queryOne(LoyaltyStore.byID.sql, [id]).map(LoyaltyProgram.init(row:)) else {
                 throw ValidationError(field: "program", "No such program.")
             }
-            if program.attached + program.activated > 0 {
-                throw ValidationError(field: "program", "\(program.attached + program.activated) codes of this program belong to profiles; detach them first.")
+            if program.attached + program.activated + program.detached > 0 {
+                throw ValidationError(field: "program", "\(program.attached + program.activated + program.detached) codes of this program have been given to profiles; the program stays so that they keep their meaning.")
             }
             try db.run(LoyaltyStore.delete.sql, [id])
         }

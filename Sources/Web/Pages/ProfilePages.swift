@@ -109,7 +109,9 @@ enum ProfilePages {
         let since = days > 0 ? Int64(Date().timeIntervalSince1970) - Int64(days) * 86_400 : nil
         let history = try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: type, since: since)
         let attached = try app.services.databases.attachedResources(db.id)
-        return try app.page("profiles/show.html", title: p.email, context: ctx, nav: .databases, [
+        var values: [String: TemplateValue] = try ProfileExtraPages.section(app, db, p)
+        values["error"] = TemplateValue(ctx.request.query["problem"].flatMap { ProfileExtraPages.problems[$0] })
+        return try app.page("profiles/show.html", title: p.email, context: ctx, nav: .databases, values.merging([
             "database": View.database(db),
             "subscriptions": try SubscriptionPages.groups(app, db, p, resources: attached),
             "add_subscription": try addForm ?? SubscriptionPages.addForm(app, db, input: nil, errors: [:], resources: attached),
@@ -121,7 +123,7 @@ enum ProfilePages {
                 ["value": .int($0.0), "label": .string($0.1), "selected": .bool($0.0 == days)]
             }),
             "notice": TemplateValue(ctx.request.query["done"] == "saved" ? "The profile was saved." : ctx.request.query["done"] == "created" ? "The profile was created." : nil),
-        ])
+        ]) { _, new in new })
     }
 
     static let historyTypes = [HistoryEvent.created, HistoryEvent.fieldChanged, HistoryEvent.statusChanged, HistoryEvent.subscriptionAdded,
