@@ -95,7 +95,13 @@ public final class FastCGIServer: Sendable {
         }
         guard FCGX_InitRequest(request, listenFD, 0) == 0 else { return }
         while !stopping.load(ordering: .relaxed) {
-            guard FCGX_Accept_r(request) >= 0 else { break }
+            guard FCGX_Accept_r(request) >= 0 else {
+                // Stopping, or a failed accept (out of descriptors, say): a worker must not die of the latter,
+                // or the server would lose its threads one by one.
+                if stopping.load(ordering: .relaxed) { break }
+                usleep(10_000)
+                continue
+            }
             inFlight.add(1, ordering: .sequentiallyConsistent)
             serve(request)
             FCGX_Finish_r(request)

@@ -32,8 +32,9 @@ public enum Schema {
             CREATE INDEX login_failures_key ON login_failures(key, failed_at);
             """),
         Migration(version: 2, name: "databases, custom fields, resources, loyalty programs, tasks", sql: """
+            -- AUTOINCREMENT: a deleted database's id (and so its table names) is never given to a new one.
             CREATE TABLE databases (
-                id          INTEGER PRIMARY KEY,
+                id          INTEGER PRIMARY KEY AUTOINCREMENT,
                 name        TEXT NOT NULL,
                 description TEXT NOT NULL DEFAULT '',
                 tags        TEXT NOT NULL DEFAULT '[]',   -- JSON array of strings
@@ -54,7 +55,7 @@ public enum Schema {
             ) WITHOUT ROWID;
             -- A custom field's values live in column c_<id> of profiles_<database_id>.
             CREATE TABLE custom_fields (
-                id            INTEGER PRIMARY KEY,
+                id            INTEGER PRIMARY KEY AUTOINCREMENT,
                 database_id   INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
                 name          TEXT NOT NULL,
                 type          TEXT NOT NULL CHECK (type IN ('number','float','line','date','boolean','enum','ip','tags','object','array')),

@@ -155,6 +155,15 @@ final class DatabasesTests: XCTestCase {
         XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'profiles_\(db.id)'").int }, 0)
     }
 
+    func testADeletedDatabasesIdIsNeverReused() throws {
+        let pool = try makePool()
+        let databases = Databases(pool: pool)
+        _ = try databases.create(DatabaseInput(name: "A"))
+        let b = try databases.create(DatabaseInput(name: "B"))
+        try databases.delete(b.id)
+        XCTAssertGreaterThan(try databases.create(DatabaseInput(name: "C")).id, b.id, "old tasks and links never point at a new database")
+    }
+
     func testStandardFieldDefaultsAreValidated() throws {
         let pool = try makePool()
         let databases = Databases(pool: pool)

@@ -1,5 +1,6 @@
 import Foundation
 import SQLiteStore
+import Synchronization
 
 /// What a person types when creating or editing a database.
 public struct DatabaseInput: Sendable {
@@ -61,6 +62,7 @@ public struct DeletionImpact: Sendable {
 public final class Databases: Sendable {
     let pool: DatabasePool
     let clock: Clock
+    private let countCache = Mutex<[Int64: (count: Int, expires: Int64)]>([:])
 
     public init(pool: DatabasePool, clock: Clock = .system) {
         self.pool = pool
@@ -74,12 +76,20 @@ public final class Databases: Sendable {
 
     // MARK: Reading
 
+    /// Every database with its profile count. Counts are kept up to 10 seconds: counting millions of rows for
+    /// every view of the list would cost more than the page.
     public func list() throws -> [DatabaseSummary] {
-        try pool.read { db in
+        let now = clock.now()
+        return try pool.read { db in
             try db.query(DatabaseStore.all.sql).map(ProfileDatabase.init(row:)).map { database in
-                DatabaseSummary(database: database,
-                                profileCount: try db.scalar(ProfileTable.count(database.id)).int ?? 0,
-                                fieldCount: try db.query(DatabaseStore.fields.sql, [database.id]).count)
+                var count = countCache.withLock { $0[database.id] }.flatMap { $0.expires > now ? $0.count : nil }
+                if count == nil {
+                    let fresh = try db.scalar(ProfileTable.count(database.id)).int ?? 0
+                    countCache.withLock { $0[database.id] = (fresh, now + 10) }
+                    count = fresh
+                }
+                return DatabaseSummary(database: database, profileCount: count ?? 0,
+                                       fieldCount: try db.query(DatabaseStore.fields.sql, [database.id]).count)
             }
         }
     }

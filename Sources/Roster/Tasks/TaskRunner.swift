@@ -108,10 +108,17 @@ public final class TaskRunner: Sendable {
     }
 
     private func drain() {
-        defer { scheduled.store(false, ordering: .sequentiallyConsistent) }
-        while !stopping.load(ordering: .relaxed) {
-            guard let next = try? pool.read({ try $0.scalar(TaskStore.nextQueued.sql).int64 }) else { return }
-            run(next)
+        while true {
+            while !stopping.load(ordering: .relaxed) {
+                guard let next = try? pool.read({ try $0.scalar(TaskStore.nextQueued.sql).int64 }) else { break }
+                run(next)
+            }
+            scheduled.store(false, ordering: .sequentiallyConsistent)
+            // A task enqueued between the last look and the line above found `scheduled` still set and did not
+            // schedule a drain: look once more, and carry on if one is waiting and nobody else took it.
+            guard !stopping.load(ordering: .relaxed),
+                  (try? pool.read({ try $0.scalar(TaskStore.nextQueued.sql).int64 })) != nil,
+                  !scheduled.exchange(true, ordering: .acquiringAndReleasing) else { return }
         }
     }
 
