@@ -80,7 +80,7 @@ enum DatabaseDeletePage {
     }
 }
 
-/// POST /databases/:id/standard-fields: defaults, required and subscription-manager switches of the standard fields.
+/// GET and POST /databases/:id/standard-fields: defaults, required and subscription-manager switches of the standard fields.
 enum StandardFieldsAction {
     static func save(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         _ = try ctx.requireEditor()
@@ -93,17 +93,7 @@ enum StandardFieldsAction {
         do {
             try app.services.databases.updateStandardSettings(db.id, settings)
         } catch let error as ValidationError {
-            let fields = try app.services.databases.fields(of: db.id)
-            return try app.page("databases/standard.html", title: "Standard fields of \(db.name)", context: ctx, nav: .databases, status: 422, [
-                "database": View.database(db),
-                "fields_count": .int(fields.count),
-                "rows": .list(StandardField.all.map { field in
-                    let s = settings[field.key]!
-                    return ["key": .string(field.key), "label": .string(field.label), "group": .string(field.group.label),
-                            "default_value": .string(s.defaultValue ?? ""), "required": .bool(s.required), "show_in_sm": .bool(s.showInSM),
-                            "error": TemplateValue(error.fieldErrors[field.key])]
-                }),
-            ])
+            return try render(app, ctx, db, settings: settings, errors: error.fieldErrors, status: 422)
         }
         return Response.redirect(to: "/databases/\(db.id)?done=standard-saved#standard")
     }
@@ -111,14 +101,18 @@ enum StandardFieldsAction {
     static func edit(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         _ = try ctx.requireEditor()
         let db = try ctx.database(app)
-        let settings = try app.services.databases.standardSettings(of: db.id)
-        return try app.page("databases/standard.html", title: "Standard fields of \(db.name)", context: ctx, nav: .databases, [
+        return try render(app, ctx, db, settings: try app.services.databases.standardSettings(of: db.id), errors: [:], status: 200)
+    }
+
+    static func render(_ app: WebApp, _ ctx: RequestContext, _ db: ProfileDatabase, settings: [String: StandardFieldSetting],
+                       errors: [String: String], status: Int) throws -> Response {
+        try app.page("databases/standard.html", title: "Standard fields of \(db.name)", context: ctx, nav: .databases, status: status, [
             "database": View.database(db),
-            "fields_count": .int(0),
             "rows": .list(StandardField.all.map { field in
                 let s = settings[field.key] ?? StandardFieldSetting()
                 return ["key": .string(field.key), "label": .string(field.label), "group": .string(field.group.label),
-                        "default_value": .string(s.defaultValue ?? ""), "required": .bool(s.required), "show_in_sm": .bool(s.showInSM), "error": .null]
+                        "default_value": .string(s.defaultValue ?? ""), "required": .bool(s.required), "show_in_sm": .bool(s.showInSM),
+                        "error": TemplateValue(errors[field.key])]
             }),
         ])
     }
