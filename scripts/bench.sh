@@ -149,3 +149,41 @@ printf "%-44s %10.0f %9.2f %9.2f %7s\n" "search by email" "$e_rps" "$e_p50" "$e_
 pratio=$(awk -v a="$p_rps" -v b="$s_rps" 'BEGIN { printf "%.1f", 100*a/b }')
 echo "profile page / static file: ${pratio}% (bar: >= 10%, p99 < 10 ms); list pages p99 bar: < 50 ms"
 echo "profiles bars: page ratio $(verdict "$(awk -v r="$pratio" 'BEGIN{print (r>=10)}')"), page p99 $(verdict "$(awk -v p="$p_p99" 'BEGIN{print (p<10)}')"), first list p99 $(verdict "$(awk -v p="$l_p99" 'BEGIN{print (p<50)}')"), deep list p99 $(verdict "$(awk -v p="$d_p992" 'BEGIN{print (p<50)}')")"
+
+# ---------------------------------------------------------------------------------------------------------
+# Profiles: CSV import of IMPORT_ROWS rows (default 100,000) into an empty database through `roster import` (the
+# same task the web form starts: parse, validate every field, match by email, insert, history), against INSERT
+# statements of the same rows run by sqlite3 in one transaction on a copy of the file.
+rows="${BENCH_IMPORT_ROWS:-100000}"
+cat > "$work/import.json" <<JSON
+{"format": "roster-database-structure/1", "name": "Import bench", "custom_fields": [{"name": "age", "type": "number"}]}
+JSON
+impid=$("$bin" database create --structure "$work/import.json")
+sed -i 's/"Import bench"/"Import raw"/' "$work/import.json"
+rawid=$("$bin" database create --structure "$work/import.json")
+rawfield=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT id FROM custom_fields WHERE database_id = $rawid")
+python3 - "$work" "$rows" "$rawid" "$rawfield" <<'PY'
+import binascii, os, sys
+work, rows, rawid, field = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+with open(f"{work}/import.csv", "w") as csv, open(f"{work}/import.sql", "w") as sql:
+    csv.write("email,first name,last name,city,age\n")
+    sql.write(".timer on\nPRAGMA synchronous=NORMAL;\nBEGIN IMMEDIATE;\n")
+    for i in range(rows):
+        fname, lname, city, age = f"Name{i % 1000}", f"Surname{i % 777}", f"City{i % 50}", i % 90
+        csv.write(f"user{i}@example.com,{fname},{lname},{city},{age}\n")
+        pid = binascii.hexlify(os.urandom(12)).decode()
+        sql.write(f"INSERT INTO profiles_{rawid} (profile_id, email, status, range_bucket, s_fname, s_lname, s_city, c_{field}, created_at, updated_at, last_interaction_at) "
+                  f"VALUES ('{pid}', 'user{i}@example.com', 0, {i % 10000}, '{fname}', '{lname}', '{city}', {age}, 1, 1, 1);\n")
+    sql.write("COMMIT;\n")
+PY
+sqlite3 "$ROSTER_DATA/roster.sqlite" ".backup '$work/raw-import.sqlite'"
+i_roster=$(roster_ms import --database "$impid" --file "$work/import.csv")
+i_raw=$(sqlite3 "$work/raw-import.sqlite" < "$work/import.sql" 2>&1 | awk '/^Run Time: real/ { t += $4 } END { printf "%.1f", t * 1000 }')
+imported=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT COUNT(*) FROM profiles_$impid")
+echo
+echo "Profiles — CSV import of $rows rows into an empty database (timed inside each process)"
+printf "%-52s %10s %10s %7s\n" "what" "ms" "rows/s" "ratio"
+printf "%-52s %10s %10.0f %7s\n" "roster import (parse, validate, match, insert, history)" "$i_roster" "$(awk -v n="$rows" -v t="$i_roster" 'BEGIN{print n*1000/t}')" "$(awk -v a="$i_roster" -v b="$i_raw" 'BEGIN{printf "%.2f", a/b}')"
+printf "%-52s %10s %10.0f %7s\n" "raw: the same rows as INSERTs in sqlite3" "$i_raw" "$(awk -v n="$rows" -v t="$i_raw" 'BEGIN{print n*1000/t}')" "1.00"
+echo "profiles imported: $imported of $rows"
+echo "import bar (<= 3x raw): $(verdict "$(awk -v a="$i_roster" -v b="$i_raw" 'BEGIN{print (a<=3*b)}')")"

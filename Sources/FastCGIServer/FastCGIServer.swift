@@ -17,8 +17,16 @@ public final class FastCGIServer: Sendable {
         /// Bodies above this are answered with 413 without being read (nginx enforces its own limit first).
         public var maxBodyBytes: Int
         public var drainSeconds: Double
+        /// Where multipart bodies larger than `spoolThresholdBytes` are written while they are read (uploads of
+        /// CSV files stream to disk instead of memory). nil: never spool.
+        public var spoolDirectory: String?
+        public var spoolThresholdBytes = 1 << 20
+        /// The largest spooled upload accepted (nginx enforces the same limit on the import address first).
+        public var maxSpooledBodyBytes = 512 << 20
 
-        public init(address: String, workers: Int = 16, backlog: Int32 = 256, maxBodyBytes: Int = 12 << 20, drainSeconds: Double = 10) {
+        public init(address: String, workers: Int = 16, backlog: Int32 = 256, maxBodyBytes: Int = 12 << 20, drainSeconds: Double = 10,
+                    spoolDirectory: String? = nil) {
+            self.spoolDirectory = spoolDirectory
             self.address = address
             self.workers = workers
             self.backlog = backlog
@@ -114,7 +122,19 @@ public final class FastCGIServer: Sendable {
         let params = Self.copyParameters(fcgi.pointee.envp)
         let contentLength = Int(params["CONTENT_LENGTH"] ?? "") ?? 0
         let response: Response
-        if contentLength > configuration.maxBodyBytes {
+        let isMultipart = (params["CONTENT_TYPE"] ?? "").lowercased().hasPrefix("multipart/form-data")
+        if let spool = configuration.spoolDirectory, isMultipart, contentLength > configuration.spoolThresholdBytes {
+            if contentLength > configuration.maxSpooledBodyBytes {
+                response = Response.text("Upload too large.\n", status: 413)
+            } else if let path = Self.spoolBody(fcgi.pointee.in, length: contentLength, directory: spool) {
+                var request = Self.makeRequest(params: params, body: [])
+                request.bodyFile = path
+                response = handler.handle(request)
+                unlink(path)
+            } else {
+                response = Response.text("The upload could not be stored (disk full, or it was cut short).\n", status: 500)
+            }
+        } else if contentLength > configuration.maxBodyBytes {
             response = Response.text("Request body too large.\n", status: 413)
             // Drain is not needed: FCGX_Finish_r discards unread input.
         } else {
@@ -151,6 +171,26 @@ public final class FastCGIServer: Sendable {
         }
         if filled < length { body.removeSubrange(filled...) }
         return body
+    }
+
+    /// Copies a body from the FastCGI stream to a new file (0600) in 1 MiB pieces; nil if it is cut short.
+    static func spoolBody(_ stream: UnsafeMutablePointer<FCGX_Stream>?, length: Int, directory: String) -> String? {
+        guard let stream else { return nil }
+        let path = (directory as NSString).appendingPathComponent("body-" + UUID().uuidString)
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var buffer = [CChar](repeating: 0, count: 1 << 20)
+        var copied = 0
+        while copied < length {
+            let n = buffer.withUnsafeMutableBufferPointer { FCGX_GetStr($0.baseAddress!, Int32(min(length - copied, $0.count)), stream) }
+            if n <= 0 { break }
+            let written = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, Int(n)) }
+            if written != Int(n) { break }
+            copied += Int(n)
+        }
+        if copied < length { unlink(path); return nil }
+        return path
     }
 
     /// FastCGI parameters → a `Request`. Headers come from HTTP_* parameters; the peer is REMOTE_ADDR.

@@ -13,6 +13,8 @@ public struct Request: Sendable {
     /// Header names in lower case.
     public var headers: [String: String]
     public var body: [UInt8]
+    /// Set instead of `body` when the server spooled a large upload to disk; the server removes the file after the answer.
+    public var bodyFile: String?
     /// The peer address as the web server saw it (FastCGI REMOTE_ADDR), never taken from a client header.
     public var remoteAddress: String
     /// True when the web server says the request arrived over TLS.

@@ -32,6 +32,9 @@ enum Routes {
             Route("GET", "/databases/:id/export") { try ExportPages.form($0, $1) },
             Route("POST", "/databases/:id/export") { try ExportPages.start($0, $1) },
             Route("POST", "/databases/:id/export-history") { try ExportPages.startHistory($0, $1) },
+            Route("GET", "/databases/:id/import") { try ImportPages.form($0, $1) },
+            Route("POST", "/databases/:id/import") { try ImportPages.upload($0, $1) },
+            Route("POST", "/databases/:id/import/start") { try ImportPages.start($0, $1) },
             Route("GET", "/databases/:id/profiles") { try ProfilePages.list($0, $1) },
             Route("GET", "/databases/:id/profiles/new") { try ProfilePages.new($0, $1) },
             Route("POST", "/databases/:id/profiles") { try ProfilePages.create($0, $1) },
@@ -68,6 +71,7 @@ enum Routes {
             Route("GET", "/tasks") { try TasksPage.show($0, $1) },
             Route("GET", "/tasks/:id") { try TasksPage.detail($0, $1) },
             Route("GET", "/tasks/:id/download") { try ExportPages.download($0, $1) },
+            Route("GET", "/tasks/:id/failed.csv") { try ImportPages.failedRows($0, $1) },
             Route("POST", "/tasks/:id/cancel") { try TasksPage.cancel($0, $1) },
             Route("POST", "/tasks/:id/resume") { try TasksPage.resume($0, $1) },
 

@@ -5,6 +5,13 @@ import Roster
 enum View {
     static func count(_ n: Int) -> String { UTCTime.grouped(n) }
 
+    /// A file size as people read it: 812 bytes, 14.2 KB, 3.1 MB.
+    static func bytes(_ n: Int64) -> String {
+        if n < 1024 { return "\(n) bytes" }
+        if n < 1 << 20 { return String(format: "%.1f KB", Double(n) / 1024) }
+        return String(format: "%.1f MB", Double(n) / Double(1 << 20))
+    }
+
     static func day(_ seconds: Int64?) -> String {
         guard let seconds else { return "" }
         return DateText.day(seconds)
@@ -56,6 +63,7 @@ enum View {
             "started": .string(time(t.startedAt)), "finished": .string(time(t.finishedAt)),
             "is_active": .bool(t.state == .queued || t.state == .running), "is_interrupted": .bool(t.state == .interrupted),
             "download": .bool((t.kind == ExportProfilesTask.kind || t.kind == ExportHistoryTask.kind) && t.state == .done),
+            "failed_rows": .bool(t.kind == ImportProfilesTask.kind && t.failed > 0 && t.outputBytes > 0),
             "can_cancel": .bool(t.state == .queued || t.state == .running || t.state == .interrupted),
         ]
     }

@@ -78,8 +78,12 @@ public final class WebApp: RequestHandler {
                 }
                 form = decoded
             } else if type == "multipart/form-data" {
-                guard let boundary = Multipart.boundary(contentType: request.contentType ?? ""),
-                      let (decoded, uploaded) = Multipart.parse(body: request.body, boundary: boundary) else {
+                let boundary = Multipart.boundary(contentType: request.contentType ?? "")
+                let parsed = boundary.flatMap { boundary in
+                    request.bodyFile.map { Multipart.parse(fileAt: $0, boundary: boundary, directory: services.uploadDirectory) }
+                        ?? Multipart.parse(body: request.body, boundary: boundary)
+                }
+                guard let (decoded, uploaded) = parsed else {
                     throw HTTPError.badRequest("The form data could not be read (broken multipart body).")
                 }
                 form = decoded
@@ -108,6 +112,8 @@ public final class WebApp: RequestHandler {
 
         let context = RequestContext(request: request, params: params, session: session, requestID: requestID,
                                      form: form, files: files, sessionToken: token)
+        // Parts of a spooled upload that the page did not keep (moved away) are removed with the request.
+        defer { for file in files { if let path = file.storedPath { unlink(path) } } }
         return try route.handler(self, context)
     }
 
@@ -171,9 +177,13 @@ public struct Services: Sendable {
     public let profiles: Profiles
     public let subscriptions: Subscriptions
     public let extras: ProfileExtras
+    public let imports: ProfileImports
+    /// Uploads being imported, and large request bodies while they are read (inside the data folder).
+    public var uploadDirectory: String { imports.directory }
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
-                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras) {
+                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports) {
+        self.imports = imports
         self.subscriptions = subscriptions
         self.extras = extras
         self.export = export
@@ -189,13 +199,15 @@ public struct Services: Sendable {
     /// `exportDirectory` holds export files (inside the data folder: they carry personal data).
     public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000) -> Services {
         let export = ExportProfilesTask(directory: exportDirectory)
+        let imports = ProfileImports(pool: pool, directory: ((exportDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("uploads"), clock: clock)
         return Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock),
                         resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),
                         tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
-                                                     ExportHistoryTask.kind: ExportHistoryTask(files: export)],
+                                                     ExportHistoryTask.kind: ExportHistoryTask(files: export),
+                                                     ImportProfilesTask.kind: ImportProfilesTask(imports: imports)],
                                           clock: clock, chunkSize: chunkSize),
                         export: export, profiles: Profiles(pool: pool, clock: clock),
-                        subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock))
+                        subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports)
     }
 }
 

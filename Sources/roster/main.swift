@@ -35,6 +35,8 @@ let usage = """
       field add --database ID --name N --type T [--options a,b] [--indexed]   add a custom field; prints its id
       field set --database ID --name N (--value V | --clear)   set or clear one field on every profile
       resource create --name N --channels email,sms [--categories a,b]      prints the resource id
+      import --database ID --file F.csv [--match email|phone|field:NAME] [--skip-existing]
+                                          import profiles from CSV (columns mapped by their header names)
       seed --database NAME --profiles N   add N realistic demo profiles (creating the database if needed)
 
     \(Configuration.help)
@@ -88,7 +90,10 @@ case "serve":
     var webConfig = WebConfiguration()
     webConfig.forceSecureCookies = config.secureCookies
     let app = WebApp(services: services, templates: templates, configuration: webConfig)
-    let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers), handler: app)
+    // Large uploads (CSV imports) are written to the data folder while they are read, never held in memory.
+    let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers, spoolDirectory: services.uploadDirectory), handler: app)
+    let importing = Set(((try? services.tasks.recent(limit: 1000)) ?? []).filter { !$0.state.isFinished }.compactMap { $0.parameters["upload"]?.stringValue })
+    services.imports.sweep(activeTokens: importing)
     do {
         try server.run {
             say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.dataDirectory)")
@@ -201,6 +206,38 @@ case "database", "field", "resource":
         default:
             fail("unknown command\n\n\(usage)", code: 2)
         }
+    } catch let error as ValidationError {
+        fail(error.description)
+    } catch {
+        fail("\(error)")
+    }
+
+case "import":
+    // Imports a CSV file into a database as the web form does, with columns mapped by their header names.
+    let pool = openPool()
+    guard let db = option("--database", in: args).flatMap(Int64.init), let file = option("--file", in: args) else {
+        fail("import needs --database ID --file F.csv [--match email|phone|field:NAME] [--skip-existing]", code: 2)
+    }
+    do {
+        let imports = ProfileImports(pool: pool, directory: (config.dataDirectory as NSString).appendingPathComponent("uploads"))
+        let runner = TaskRunner(pool: pool, handlers: [ImportProfilesTask.kind: ImportProfilesTask(imports: imports)])
+        runner.stop()   // this process runs only the task it enqueues, below
+        let started = Date()
+        let upload = try imports.store(UploadSource(filename: (file as NSString).lastPathComponent) { target in
+            try FileManager.default.copyItem(atPath: file, toPath: target)
+        })
+        var settings = ImportSettings(targets: upload.suggestedTargets(custom: try Databases(pool: pool).fields(of: db)))
+        settings.match = option("--match", in: args) ?? "email"
+        settings.existing = args.contains("--skip-existing") ? "skip" : "update"
+        let id = try runner.enqueue(kind: ImportProfilesTask.kind, title: "Import profiles ← \(upload.filename) (command line)", databaseID: db,
+                                    userID: nil, parameters: try imports.parameters(databaseID: db, upload: upload, settings))
+        let worker = TaskRunner(pool: pool, handlers: [ImportProfilesTask.kind: ImportProfilesTask(imports: imports)])
+        worker.runUntilIdle()
+        reportTiming(since: started)
+        guard let task = try worker.task(id) else { fail("the import task is gone") }
+        say("roster: task \(id) \(task.state.rawValue): \(task.added) added, \(task.updated) updated, \(task.skipped) skipped, \(task.failed) failed")
+        if task.failed > 0 { say("roster: failed rows with their reasons: \(imports.failedRowsPath(taskID: id))") }
+        if task.state != .done { exit(1) }
     } catch let error as ValidationError {
         fail(error.description)
     } catch {

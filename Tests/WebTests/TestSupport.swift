@@ -66,3 +66,25 @@ final class Browser {
         return post("/login", [("csrf_token", Browser.csrf(in: page)), ("email", email), ("password", password)])
     }
 }
+
+/// A fresh app with a signed-in user of `role` (and an admin besides).
+func signIn(_ role: Role) throws -> (Browser, WebApp) {
+    let (app, accounts) = try makeApp()
+    try accounts.createUser(email: "\(role.rawValue)@example.com", name: "", role: role, password: "password for \(role.rawValue)")
+    if role != .admin { try accounts.createUser(email: "admin@example.com", name: "", role: .admin, password: "password for admin") }
+    let browser = Browser(app)
+    precondition(browser.login("\(role.rawValue)@example.com", "password for \(role.rawValue)").status == 303)
+    return (browser, app)
+}
+
+/// A multipart/form-data body as a browser sends it: the content type and the bytes.
+func multipartBody(_ fields: [(String, String)], file: (field: String, name: String, content: String)?) -> (String, [UInt8]) {
+    let boundary = "----rosterTestBoundary7MA4YWxk"
+    var body = ""
+    for (k, v) in fields { body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(k)\"\r\n\r\n\(v)\r\n" }
+    if let file {
+        body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(file.field)\"; filename=\"\(file.name)\"\r\nContent-Type: text/plain\r\n\r\n\(file.content)\r\n"
+    }
+    body += "--\(boundary)--\r\n"
+    return ("multipart/form-data; boundary=\(boundary)", Array(body.utf8))
+}

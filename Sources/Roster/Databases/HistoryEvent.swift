@@ -28,14 +28,24 @@ enum History {
         INSERT INTO event_stats (database_id, day, type, count) VALUES (?, strftime('%Y-%m-%d', ?, 'unixepoch'), ?, 1)
         ON CONFLICT (database_id, day, type) DO UPDATE SET count = count + 1
         """)
+    /// Adds a chunk's count at once (imports and bulk tasks record many events of one type).
+    static let bumpStatsBy = NamedQuery("eventStats.bumpBy", """
+        INSERT INTO event_stats (database_id, day, type, count) VALUES (?, strftime('%Y-%m-%d', ?, 'unixepoch'), ?, ?)
+        ON CONFLICT (database_id, day, type) DO UPDATE SET count = count + ?
+        """)
     static let monthly = NamedQuery("eventStats.monthly", """
         SELECT substr(day, 1, 7) AS month, SUM(count) AS total FROM event_stats WHERE database_id = ? AND day >= ? GROUP BY month ORDER BY month
         """)
     static let dropDatabase = NamedQuery("eventStats.dropDatabase", "DELETE FROM event_stats WHERE database_id = ?")
-    static var queries: [NamedQuery] { [bumpStats, monthly, dropDatabase] }
+    static var queries: [NamedQuery] { [bumpStats, bumpStatsBy, monthly, dropDatabase] }
 
     static func record(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?, details: JSONValue) throws {
         try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
         try db.run(bumpStats.sql, [database, at, type])
+    }
+
+    /// The event row only: the caller adds the statistics in bulk with `bumpStatsBy`.
+    static func recordEvent(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?, details: JSONValue) throws {
+        try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
     }
 }

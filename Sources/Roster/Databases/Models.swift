@@ -71,6 +71,14 @@ extension JSONValue {
         return items.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
     }
 
+    /// The strings of a JSON array value (task parameters); anything else reads as empty.
+    static func stringList(_ value: JSONValue?) -> [String] {
+        guard case .array(let items)? = value else { return [] }
+        return items.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+    }
+
+    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+
     static func encodeStrings(_ list: [String]) -> String {
         JSONValue.array(list.map { .string($0) }).canonical
     }

@@ -100,6 +100,10 @@ enum ProfileTable {
     static func createIndex(_ databaseID: Int64, _ field: Int64) -> String {
         "CREATE INDEX IF NOT EXISTS \(indexName(databaseID, field)) ON \(name(databaseID))(c_\(field))"
     }
+    /// Matching by phone (imports, the API) looks up the profile's main phone: the first of its list.
+    static func createFirstPhoneIndex(_ databaseID: Int64) -> String {
+        "CREATE INDEX IF NOT EXISTS \(name(databaseID))_phone1 ON \(name(databaseID))(json_extract(phones, '$[0]'))"
+    }
     static func dropIndex(_ databaseID: Int64, _ field: Int64) -> String { "DROP INDEX IF EXISTS \(indexName(databaseID, field))" }
     static func count(_ databaseID: Int64) -> String { "SELECT COUNT(*) FROM \(name(databaseID))" }
     static func engagedCount(_ databaseID: Int64) -> String { "SELECT COUNT(*) FROM \(name(databaseID)) WHERE engaged_at IS NOT NULL" }

@@ -46,7 +46,7 @@ public enum FieldType: String, Sendable, CaseIterable, Codable {
             if input.utf8.count > FieldType.maxLineBytes { return .failure(.init("is longer than \(FieldType.maxLineBytes / 1024) KB")) }
             return .success(.text(input))
         }
-        let text = input.trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = input.trimmed
         if text.isEmpty { return .success(.null) }
         switch self {
         case .number:

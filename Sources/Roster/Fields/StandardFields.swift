@@ -63,7 +63,7 @@ public struct StandardField: Sendable, Equatable {
         switch kind {
         case .typed(let type): return type.parse(input, options: options).map(SQLValueBox.init)
         case .email:
-            let text = input.trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = input.trimmed
             if text.isEmpty { return .success(SQLValueBox(.null)) }
             guard let error = EmailAddress.problem(text) else { return .success(SQLValueBox(.text(text.lowercased()))) }
             return .failure(FieldValueError(error))

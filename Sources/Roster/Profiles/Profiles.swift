@@ -114,7 +114,7 @@ public final class Profiles: Sendable {
         for field in StandardField.all {
             let setting = catalogue.standard[field.key] ?? StandardFieldSetting()
             var typed = input.values[field.key] ?? ""
-            if typed.trimmingCharacters(in: .whitespaces).isEmpty, applyDefaults, let d = setting.defaultValue { typed = d }
+            if typed.trimmed.isEmpty, applyDefaults, let d = setting.defaultValue { typed = d }
             switch field.parse(typed) {
             case .success(let box):
                 if box.value == .null && setting.required && field.kind != .email { errors[field.key] = "\(field.label) is required." }
@@ -124,7 +124,7 @@ public final class Profiles: Sendable {
         }
         for field in catalogue.custom {
             var typed = input.values[field.name] ?? ""
-            if typed.trimmingCharacters(in: .whitespaces).isEmpty, applyDefaults, let d = field.defaultValue { typed = d }
+            if typed.trimmed.isEmpty, applyDefaults, let d = field.defaultValue { typed = d }
             switch field.type.parse(typed, options: field.options) {
             case .success(let value):
                 if value == .null && field.required { errors[field.name] = "\(field.name) is required." }
@@ -155,26 +155,34 @@ public final class Profiles: Sendable {
         let profileID = try pool.write { db -> String in
             guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
             let (values, status) = try Profiles.validate(input, try Profiles.catalogue(databaseID, db), applyDefaults: true)
-            let profileID = ProfileIdentity.newProfileID()
-            var row = values
-            if (row["email"] ?? .null) == .null { row["email"] = .text(ProfileIdentity.placeholderEmail(profileID)) }
-            if try db.queryOne("SELECT 1 FROM \(ProfileTable.name(databaseID)) WHERE email = ?", [row["email"]!]) != nil {
+            if let email = values["email"], email != .null,
+               try db.queryOne("SELECT 1 FROM \(ProfileTable.name(databaseID)) WHERE email = ?", [email]) != nil {
                 throw ValidationError(field: "email", "Another profile in this database has this email.")
             }
-            row["profile_id"] = .text(profileID)
-            row["status"] = .integer(Int64(status.rawValue))
-            row["range_bucket"] = .integer(Int64(ProfileIdentity.rangeBucket(profileID)))
-            row["created_at"] = .integer(now)
-            row["updated_at"] = .integer(now)
-            row["last_interaction_at"] = .integer(now)
-            let keys = row.keys.sorted()
-            try db.prepare("INSERT INTO \(ProfileTable.name(databaseID)) (\(keys.joined(separator: ", "))) VALUES (\(keys.map { _ in "?" }.joined(separator: ", ")))")
-                .execute(keys.map { row[$0]! })
-            try History.record(db, database: databaseID, profile: db.lastInsertRowID, at: now, type: HistoryEvent.created, actor: actor, details: JSONValue.object(["how": .string(how)]))
+            let (rowID, profileID) = try Profiles.insert(db, databaseID: databaseID, values: values, status: status, now: now)
+            try History.record(db, database: databaseID, profile: rowID, at: now, type: HistoryEvent.created, actor: actor, details: JSONValue.object(["how": .string(how)]))
             return profileID
         }
         forgetCounts(databaseID)
         return try get(databaseID: databaseID, profileID: profileID)!
+    }
+
+    /// Inserts a validated profile: a new random profile id, its range bucket, and a placeholder email when it has none.
+    static func insert(_ db: Connection, databaseID: Int64, values: [String: SQLValue], status: ProfileStatus, now: Int64) throws -> (rowID: Int64, profileID: String) {
+        let profileID = ProfileIdentity.newProfileID()
+        var row = values
+        if (row["email"] ?? .null) == .null { row["email"] = .text(ProfileIdentity.placeholderEmail(profileID)) }
+        row["profile_id"] = .text(profileID)
+        row["status"] = .integer(Int64(status.rawValue))
+        row["range_bucket"] = .integer(Int64(ProfileIdentity.rangeBucket(profileID)))
+        row["created_at"] = .integer(now)
+        row["updated_at"] = .integer(now)
+        row["last_interaction_at"] = .integer(now)
+        let keys = row.keys.sorted()
+        // Cached by SQL text: an import inserts rows of the same shape over and over.
+        try db.run("INSERT INTO \(ProfileTable.name(databaseID)) (\(keys.joined(separator: ", "))) VALUES (\(keys.map { _ in "?" }.joined(separator: ", ")))",
+                   keys.map { row[$0]! })
+        return (db.lastInsertRowID, profileID)
     }
 
     /// Saves an edit made on `expectedVersion`; if the profile changed since, throws `EditConflict` and writes nothing.

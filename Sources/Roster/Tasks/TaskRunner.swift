@@ -26,6 +26,12 @@ public protocol TaskHandler: Sendable {
     func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue])
     /// Processes the items after `task.cursor`, at most `limit` of them, in the caller's write transaction.
     func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome
+    /// Items per chunk when the handler knows better than the runner's default (nil: the default).
+    var preferredChunkSize: Int? { get }
+}
+
+extension TaskHandler {
+    public var preferredChunkSize: Int? { nil }
 }
 
 /// Runs tasks in this process, one at a time, on a Dispatch queue. Tasks are rows in SQLite: enqueued in a
@@ -147,7 +153,7 @@ public final class TaskRunner: Sendable {
                 if stopping.load(ordering: .relaxed) { return }  // left running: marked interrupted at next start
                 let current = task
                 let outcome = try pool.write { db -> ChunkOutcome in
-                    let outcome = try handler.runChunk(current, limit: chunkSize, db)
+                    let outcome = try handler.runChunk(current, limit: max(chunkSize, handler.preferredChunkSize ?? 0), db)
                     try db.run(TaskStore.progress.sql, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
                                                         outcome.failed, outcome.deleted, outcome.message, outcome.message, outcome.outputBytes, id])
                     if outcome.finished {

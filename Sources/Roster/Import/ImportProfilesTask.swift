@@ -1,0 +1,260 @@
+import Foundation
+import SQLiteStore
+
+/// Imports profiles from an uploaded CSV, as a background task.
+///
+/// The cursor is the byte offset of the next row, so a chunk can stop after any row and a resumed task goes on
+/// from there. Each row is validated whole before anything is written, and written inside its own savepoint:
+/// a bad row is counted as failed and written to the failed-rows CSV with its reason, and never leaves half a
+/// profile. Empty cells never overwrite an existing profile's values (a column missing from a file would
+/// otherwise wipe data); a new profile gets the fields' defaults for them.
+public struct ImportProfilesTask: TaskHandler {
+    public static let kind = "import_profiles"
+    let imports: ProfileImports
+
+    public init(imports: ProfileImports) { self.imports = imports }
+
+    /// Rows per transaction. Every row touches random pages of the email and profile-id indexes, and each commit
+    /// writes those pages again: bigger chunks write far less (about 0.3 s of writer lock each).
+    public var preferredChunkSize: Int? { 5000 }
+
+    struct Plan {
+        let databaseID: Int64
+        let taskID: Int64
+        let actor: Int64?
+        let header: [String]
+        let targets: [String]
+        let match: ImportMatch
+        let updateExisting: Bool
+        let subscription: (resource: Int64, channel: Channel, status: String)?
+        let catalogue: Profiles.Catalogue
+        let columns: [(key: String, column: String, display: (SQLValue) -> String)]
+
+        init(_ task: TaskRecord, _ db: Connection) throws {
+            guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
+                throw ValidationError(field: "task", "The database no longer exists.")
+            }
+            self.databaseID = databaseID
+            taskID = task.id
+            actor = task.createdBy
+            header = JSONValue.stringList(task.parameters["header"])
+            targets = JSONValue.stringList(task.parameters["targets"])
+            match = ImportMatch(text: task.parameters["match"]?.stringValue ?? "") ?? .email
+            updateExisting = task.parameters["existing"]?.stringValue != "skip"
+            if let resource = task.int64Parameter("resource_id"), let channel = Channel(rawValue: task.parameters["channel"]?.stringValue ?? "") {
+                subscription = (resource, channel, task.parameters["subscription_status"]?.stringValue ?? "subscribed")
+            } else {
+                subscription = nil
+            }
+            catalogue = try Profiles.catalogue(databaseID, db)
+            columns = Profiles.readColumns(catalogue)
+            for target in targets where !target.isEmpty && target != "status" && StandardField.named(target) == nil {
+                guard catalogue.custom.contains(where: { $0.name == target }) else {
+                    throw ValidationError(field: "task", "The field \(target) was deleted after the import started.")
+                }
+            }
+        }
+
+    }
+
+    func delimiter(_ task: TaskRecord) -> UInt8 { task.parameters["delimiter"]?.stringValue == ";" ? UInt8(ascii: ";") : UInt8(ascii: ",") }
+    func uploadPath(_ task: TaskRecord) -> String { imports.uploadPath(task.parameters["upload"]?.stringValue ?? "") }
+
+    public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
+        let plan = try Plan(task, db)
+        guard ProfileImports.validToken(task.parameters["upload"]?.stringValue ?? "") else { throw ValidationError(field: "task", "No upload to import.") }
+        // Count the rows (for the progress bar) and find where the first one starts.
+        let reader = try CSVReader(path: uploadPath(task), delimiter: delimiter(task))
+        _ = reader.next()
+        let start = reader.offset
+        var total = 0
+        while reader.next() != nil { total += 1 }
+        // Matching by phone or by a custom field looks every row up: index what it looks up.
+        switch plan.match {
+        case .phone: try db.execute(ProfileTable.createFirstPhoneIndex(plan.databaseID))
+        case .field(let name):
+            if let field = plan.catalogue.custom.first(where: { $0.name == name }) { try db.execute(ProfileTable.createIndex(plan.databaseID, field.id)) }
+        case .email: break
+        }
+        try FileManager.default.createDirectory(atPath: imports.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        FileManager.default.createFile(atPath: imports.failedRowsPath(taskID: task.id), contents: nil, attributes: [.posixPermissions: 0o600])
+        return (total, ["start": .int(start)])
+    }
+
+    public func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
+        let plan = try Plan(task, db)
+        let start = task.cursor == 0 ? (task.int64Parameter("start") ?? 0) : task.cursor
+        let reader = try CSVReader(path: uploadPath(task), delimiter: delimiter(task), offset: start)
+        var outcome = ChunkOutcome(cursor: start)
+        var failedText = ""
+        if task.outputBytes == 0 {
+            failedText = (["row", "reason"] + plan.header).map { ExportProfilesTask.cell($0, neutralize: true) }.joined(separator: ",") + "\r\n"
+        }
+        let now = Clock.system.now()
+        var events: [String: Int] = [:]
+        while outcome.processed < limit {
+            guard let record = reader.next() else { outcome.finished = true; break }
+            outcome.processed += 1
+            outcome.cursor = reader.offset
+            // The file's row number as a spreadsheet shows it: the header is row 1.
+            let rowNumber = task.processed + outcome.processed + 1
+            var cells: [String] = []
+            var result: RowResult
+            switch record {
+            case .malformed(let reason):
+                result = .failed(reason)
+            case .fields(let fields):
+                cells = fields
+                if fields.count != plan.header.count {
+                    result = .failed("The row has \(fields.count) values; the header has \(plan.header.count) columns.")
+                } else {
+                    try db.run("SAVEPOINT import_row")
+                    do {
+                        result = try apply(fields, plan, now: now, db, events: &events)
+                        try db.run("RELEASE import_row")
+                    } catch let error as ValidationError {
+                        try db.run("ROLLBACK TO import_row")
+                        try db.run("RELEASE import_row")
+                        result = .failed(error.fieldErrors.sorted { $0.key < $1.key }.map(\.value).joined(separator: " "))
+                    } catch let error as SQLiteError where error.isConstraintViolation {
+                        try db.run("ROLLBACK TO import_row")
+                        try db.run("RELEASE import_row")
+                        result = .failed("The row conflicts with another profile (\(error.message)).")
+                    }
+                }
+            }
+            switch result {
+            case .added: outcome.added += 1
+            case .updated: outcome.updated += 1
+            case .skipped: outcome.skipped += 1
+            case .failed(let reason):
+                outcome.failed += 1
+                failedText += ([String(rowNumber), reason] + cells).map { ExportProfilesTask.cell($0, neutralize: true) }.joined(separator: ",") + "\r\n"
+            }
+        }
+        // The day's event counts for the statistics, once per chunk instead of once per row.
+        for (type, count) in events { try db.run(History.bumpStatsBy.sql, [plan.databaseID, now, type, count, count]) }
+        outcome.outputBytes = try appendFailed(failedText, task)
+        if outcome.finished { unlink(uploadPath(task)) }
+        return outcome
+    }
+
+    enum RowResult { case added, updated, skipped, failed(String) }
+
+    /// Validates and writes one row. Throws `ValidationError` with every problem of the row.
+    func apply(_ fields: [String], _ plan: Plan, now: Int64, _ db: Connection, events: inout [String: Int]) throws -> RowResult {
+        var values: [String: String] = [:]
+        var statusText: String?
+        for (index, target) in plan.targets.enumerated() where !target.isEmpty {
+            let cell = fields[index].trimmed
+            if cell.isEmpty { continue }
+            if target == "status" { statusText = cell } else { values[target] = cell }
+        }
+        if let statusText, ProfileStatus(text: statusText) == nil {
+            throw ValidationError(field: "status", "Status \(statusText) is not one of: \(ProfileStatus.allCases.map(\.name).joined(separator: ", ")).")
+        }
+        let table = ProfileTable.name(plan.databaseID)
+        // Find the existing profile.
+        var existing: Row?
+        switch plan.match {
+        case .email:
+            if let email = values["email"] {
+                existing = try db.queryOne("SELECT * FROM \(table) WHERE email = ?", [email.lowercased()])
+            }
+        case .phone:
+            if let text = values["phones"], case .success(let box) = StandardField.named("phones")!.parse(text),
+               let first = JSONValue.stringList(box.value.string).first {
+                existing = try db.queryOne("SELECT * FROM \(table) WHERE json_extract(phones, '$[0]') = ?", [first])
+            }
+        case .field(let name):
+            if let text = values[name], let field = plan.catalogue.custom.first(where: { $0.name == name }) {
+                switch field.type.parse(text, options: field.options) {
+                case .success(let value): existing = try db.queryOne("SELECT * FROM \(table) WHERE \(field.column) = ? LIMIT 1", [value])
+                case .failure(let e): throw ValidationError(field: name, "\(name) \(e.reason).")
+                }
+            }
+        }
+        let details = JSONValue.object(["how": .string("import"), "task": .int(plan.taskID)])
+        if let existing {
+            if !plan.updateExisting { return .skipped }
+            let rowID = existing.int64("id") ?? 0
+            let current = ProfileStatus(rawValue: existing.int("status") ?? 0) ?? .subscribed
+            let input = ProfileInput(values: values, status: statusText ?? current.name)
+            let (validated, status) = try Profiles.validate(input, plan.catalogue, applyDefaults: false)
+            var changes: [String: SQLValue] = [:]
+            var changedKeys: [String] = []
+            for c in plan.columns where validated[c.column] != nil && validated[c.column] != existing[c.column] && validated[c.column] != .null {
+                changes[c.column] = validated[c.column]!
+                changedKeys.append(c.key)
+            }
+            if let email = changes["email"], try db.queryOne("SELECT 1 FROM \(table) WHERE email = ? AND id <> ?", [email, rowID]) != nil {
+                throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")
+            }
+            if status != current { changes["status"] = .integer(Int64(status.rawValue)) }
+            if !changes.isEmpty {
+                changes["updated_at"] = .integer(now)
+                let keys = changes.keys.sorted()
+                try db.run("UPDATE \(table) SET \(keys.map { "\($0) = ?" }.joined(separator: ", ")), version = version + 1 WHERE id = ?",
+                           keys.map { changes[$0]! } + [rowID])
+                if !changedKeys.isEmpty {
+                    try History.recordEvent(db, database: plan.databaseID, profile: rowID, at: now, type: HistoryEvent.fieldChanged, actor: plan.actor,
+                                            details: .object(["fields": .array(changedKeys.map { .string($0) }), "how": .string("import"), "task": .int(plan.taskID)]))
+                    events[HistoryEvent.fieldChanged, default: 0] += 1
+                }
+                if status != current {
+                    try History.recordEvent(db, database: plan.databaseID, profile: rowID, at: now, type: HistoryEvent.statusChanged, actor: plan.actor,
+                                            details: .object(["from": .string(current.name), "to": .string(status.name), "how": .string("import")]))
+                    events[HistoryEvent.statusChanged, default: 0] += 1
+                }
+            }
+            try subscribe(rowID, existing.string("email") ?? "", existing.string("phones"), validated, plan, now: now, db, events: &events)
+            return changes.isEmpty ? .skipped : .updated
+        }
+        let input = ProfileInput(values: values, status: statusText ?? ProfileStatus.subscribed.name)
+        let (validated, status) = try Profiles.validate(input, plan.catalogue, applyDefaults: true)
+        if let email = validated["email"], email != .null, try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
+            throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")
+        }
+        let (rowID, _) = try Profiles.insert(db, databaseID: plan.databaseID, values: validated, status: status, now: now)
+        try History.recordEvent(db, database: plan.databaseID, profile: rowID, at: now, type: HistoryEvent.created, actor: plan.actor, details: details)
+        events[HistoryEvent.created, default: 0] += 1
+        try subscribe(rowID, validated["email"]?.string ?? "", validated["phones"]?.string, validated, plan, now: now, db, events: &events)
+        return .added
+    }
+
+    /// Adds the import's subscription with the row's email or first phone as the contact.
+    func subscribe(_ rowID: Int64, _ storedEmail: String, _ storedPhones: String?, _ validated: [String: SQLValue], _ plan: Plan,
+                   now: Int64, _ db: Connection, events: inout [String: Int]) throws {
+        guard let subscription = plan.subscription else { return }
+        let contact: String
+        switch subscription.channel {
+        case .email:
+            let email = validated["email"]?.string ?? storedEmail
+            guard !email.isEmpty, !email.hasSuffix("@localhost") else { throw ValidationError(field: "email", "The row has no email to subscribe.") }
+            contact = email
+        default:
+            guard let phone = JSONValue.stringList(validated["phones"]?.string ?? storedPhones).first else {
+                throw ValidationError(field: "phones", "The row has no phone to subscribe.")
+            }
+            contact = phone
+        }
+        _ = try Subscriptions.add(plan.databaseID, rowID, SubscriptionInput(resourceID: subscription.resource, channel: subscription.channel.rawValue,
+                                                                            contact: contact, status: subscription.status),
+                                  actor: plan.actor, now: now, db)
+    }
+
+    /// Cuts the failed-rows file back to what committed chunks wrote, appends, returns the new size.
+    func appendFailed(_ text: String, _ task: TaskRecord) throws -> Int64 {
+        let path = imports.failedRowsPath(taskID: task.id)
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.truncate(atOffset: UInt64(task.outputBytes))
+        try handle.seekToEnd()
+        if !text.isEmpty { try handle.write(contentsOf: Data(text.utf8)) }
+        try handle.synchronize()
+        return task.outputBytes + Int64(text.utf8.count)
+    }
+}
