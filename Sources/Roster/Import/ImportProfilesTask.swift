@@ -29,6 +29,8 @@ public struct ImportProfilesTask: TaskHandler {
         let subscription: (resource: Int64, channel: Channel, status: String)?
         let catalogue: Profiles.Catalogue
         let columns: [(key: String, column: String, display: (SQLValue) -> String)]
+        /// The history details of every profile this import creates (the same text for each).
+        let createdDetails: String
 
         init(_ task: TaskRecord, _ db: Connection) throws {
             guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
@@ -46,6 +48,7 @@ public struct ImportProfilesTask: TaskHandler {
             } else {
                 subscription = nil
             }
+            createdDetails = JSONValue.object(["how": .string("import"), "task": .int(task.id)]).canonical
             catalogue = try Profiles.catalogue(databaseID, db)
             columns = Profiles.readColumns(catalogue)
             for target in targets where !target.isEmpty && target != "status" && StandardField.named(target) == nil {
@@ -174,7 +177,6 @@ public struct ImportProfilesTask: TaskHandler {
                 }
             }
         }
-        let details = JSONValue.object(["how": .string("import"), "task": .int(plan.taskID)])
         if let existing {
             if !plan.updateExisting { return .skipped }
             let rowID = existing.int64("id") ?? 0
@@ -212,11 +214,12 @@ public struct ImportProfilesTask: TaskHandler {
         }
         let input = ProfileInput(values: values, status: statusText ?? ProfileStatus.subscribed.name)
         let (validated, status) = try Profiles.validate(input, plan.catalogue, applyDefaults: true)
-        if let email = validated["email"], email != .null, try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
+        // Matching by email already looked this email up and found nobody.
+        if plan.match != .email, let email = validated["email"], email != .null, try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
             throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")
         }
         let (rowID, _) = try Profiles.insert(db, databaseID: plan.databaseID, values: validated, status: status, now: now)
-        try History.recordEvent(db, database: plan.databaseID, profile: rowID, at: now, type: HistoryEvent.created, actor: plan.actor, details: details)
+        try db.run(ProfileTable.insertEvent(plan.databaseID), [rowID, now, HistoryEvent.created, plan.actor, plan.createdDetails])
         events[HistoryEvent.created, default: 0] += 1
         try subscribe(rowID, validated["email"]?.string ?? "", validated["phones"]?.string, validated, plan, now: now, db, events: &events)
         return .added

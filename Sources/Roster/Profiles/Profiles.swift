@@ -113,8 +113,15 @@ public final class Profiles: Sendable {
         var values: [String: SQLValue] = [:]
         for field in StandardField.all {
             let setting = catalogue.standard[field.key] ?? StandardFieldSetting()
-            var typed = input.values[field.key] ?? ""
+            let given = input.values[field.key]
+            var typed = given ?? ""
             if typed.trimmed.isEmpty, applyDefaults, let d = setting.defaultValue { typed = d }
+            if typed.isEmpty {
+                // Nothing typed and no default: no value (the common case for most fields of an imported row).
+                if setting.required && field.kind != .email { errors[field.key] = "\(field.label) is required." }
+                if given != nil || applyDefaults { values[field.column] = .null }
+                continue
+            }
             switch field.parse(typed) {
             case .success(let box):
                 if box.value == .null && setting.required && field.kind != .email { errors[field.key] = "\(field.label) is required." }
@@ -123,8 +130,14 @@ public final class Profiles: Sendable {
             }
         }
         for field in catalogue.custom {
-            var typed = input.values[field.name] ?? ""
+            let given = input.values[field.name]
+            var typed = given ?? ""
             if typed.trimmed.isEmpty, applyDefaults, let d = field.defaultValue { typed = d }
+            if typed.isEmpty {
+                if field.required { errors[field.name] = "\(field.name) is required." }
+                if given != nil || applyDefaults { values[field.column] = .null }
+                continue
+            }
             switch field.type.parse(typed, options: field.options) {
             case .success(let value):
                 if value == .null && field.required { errors[field.name] = "\(field.name) is required." }
@@ -179,10 +192,23 @@ public final class Profiles: Sendable {
         row["updated_at"] = .integer(now)
         row["last_interaction_at"] = .integer(now)
         let keys = row.keys.sorted()
-        // Cached by SQL text: an import inserts rows of the same shape over and over.
-        try db.run("INSERT INTO \(ProfileTable.name(databaseID)) (\(keys.joined(separator: ", "))) VALUES (\(keys.map { _ in "?" }.joined(separator: ", ")))",
-                   keys.map { row[$0]! })
+        try db.run(insertSQL(databaseID, keys), keys.map { row[$0]! })
         return (db.lastInsertRowID, profileID)
+    }
+
+    /// INSERT statements by table and column list, built once: an import inserts rows of the same shape over and
+    /// over, and building the text per row showed in its profile. (The connection caches the compiled statement.)
+    private static let insertSQLCache = Mutex<[[String]: String]>([:])
+
+    static func insertSQL(_ databaseID: Int64, _ keys: [String]) -> String {
+        let key = [String(databaseID)] + keys
+        if let sql = insertSQLCache.withLock({ $0[key] }) { return sql }
+        let sql = "INSERT INTO \(ProfileTable.name(databaseID)) (\(keys.joined(separator: ", "))) VALUES (\(keys.map { _ in "?" }.joined(separator: ", ")))"
+        insertSQLCache.withLock { cache in
+            if cache.count > 512 { cache.removeAll() }
+            cache[key] = sql
+        }
+        return sql
     }
 
     /// Saves an edit made on `expectedVersion`; if the profile changed since, throws `EditConflict` and writes nothing.
