@@ -158,11 +158,26 @@ public enum Schema {
                 PRIMARY KEY (database_id, day, type)
             ) WITHOUT ROWID;
             """),
+        Migration(version: 3, name: "segments", sql: """
+            -- Dynamic segments keep their selection (rules, range, limit) as JSON and are evaluated when used;
+            -- static ones keep their members in segment_members_<database id>.
+            CREATE TABLE segments (
+                id          INTEGER PRIMARY KEY AUTOINCREMENT,
+                database_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+                name        TEXT NOT NULL,
+                kind        TEXT NOT NULL CHECK (kind IN ('dynamic', 'static')),
+                selection   TEXT NOT NULL DEFAULT '{}',
+                created_by  INTEGER REFERENCES users(id) ON DELETE SET NULL,
+                created_at  INTEGER NOT NULL,
+                updated_at  INTEGER NOT NULL
+            );
+            CREATE INDEX segments_database ON segments(database_id);
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
-            + LoyaltyStore.queries + TaskStore.queries + History.queries
+            + LoyaltyStore.queries + TaskStore.queries + History.queries + SegmentStore.queries
     }
 }

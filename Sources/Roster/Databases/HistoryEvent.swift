@@ -18,6 +18,11 @@ public enum HistoryEvent {
     public static let opened = "opened"
     public static let clicked = "clicked"
     public static let goal = "goal"
+
+    /// Every type, in the order the history filter lists them.
+    public static let all: [String] = [created, fieldChanged, statusChanged, subscriptionAdded, subscriptionChanged, subscriptionDeleted,
+                                       unsubscribed, promoAttached, promoDetached, promoActivated, segmentEntered, segmentLeft,
+                                       sent, delivered, opened, clicked, goal]
 }
 
 import SQLiteStore

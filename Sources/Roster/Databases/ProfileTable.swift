@@ -85,7 +85,7 @@ enum ProfileTable {
     static func historyName(_ databaseID: Int64) -> String { "history_\(databaseID)" }
 
     static func dropStatements(_ databaseID: Int64) -> [String] {
-        ["DROP TABLE IF EXISTS relations_\(databaseID)", "DROP TABLE IF EXISTS subscriptions_\(databaseID)", "DROP TABLE IF EXISTS \(historyName(databaseID))", "DROP TABLE IF EXISTS \(name(databaseID))"]
+        ["DROP TABLE IF EXISTS segment_members_\(databaseID)", "DROP TABLE IF EXISTS relations_\(databaseID)", "DROP TABLE IF EXISTS subscriptions_\(databaseID)", "DROP TABLE IF EXISTS \(historyName(databaseID))", "DROP TABLE IF EXISTS \(name(databaseID))"]
     }
 
     static func insertEvent(_ databaseID: Int64) -> String {
