@@ -187,3 +187,50 @@ printf "%-52s %10s %10.0f %7s\n" "roster import (parse, validate, match, insert,
 printf "%-52s %10s %10.0f %7s\n" "raw: the same rows as INSERTs in sqlite3" "$i_raw" "$(awk -v n="$rows" -v t="$i_raw" 'BEGIN{print n*1000/t}')" "1.00"
 echo "profiles imported: $imported of $rows"
 echo "import bar (<= 3x raw): $(verdict "$(awk -v a="$i_roster" -v b="$i_raw" 'BEGIN{print (a<=3*b)}')")"
+
+# ---------------------------------------------------------------------------------------------------------
+# Segments: the count preview of four selections on the PROFILES-profile database, through `roster segment count`
+# (compiling the rules against the catalogue and counting), against the equivalent hand-written SQL in sqlite3 on the
+# same file in the same run. The bench gives a third of the profiles an email subscription and each profile one
+# history event in the last 90 days first.
+rid=$("$bin" resource create --name "Bench news" --channels email,sms)
+nowts=$(date +%s)
+sqlite3 "$ROSTER_DATA/roster.sqlite" >/dev/null <<SQL
+PRAGMA busy_timeout = 10000;
+INSERT INTO database_resources (database_id, resource_id) VALUES ($dbid, $rid);
+INSERT INTO subscriptions_$dbid (profile, resource_id, channel, contact, status, created_at, updated_at)
+  SELECT id, $rid, 'email', email, id % 7, 1, 1 FROM profiles_$dbid WHERE id % 3 = 0;
+INSERT INTO history_$dbid (profile, at, type, details)
+  SELECT id, $nowts - (id % 90) * 86400, CASE id % 4 WHEN 0 THEN 'opened' WHEN 1 THEN 'sent' WHEN 2 THEN 'clicked' ELSE 'goal' END, '{}' FROM profiles_$dbid;
+PRAGMA wal_checkpoint(TRUNCATE);
+SQL
+since=$((nowts - 30 * 86400))
+declare -a names selections rawsql
+names+=("indexed: global status is subscribed");     selections+=('{"rules":{"join":"and","rules":[{"subject":"status","op":"in","value":"subscribed"}]}}')
+rawsql+=("SELECT COUNT(*) FROM profiles_$dbid WHERE status IN (0)")
+names+=("unindexed: first name equals Name42");      selections+=('{"rules":{"join":"and","rules":[{"subject":"field:_fname","op":"eq","value":"Name42"}]}}')
+rawsql+=("SELECT COUNT(*) FROM profiles_$dbid WHERE s_fname = 'Name42'")
+names+=("(status OR name) AND email subscription");  selections+=('{"rules":{"join":"and","rules":[{"join":"or","rules":[{"subject":"status","op":"in","value":"subscribed"},{"subject":"field:_fname","op":"eq","value":"Name7"}]},{"subject":"subscription:'"$rid"':email","op":"has","value":"subscribed"}]}}')
+rawsql+=("SELECT COUNT(*) FROM profiles_$dbid p WHERE (p.status IN (0) OR p.s_fname = 'Name7') AND EXISTS (SELECT 1 FROM subscriptions_$dbid s WHERE s.profile = p.id AND s.resource_id = $rid AND s.deleted = 0 AND s.channel = 'email' AND s.status IN (0))")
+names+=("history: opened in the last 30 days");      selections+=('{"rules":{"join":"and","rules":[{"subject":"event","op":"had","value":"opened","value2":"30"}]}}')
+rawsql+=("SELECT COUNT(*) FROM profiles_$dbid p WHERE EXISTS (SELECT 1 FROM history_$dbid h WHERE h.profile = p.id AND h.at >= $since AND h.type = 'opened')")
+echo
+echo "Segments — count preview on the $profiles-profile database (median of 3, timed inside each process)"
+printf "%-44s %10s %10s %7s %10s\n" "selection" "roster ms" "raw ms" "ratio" "count"
+seg_ok=1
+for i in "${!names[@]}"; do
+  r=(); w=()
+  for _ in 1 2 3; do
+    r+=("$(roster_ms segment count --database "$dbid" --selection "${selections[$i]}")")
+    w+=("$(echo -e ".timer on\n${rawsql[$i]};" | sqlite3 "$ROSTER_DATA/roster.sqlite" 2>&1 | awk '/^Run Time: real/ { printf "%.3f", $4 * 1000 }')")
+  done
+  rm_=$(printf '%s\n' "${r[@]}" | median); wm_=$(printf '%s\n' "${w[@]}" | median)
+  got=$("$bin" segment count --database "$dbid" --selection "${selections[$i]}" | cut -f3)
+  want=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "${rawsql[$i]}")
+  ratio=$(awk -v a="$rm_" -v b="$wm_" 'BEGIN{printf "%.2f", a/b}')
+  printf "%-44s %10s %10s %7s %10s\n" "${names[$i]}" "$rm_" "$wm_" "$ratio" "$got"
+  [ "$got" = "$want" ] || { echo "  count differs from the hand-written SQL ($want)"; seg_ok=0; }
+  awk -v a="$rm_" -v b="$wm_" 'BEGIN{exit !(a <= 1.5*b)}' || seg_ok=0
+  if [ "$i" = 0 ]; then awk -v a="$rm_" 'BEGIN{exit !(a < 300)}' || seg_ok=0; fi
+done
+echo "segments bar (each <= 1.5x its SQL, same count; indexed < 300 ms): $(verdict "$seg_ok")"

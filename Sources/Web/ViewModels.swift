@@ -68,6 +68,10 @@ enum View {
         ]
     }
 
+    static func counts(_ c: SelectionCounts) -> TemplateValue {
+        ["matching": .string(count(c.matchingRules)), "in_range": .string(count(c.inRange)), "selected": .string(count(c.selected))]
+    }
+
     static func errors(_ fieldErrors: [String: String]) -> TemplateValue {
         .dict(fieldErrors.mapValues { .string($0) })
     }

@@ -178,12 +178,14 @@ public struct Services: Sendable {
     public let subscriptions: Subscriptions
     public let extras: ProfileExtras
     public let imports: ProfileImports
+    public let segments: Segments
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
-                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports) {
+                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments) {
         self.imports = imports
+        self.segments = segments
         self.subscriptions = subscriptions
         self.extras = extras
         self.export = export
@@ -207,7 +209,8 @@ public struct Services: Sendable {
                                                      ImportProfilesTask.kind: ImportProfilesTask(imports: imports)],
                                           clock: clock, chunkSize: chunkSize),
                         export: export, profiles: Profiles(pool: pool, clock: clock),
-                        subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports)
+                        subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports,
+                        segments: Segments(pool: pool, clock: clock))
     }
 }
 

@@ -37,6 +37,7 @@ let usage = """
       resource create --name N --channels email,sms [--categories a,b]      prints the resource id
       import --database ID --file F.csv [--match email|phone|field:NAME] [--skip-existing]
                                           import profiles from CSV (columns mapped by their header names)
+      segment count --database ID --selection JSON   count what rules, range and limit select (matching, in range, selected)
       seed --database NAME --profiles N   add N realistic demo profiles (creating the database if needed)
 
     \(Configuration.help)
@@ -238,6 +239,25 @@ case "import":
         say("roster: task \(id) \(task.state.rawValue): \(task.added) added, \(task.updated) updated, \(task.skipped) skipped, \(task.failed) failed")
         if task.failed > 0 { say("roster: failed rows with their reasons: \(imports.failedRowsPath(taskID: id))") }
         if task.state != .done { exit(1) }
+    } catch let error as ValidationError {
+        fail(error.description)
+    } catch {
+        fail("\(error)")
+    }
+
+case "segment":
+    // Counts what a selection (JSON: {"rules": …, "range_from": …, "range_to": …, "limit": …}) takes in a database.
+    let pool = openPool()
+    guard args.dropFirst().first == "count", let db = option("--database", in: args).flatMap(Int64.init), let text = option("--selection", in: args),
+          let json = JSONValue.parse(text), let selection = Selection(json: json) else {
+        fail("segment count needs --database ID --selection JSON", code: 2)
+    }
+    do {
+        let segments = Segments(pool: pool)
+        let started = Date()
+        let counts = try segments.counts(databaseID: db, selection)
+        reportTiming(since: started)
+        say("\(counts.matchingRules)\t\(counts.inRange)\t\(counts.selected)")
     } catch let error as ValidationError {
         fail(error.description)
     } catch {

@@ -42,12 +42,30 @@ public struct ExportProfilesTask: TaskHandler {
         return columns
     }
 
+    /// The selection of a segment's export: its rules, or membership for a static segment; nil for a whole database.
+    static func selection(_ task: TaskRecord, _ db: Connection) throws -> Selection? {
+        guard let id = task.int64Parameter("segment_id") else { return nil }
+        guard let row = try db.queryOne(SegmentStore.byID.sql, [id]) else { throw ValidationError(field: "task", "The segment was deleted.") }
+        let segment = Segment(row: row)
+        if segment.kind == .static {
+            for sql in SegmentStore.createMembers(segment.databaseID) { try db.execute(sql) }
+            return Selection(rules: .group(.and, [.rule(Rule(subject: "segment", op: "in", value: String(id)))]))
+        }
+        return segment.selection
+    }
+
     public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
         guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
             throw ValidationError(field: "task", "The database no longer exists.")
         }
-        let maxID = try db.scalar("SELECT COALESCE(MAX(id), 0) FROM \(ProfileTable.name(databaseID))").int64 ?? 0
-        let total = try db.scalar("SELECT COUNT(*) FROM \(ProfileTable.name(databaseID)) WHERE id <= ?", [maxID]).int ?? 0
+        var maxID = try db.scalar("SELECT COALESCE(MAX(id), 0) FROM \(ProfileTable.name(databaseID))").int64 ?? 0
+        var total = try db.scalar("SELECT COUNT(*) FROM \(ProfileTable.name(databaseID)) WHERE id <= ?", [maxID]).int ?? 0
+        if let selection = try ExportProfilesTask.selection(task, db) {
+            // A segment's export: its selection now, frozen at the last profile it takes.
+            let compiled = try SelectionCompiler.compile(selection, try SelectionContext.load(databaseID, now: Clock.system.now(), db))
+            maxID = min(maxID, try Segments.limitBoundary(compiled, db) ?? Int64.max)
+            total = try Segments.counts(compiled, selection.hasRange, db).selected
+        }
         try createFile(for: task.id)
         return (total, ["max_id": .int(maxID)])
     }
@@ -59,8 +77,15 @@ public struct ExportProfilesTask: TaskHandler {
         if task.outputBytes == 0 {
             text += columns.map { ExportProfilesTask.cell($0.header, neutralize: true) }.joined(separator: ",") + "\r\n"
         }
-        let rows = try db.prepare("SELECT id, \(columns.map(\.sqlColumn).joined(separator: ", ")) FROM \(ProfileTable.name(databaseID)) WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
-            .query([task.cursor, task.int64Parameter("max_id") ?? 0, limit])
+        var filter = "1"
+        var filterParams: [SQLValue] = []
+        if let selection = try ExportProfilesTask.selection(task, db) {
+            let compiled = try SelectionCompiler.compile(selection, try SelectionContext.load(databaseID, now: Clock.system.now(), db))
+            filter = compiled.whereClause
+            filterParams = compiled.whereParams
+        }
+        let rows = try db.prepare("SELECT p.id, \(columns.map { "p." + $0.sqlColumn }.joined(separator: ", ")) FROM \(ProfileTable.name(databaseID)) p WHERE p.id > ? AND p.id <= ? AND \(filter) ORDER BY p.id LIMIT ?")
+            .query([.integer(task.cursor), .integer(task.int64Parameter("max_id") ?? 0)] + filterParams + [.integer(Int64(limit))])
         var outcome = ChunkOutcome(cursor: task.cursor)
         for row in rows {
             outcome.cursor = row.int64("id") ?? outcome.cursor

@@ -111,6 +111,11 @@ enum ProfilePages {
         let attached = try app.services.databases.attachedResources(db.id)
         var values: [String: TemplateValue] = try ProfileExtraPages.section(app, db, p)
         values["error"] = TemplateValue(ctx.request.query["problem"].flatMap { ProfileExtraPages.problems[$0] })
+        // Static segments: the profile's, and the others of this database it can be added to.
+        let memberOf = try app.services.segments.staticSegments(databaseID: db.id, profileRowID: p.rowID)
+        let statics = try app.services.segments.list(databaseID: db.id).filter { s in s.kind == .static && !memberOf.contains { $0.id == s.id } }
+        values["member_of"] = .list(memberOf.map { ["id": .string(String($0.id)), "name": .string($0.name)] })
+        values["joinable_segments"] = .list(statics.map { ["id": .string(String($0.id)), "name": .string($0.name)] })
         return try app.page("profiles/show.html", title: p.email, context: ctx, nav: .databases, values.merging([
             "database": View.database(db),
             "subscriptions": try SubscriptionPages.groups(app, db, p, resources: attached),
@@ -128,7 +133,7 @@ enum ProfilePages {
 
     static let historyTypes = [HistoryEvent.created, HistoryEvent.fieldChanged, HistoryEvent.statusChanged, HistoryEvent.subscriptionAdded,
                                HistoryEvent.subscriptionChanged, HistoryEvent.unsubscribed, HistoryEvent.promoAttached, HistoryEvent.sent,
-                               HistoryEvent.opened, HistoryEvent.clicked]
+                               HistoryEvent.opened, HistoryEvent.clicked, HistoryEvent.segmentEntered, HistoryEvent.segmentLeft]
 
     static func profileValue(_ p: Profile) -> TemplateValue {
         ["id": .string(p.profileID), "email": .string(p.email), "md5": .string(p.md5), "xxh": .string(p.xxh),

@@ -1,0 +1,131 @@
+import HTTP
+import Roster
+
+/// The rule builder's form, which works without JavaScript: the tree travels as one row per node, named by its
+/// path (`r` is the root group, `r.1.0` the first child of its second child). Buttons named `action` change the
+/// tree on the server (add a rule or a group to a group, remove a node) and the page comes back with the counts.
+enum SegmentBuilder {
+    /// The tree the form describes. Unknown or orphaned rows are dropped; a missing root is an empty AND group.
+    static func tree(from form: FormData) -> RuleNode {
+        var kinds: [String: String] = [:]
+        var order: [String] = []
+        for path in form.all("node") where path == "r" || path.hasPrefix("r.") {
+            guard path.split(separator: ".").dropFirst().allSatisfy({ Int($0) != nil }), kinds[path] == nil else { continue }
+            kinds[path] = form["kind_\(path)"] == "group" ? "group" : "rule"
+            order.append(path)
+        }
+        func build(_ path: String, depth: Int) -> RuleNode {
+            if path != "r" && kinds[path] == "rule" {
+                return .rule(Rule(subject: form["subject_\(path)"] ?? "", op: form["op_\(path)"] ?? "", value: form["value_\(path)"] ?? "",
+                                  value2: form["value2_\(path)"] ?? "", caseInsensitive: form["ci_\(path)"] != nil))
+            }
+            let prefix = path + "."
+            let children = order.filter { $0.hasPrefix(prefix) && !$0.dropFirst(prefix.count).contains(".") }
+                .sorted { Int($0.dropFirst(prefix.count))! < Int($1.dropFirst(prefix.count))! }
+            let join = RuleJoin(rawValue: form["join_\(path)"] ?? "and") ?? .and
+            if depth > RuleNode.maxDepth + 1 { return .group(join, []) }
+            return .group(join, children.map { build($0, depth: depth + 1) })
+        }
+        return build("r", depth: 0)
+    }
+
+    /// Applies a button: `add_rule:<path>`, `add_group:<path>`, `remove:<path>`.
+    static func apply(_ action: String, to tree: RuleNode) -> RuleNode {
+        let parts = action.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return tree }
+        let target = parts[1].split(separator: ".").dropFirst().compactMap { Int($0) }
+        // A new rule starts as "email is not empty": complete, so the count stays meaningful while it is edited.
+        let blank = Rule(subject: "field:email", op: "not_empty")
+        func edit(_ node: RuleNode, _ path: ArraySlice<Int>) -> RuleNode? {
+            guard case .group(let join, var children) = node else { return node }
+            if path.isEmpty {
+                switch parts[0] {
+                case "add_rule": children.append(.rule(blank))
+                case "add_group": children.append(.group(.or, [.rule(blank)]))
+                default: break
+                }
+                return .group(join, children)
+            }
+            let index = path.first!
+            guard children.indices.contains(index) else { return node }
+            if path.count == 1 && parts[0] == "remove" {
+                children.remove(at: index)
+                return .group(join, children)
+            }
+            if let changed = edit(children[index], path.dropFirst()) { children[index] = changed }
+            return .group(join, children)
+        }
+        return edit(tree, target[...]) ?? tree
+    }
+
+    /// What the subject menu offers in this database.
+    static func subjects(_ app: WebApp, databaseID: Int64) throws -> [(value: String, label: String, group: String)] {
+        var items: [(String, String, String)] = []
+        for field in StandardField.all { items.append(("field:" + field.key, field.label, "Standard fields")) }
+        for field in try app.services.databases.fields(of: databaseID) { items.append(("custom:\(field.id)", "\(field.name) (\(field.type.label))", "Custom fields")) }
+        items.append(("status", "Global status", "Profile"))
+        items.append(("last_interaction", "Last interaction", "Profile"))
+        items.append(("event", "Action history", "Profile"))
+        for resource in try app.services.databases.attachedResources(databaseID) {
+            items.append(("subscription:\(resource.id):any", "\(resource.name) — any channel", "Subscriptions"))
+            for channel in resource.channels { items.append(("subscription:\(resource.id):\(channel.rawValue)", "\(resource.name) — \(channel.label)", "Subscriptions")) }
+        }
+        items.append(("segment", "Static segment membership", "Segments"))
+        return items
+    }
+
+    /// What the value boxes mean for an operator, shown beside them.
+    static func hint(_ kind: RuleOperators.Kind?, _ op: String) -> (value: String?, value2: String?) {
+        switch (kind, op) {
+        case (_, "empty"), (_, "not_empty"), (.boolean?, _): return (nil, nil)
+        case (_, "between"): return ("from", "to")
+        case (_, "within_days"), (_, "more_than_days"): return ("days", nil)
+        case (_, "in"), (_, "not_in"):
+            if kind == .segment { return ("static segment", nil) }
+            return (kind == .status ? "statuses, separated by commas" : "values, one per line or separated by commas", nil)
+        case (.tags?, _): return ("tags, separated by commas", nil)
+        case (.ip?, "in_cidr"): return ("range, e.g. 10.0.0.0/8", nil)
+        case (.object?, _), (.array?, _): return ("value", "key")
+        case (.subscription?, _): return ("statuses (optional, commas)", "category (optional)")
+        case (.event?, _): return ("event type, or any", "in the last N days")
+        case (.lastInteraction?, "before"), (.lastInteraction?, "after"): return ("date, e.g. 2026-01-31", nil)
+        case (.date?, _): return ("date, e.g. 2026-01-31", nil)
+        default: return ("value", nil)
+        }
+    }
+
+    /// One row per node for the template, in tree order, with its depth for indentation and its error.
+    static func rows(_ tree: RuleNode, context: SelectionContext, subjects: [(value: String, label: String, group: String)],
+                     staticSegments: [Segment], errors: [String: String]) -> [TemplateValue] {
+        var rows: [TemplateValue] = []
+        func walk(_ node: RuleNode, _ path: [Int], depth: Int) {
+            let name = (["r"] + path.map(String.init)).joined(separator: ".")
+            let error = TemplateValue(errors[SelectionCompiler.key(path)])
+            switch node {
+            case .group(let join, let children):
+                rows.append(["is_group": true, "path": .string(name), "depth": .int(depth), "is_root": .bool(path.isEmpty),
+                             "and": .bool(join == .and), "or": .bool(join == .or), "error": error,
+                             "can_nest": .bool(depth < RuleNode.maxDepth - 1), "label": .string(path.isEmpty ? "Profiles matching" : "Group")])
+                for (i, child) in children.enumerated() { walk(child, path + [i], depth: depth + 1) }
+            case .rule(let rule):
+                let kind = SelectionCompiler.kind(of: rule.subject, context)
+                let ops = kind.map(RuleOperators.operators) ?? []
+                let op = ops.contains(where: { $0.op == rule.op }) ? rule.op : (ops.first?.op ?? "")
+                let hint = hint(kind, op)
+                rows.append(["is_group": false, "path": .string(name), "depth": .int(depth), "error": error,
+                             "subjects": .list(subjects.map { ["value": .string($0.value), "label": .string($0.label), "group": .string($0.group),
+                                                              "selected": .bool($0.value == rule.subject)] }),
+                             "unknown_subject": .bool(kind == nil || !subjects.contains { $0.value == rule.subject }),
+                             "subject": .string(rule.subject),
+                             "ops": .list(ops.map { ["value": .string($0.op), "label": .string($0.label), "selected": .bool($0.op == op)] }),
+                             "value": .string(rule.value), "value2": .string(rule.value2), "ci": .bool(rule.caseInsensitive),
+                             "show_ci": .bool(kind == .text && ["eq", "ne", "contains", "not_contains", "starts", "ends"].contains(op)),
+                             "value_hint": TemplateValue(hint.value), "value2_hint": TemplateValue(hint.value2),
+                             "segment_choice": .bool(kind == .segment),
+                             "segments": .list(staticSegments.map { ["id": .string(String($0.id)), "name": .string($0.name), "selected": .bool(String($0.id) == rule.value)] })])
+            }
+        }
+        walk(tree, [], depth: 0)
+        return rows
+    }
+}
