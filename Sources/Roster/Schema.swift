@@ -173,11 +173,45 @@ public enum Schema {
             );
             CREATE INDEX segments_database ON segments(database_id);
             """),
+        Migration(version: 4, name: "bulk updates: frozen targets, change log, skip reasons, trigger outbox", sql: """
+            -- The profiles a bulk task will touch, fixed when it starts (profiles that match later are not touched).
+            CREATE TABLE task_targets (
+                task_id INTEGER NOT NULL,
+                profile INTEGER NOT NULL,
+                PRIMARY KEY (task_id, profile)
+            ) WITHOUT ROWID;
+            -- Every value a bulk task changed, before and after, for its downloadable change log.
+            CREATE TABLE task_changes (
+                id         INTEGER PRIMARY KEY,
+                task_id    INTEGER NOT NULL,
+                profile_id TEXT NOT NULL,
+                field      TEXT NOT NULL,
+                before     TEXT,
+                after      TEXT
+            );
+            CREATE INDEX task_changes_task ON task_changes(task_id, id);
+            -- Counts of skipped items by reason ({"unsafe_status": 37, …}) and the segment a task started from.
+            ALTER TABLE tasks ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+            ALTER TABLE tasks ADD COLUMN segment_id INTEGER;
+            -- Trigger events (subscription added or changed, field updated, promo code attached), written in the
+            -- same transaction as the change that caused them: a durable outbox for whatever delivers them.
+            CREATE TABLE trigger_events (
+                id          INTEGER PRIMARY KEY,
+                database_id INTEGER NOT NULL,
+                profile_id  TEXT NOT NULL,
+                type        TEXT NOT NULL,
+                payload     TEXT NOT NULL DEFAULT '{}',
+                task_id     INTEGER,
+                created_at  INTEGER NOT NULL,
+                delivered_at INTEGER
+            );
+            CREATE INDEX trigger_events_pending ON trigger_events(delivered_at, id);
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
-            + LoyaltyStore.queries + TaskStore.queries + History.queries + SegmentStore.queries
+            + LoyaltyStore.queries + TaskStore.queries + History.queries + SegmentStore.queries + BulkStore.queries
     }
 }

@@ -179,11 +179,13 @@ public struct Services: Sendable {
     public let extras: ProfileExtras
     public let imports: ProfileImports
     public let segments: Segments
+    public let bulk: BulkUpdates
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
-                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments) {
+                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments, bulk: BulkUpdates) {
+        self.bulk = bulk
         self.imports = imports
         self.segments = segments
         self.subscriptions = subscriptions
@@ -199,18 +201,23 @@ public struct Services: Sendable {
 
     /// Every service over one pool, with the task handlers registered.
     /// `exportDirectory` holds export files (inside the data folder: they carry personal data).
-    public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000) -> Services {
+    /// `removalMinMonths`: PROFILES_REMOVAL_MIN_MONTHS, the months of inactivity before the current month that
+    /// deletion by conditions requires.
+    public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000, removalMinMonths: Int = 1) -> Services {
         let export = ExportProfilesTask(directory: exportDirectory)
         let imports = ProfileImports(pool: pool, directory: ((exportDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("uploads"), clock: clock)
+        let tasks = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
+                                                      ExportHistoryTask.kind: ExportHistoryTask(files: export),
+                                                      ImportProfilesTask.kind: ImportProfilesTask(imports: imports),
+                                                      BulkUpdateTask.kind: BulkUpdateTask(clock: clock, removalMinMonths: removalMinMonths)],
+                               clock: clock, chunkSize: chunkSize)
         return Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock),
                         resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),
-                        tasks: TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
-                                                     ExportHistoryTask.kind: ExportHistoryTask(files: export),
-                                                     ImportProfilesTask.kind: ImportProfilesTask(imports: imports)],
-                                          clock: clock, chunkSize: chunkSize),
+                        tasks: tasks,
                         export: export, profiles: Profiles(pool: pool, clock: clock),
                         subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports,
-                        segments: Segments(pool: pool, clock: clock))
+                        segments: Segments(pool: pool, clock: clock),
+                        bulk: BulkUpdates(pool: pool, tasks: tasks, clock: clock, removalMinMonths: removalMinMonths))
     }
 }
 

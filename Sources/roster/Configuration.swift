@@ -7,6 +7,9 @@ struct Configuration {
     var workers = 32
     var templates = "Templates"
     var secureCookies = false
+    /// Deletion by conditions removes profiles with no interaction since the start of the current month minus this
+    /// many months (PROFILES_REMOVAL_MIN_MONTHS in the spec).
+    var removalMinMonths = 1
 
     static let help = """
         Configuration (flag, or environment variable):
@@ -15,6 +18,8 @@ struct Configuration {
           --workers N       ROSTER_WORKERS    FastCGI worker threads; default: 32
           --templates DIR   ROSTER_TEMPLATES  the Templates folder; default: Templates
           --secure-cookies  ROSTER_SECURE_COOKIES=1  mark cookies Secure (TLS ends before nginx)
+                            ROSTER_PROFILES_REMOVAL_MIN_MONTHS  months of inactivity (before the current month) that
+                                              deletion by conditions requires; default: 1
         """
 
     struct Failure: Error, CustomStringConvertible { let description: String }
@@ -30,6 +35,10 @@ struct Configuration {
         }
         if let v = environment["ROSTER_TEMPLATES"], !v.isEmpty { config.templates = v }
         if environment["ROSTER_SECURE_COOKIES"] == "1" { config.secureCookies = true }
+        if let v = environment["ROSTER_PROFILES_REMOVAL_MIN_MONTHS"], !v.isEmpty {
+            guard let n = Int(v), (0...120).contains(n) else { throw Failure(description: "ROSTER_PROFILES_REMOVAL_MIN_MONTHS must be a number from 0 to 120") }
+            config.removalMinMonths = n
+        }
 
         var rest: [String] = []
         var index = 0

@@ -82,7 +82,8 @@ case "serve":
     let templates: TemplateSet
     do { templates = try TemplateSet.load(directory: config.templates) }
     catch { fail("templates: \(error)") }
-    let services = Services.make(pool: pool, exportDirectory: (config.dataDirectory as NSString).appendingPathComponent("exports"))
+    let services = Services.make(pool: pool, exportDirectory: (config.dataDirectory as NSString).appendingPathComponent("exports"),
+                                 removalMinMonths: config.removalMinMonths)
     do {
         let interrupted = try services.tasks.recoverInterrupted()
         if interrupted > 0 { say("roster: \(interrupted) task(s) were running when Roster stopped; they are marked interrupted and can be resumed") }

@@ -47,6 +47,15 @@ enum History {
     static func record(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?, details: JSONValue) throws {
         try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
         try db.run(bumpStats.sql, [database, at, type])
+        if isInteraction(type) { try db.run(touchSQL(database), [at, profile]) }
+    }
+
+    /// Every event is an interaction except a marketer's edits of fields and of the global status (an audit
+    /// trail, which must not keep a profile from deletion by inactivity).
+    static func isInteraction(_ type: String) -> Bool { type != HistoryEvent.fieldChanged && type != HistoryEvent.statusChanged }
+
+    static func touchSQL(_ database: Int64) -> String {
+        "UPDATE \(ProfileTable.name(database)) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id = ?"
     }
 
     /// The event row only: the caller adds the statistics in bulk with `bumpStatsBy`.

@@ -288,6 +288,8 @@ public final class Segments: Sendable {
             try db.prepare("INSERT INTO \(ProfileTable.historyName(databaseID)) (profile, at, type, actor, details) SELECT profile, ?, ?, ?, ? FROM temp.joining")
                 .execute([.integer(now), .text(HistoryEvent.segmentEntered), actor.map { SQLValue.integer($0) } ?? .null, .text(details)])
             if joined > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, HistoryEvent.segmentEntered, joined, joined]) }
+            // Entering a segment is an interaction (see History.isInteraction).
+            try db.prepare("UPDATE \(c.table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.joining)").execute([now])
             try db.run("DELETE FROM temp.joining")
             return joined
         }

@@ -12,6 +12,8 @@ public struct ChunkOutcome: Sendable {
     public var failed = 0
     public var deleted = 0
     public var message = ""
+    /// Skipped (or failed) items by reason, added to the task's totals: {"unsafe_status": 3}.
+    public var reasons: [String: Int] = [:]
     /// For tasks that write a file: its size after this chunk (committed with the counts).
     public var outputBytes: Int64?
     /// True when there is nothing after `cursor`.
@@ -62,12 +64,14 @@ public final class TaskRunner: Sendable {
 
     /// Records a task (committed when this returns) and wakes the runner.
     @discardableResult
-    public func enqueue(kind: String, title: String, databaseID: Int64?, userID: Int64?, parameters: [String: JSONValue]) throws -> Int64 {
+    public func enqueue(kind: String, title: String, databaseID: Int64?, userID: Int64?, parameters: [String: JSONValue], segmentID: Int64? = nil) throws -> Int64 {
         guard handlers[kind] != nil else { throw ValidationError(field: "task", "Unknown task kind \(kind).") }
         let now = clock.now()
         let id = try pool.write { db -> Int64 in
             try db.run(TaskStore.insert.sql, [kind, title, databaseID, userID, JSONValue.object(parameters).canonical, now])
-            return db.lastInsertRowID
+            let id = db.lastInsertRowID
+            if let segmentID { try db.run(TaskStore.setSegment.sql, [segmentID, id]) }
+            return id
         }
         wake()
         return id
@@ -156,6 +160,11 @@ public final class TaskRunner: Sendable {
                     let outcome = try handler.runChunk(current, limit: max(chunkSize, handler.preferredChunkSize ?? 0), db)
                     try db.run(TaskStore.progress.sql, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
                                                         outcome.failed, outcome.deleted, outcome.message, outcome.message, outcome.outputBytes, id])
+                    if !outcome.reasons.isEmpty {
+                        var details = TaskRecord.details(try db.scalar(TaskStore.details.sql, [id]).string)
+                        for (reason, n) in outcome.reasons { details[reason, default: 0] += n }
+                        try db.run(TaskStore.setDetails.sql, [JSONValue.object(details.mapValues { .int(Int64($0)) }).canonical, id])
+                    }
                     if outcome.finished {
                         try db.run(TaskStore.finish.sql, [TaskState.done.rawValue, clock.now(), "", "", id])
                     }

@@ -39,8 +39,18 @@ public struct TaskRecord: Sendable, Equatable {
     public let createdAt: Int64
     public let startedAt: Int64?
     public let finishedAt: Int64?
+    /// Skipped items by reason.
+    public let details: [String: Int]
+    public let segmentID: Int64?
+
+    static func details(_ text: String?) -> [String: Int] {
+        guard case .object(let o)? = JSONValue.parse(text ?? "{}") else { return [:] }
+        return o.compactMapValues { if case .int(let i) = $0 { return Int(i) } else { return nil } }
+    }
 
     init(row: Row) {
+        details = TaskRecord.details(row.string("details"))
+        segmentID = row.int64("segment_id")
         id = row.int64("id") ?? 0
         kind = row.string("kind") ?? ""
         state = TaskState(rawValue: row.string("state") ?? "") ?? .failed
@@ -103,9 +113,12 @@ public enum TaskStore {
     static let cancelRequested = NamedQuery("tasks.cancelRequested", "SELECT cancel_requested FROM tasks WHERE id = ?")
     static let markInterrupted = NamedQuery("tasks.markInterrupted", "UPDATE tasks SET state = 'interrupted' WHERE state = 'running'")
     static let resume = NamedQuery("tasks.resume", "UPDATE tasks SET state = 'queued' WHERE id = ? AND state = 'interrupted'")
+    static let details = NamedQuery("tasks.details", "SELECT details FROM tasks WHERE id = ?")
+    static let setDetails = NamedQuery("tasks.setDetails", "UPDATE tasks SET details = ? WHERE id = ?")
+    static let setSegment = NamedQuery("tasks.setSegment", "UPDATE tasks SET segment_id = ? WHERE id = ?")
     static let countActive = NamedQuery("tasks.countActive", "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running')")
 
     static var queries: [NamedQuery] {
-        [insert, byID, recent, nextQueued, start, prepared, progress, finish, requestCancel, cancelRequested, markInterrupted, resume, countActive]
+        [insert, byID, recent, nextQueued, start, prepared, progress, finish, requestCancel, cancelRequested, markInterrupted, resume, countActive, details, setDetails, setSegment]
     }
 }

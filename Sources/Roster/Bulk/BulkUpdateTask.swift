@@ -1,0 +1,301 @@
+import Foundation
+import SQLiteStore
+
+/// What one bulk chunk did.
+struct BulkChunk {
+    var updated = 0
+    var deleted = 0
+    var skipped = 0
+    var failed = 0
+    var reasons: [String: Int] = [:]
+
+    mutating func skip(_ reason: String, _ n: Int = 1) {
+        guard n > 0 else { return }
+        skipped += n
+        reasons[reason, default: 0] += n
+    }
+}
+
+/// Applies a bulk action to the targets of a task in one id range. The same code runs the task's chunks and the
+/// preview (which runs it over every target and rolls back), so the preview's counts are what the task does.
+///
+/// Set-based where the action allows (fields, statuses, global unsubscribe, deletion): each statement works on
+/// the chunk's id range, and the change log, history and trigger rows are written by INSERT … SELECT before the
+/// change itself. Per profile where the spec's rules need it (adding a subscription, attaching a promo code).
+struct BulkExecutor {
+    let databaseID: Int64
+    let taskID: Int64
+    let actor: Int64?
+    let action: BulkAction
+    let skipTriggers: Bool
+    let now: Int64
+    /// Deletion by inactivity: profiles with no interaction at or after this time.
+    let cutoff: Int64
+    let catalogue: Profiles.Catalogue
+
+    var table: String { ProfileTable.name(databaseID) }
+    var history: String { ProfileTable.historyName(databaseID) }
+    var subscriptions: String { "subscriptions_\(databaseID)" }
+    /// The chunk's targets: three parameters (task, after, up to).
+    var targets: String { "SELECT profile FROM task_targets WHERE task_id = ? AND profile > ? AND profile <= ?" }
+
+    static let unsafeCodes = BulkAction.unsafeStatuses.map { String($0.rawValue) }.joined(separator: ", ")
+    static let statusName = "CASE %@ WHEN 0 THEN 'subscribed' WHEN 1 THEN 'unsubscribed' WHEN 2 THEN 'complainer' WHEN 3 THEN 'hard_bounced' WHEN 4 THEN 'unconfirmed' WHEN 5 THEN 'suspended' ELSE 'invalid' END"
+    static func statusName(_ column: String) -> String { statusName.replacingOccurrences(of: "%@", with: column) }
+
+    /// A column's value as the change log shows it.
+    static func display(_ column: String, _ type: FieldType?) -> String {
+        switch type {
+        case .boolean?: return "CASE \(column) WHEN 1 THEN 'true' WHEN 0 THEN 'false' END"
+        case .ip?: return "CASE WHEN \(column) IS NULL THEN NULL ELSE ((\(column) >> 24) & 255) || '.' || ((\(column) >> 16) & 255) || '.' || ((\(column) >> 8) & 255) || '.' || (\(column) & 255) END"
+        default: return "CAST(\(column) AS TEXT)"
+        }
+    }
+
+    func trigger(_ db: Connection, profileID: String, type: String, payload: JSONValue) throws {
+        if skipTriggers { return }
+        try db.run(BulkStore.insertTrigger.sql, [databaseID, profileID, type, payload.canonical, taskID, now])
+    }
+
+    func run(after: Int64, upTo: Int64, count: Int, _ db: Connection) throws -> BulkChunk {
+        let range: [SQLValue] = [.integer(taskID), .integer(after), .integer(upTo)]
+        var chunk = BulkChunk()
+        switch action {
+        case .updateFields(let changes):
+            let resolved = try BulkUpdates.resolve(changes, catalogue)
+            let differs = resolved.map { "p.\($0.column) IS NOT ?" }.joined(separator: " OR ")
+            let differsBare = resolved.map { "\($0.column) IS NOT ?" }.joined(separator: " OR ")
+            let values = resolved.map(\.value)
+            for r in resolved {
+                try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, ?, \(BulkExecutor.display("p." + r.column, r.type)), ? FROM \(table) p WHERE p.id IN (\(targets)) AND p.\(r.column) IS NOT ?")
+                    .execute([.integer(taskID), .text(r.key), r.shown.map { .text($0) } ?? .null] + range + [r.value])
+            }
+            let details = JSONValue.object(["fields": .array(resolved.map { .string($0.key) }), "task": .int(taskID)]).canonical
+            try db.prepare("INSERT INTO \(history) (profile, at, type, actor, details) SELECT p.id, ?, ?, ?, ? FROM \(table) p WHERE p.id IN (\(targets)) AND (\(differs))")
+                .execute([.integer(now), .text(HistoryEvent.fieldChanged), actor.map { .integer($0) } ?? .null, .text(details)] + range + values)
+            if !skipTriggers {
+                try db.prepare("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, p.profile_id, 'field_updated', ?, ?, ? FROM \(table) p WHERE p.id IN (\(targets)) AND (\(differs))")
+                    .execute([.integer(databaseID), .text(details), .integer(taskID), .integer(now)] + range + values)
+            }
+            chunk.updated = try db.prepare("UPDATE \(table) SET \(resolved.map { "\($0.column) = ?" }.joined(separator: ", ")), updated_at = ?, version = version + 1 WHERE id IN (\(targets)) AND (\(differsBare))")
+                .execute(values + [.integer(now)] + range + values)
+            chunk.skip(SkipReason.unchanged, count - chunk.updated)
+            if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, HistoryEvent.fieldChanged, chunk.updated, chunk.updated]) }
+
+        case .unsubscribe:
+            try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, 'status', \(BulkExecutor.statusName("p.status")), 'unsubscribed' FROM \(table) p WHERE p.id IN (\(targets)) AND p.status <> 1")
+                .execute([.integer(taskID)] + range)
+            try db.prepare("INSERT INTO \(history) (profile, at, type, actor, details) SELECT p.id, ?, ?, ?, json_object('from', \(BulkExecutor.statusName("p.status")), 'to', 'unsubscribed', 'task', ?) FROM \(table) p WHERE p.id IN (\(targets)) AND p.status <> 1")
+                .execute([.integer(now), .text(HistoryEvent.statusChanged), actor.map { .integer($0) } ?? .null, .integer(taskID)] + range)
+            chunk.updated = try db.prepare("UPDATE \(table) SET status = 1, updated_at = ?, version = version + 1 WHERE id IN (\(targets)) AND status <> 1").execute([.integer(now)] + range)
+            chunk.skip(SkipReason.unchanged, count - chunk.updated)
+            if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, HistoryEvent.statusChanged, chunk.updated, chunk.updated]) }
+
+        case .deleteInactive:
+            let inactive = "(last_interaction_at IS NULL OR last_interaction_at < ?)"
+            try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, 'profile', p.email, 'deleted' FROM \(table) p WHERE p.id IN (\(targets)) AND \(inactive)")
+                .execute([.integer(taskID)] + range + [.integer(cutoff)])
+            // History, subscriptions, relations and static-segment memberships go with the profile (ON DELETE
+            // CASCADE); the daily event statistics stay, so reports keep the deleted profiles' actions.
+            chunk.deleted = try db.prepare("DELETE FROM \(table) WHERE id IN (\(targets)) AND \(inactive)").execute(range + [.integer(cutoff)])
+            chunk.skip(SkipReason.recentInteraction, count - chunk.deleted)
+
+        case .updateSubscriptionStatus(let resourceID, let channel, let statusText, let includeUnsafe):
+            let status = ProfileStatus(text: statusText)!
+            let guardUnsafe = status == .subscribed && !includeUnsafe
+            let scope = "s.profile IN (\(targets)) AND s.resource_id = ? AND s.channel = ? AND s.deleted = 0"
+            let scopeParams = range + [.integer(resourceID), .text(channel)]
+            let change = "s.status <> ?" + (guardUnsafe ? " AND s.status NOT IN (\(BulkExecutor.unsafeCodes))" : "")
+            let changeParams: [SQLValue] = [.integer(Int64(status.rawValue))]
+            if guardUnsafe {
+                let unsafe = try db.prepare("SELECT COUNT(*) FROM \(subscriptions) s WHERE \(scope) AND s.status IN (\(BulkExecutor.unsafeCodes))").query(scopeParams).first?[0].int ?? 0
+                chunk.skip(SkipReason.unsafeStatus, unsafe)
+            }
+            let same = try db.prepare("SELECT COUNT(*) FROM \(subscriptions) s WHERE \(scope) AND s.status = ?").query(scopeParams + changeParams).first?[0].int ?? 0
+            chunk.skip(SkipReason.unchanged, same)
+            let none = try db.prepare("SELECT COUNT(*) FROM (\(targets)) t WHERE NOT EXISTS (SELECT 1 FROM \(subscriptions) s WHERE s.profile = t.profile AND s.resource_id = ? AND s.channel = ? AND s.deleted = 0)")
+                .query(range + [.integer(resourceID), .text(channel)]).first?[0].int ?? 0
+            chunk.skip(SkipReason.noSubscription, none)
+            try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, 'subscription ' || s.resource_id || ' ' || s.channel || ' ' || s.contact, \(BulkExecutor.statusName("s.status")), ? FROM \(subscriptions) s JOIN \(table) p ON p.id = s.profile WHERE \(scope) AND \(change)")
+                .execute([.integer(taskID), .text(status.name)] + scopeParams + changeParams)
+            let type = status == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged
+            try db.prepare("INSERT INTO \(history) (profile, at, type, actor, details) SELECT s.profile, ?, ?, ?, json_object('subscription', s.id, 'from', \(BulkExecutor.statusName("s.status")), 'status', ?, 'task', ?) FROM \(subscriptions) s WHERE \(scope) AND \(change)")
+                .execute([.integer(now), .text(type), actor.map { .integer($0) } ?? .null, .text(status.name), .integer(taskID)] + scopeParams + changeParams)
+            if !skipTriggers {
+                try db.prepare("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, p.profile_id, 'subscription_updated', json_object('resource_id', s.resource_id, 'channel', s.channel, 'status', ?), ?, ? FROM \(subscriptions) s JOIN \(table) p ON p.id = s.profile WHERE \(scope) AND \(change)")
+                    .execute([.integer(databaseID), .text(status.name), .integer(taskID), .integer(now)] + scopeParams + changeParams)
+            }
+            // A subscription event is an interaction.
+            try db.prepare("UPDATE \(table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT s.profile FROM \(subscriptions) s WHERE \(scope) AND \(change))")
+                .execute([.integer(now)] + scopeParams + changeParams)
+            chunk.updated = try db.prepare("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id IN (SELECT s.id FROM \(subscriptions) s WHERE \(scope) AND \(change))")
+                .execute([.integer(Int64(status.rawValue)), .integer(now)] + scopeParams + changeParams)
+            if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, type, chunk.updated, chunk.updated]) }
+
+        case .addSubscription(let resourceID, let channelText, let statusText, let sourceID, let includeUnsafe):
+            let status = ProfileStatus(text: statusText)!
+            let channel = Channel(rawValue: channelText)!
+            let guardUnsafe = status == .subscribed && !includeUnsafe
+            let unsafe = Set(BulkAction.unsafeStatuses.map(\.rawValue))
+            let rows = try db.prepare("SELECT p.id, p.profile_id, p.email, p.phones FROM \(table) p WHERE p.id IN (\(targets)) ORDER BY p.id").query(range)
+            chunk.skip(SkipReason.noContact, 0)
+            for row in rows {
+                let rowID = row.int64("id") ?? 0
+                let profileID = row.string("profile_id") ?? ""
+                var contact = ""
+                var provider = ""
+                if let sourceID {
+                    guard let source = try db.queryOne("SELECT contact, provider, status FROM \(subscriptions) WHERE profile = ? AND resource_id = ? AND channel = ? AND deleted = 0 ORDER BY priority, created_at, id LIMIT 1",
+                                                       [rowID, sourceID, channel.rawValue]) else { chunk.skip(SkipReason.noSource); continue }
+                    if guardUnsafe, unsafe.contains(source.int("status") ?? 0) { chunk.skip(SkipReason.unsafeStatus); continue }
+                    contact = source.string("contact") ?? ""
+                    provider = source.string("provider") ?? ""
+                } else if channel == .email {
+                    let email = row.string("email") ?? ""
+                    if email.hasSuffix("@localhost") { chunk.skip(SkipReason.noContact); continue }
+                    contact = email
+                } else {
+                    guard let phone = JSONValue.stringList(row.string("phones")).first else { chunk.skip(SkipReason.noContact); continue }
+                    contact = phone
+                }
+                let existing = try db.queryOne("SELECT status, deleted FROM \(subscriptions) WHERE profile = ? AND resource_id = ? AND channel = ? AND contact = ?",
+                                               [rowID, resourceID, channel.rawValue, channel == .email ? contact.lowercased() : contact])
+                if let existing {
+                    let current = existing.int("status") ?? 0
+                    if guardUnsafe, unsafe.contains(current), !existing.bool("deleted") { chunk.skip(SkipReason.unsafeStatus); continue }
+                    if current == status.rawValue && !existing.bool("deleted") { chunk.skip(SkipReason.unchanged); continue }
+                }
+                do {
+                    _ = try Subscriptions.add(databaseID, rowID, SubscriptionInput(resourceID: resourceID, channel: channel.rawValue, contact: contact, provider: provider, status: status.name),
+                                              actor: actor, now: now, db)
+                } catch let error as ValidationError {
+                    chunk.failed += 1
+                    chunk.reasons["invalid_contact", default: 0] += 1
+                    _ = error
+                    continue
+                }
+                let before = existing.map { ProfileStatus(rawValue: $0.int("status") ?? 0)?.name ?? "" } ?? ""
+                try db.run(BulkStore.insertChange.sql, [taskID, profileID, "subscription \(resourceID) \(channel.rawValue) \(contact)", before, status.name])
+                try trigger(db, profileID: profileID, type: existing == nil ? "subscription_added" : "subscription_updated",
+                            payload: .object(["resource_id": .int(resourceID), "channel": .string(channel.rawValue), "status": .string(status.name)]))
+                chunk.updated += 1
+            }
+
+        case .promoCodes(let programID, let attach):
+            if attach {
+                let rows = try db.prepare("SELECT p.id, p.profile_id FROM \(table) p WHERE p.id IN (\(targets)) ORDER BY p.id").query(range)
+                for row in rows {
+                    let rowID = row.int64("id") ?? 0
+                    let profileID = row.string("profile_id") ?? ""
+                    if try db.queryOne(BulkStore.hasCode.sql, [programID, databaseID, profileID]) != nil { chunk.skip(SkipReason.hasCode); continue }
+                    guard let code = try db.queryOne(BulkStore.freeCode.sql, [programID]) else { chunk.skip(SkipReason.noFreeCode); continue }
+                    // The status check makes a code impossible to hand out twice, even if two writers raced.
+                    guard try db.run(BulkStore.attachCode.sql, [databaseID, profileID, now, code.int64("id") ?? 0]) == 1 else { chunk.skip(SkipReason.noFreeCode); continue }
+                    let text = code.string("code") ?? ""
+                    try History.record(db, database: databaseID, profile: rowID, at: now, type: HistoryEvent.promoAttached, actor: actor,
+                                       details: .object(["code": .string(text), "program": .int(programID), "task": .int(taskID)]))
+                    try db.run(BulkStore.insertChange.sql, [taskID, profileID, "promo code \(programID)", "", text])
+                    try trigger(db, profileID: profileID, type: "promo_attached", payload: .object(["program_id": .int(programID), "code": .string(text)]))
+                    chunk.updated += 1
+                }
+            } else {
+                let codes = try db.prepare("""
+                    SELECT c.id, c.code, p.id AS row, p.profile_id FROM promo_codes c JOIN \(table) p ON p.profile_id = c.profile_id
+                    WHERE c.program_id = ? AND c.database_id = ? AND c.status IN ('attached', 'activated') AND p.id IN (\(targets))
+                    """).query([.integer(programID), .integer(databaseID)] + range)
+                var profilesWithCodes = Set<Int64>()
+                for code in codes {
+                    try db.run("UPDATE promo_codes SET status = 'detached' WHERE id = ?", [code.int64("id") ?? 0])
+                    try History.record(db, database: databaseID, profile: code.int64("row") ?? 0, at: now, type: HistoryEvent.promoDetached, actor: actor,
+                                       details: .object(["code": .string(code.string("code") ?? ""), "task": .int(taskID)]))
+                    try db.run(BulkStore.insertChange.sql, [taskID, code.string("profile_id") ?? "", "promo code \(programID)", code.string("code") ?? "", "detached"])
+                    profilesWithCodes.insert(code.int64("row") ?? 0)
+                }
+                chunk.updated = codes.count
+                chunk.skip(SkipReason.noSubscription, count - profilesWithCodes.count)
+            }
+        }
+        return chunk
+    }
+}
+
+enum BulkStore {
+    static let insertChange = NamedQuery("bulk.insertChange", "INSERT INTO task_changes (task_id, profile_id, field, before, after) VALUES (?, ?, ?, ?, ?)")
+    static let insertTrigger = NamedQuery("bulk.insertTrigger", "INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+    static let hasCode = NamedQuery("bulk.hasCode", "SELECT 1 FROM promo_codes WHERE program_id = ? AND database_id = ? AND profile_id = ? AND status IN ('attached', 'activated')")
+    static let freeCode = NamedQuery("bulk.freeCode", "SELECT id, code FROM promo_codes WHERE program_id = ? AND status = 'free' ORDER BY id LIMIT 1")
+    static let attachCode = NamedQuery("bulk.attachCode", "UPDATE promo_codes SET status = 'attached', database_id = ?, profile_id = ?, attached_at = ? WHERE id = ? AND status = 'free'")
+    static let freezeTargets = "INSERT INTO task_targets (task_id, profile) SELECT ?, p.id FROM %@ p WHERE %@ AND p.id <= ?"
+    static let nextTargets = NamedQuery("bulk.nextTargets", "SELECT profile FROM task_targets WHERE task_id = ? AND profile > ? ORDER BY profile LIMIT ?")
+    static let dropTargets = NamedQuery("bulk.dropTargets", "DELETE FROM task_targets WHERE task_id = ?")
+    static let changes = NamedQuery("bulk.changes", "SELECT id, profile_id, field, before, after FROM task_changes WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?")
+    static let changeCount = NamedQuery("bulk.changeCount", "SELECT COUNT(*) FROM task_changes WHERE task_id = ?")
+    static var queries: [NamedQuery] { [insertChange, insertTrigger, hasCode, freeCode, attachCode, nextTargets, dropTargets, changes, changeCount] }
+}
+
+/// The bulk-update task: freezes its targets when it starts, then applies the action chunk by chunk.
+public struct BulkUpdateTask: TaskHandler {
+    public static let kind = "bulk_update"
+    let clock: Clock
+    let removalMinMonths: Int
+
+    public init(clock: Clock = .system, removalMinMonths: Int = 1) {
+        self.clock = clock
+        self.removalMinMonths = removalMinMonths
+    }
+
+    static func request(_ task: TaskRecord) throws -> BulkRequest {
+        guard let databaseID = task.databaseID, let selectionJSON = task.parameters["selection"], let selection = Selection(json: selectionJSON),
+              let actionJSON = task.parameters["action"], let action = BulkAction(json: actionJSON) else {
+            throw ValidationError(field: "task", "The task's parameters cannot be read.")
+        }
+        var skip = false
+        if case .bool(let b)? = task.parameters["skip_triggers"] { skip = b }
+        return BulkRequest(databaseID: databaseID, segmentID: task.segmentID, selection: selection, action: action, skipTriggers: skip)
+    }
+
+    /// Writes the target rows for `taskID`; returns how many.
+    static func freeze(_ request: BulkRequest, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
+        let compiled = try SelectionCompiler.compile(request.selection, try SelectionContext.load(request.databaseID, now: now, db))
+        let bound = try Segments.limitBoundary(compiled, db) ?? Int64.max
+        let sql = String(format: BulkStore.freezeTargets, compiled.table, compiled.whereClause)
+        return try db.prepare(sql).execute([.integer(taskID)] + compiled.whereParams + [.integer(bound)])
+    }
+
+    public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
+        let request = try BulkUpdateTask.request(task)
+        guard try db.queryOne(DatabaseStore.byID.sql, [request.databaseID]) != nil else { throw ValidationError(field: "task", "The database no longer exists.") }
+        let now = clock.now()
+        let total = try BulkUpdateTask.freeze(request, taskID: task.id, now: now, db)
+        // The cut-off is fixed when the task starts, so a task resumed next month deletes the same profiles.
+        return (total, ["cutoff": .int(BulkUpdates.cutoff(now: now, months: removalMinMonths)), "started": .int(now)])
+    }
+
+    public func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
+        let request = try BulkUpdateTask.request(task)
+        let ids = try db.query(BulkStore.nextTargets.sql, [task.id, task.cursor, limit]).compactMap { $0.int64("profile") }
+        var outcome = ChunkOutcome(cursor: task.cursor)
+        guard let last = ids.last else {
+            outcome.finished = true
+            try db.run(BulkStore.dropTargets.sql, [task.id])
+            return outcome
+        }
+        let executor = BulkExecutor(databaseID: request.databaseID, taskID: task.id, actor: task.createdBy, action: request.action,
+                                    skipTriggers: request.skipTriggers, now: clock.now(), cutoff: task.int64Parameter("cutoff") ?? 0,
+                                    catalogue: try Profiles.catalogue(request.databaseID, db))
+        let chunk = try executor.run(after: task.cursor, upTo: last, count: ids.count, db)
+        outcome.cursor = last
+        outcome.processed = ids.count
+        outcome.updated = chunk.updated
+        outcome.deleted = chunk.deleted
+        outcome.skipped = chunk.skipped
+        outcome.failed = chunk.failed
+        outcome.reasons = chunk.reasons
+        if chunk.reasons[SkipReason.noFreeCode] != nil { outcome.message = "The program ran out of free promo codes; the profiles after that got none (see the counts)." }
+        if ids.count < limit {
+            outcome.finished = true
+            try db.run(BulkStore.dropTargets.sql, [task.id])
+        }
+        return outcome
+    }
+}
