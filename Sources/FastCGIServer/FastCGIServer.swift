@@ -232,6 +232,7 @@ public final class FastCGIServer: Sendable {
             }
             file = handle
             length = size
+            if response.deleteBodyFileAfterSending { unlink(path) }
         }
         head += "Content-Length: \(length)\r\n\r\n"
         var headBytes = Array(head.utf8)

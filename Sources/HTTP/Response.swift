@@ -5,6 +5,8 @@ public struct Response: Sendable {
     public var body: [UInt8]
     /// A file sent as the body instead of `body`, streamed from disk by the server (large exports stay out of memory).
     public var bodyFile: String?
+    /// The body file is a temporary one: the server removes it once it has it open.
+    public var deleteBodyFileAfterSending = false
 
     public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status

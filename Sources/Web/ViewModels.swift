@@ -63,6 +63,8 @@ enum View {
             "started": .string(time(t.startedAt)), "finished": .string(time(t.finishedAt)),
             "is_active": .bool(t.state == .queued || t.state == .running), "is_interrupted": .bool(t.state == .interrupted),
             "download": .bool((t.kind == ExportProfilesTask.kind || t.kind == ExportHistoryTask.kind) && t.state == .done),
+            "reasons": .list(t.details.sorted { $0.key < $1.key }.map { ["count": .string(count($0.value)), "label": .string(SkipReason.label($0.key))] }),
+            "change_log": .bool(t.kind == BulkUpdateTask.kind && t.processed > 0),
             "failed_rows": .bool(t.kind == ImportProfilesTask.kind && t.failed > 0 && t.outputBytes > 0),
             "can_cancel": .bool(t.state == .queued || t.state == .running || t.state == .interrupted),
         ]

@@ -10,7 +10,7 @@ import SQLiteStore
 /// transaction, and a resumed task first cuts the file back to that size, so no row appears twice.
 public struct ExportProfilesTask: TaskHandler {
     public static let kind = "export_profiles"
-    let directory: String
+    public let directory: String
 
     public init(directory: String) { self.directory = directory }
 

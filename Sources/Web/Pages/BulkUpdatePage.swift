@@ -1,0 +1,164 @@
+import Foundation
+import HTTP
+import Roster
+
+/// GET /databases/:id/bulk-update[?segment=ID]: the bulk-update form (selection, action, options);
+/// POST: the builder's buttons, "Preview" (exact counts and a sample), or "Launch" (a task; the reply is at once).
+/// GET /tasks/:id/changes.csv: a finished task's change log.
+enum BulkUpdatePage {
+    static let fieldRows = 5
+
+    static func form(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireEditor()
+        let db = try ctx.database(app)
+        var selection = Selection()
+        var segment: Segment?
+        if let id = Int64(ctx.request.query["segment"] ?? "") {
+            guard let s = try app.services.segments.get(id), s.databaseID == db.id else { throw HTTPError.notFound }
+            segment = s
+            // A segment's update starts from its selection (or its membership), which the form can narrow.
+            selection = s.kind == .static ? Selection(rules: .group(.and, [.rule(Rule(subject: "segment", op: "in", value: String(s.id)))])) : s.selection
+        }
+        return try render(app, ctx, db, segment: segment, selection: selection, form: FormData(), preview: nil, errors: [:], status: 200)
+    }
+
+    static func submit(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let user = try ctx.requireEditor()
+        let db = try ctx.database(app)
+        var segment: Segment?
+        if let id = Int64(ctx.form["segment"] ?? "") {
+            guard let s = try app.services.segments.get(id), s.databaseID == db.id else { throw HTTPError.badRequest("The segment belongs to another database.") }
+            segment = s
+        }
+        var (selection, errors) = SegmentsPage.selection(from: ctx.form)
+        let step = ctx.form["action"] ?? "preview"
+        if step != "preview" && step != "launch" {
+            selection.rules = SegmentBuilder.apply(step, to: selection.rules)
+            return try render(app, ctx, db, segment: segment, selection: selection, form: ctx.form, preview: nil, errors: errors, status: 200)
+        }
+        let action: BulkAction
+        do { action = try parseAction(ctx.form) } catch let error as ValidationError {
+            errors.merge(error.fieldErrors) { a, _ in a }
+            return try render(app, ctx, db, segment: segment, selection: selection, form: ctx.form, preview: nil, errors: errors, status: 422)
+        }
+        if !errors.isEmpty { return try render(app, ctx, db, segment: segment, selection: selection, form: ctx.form, preview: nil, errors: errors, status: 422) }
+        let request = BulkRequest(databaseID: db.id, segmentID: segment?.id, selection: selection, action: action, skipTriggers: ctx.checkbox("skip_triggers"))
+        do {
+            try app.services.bulk.validate(request, role: user.role)
+            if step == "launch" {
+                let title = "\(action.label): \(segment?.name ?? db.name)"
+                let id = try app.services.bulk.start(request, title: title, user: user)
+                return Response.redirect(to: "/tasks/\(id)")
+            }
+            let preview = try app.services.bulk.preview(request, actor: user.id)
+            return try render(app, ctx, db, segment: segment, selection: selection, form: ctx.form, preview: preview, errors: [:], status: 200)
+        } catch let error as ValidationError {
+            return try render(app, ctx, db, segment: segment, selection: selection, form: ctx.form, preview: nil, errors: error.fieldErrors, status: 422)
+        }
+    }
+
+    /// The action the form describes; a forged or incomplete one is a ValidationError naming the input.
+    static func parseAction(_ form: FormData) throws -> BulkAction {
+        func target() throws -> (Int64, String) {
+            let parts = (form["target"] ?? "").split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let id = Int64(parts[0]) else { throw ValidationError(field: "target", "Choose a resource and channel.") }
+            return (id, parts[1])
+        }
+        switch form["bulk_action"] ?? "" {
+        case "update_fields":
+            var changes: [FieldChange] = []
+            for i in 0..<fieldRows {
+                let name = form["field_\(i)"] ?? ""
+                if name.isEmpty { continue }
+                changes.append(FieldChange(field: name, value: form["mode_\(i)"] == "delete" ? nil : (form["value_\(i)"] ?? "")))
+            }
+            return .updateFields(changes)
+        case "add_subscription":
+            let (r, c) = try target()
+            let source = form["source"] ?? "fields"
+            var sourceID: Int64?
+            if source != "fields" {
+                guard let id = Int64(source) else { throw ValidationError(field: "source_resource", "Choose where the contacts come from.") }
+                sourceID = id
+            }
+            return .addSubscription(resourceID: r, channel: c, status: form["status"] ?? "", sourceResourceID: sourceID, includeUnsafe: form["include_unsafe"] != nil)
+        case "subscription_status":
+            let (r, c) = try target()
+            return .updateSubscriptionStatus(resourceID: r, channel: c, status: form["status"] ?? "", includeUnsafe: form["include_unsafe"] != nil)
+        case "attach_promo", "detach_promo":
+            guard let program = Int64(form["program"] ?? "") else { throw ValidationError(field: "program", "Choose a loyalty program.") }
+            return .promoCodes(programID: program, attach: form["bulk_action"] == "attach_promo")
+        case "delete_inactive": return .deleteInactive
+        case "unsubscribe": return .unsubscribe
+        default: throw ValidationError(field: "bulk_action", "Choose what to do with the profiles.")
+        }
+    }
+
+    static func render(_ app: WebApp, _ ctx: RequestContext, _ db: ProfileDatabase, segment: Segment?, selection: Selection, form: FormData,
+                       preview: BulkPreview?, errors: [String: String], status: Int) throws -> Response {
+        let context = try app.services.segments.context(databaseID: db.id)
+        let statics = try app.services.segments.list(databaseID: db.id).filter { $0.kind == .static }
+        let custom = try app.services.databases.fields(of: db.id)
+        let attached = try app.services.databases.attachedResources(db.id)
+        let chosenAction = form["bulk_action"] ?? "update_fields"
+        let isAdmin = ctx.user?.role.canDelete ?? false
+        var actions: [(String, String)] = [("update_fields", "Update profile fields"), ("add_subscription", "Add a subscription to a resource"),
+                                           ("subscription_status", "Change the status of subscriptions"), ("attach_promo", "Attach promo codes"),
+                                           ("detach_promo", "Detach promo codes"), ("unsubscribe", "Global unsubscribe")]
+        if isAdmin { actions.insert(("delete_inactive", "Delete inactive profiles"), at: 5) }
+        var fieldChoices: [(String, String)] = StandardField.all.filter { $0.kind != .email }.map { ($0.key, $0.label) }
+        fieldChoices += custom.map { ($0.name, "\($0.name) (\($0.type.label))") }
+        let targets = attached.flatMap { r in r.channels.map { c in ("\(r.id):\(c.rawValue)", "\(r.name) — \(c.label)") } }
+        let cutoff = app.services.bulk.currentCutoff
+        var previewValue: TemplateValue = .null
+        if let p = preview {
+            previewValue = [
+                "selected": .string(View.count(p.selected)), "updated": .string(View.count(p.updated)), "deleted": .string(View.count(p.deleted)),
+                "skipped": .string(View.count(p.skipped)), "failed": .string(View.count(p.failed)),
+                "reasons": .list(p.reasons.sorted { $0.key < $1.key }.map { ["count": .string(View.count($0.value)), "label": .string(SkipReason.label($0.key))] }),
+                "sample": .list(p.sample.map { ["profile_id": .string($0.profileID), "field": .string($0.field), "before": .string($0.before), "after": .string($0.after)] }),
+                "subscriptions": .bool(chosenAction == "subscription_status"),
+            ]
+        }
+        return try app.page("bulk/form.html", title: "Update profiles of \(segment?.name ?? db.name)", context: ctx, nav: .databases, status: status, [
+            "database": View.database(db),
+            "segment": segment.map { ["id": .string(String($0.id)), "name": .string($0.name)] } ?? .null,
+            "rows": .list(SegmentBuilder.rows(selection.rules, context: context, subjects: try SegmentBuilder.subjects(app, databaseID: db.id),
+                                              staticSegments: statics, errors: errors)),
+            "range_from": .string(String(selection.rangeFrom)), "range_to": .string(String(selection.rangeTo)),
+            "limit": .string(selection.limit.map(String.init) ?? ""),
+            "actions": .list(actions.map { ["value": .string($0.0), "label": .string($0.1), "selected": .bool($0.0 == chosenAction)] }),
+            "field_rows": .list((0..<fieldRows).map { i in
+                let chosen = form["field_\(i)"] ?? ""
+                return ["index": .int(i), "value": .string(form["value_\(i)"] ?? ""), "delete": .bool(form["mode_\(i)"] == "delete"),
+                        "error": TemplateValue(errors["field_" + chosen]),
+                        "choices": .list([["value": "", "label": "— no field —", "selected": .bool(chosen.isEmpty)]] + fieldChoices.map {
+                            ["value": .string($0.0), "label": .string($0.1), "selected": .bool($0.0 == chosen)]
+                        })]
+            }),
+            "targets": .list(targets.map { ["value": .string($0.0), "label": .string($0.1), "selected": .bool($0.0 == form["target"])] }),
+            "sources": .list([["value": "fields", "label": "profile fields (email, phones)", "selected": .bool((form["source"] ?? "fields") == "fields")]]
+                             + attached.map { ["value": .string(String($0.id)), "label": .string("subscriptions in \($0.name) (same channel)"), "selected": .bool(String($0.id) == form["source"])] }),
+            "statuses": .list(ProfileStatus.allCases.map { ["value": .string($0.name), "label": .string($0.label), "selected": .bool($0.name == (form["status"] ?? "subscribed"))] }),
+            "programs": .list(try app.services.loyalty.list().map { ["value": .string(String($0.id)), "label": .string($0.name), "selected": .bool(String($0.id) == form["program"])] }),
+            "include_unsafe": .bool(form["include_unsafe"] != nil), "skip_triggers": .bool(form["skip_triggers"] != nil),
+            "cutoff": .string(UTCTime.day(cutoff)), "removal_months": .int(app.services.bulk.removalMinMonths),
+            "preview": previewValue,
+            "errors": View.errors(errors), "has_errors": .bool(!errors.isEmpty),
+        ])
+    }
+
+    /// GET /tasks/:id/changes.csv: before → after of every value the task changed.
+    static func changes(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let task = try TasksPage.load(app, ctx)
+        guard task.kind == BulkUpdateTask.kind else { throw HTTPError.notFound }
+        let path = (app.services.export.directory as NSString).appendingPathComponent("changes-\(task.id)-\(UUID().uuidString).csv")
+        try FileManager.default.createDirectory(atPath: app.services.export.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try app.services.bulk.writeChanges(taskID: task.id, to: path)
+        var response = Response(status: 200, headers: [("Content-Type", "text/csv; charset=utf-8"),
+                                                       ("Content-Disposition", "attachment; filename=\"task-\(task.id)-changes.csv\"")])
+        response.bodyFile = path
+        response.deleteBodyFileAfterSending = true
+        return response
+    }
+}
