@@ -201,7 +201,7 @@ INSERT INTO database_resources (database_id, resource_id) VALUES ($dbid, $rid);
 INSERT INTO subscriptions_$dbid (profile, resource_id, channel, contact, status, created_at, updated_at)
   SELECT id, $rid, 'email', email, id % 7, 1, 1 FROM profiles_$dbid WHERE id % 3 = 0;
 INSERT INTO history_$dbid (profile, at, type, details)
-  SELECT id, $nowts - (id % 90) * 86400, CASE id % 4 WHEN 0 THEN 'opened' WHEN 1 THEN 'sent' WHEN 2 THEN 'clicked' ELSE 'goal' END, '{}' FROM profiles_$dbid;
+  SELECT id, $nowts - (id % 90) * 86400 - 43200, CASE id % 4 WHEN 0 THEN 'opened' WHEN 1 THEN 'sent' WHEN 2 THEN 'clicked' ELSE 'goal' END, '{}' FROM profiles_$dbid;
 PRAGMA wal_checkpoint(TRUNCATE);
 SQL
 since=$((nowts - 30 * 86400))
@@ -211,9 +211,9 @@ rawsql+=("SELECT COUNT(*) FROM profiles_$dbid WHERE status IN (0)")
 names+=("unindexed: first name equals Name42");      selections+=('{"rules":{"join":"and","rules":[{"subject":"field:_fname","op":"eq","value":"Name42"}]}}')
 rawsql+=("SELECT COUNT(*) FROM profiles_$dbid WHERE s_fname = 'Name42'")
 names+=("(status OR name) AND email subscription");  selections+=('{"rules":{"join":"and","rules":[{"join":"or","rules":[{"subject":"status","op":"in","value":"subscribed"},{"subject":"field:_fname","op":"eq","value":"Name7"}]},{"subject":"subscription:'"$rid"':email","op":"has","value":"subscribed"}]}}')
-rawsql+=("SELECT COUNT(*) FROM profiles_$dbid p WHERE (p.status IN (0) OR p.s_fname = 'Name7') AND EXISTS (SELECT 1 FROM subscriptions_$dbid s WHERE s.profile = p.id AND s.resource_id = $rid AND s.deleted = 0 AND s.channel = 'email' AND s.status IN (0))")
+rawsql+=("SELECT COUNT(*) FROM profiles_$dbid p WHERE (p.status IN (0) OR p.s_fname = 'Name7') AND EXISTS (SELECT 1 FROM subscriptions_$dbid s WHERE s.profile = p.id AND s.resource_id = $rid AND s.deleted = 0 AND s.channel = 'email' AND +s.status IN (0))")
 names+=("history: opened in the last 30 days");      selections+=('{"rules":{"join":"and","rules":[{"subject":"event","op":"had","value":"opened","value2":"30"}]}}')
-rawsql+=("SELECT COUNT(*) FROM profiles_$dbid p WHERE EXISTS (SELECT 1 FROM history_$dbid h WHERE h.profile = p.id AND h.at >= $since AND h.type = 'opened')")
+rawsql+=("SELECT COUNT(*) FROM profiles_$dbid p WHERE EXISTS (SELECT 1 FROM history_$dbid h WHERE h.profile = p.id AND h.at >= $since AND +h.type = 'opened')")
 echo
 echo "Segments — count preview on the $profiles-profile database (median of 3, timed inside each process)"
 printf "%-44s %10s %10s %7s %10s\n" "selection" "roster ms" "raw ms" "ratio" "count"
@@ -234,3 +234,45 @@ for i in "${!names[@]}"; do
   if [ "$i" = 0 ]; then awk -v a="$rm_" 'BEGIN{exit !(a < 300)}' || seg_ok=0; fi
 done
 echo "segments bar (each <= 1.5x its SQL, same count; indexed < 300 ms): $(verdict "$seg_ok")"
+
+# ---------------------------------------------------------------------------------------------------------
+# Bulk update on the PROFILES-profile database, through `roster bulk` (the task the web form launches: frozen
+# targets, chunks of one transaction, history and the per-task change log), against the equivalent SQL run by
+# sqlite3 on a copy of the data taken before (with the same cascades: history rows, ON DELETE CASCADE).
+# While the first task runs, wrk measures the profile page through nginx.
+bulkfield=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT id FROM custom_fields WHERE database_id = $dbid AND name = 'city_code'")
+sqlite3 "$ROSTER_DATA/roster.sqlite" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+sqlite3 "$ROSTER_DATA/roster.sqlite" ".backup '$work/raw-bulk.sqlite'"
+cutoff=$(python3 -c "import datetime; d=datetime.date.today().replace(day=1); m=d.month-1 or 12; y=d.year-(1 if d.month==1 else 0); print(int(datetime.datetime(y,m,1,tzinfo=datetime.timezone.utc).timestamp()))")
+half='{"rules":{"join":"and","rules":[]},"range_from":0,"range_to":50}'
+tenth='{"rules":{"join":"and","rules":[]},"range_from":0,"range_to":10}'
+raw_bulk() { { echo ".timer on"; echo "PRAGMA foreign_keys=ON;"; echo "PRAGMA synchronous=NORMAL;"; printf '%s;\n' "$@"; } | sqlite3 "$work/raw-bulk.sqlite" 2>&1 | awk '/^Run Time: real/ { t += $4 } END { printf "%.1f", t * 1000 }'; }
+"$bin" bulk --database "$dbid" --selection "$half" --action '{"action":"update_fields","fields":[{"field":"city_code","value":"MOW"}]}' >"$work/bulk1.out" 2>&1 &
+bulk_pid=$!
+sleep 0.5
+read -r t_rps t_p50 t_p99 t_err < <(run_wrk during "$base/databases/$dbid/profiles/$pid_profile" "$cookie")
+wait "$bulk_pid" || { echo "bench: bulk field update failed"; cat "$work/bulk1.out"; }
+b1=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$half" --action '{"action":"update_fields","fields":[{"field":"city_code","value":"SPB"}]}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
+r1=$(raw_bulk "BEGIN IMMEDIATE" \
+  "INSERT INTO history_$dbid (profile, at, type, details) SELECT id, strftime('%s','now'), 'field_changed', '{\"fields\":[\"city_code\"]}' FROM profiles_$dbid WHERE range_bucket < 5000 AND c_$bulkfield IS NOT 'SPB'" \
+  "UPDATE profiles_$dbid SET c_$bulkfield = 'SPB', updated_at = strftime('%s','now'), version = version + 1 WHERE range_bucket < 5000 AND c_$bulkfield IS NOT 'SPB'" "COMMIT")
+b2=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$half" --action '{"action":"subscription_status","resource_id":'"$rid"',"channel":"email","status":"unsubscribed","include_unsafe":false}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
+r2=$(raw_bulk "BEGIN IMMEDIATE" \
+  "INSERT INTO history_$dbid (profile, at, type, details) SELECT s.profile, strftime('%s','now'), 'unsubscribed', '{}' FROM subscriptions_$dbid s WHERE s.profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND s.resource_id = $rid AND s.channel = 'email' AND s.deleted = 0 AND s.status <> 1" \
+  "UPDATE profiles_$dbid SET last_interaction_at = strftime('%s','now') WHERE id IN (SELECT s.profile FROM subscriptions_$dbid s WHERE s.profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND s.resource_id = $rid AND s.channel = 'email' AND s.deleted = 0 AND s.status <> 1)" \
+  "UPDATE subscriptions_$dbid SET status = 1, updated_at = strftime('%s','now') WHERE profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND resource_id = $rid AND channel = 'email' AND deleted = 0 AND status <> 1" "COMMIT")
+b3=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$tenth" --action '{"action":"delete_inactive"}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
+r3=$(raw_bulk "BEGIN IMMEDIATE" "DELETE FROM profiles_$dbid WHERE range_bucket < 1000 AND (last_interaction_at IS NULL OR last_interaction_at < $cutoff)" "COMMIT")
+left=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT COUNT(*) FROM profiles_$dbid")
+left_raw=$(sqlite3 "$work/raw-bulk.sqlite" "SELECT COUNT(*) FROM profiles_$dbid")
+logged=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT COUNT(*) FROM task_changes")
+echo
+echo "Bulk update — $profiles-profile database (one run each, timed inside each process; change log on)"
+printf "%-52s %10s %10s %7s\n" "what" "roster ms" "raw ms" "ratio"
+printf "%-52s %10s %10s %7s\n" "field update, range 0–50% (about half)" "$b1" "$r1" "$(awk -v a="$b1" -v b="$r1" 'BEGIN{printf "%.2f", a/b}')"
+printf "%-52s %10s %10s %7s\n" "subscription status → unsubscribed, range 0–50%" "$b2" "$r2" "$(awk -v a="$b2" -v b="$r2" 'BEGIN{printf "%.2f", a/b}')"
+printf "%-52s %10s %10s %7s\n" "delete inactive, range 0–10% (cascades)" "$b3" "$r3" "$(awk -v a="$b3" -v b="$r3" 'BEGIN{printf "%.2f", a/b}')"
+echo "profiles left: roster $left, raw $left_raw; change-log rows written: $logged"
+printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile page while a bulk task runs" "$t_rps" "$t_p50" "$t_p99" "$t_err"
+bulk_ok=$(awk -v a="$b1" -v b="$r1" -v c="$b2" -v d="$r2" -v e="$b3" -v f="$r3" -v p="$t_p99" 'BEGIN{print (a<=2.5*b && c<=2.5*d && e<=2.5*f && p<50)}')
+echo "bulk bars (each <= 2.5x raw; page p99 < 50 ms during a task): $(verdict "$bulk_ok")"

@@ -10,7 +10,11 @@ public final class Connection {
 
     public enum Mode: Sendable { case readWrite, readOnly }
 
+    /// Applied once, before the first connection (see shim.h for why).
+    private static let configured: Int32 = roster_sqlite3_configure()
+
     public init(path: String, mode: Mode = .readWrite, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        _ = Connection.configured
         self.path = path
         var db: OpaquePointer?
         let flags: Int32 = (mode == .readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE))

@@ -37,6 +37,8 @@ let usage = """
       resource create --name N --channels email,sms [--categories a,b]      prints the resource id
       import --database ID --file F.csv [--match email|phone|field:NAME] [--skip-existing]
                                           import profiles from CSV (columns mapped by their header names)
+      bulk --database ID --selection JSON --action JSON [--preview] [--skip-triggers]
+                                          run (or preview) a bulk update as a task, as an admin
       segment count --database ID --selection JSON   count what rules, range and limit select (matching, in range, selected)
       seed --database NAME --profiles N   add N realistic demo profiles (creating the database if needed)
 
@@ -239,6 +241,43 @@ case "import":
         guard let task = try worker.task(id) else { fail("the import task is gone") }
         say("roster: task \(id) \(task.state.rawValue): \(task.added) added, \(task.updated) updated, \(task.skipped) skipped, \(task.failed) failed")
         if task.failed > 0 { say("roster: failed rows with their reasons: \(imports.failedRowsPath(taskID: id))") }
+        if task.state != .done { exit(1) }
+    } catch let error as ValidationError {
+        fail(error.description)
+    } catch {
+        fail("\(error)")
+    }
+
+case "bulk":
+    // Runs a bulk update as the web form does (a task, chunk by chunk, with its change log), here and now.
+    let pool = openPool()
+    guard let db = option("--database", in: args).flatMap(Int64.init),
+          let selection = option("--selection", in: args).flatMap(JSONValue.parse).flatMap(Selection.init(json:)),
+          let action = option("--action", in: args).flatMap(JSONValue.parse).flatMap(BulkAction.init(json:)) else {
+        fail("bulk needs --database ID --selection JSON --action JSON [--preview] [--skip-triggers]", code: 2)
+    }
+    do {
+        let accounts = Accounts(pool: pool)
+        guard let admin = try accounts.listUsers().first(where: { $0.role == .admin }) else { fail("no admin user to run the update as") }
+        let handler = BulkUpdateTask(removalMinMonths: config.removalMinMonths)
+        let recorder = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler])
+        recorder.stop()   // this process runs only the task it enqueues, below
+        let bulk = BulkUpdates(pool: pool, tasks: recorder, removalMinMonths: config.removalMinMonths)
+        let request = BulkRequest(databaseID: db, selection: selection, action: action, skipTriggers: args.contains("--skip-triggers"))
+        let started = Date()
+        if args.contains("--preview") {
+            try bulk.validate(request, role: .admin)
+            let p = try bulk.preview(request, actor: admin.id)
+            reportTiming(since: started)
+            say("selected \(p.selected), updated \(p.updated), deleted \(p.deleted), skipped \(p.skipped), failed \(p.failed)")
+            exit(0)
+        }
+        let id = try bulk.start(request, title: "\(action.label) (command line)", user: admin)
+        let worker = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler], chunkSize: 5000)
+        worker.runUntilIdle()
+        reportTiming(since: started)
+        guard let task = try worker.task(id) else { fail("the task is gone") }
+        say("roster: task \(id) \(task.state.rawValue): \(task.total) selected, \(task.updated) updated, \(task.deleted) deleted, \(task.skipped) skipped, \(task.failed) failed")
         if task.state != .done { exit(1) }
     } catch let error as ValidationError {
         fail(error.description)

@@ -106,30 +106,38 @@ struct BulkExecutor {
             let scope = "s.profile IN (\(targets)) AND s.resource_id = ? AND s.channel = ? AND s.deleted = 0"
             let scopeParams = range + [.integer(resourceID), .text(channel)]
             let change = "s.status <> ?" + (guardUnsafe ? " AND s.status NOT IN (\(BulkExecutor.unsafeCodes))" : "")
-            let changeParams: [SQLValue] = [.integer(Int64(status.rawValue))]
-            if guardUnsafe {
-                let unsafe = try db.prepare("SELECT COUNT(*) FROM \(subscriptions) s WHERE \(scope) AND s.status IN (\(BulkExecutor.unsafeCodes))").query(scopeParams).first?[0].int ?? 0
-                chunk.skip(SkipReason.unsafeStatus, unsafe)
-            }
-            let same = try db.prepare("SELECT COUNT(*) FROM \(subscriptions) s WHERE \(scope) AND s.status = ?").query(scopeParams + changeParams).first?[0].int ?? 0
-            chunk.skip(SkipReason.unchanged, same)
+            let newStatus = SQLValue.integer(Int64(status.rawValue))
+            // One pass over the chunk's subscriptions counts what is skipped and why.
+            let tally = try db.prepare("""
+                SELECT COALESCE(SUM(s.status = ?), 0) AS same, COALESCE(SUM(s.status IN (\(BulkExecutor.unsafeCodes)) AND s.status <> ?), 0) AS unsafe
+                FROM \(subscriptions) s WHERE \(scope)
+                """).query([newStatus, newStatus] + scopeParams).first
+            chunk.skip(SkipReason.unchanged, tally?.int("same") ?? 0)
+            if guardUnsafe { chunk.skip(SkipReason.unsafeStatus, tally?.int("unsafe") ?? 0) }
             let none = try db.prepare("SELECT COUNT(*) FROM (\(targets)) t WHERE NOT EXISTS (SELECT 1 FROM \(subscriptions) s WHERE s.profile = t.profile AND s.resource_id = ? AND s.channel = ? AND s.deleted = 0)")
                 .query(range + [.integer(resourceID), .text(channel)]).first?[0].int ?? 0
             chunk.skip(SkipReason.noSubscription, none)
-            try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, 'subscription ' || s.resource_id || ' ' || s.channel || ' ' || s.contact, \(BulkExecutor.statusName("s.status")), ? FROM \(subscriptions) s JOIN \(table) p ON p.id = s.profile WHERE \(scope) AND \(change)")
-                .execute([.integer(taskID), .text(status.name)] + scopeParams + changeParams)
+            // The subscriptions to change, found once; the log, history, triggers and the change itself read them.
+            try db.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_subs (id INTEGER PRIMARY KEY, profile INTEGER, profile_id TEXT, before INTEGER, label TEXT)")
+            try db.run("DELETE FROM temp.bulk_subs")
+            try db.prepare("""
+                INSERT INTO temp.bulk_subs (id, profile, profile_id, before, label)
+                SELECT s.id, s.profile, p.profile_id, s.status, 'subscription ' || s.resource_id || ' ' || s.channel || ' ' || s.contact
+                FROM \(subscriptions) s JOIN \(table) p ON p.id = s.profile WHERE \(scope) AND \(change)
+                """).execute(scopeParams + [newStatus])
+            try db.run("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, profile_id, label, \(BulkExecutor.statusName("before")), ? FROM temp.bulk_subs",
+                       [SQLValue.integer(taskID), SQLValue.text(status.name)])
             let type = status == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged
-            try db.prepare("INSERT INTO \(history) (profile, at, type, actor, details) SELECT s.profile, ?, ?, ?, json_object('subscription', s.id, 'from', \(BulkExecutor.statusName("s.status")), 'status', ?, 'task', ?) FROM \(subscriptions) s WHERE \(scope) AND \(change)")
-                .execute([.integer(now), .text(type), actor.map { .integer($0) } ?? .null, .text(status.name), .integer(taskID)] + scopeParams + changeParams)
+            try db.run("INSERT INTO \(history) (profile, at, type, actor, details) SELECT profile, ?, ?, ?, json_object('subscription', id, 'from', \(BulkExecutor.statusName("before")), 'status', ?, 'task', ?) FROM temp.bulk_subs",
+                       [SQLValue.integer(now), SQLValue.text(type), actor.map { SQLValue.integer($0) } ?? SQLValue.null, SQLValue.text(status.name), SQLValue.integer(taskID)])
             if !skipTriggers {
-                try db.prepare("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, p.profile_id, 'subscription_updated', json_object('resource_id', s.resource_id, 'channel', s.channel, 'status', ?), ?, ? FROM \(subscriptions) s JOIN \(table) p ON p.id = s.profile WHERE \(scope) AND \(change)")
-                    .execute([.integer(databaseID), .text(status.name), .integer(taskID), .integer(now)] + scopeParams + changeParams)
+                try db.run("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, profile_id, 'subscription_updated', json_object('resource_id', ?, 'channel', ?, 'status', ?), ?, ? FROM temp.bulk_subs",
+                           [SQLValue.integer(databaseID), SQLValue.integer(resourceID), SQLValue.text(channel), SQLValue.text(status.name), SQLValue.integer(taskID), SQLValue.integer(now)])
             }
             // A subscription event is an interaction.
-            try db.prepare("UPDATE \(table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT s.profile FROM \(subscriptions) s WHERE \(scope) AND \(change))")
-                .execute([.integer(now)] + scopeParams + changeParams)
-            chunk.updated = try db.prepare("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id IN (SELECT s.id FROM \(subscriptions) s WHERE \(scope) AND \(change))")
-                .execute([.integer(Int64(status.rawValue)), .integer(now)] + scopeParams + changeParams)
+            try db.run("UPDATE \(table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.bulk_subs)", [SQLValue.integer(now)])
+            chunk.updated = try db.run("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id IN (SELECT id FROM temp.bulk_subs)", [newStatus, SQLValue.integer(now)])
+            try db.run("DELETE FROM temp.bulk_subs")
             if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, type, chunk.updated, chunk.updated]) }
 
         case .addSubscription(let resourceID, let channelText, let statusText, let sourceID, let includeUnsafe):
@@ -238,6 +246,10 @@ public struct BulkUpdateTask: TaskHandler {
     public static let kind = "bulk_update"
     let clock: Clock
     let removalMinMonths: Int
+
+    /// Profiles per chunk (one transaction each): large enough that a chunk's fixed costs vanish, small enough that
+    /// the writer lock is held well under a second.
+    public var preferredChunkSize: Int? { 5000 }
 
     public init(clock: Clock = .system, removalMinMonths: Int = 1) {
         self.clock = clock

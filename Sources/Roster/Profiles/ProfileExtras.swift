@@ -31,7 +31,7 @@ public final class ProfileExtras: Sendable {
     }
 
     static func profileRow(_ databaseID: Int64, _ profileID: String, _ db: Connection) throws -> Int64 {
-        guard let id = try db.prepare("SELECT id FROM \(ProfileTable.name(databaseID)) WHERE profile_id = ?").query([profileID]).first?.int64("id") else {
+        guard let id = try db.query("SELECT id FROM \(ProfileTable.name(databaseID)) WHERE profile_id = ?", [profileID]).first?.int64("id") else {
             throw ValidationError(field: "profile", "No such profile.")
         }
         return id
@@ -88,11 +88,11 @@ public final class ProfileExtras: Sendable {
         try pool.read { db in
             let row = try ProfileExtras.profileRow(databaseID, profileID, db)
             let t = ProfileTable.name(databaseID)
-            return try db.prepare("""
+            return try db.query("""
                 SELECT r.id, r.name, r.properties, r.profile = ? AS outgoing, o.profile_id AS other, o.email AS other_email
                 FROM relations_\(databaseID) r JOIN \(t) o ON o.id = CASE WHEN r.profile = ? THEN r.related ELSE r.profile END
                 WHERE r.profile = ? OR r.related = ? ORDER BY r.id
-                """).query([row, row, row, row]).map {
+                """, [row, row, row, row]).map {
                 Relation(id: $0.int64("id") ?? 0, name: $0.string("name") ?? "", otherProfileID: $0.string("other") ?? "",
                          otherEmail: $0.string("other_email") ?? "", outgoing: $0.bool("outgoing"), properties: $0.string("properties") ?? "{}")
             }

@@ -279,7 +279,7 @@ public final class Profiles: Sendable {
             }
             let whereSQL = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
             let order = query.sort == .created ? " ORDER BY id DESC" : " ORDER BY last_interaction_at DESC, id DESC"
-            let rows = try db.prepare(Profiles.select(databaseID) + whereSQL + order + " LIMIT ?").query(params + [query.limit + 1])
+            let rows = try db.query(Profiles.select(databaseID) + whereSQL + order + " LIMIT ?", params + [query.limit + 1])
             let profiles = rows.prefix(query.limit).map { Profiles.profile($0, columns) }
             var next: (Int64, Int64)?
             if rows.count > query.limit, let last = rows.prefix(query.limit).last {
@@ -337,7 +337,7 @@ public final class Profiles: Sendable {
             if let since { sql += " AND h.at >= ?"; params.append(since) }
             sql += " ORDER BY h.at DESC, h.id DESC LIMIT ?"
             params.append(limit)
-            return try db.prepare(sql).query(params).map {
+            return try db.query(sql, params).map {
                 HistoryEntry(at: $0.int64("at") ?? 0, type: $0.string("type") ?? "", actorEmail: $0.string("actor"), details: $0.string("details") ?? "")
             }
         }

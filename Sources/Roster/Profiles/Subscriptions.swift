@@ -78,8 +78,8 @@ public final class Subscriptions: Sendable {
 
     public func list(databaseID: Int64, profileRowID: Int64) throws -> [Subscription] {
         try pool.read { db in
-            try db.prepare("SELECT * FROM \(Subscriptions.table(databaseID)) WHERE profile = ? ORDER BY resource_id, channel, priority, id")
-                .query([profileRowID]).map(Subscription.init(row:))
+            try db.query("SELECT * FROM \(Subscriptions.table(databaseID)) WHERE profile = ? ORDER BY resource_id, channel, priority, id", [profileRowID])
+                .map(Subscription.init(row:))
         }
     }
 
@@ -133,32 +133,32 @@ public final class Subscriptions: Sendable {
         let scope = "profile = ? AND resource_id = ? AND channel = ?"
         let scopeParams: [any SQLBindable] = [profileRowID, resource.id, channel.rawValue]
         // The same contact in the same resource and channel is one subscription: update it instead.
-        if let existing = try db.prepare("SELECT id FROM \(t) WHERE \(scope) AND contact = ?").query(scopeParams + [contact]).first?.int64("id") {
-            try db.prepare("UPDATE \(t) SET status = ?, provider = ?, categories = ?, deleted = 0, updated_at = ?, priority = COALESCE(?, priority) WHERE id = ?")
-                .execute([status.rawValue, input.provider, JSONValue.encodeStrings(input.categories), now, input.priority, existing])
+        if let existing = try db.query("SELECT id FROM \(t) WHERE \(scope) AND contact = ?", scopeParams + [contact]).first?.int64("id") {
+            try db.run("UPDATE \(t) SET status = ?, provider = ?, categories = ?, deleted = 0, updated_at = ?, priority = COALESCE(?, priority) WHERE id = ?",
+                       [status.rawValue, input.provider, JSONValue.encodeStrings(input.categories), now, input.priority, existing])
             try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionChanged, actor: actor, details: JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]))
             return existing
         }
         // Limits: the narrower scope first (20 per resource and channel), then the profile's 200.
-        let inScope = try db.prepare("SELECT COUNT(*) FROM \(t) WHERE \(scope)").query(scopeParams).first?[0].int ?? 0
-        let inProfile = try db.prepare("SELECT COUNT(*) FROM \(t) WHERE profile = ?").query([profileRowID]).first?[0].int ?? 0
+        let inScope = try db.query("SELECT COUNT(*) FROM \(t) WHERE \(scope)", scopeParams).first?[0].int ?? 0
+        let inProfile = try db.query("SELECT COUNT(*) FROM \(t) WHERE profile = ?", [profileRowID]).first?[0].int ?? 0
         var victim: Int64?
         if inScope >= perResourceChannelLimit {
-            victim = try db.prepare("SELECT id FROM \(t) WHERE \(scope) \(replacementOrder) LIMIT 1").query(scopeParams).first?.int64("id")
+            victim = try db.query("SELECT id FROM \(t) WHERE \(scope) \(replacementOrder) LIMIT 1", scopeParams).first?.int64("id")
         } else if inProfile >= perProfileLimit {
-            victim = try db.prepare("SELECT id FROM \(t) WHERE profile = ? \(replacementOrder) LIMIT 1").query([profileRowID]).first?.int64("id")
+            victim = try db.query("SELECT id FROM \(t) WHERE profile = ? \(replacementOrder) LIMIT 1", [profileRowID]).first?.int64("id")
         }
         if let victim {
-            try db.prepare("DELETE FROM \(t) WHERE id = ?").execute([victim])
+            try db.run("DELETE FROM \(t) WHERE id = ?", [victim])
             try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionDeleted, actor: actor, details: JSONValue.object(["replaced_by_limit": .bool(true), "subscription": .int(victim)]))
         }
         var priority = input.priority
         if priority == nil {
             if resource.increasePriority {
-                try db.prepare("UPDATE \(t) SET priority = priority + 1 WHERE \(scope)").execute(scopeParams)
+                try db.run("UPDATE \(t) SET priority = priority + 1 WHERE \(scope)", scopeParams)
                 priority = 0
             } else {
-                priority = (try db.prepare("SELECT MAX(priority) + 1 FROM \(t) WHERE \(scope)").query(scopeParams).first?[0].int) ?? 0
+                priority = (try db.query("SELECT MAX(priority) + 1 FROM \(t) WHERE \(scope)", scopeParams).first?[0].int) ?? 0
             }
         }
         try db.prepare("""

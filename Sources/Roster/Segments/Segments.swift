@@ -299,8 +299,8 @@ public final class Segments: Sendable {
     public func staticSegments(databaseID: Int64, profileRowID: Int64) throws -> [Segment] {
         try pool.read { db in
             guard try db.queryOne("SELECT 1 FROM sqlite_master WHERE name = ?", [SegmentStore.membersTable(databaseID)]) != nil else { return [] }
-            return try db.prepare("SELECT s.* FROM segments s JOIN \(SegmentStore.membersTable(databaseID)) m ON m.segment_id = s.id WHERE m.profile = ? ORDER BY s.name")
-                .query([profileRowID]).map(Segment.init(row:))
+            return try db.query("SELECT s.* FROM segments s JOIN \(SegmentStore.membersTable(databaseID)) m ON m.segment_id = s.id WHERE m.profile = ? ORDER BY s.name", [profileRowID])
+                .map(Segment.init(row:))
         }
     }
 }

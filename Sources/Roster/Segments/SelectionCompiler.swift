@@ -215,7 +215,8 @@ public enum SelectionCompiler {
             var values = [since]
             if !type.isEmpty && type != "any" {
                 guard HistoryEvent.all.contains(type) else { throw RuleError("\(type) is not an event type.") }
-                sql += " AND h.type = ?"
+                // Unary +: the probe must use the (profile, at) index, never walk every event of the type.
+                sql += " AND +h.type = ?"
                 values.append(.text(type))
             }
             switch rule.op {
@@ -268,7 +269,9 @@ public enum SelectionCompiler {
                 return s
             }
             if !statuses.isEmpty {
-                sql += " AND s.status IN (\(statuses.map { _ in "?" }.joined(separator: ", ")))"
+                // Unary +: without statistics SQLite may pick the (resource, channel, status) index for this
+                // correlated probe and walk thousands of subscriptions per profile; the profile index is the right one.
+                sql += " AND +s.status IN (\(statuses.map { _ in "?" }.joined(separator: ", ")))"
                 values += statuses.map { .integer(Int64($0.rawValue)) }
             }
             let category = rule.value2.trimmed
