@@ -207,11 +207,37 @@ public enum Schema {
             );
             CREATE INDEX trigger_events_pending ON trigger_events(delivered_at, id);
             """),
+        Migration(version: 5, name: "webhooks", sql: """
+            -- URLs that receive trigger events as JSON batches. Each keeps its own cursor in the outbox, so a slow or
+            -- failing receiver never holds back another; failures back off exponentially.
+            CREATE TABLE webhooks (
+                id              INTEGER PRIMARY KEY AUTOINCREMENT,
+                url             TEXT NOT NULL,
+                secret          TEXT NOT NULL,
+                active          INTEGER NOT NULL DEFAULT 1,
+                cursor          INTEGER NOT NULL DEFAULT 0,
+                failures        INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at INTEGER NOT NULL DEFAULT 0,
+                created_at      INTEGER NOT NULL
+            );
+            CREATE TABLE webhook_deliveries (
+                id          INTEGER PRIMARY KEY,
+                webhook_id  INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+                first_event INTEGER NOT NULL,
+                last_event  INTEGER NOT NULL,
+                events      INTEGER NOT NULL,
+                attempt     INTEGER NOT NULL,
+                status_code INTEGER,
+                error       TEXT NOT NULL DEFAULT '',
+                at          INTEGER NOT NULL
+            );
+            CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, id);
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
-            + LoyaltyStore.queries + TaskStore.queries + History.queries + SegmentStore.queries + BulkStore.queries
+            + LoyaltyStore.queries + TaskStore.queries + History.queries + SegmentStore.queries + BulkStore.queries + WebhookStore.queries
     }
 }

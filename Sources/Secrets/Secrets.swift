@@ -92,6 +92,18 @@ public enum Secrets {
         return hex((0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) })
     }
 
+    /// HMAC-SHA-256 of `message` under `key` (libsodium), hex: webhook receivers check it to know a batch is ours.
+    public static func hmacSHA256Hex(key: String, message: [UInt8]) -> String {
+        precondition(initialized)
+        var mac = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
+        var state = crypto_auth_hmacsha256_state()
+        let keyBytes = Array(key.utf8)
+        _ = crypto_auth_hmacsha256_init(&state, keyBytes, keyBytes.count)
+        _ = crypto_auth_hmacsha256_update(&state, message, UInt64(message.count))
+        _ = crypto_auth_hmacsha256_final(&state, &mac)
+        return hex(mac)
+    }
+
     public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()

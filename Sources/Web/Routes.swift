@@ -95,5 +95,7 @@ enum Routes {
             Route("POST", "/settings/users/:id/role") { try UserRoleAction.run($0, $1) },
             Route("POST", "/settings/users/:id/password") { try UserPasswordResetAction.run($0, $1) },
             Route("POST", "/settings/users/:id/delete") { try UserDeleteAction.run($0, $1) },
+            Route("POST", "/settings/webhooks") { try WebhookActions.add($0, $1) },
+            Route("POST", "/settings/webhooks/:id/delete") { try WebhookActions.delete($0, $1) },
         ]
 }

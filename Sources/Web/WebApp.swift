@@ -180,11 +180,13 @@ public struct Services: Sendable {
     public let imports: ProfileImports
     public let segments: Segments
     public let bulk: BulkUpdates
+    public let webhooks: Webhooks
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
-                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments, bulk: BulkUpdates) {
+                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments, bulk: BulkUpdates, webhooks: Webhooks) {
+        self.webhooks = webhooks
         self.bulk = bulk
         self.imports = imports
         self.segments = segments
@@ -217,7 +219,8 @@ public struct Services: Sendable {
                         export: export, profiles: Profiles(pool: pool, clock: clock),
                         subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports,
                         segments: Segments(pool: pool, clock: clock),
-                        bulk: BulkUpdates(pool: pool, tasks: tasks, clock: clock, removalMinMonths: removalMinMonths))
+                        bulk: BulkUpdates(pool: pool, tasks: tasks, clock: clock, removalMinMonths: removalMinMonths),
+                        webhooks: Webhooks(pool: pool, clock: clock))
     }
 }
 

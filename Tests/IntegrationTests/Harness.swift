@@ -173,6 +173,46 @@ final class RunningRoster {
 
     var appLog: String { (try? String(contentsOf: appOutput, encoding: .utf8)) ?? "" }
 
+    /// Kills the app with SIGKILL (a crash: no draining, no checkpoint).
+    func killApp() {
+        guard let app, app.isRunning else { return }
+        kill(app.processIdentifier, SIGKILL)
+        app.waitUntilExit()
+    }
+
+    /// Starts the app again (nginx keeps running) and waits until it answers through nginx.
+    func restartApp() throws {
+        let app = Process()
+        app.executableURL = URL(fileURLWithPath: binary)
+        app.arguments = ["serve"]
+        app.environment = environment
+        let log = try FileHandle(forWritingTo: appOutput)
+        log.seekToEndOfFile()
+        app.standardOutput = log
+        app.standardError = log
+        try app.run()
+        self.app = app
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let reply = try? httpRequest(port: httpPort, method: "GET", path: "/login", timeout: 2), reply.status == 200 { return }
+            usleep(100_000)
+        }
+        throw HarnessError(description: "Roster did not come back within 20 s; app log: \(appLog)")
+    }
+
+    /// One value from the database file, read with the sqlite3 shell (what an operator would do).
+    func sql(_ query: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        p.arguments = [folder.appendingPathComponent("data/roster.sqlite").path, query]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Sends SIGTERM to the app and waits; returns its exit status.
     func stopApp(timeout: TimeInterval = 15) -> Int32? {
         guard let app, app.isRunning else { return app?.terminationStatus }

@@ -11,6 +11,8 @@ enum SettingsPage {
         "role-changed": "The role was changed.",
         "user-deleted": "The user was deleted.",
         "password-reset": "The password was set, and that user's sessions were signed out.",
+        "webhook-added": "The webhook was added. Its signing secret is shown in the list.",
+        "webhook-deleted": "The webhook was deleted.",
     ]
 
     struct FormState {
@@ -49,7 +51,21 @@ enum SettingsPage {
         func err(_ form: String, _ key: String) -> TemplateValue {
             state.form == form ? TemplateValue(errors[key]) : .null
         }
+        var webhooks: [TemplateValue] = []
+        var deliveries: [TemplateValue] = []
+        if me.role.canManageUsers {
+            webhooks = try app.services.webhooks.list().map { w in
+                ["id": .string(String(w.id)), "url": .string(w.url), "secret": .string(w.secret), "pending": .string(View.count(w.pending)),
+                 "failures": .int(w.failures), "retry": .string(w.nextAttemptAt > 0 ? View.time(w.nextAttemptAt) : "")]
+            }
+            deliveries = try app.services.webhooks.recentDeliveries(limit: 20).map { d in
+                ["webhook": .string(String(d.webhookID)), "events": .string("\(d.firstEvent)–\(d.lastEvent) (\(d.events))"), "attempt": .int(d.attempt),
+                 "status": .string(d.statusCode.map(String.init) ?? "—"), "ok": .bool(d.statusCode.map { (200..<300).contains($0) } ?? false),
+                 "error": .string(d.error), "at": .string(View.time(d.at))]
+            }
+        }
         return try app.page("settings/index.html", title: "Settings", context: ctx, nav: .settings, status: status, [
+            "webhooks": .list(webhooks), "deliveries": .list(deliveries), "webhook_error": err("webhook", "url"),
             "me": ["email": .string(me.email), "name": .string(me.name), "role_label": .string(me.role.label)],
             "notice": TemplateValue(ctx.request.query["done"].flatMap { notices[$0] }),
             "users": .list(users),
@@ -159,4 +175,26 @@ enum UserDeleteAction {
 
 enum DateText {
     static func day(_ seconds: Int64) -> String { UTCTime.day(seconds) }
+}
+
+/// POST /settings/webhooks adds a receiver of trigger events; POST /settings/webhooks/:id/delete removes it (admins).
+enum WebhookActions {
+    static func add(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireAdmin()
+        do {
+            try app.services.webhooks.add(url: ctx.form["url"] ?? "")
+        } catch let error as ValidationError {
+            var state = SettingsPage.FormState()
+            state.errors = error.fieldErrors
+            state.form = "webhook"
+            return try SettingsPage.render(app, ctx, state: state, status: 422)
+        }
+        return Response.redirect(to: "/settings?done=webhook-added#webhooks")
+    }
+
+    static func delete(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireAdmin()
+        do { try app.services.webhooks.delete(try ctx.int64Param("id")) } catch is ValidationError { throw HTTPError.notFound }
+        return Response.redirect(to: "/settings?done=webhook-deleted#webhooks")
+    }
 }
