@@ -39,6 +39,9 @@ public final class Connection {
             try execute("PRAGMA cache_size = -32768")
             // Savepoints (one per imported row) keep the pages they change in a sub-journal: in memory, not a temp file.
             try execute("PRAGMA temp_store = MEMORY")
+            // Checkpoint every 10,000 pages (40 MB of WAL) instead of every 1,000: a bulk task then copies and
+            // fsyncs the database a tenth as often, and the pages served meanwhile keep their latency.
+            try execute("PRAGMA wal_autocheckpoint = 10000")
         }
     }
 
