@@ -106,10 +106,12 @@ public final class Connection {
 
     /// Runs `body` in a transaction: commits when it returns, rolls back and rethrows when it throws.
     public func inTransaction<T>(_ kind: TransactionKind = .immediate, _ body: (Connection) throws -> T) throws -> T {
-        try execute(kind.rawValue)
+        // Prepared once per connection: a page opens several short read transactions, and parsing BEGIN and
+        // COMMIT each time showed in its profile.
+        try cached(kind.rawValue).execute()
         do {
             let result = try body(self)
-            try execute("COMMIT")
+            try cached("COMMIT").execute()
             return result
         } catch {
             if isInTransaction { try? execute("ROLLBACK") }

@@ -108,5 +108,6 @@ final class BulkUpdatePageTests: XCTestCase {
         app.services.tasks.runUntilIdle()
         XCTAssertEqual(try app.services.profiles.get(databaseID: db.id, profileID: p.profileID)?.status, .unsubscribed)
         XCTAssertEqual(try app.services.tasks.recent().first?.segmentID, fixed.id)
+        XCTAssertTrue(b.get("/tasks").bodyText.contains("› <a href=\"/segments/\(fixed.id)\">Picked</a>"), "the Tasks page names the segment")
     }
 }

@@ -6,10 +6,13 @@ enum TasksPage {
     static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let tasks = try app.services.tasks.recent()
         let databases = Dictionary(try app.services.databases.list().map { ($0.database.id, $0.database.name) }, uniquingKeysWith: { a, _ in a })
+        let segments = Dictionary(try app.services.segments.list().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
         return try app.page("tasks/list.html", title: "Tasks", context: ctx, nav: .tasks, [
             "tasks": .list(tasks.map { task in
                 guard case .dict(var d) = View.task(task) else { return .null }
                 d["database"] = .string(task.databaseID.flatMap { databases[$0] } ?? "—")
+                d["segment"] = TemplateValue(task.segmentID.flatMap { segments[$0] })
+                d["segment_id"] = .string(task.segmentID.map(String.init) ?? "")
                 return .dict(d)
             }),
             "refresh": .bool(tasks.contains { $0.state == .queued || $0.state == .running }),
