@@ -233,11 +233,33 @@ public enum Schema {
             );
             CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, id);
             """),
+        Migration(version: 6, name: "API tokens and idempotency keys", sql: """
+            -- Tokens are stored as BLAKE2b digests (the token itself is shown once), scoped to chosen databases.
+            CREATE TABLE api_tokens (
+                id           INTEGER PRIMARY KEY AUTOINCREMENT,
+                name         TEXT NOT NULL,
+                digest       TEXT NOT NULL UNIQUE,
+                databases    TEXT NOT NULL DEFAULT '[]',
+                created_by   INTEGER REFERENCES users(id) ON DELETE SET NULL,
+                created_at   INTEGER NOT NULL,
+                last_used_at INTEGER,
+                revoked_at   INTEGER
+            );
+            -- The first answer to a request with an Idempotency-Key, kept a day, so a retry is not applied twice.
+            CREATE TABLE api_idempotency (
+                token_id     INTEGER NOT NULL,
+                key          TEXT NOT NULL,
+                content_type TEXT NOT NULL,
+                response     TEXT NOT NULL,
+                created_at   INTEGER NOT NULL,
+                PRIMARY KEY (token_id, key)
+            ) WITHOUT ROWID;
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
-            + LoyaltyStore.queries + TaskStore.queries + History.queries + SegmentStore.queries + BulkStore.queries + WebhookStore.queries
+            + LoyaltyStore.queries + TaskStore.queries + History.queries + SegmentStore.queries + BulkStore.queries + WebhookStore.queries + APIStore.queries
     }
 }

@@ -8,6 +8,8 @@ public struct Route: Sendable {
         case anonymous
         /// Any signed-in user.
         case signedIn
+        /// Scripts: authenticated by the API token in the body, no cookies, so no session and no CSRF token.
+        case api
     }
 
     public let method: String

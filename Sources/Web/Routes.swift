@@ -95,6 +95,12 @@ enum Routes {
             Route("POST", "/settings/users/:id/role") { try UserRoleAction.run($0, $1) },
             Route("POST", "/settings/users/:id/password") { try UserPasswordResetAction.run($0, $1) },
             Route("POST", "/settings/users/:id/delete") { try UserDeleteAction.run($0, $1) },
+            Route("POST", "/settings/api-tokens") { try APIPages.createToken($0, $1) },
+            Route("POST", "/settings/api-tokens/:id/revoke") { try APIPages.revokeToken($0, $1) },
+
+            Route("POST", "/api/v1.1/profiles/update_batch", access: .api, APIPages.batch(.update)),
+            Route("POST", "/api/v1.1/profiles/import_batch", access: .api, APIPages.batch(.import)),
+            Route("POST", "/api/v1.1/profiles/add_batch", access: .api, APIPages.batch(.add)),
             Route("POST", "/settings/webhooks") { try WebhookActions.add($0, $1) },
             Route("POST", "/settings/webhooks/:id/delete") { try WebhookActions.delete($0, $1) },
         ]

@@ -65,6 +65,12 @@ public final class WebApp: RequestHandler {
             params = p
         }
 
+        if route.access == .api {
+            // No cookies are read: a browser's session can never be used through these addresses.
+            return try route.handler(self, RequestContext(request: request, params: params, session: nil, requestID: requestID,
+                                                          form: FormData(), files: [], sessionToken: nil))
+        }
+
         let token = request.cookies[WebApp.sessionCookie]
         let session = try token.flatMap { try accounts.session(token: $0) }
 
@@ -181,12 +187,16 @@ public struct Services: Sendable {
     public let segments: Segments
     public let bulk: BulkUpdates
     public let webhooks: Webhooks
+    public let apiTokens: APITokens
+    public let batch: BatchAPI
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
-                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments, bulk: BulkUpdates, webhooks: Webhooks) {
+                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments, bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens) {
         self.webhooks = webhooks
+        self.apiTokens = apiTokens
+        self.batch = BatchAPI(pool: apiTokens.pool, tokens: apiTokens)
         self.bulk = bulk
         self.imports = imports
         self.segments = segments
@@ -220,7 +230,7 @@ public struct Services: Sendable {
                         subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports,
                         segments: Segments(pool: pool, clock: clock),
                         bulk: BulkUpdates(pool: pool, tasks: tasks, clock: clock, removalMinMonths: removalMinMonths),
-                        webhooks: Webhooks(pool: pool, clock: clock))
+                        webhooks: Webhooks(pool: pool, clock: clock), apiTokens: APITokens(pool: pool, clock: clock))
     }
 }
 

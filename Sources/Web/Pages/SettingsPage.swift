@@ -13,6 +13,7 @@ enum SettingsPage {
         "password-reset": "The password was set, and that user's sessions were signed out.",
         "webhook-added": "The webhook was added. Its signing secret is shown in the list.",
         "webhook-deleted": "The webhook was deleted.",
+        "token-revoked": "The token was revoked; requests with it are refused from now on.",
     ]
 
     struct FormState {
@@ -20,6 +21,8 @@ enum SettingsPage {
         var newUser: [String: String] = [:]
         /// Which form the errors belong to.
         var form = ""
+        /// A token just created: its name and secret, shown this once.
+        var newToken: (name: String, token: String)?
     }
 
     static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
@@ -51,6 +54,16 @@ enum SettingsPage {
         func err(_ form: String, _ key: String) -> TemplateValue {
             state.form == form ? TemplateValue(errors[key]) : .null
         }
+        var tokens: [TemplateValue] = []
+        var databaseChoices: [TemplateValue] = []
+        if me.role.canManageUsers {
+            let names = Dictionary(try app.services.databases.list().map { ($0.database.id, $0.database.name) }, uniquingKeysWith: { a, _ in a })
+            tokens = try app.services.apiTokens.list().map { t in
+                ["id": .string(String(t.id)), "name": .string(t.name), "databases": .string(t.databaseIDs.map { names[$0] ?? "#\($0)" }.joined(separator: ", ")),
+                 "created": .string(View.time(t.createdAt)), "used": .string(t.lastUsedAt.map(View.time) ?? "never"), "revoked": .bool(t.revoked)]
+            }
+            databaseChoices = names.sorted { $0.value < $1.value }.map { ["id": .string(String($0.key)), "name": .string($0.value)] }
+        }
         var webhooks: [TemplateValue] = []
         var deliveries: [TemplateValue] = []
         if me.role.canManageUsers {
@@ -66,6 +79,9 @@ enum SettingsPage {
         }
         return try app.page("settings/index.html", title: "Settings", context: ctx, nav: .settings, status: status, [
             "webhooks": .list(webhooks), "deliveries": .list(deliveries), "webhook_error": err("webhook", "url"),
+            "tokens": .list(tokens), "token_databases": .list(databaseChoices),
+            "new_token": state.newToken.map { ["name": .string($0.name), "token": .string($0.token)] } ?? .null,
+            "token_errors": ["name": err("token", "name"), "databases": err("token", "databases")],
             "me": ["email": .string(me.email), "name": .string(me.name), "role_label": .string(me.role.label)],
             "notice": TemplateValue(ctx.request.query["done"].flatMap { notices[$0] }),
             "users": .list(users),

@@ -1,0 +1,79 @@
+import Foundation
+import Secrets
+import SQLiteStore
+
+public struct APIToken: Sendable {
+    public let id: Int64
+    public let name: String
+    public let databaseIDs: [Int64]
+    public let createdAt: Int64
+    public let lastUsedAt: Int64?
+    public let revoked: Bool
+
+    init(row: Row) {
+        id = row.int64("id") ?? 0
+        name = row.string("name") ?? ""
+        if case .array(let items)? = JSONValue.parse(row.string("databases") ?? "[]") {
+            databaseIDs = items.compactMap { if case .int(let i) = $0 { return i } else { return nil } }
+        } else {
+            databaseIDs = []
+        }
+        createdAt = row.int64("created_at") ?? 0
+        lastUsedAt = row.int64("last_used_at")
+        revoked = row.int64("revoked_at") != nil
+    }
+}
+
+enum APIStore {
+    static let insert = NamedQuery("api.insertToken", "INSERT INTO api_tokens (name, digest, databases, created_by, created_at) VALUES (?, ?, ?, ?, ?)")
+    static let all = NamedQuery("api.tokens", "SELECT * FROM api_tokens ORDER BY id DESC")
+    static let byDigest = NamedQuery("api.tokenByDigest", "SELECT * FROM api_tokens WHERE digest = ? AND revoked_at IS NULL")
+    static let revoke = NamedQuery("api.revoke", "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+    static let used = NamedQuery("api.used", "UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+    static let replay = NamedQuery("api.replay", "SELECT content_type, response FROM api_idempotency WHERE token_id = ? AND key = ? AND created_at > ?")
+    static let remember = NamedQuery("api.remember", "INSERT OR REPLACE INTO api_idempotency (token_id, key, content_type, response, created_at) VALUES (?, ?, ?, ?, ?)")
+    static let forget = NamedQuery("api.forget", "DELETE FROM api_idempotency WHERE created_at < ?")
+    static var queries: [NamedQuery] { [insert, all, byDigest, revoke, used, replay, remember, forget] }
+}
+
+/// API tokens: created by admins, shown once, stored as digests, scoped to databases, revocable.
+public final class APITokens: Sendable {
+    public let pool: DatabasePool
+    let clock: Clock
+
+    public init(pool: DatabasePool, clock: Clock = .system) {
+        self.pool = pool
+        self.clock = clock
+    }
+
+    /// Creates a token; returns it (the only time it is visible) and its record.
+    public func create(name raw: String, databaseIDs: [Int64], by creator: Int64?) throws -> (token: String, record: APIToken) {
+        let name = raw.trimmed
+        var errors: [String: String] = [:]
+        if name.isEmpty || name.count > 100 { errors["name"] = "Name the token (up to 100 characters), e.g. after the script that uses it." }
+        if databaseIDs.isEmpty { errors["databases"] = "Choose at least one database the token may change." }
+        if !errors.isEmpty { throw ValidationError(errors) }
+        let token = "rst_" + Secrets.randomToken(bytes: 32)
+        let id = try pool.write { db -> Int64 in
+            for id in databaseIDs where try db.queryOne(DatabaseStore.byID.sql, [id]) == nil {
+                throw ValidationError(field: "databases", "Database \(id) does not exist.")
+            }
+            try db.run(APIStore.insert.sql, [name, Secrets.digest(token), JSONValue.array(databaseIDs.map { .int($0) }).canonical, creator, clock.now()])
+            return db.lastInsertRowID
+        }
+        return (token, try list().first { $0.id == id }!)
+    }
+
+    public func list() throws -> [APIToken] { try pool.read { try $0.query(APIStore.all.sql).map(APIToken.init(row:)) } }
+
+    public func revoke(_ id: Int64) throws {
+        let n = try pool.write { try $0.run(APIStore.revoke.sql, [clock.now(), id]) }
+        if n == 0 { throw ValidationError(field: "token", "No such active token.") }
+    }
+
+    /// The active token with this secret, or nil.
+    public func authenticate(_ token: String) throws -> APIToken? {
+        guard token.hasPrefix("rst_"), token.utf8.count < 200 else { return nil }
+        return try pool.read { try $0.queryOne(APIStore.byDigest.sql, [Secrets.digest(token)]).map(APIToken.init(row:)) }
+    }
+}

@@ -1,0 +1,426 @@
+import Foundation
+import SQLiteStore
+
+/// The batch API: `update_batch` (update only), `import_batch` (update or create) and `add_batch` (create only),
+/// in JSON or XML, with the answer in the format of the request.
+///
+/// Each item is applied whole or not at all (a savepoint per item); a bad item never stops the others. A fault of
+/// the request itself (token, database, unreadable body, limits) changes nothing and gets a request-level error.
+public final class BatchAPI: Sendable {
+    public enum Mode: String, Sendable { case update, `import`, add }
+
+    /// Request-level errors: HTTP status, code and text.
+    public struct RequestError: Error, Sendable {
+        public let status: Int
+        public let code: Int
+        public let text: String
+    }
+
+    /// Per-item error codes (documented in the README).
+    public enum ItemCode {
+        public static let ok = 0
+        public static let notFound = 1
+        public static let invalidData = 2
+        public static let exists = 3
+        public static let invalidSubscription = 4
+        public static let matchingData = 5
+    }
+
+    public static let maxItems = 10_000
+    public static let maxBytes = 10 * 1024 * 1024
+    static let matchings: Set<String> = ["email", "email_profile", "email_sub", "phone", "phone_sub", "profile_id", "push_sub", "custom", "custom_sub", "email_phone", "email_phone_sub"]
+
+    let pool: DatabasePool
+    let tokens: APITokens
+    let clock: Clock
+
+    public init(pool: DatabasePool, tokens: APITokens, clock: Clock = .system) {
+        self.pool = pool
+        self.tokens = tokens
+        self.clock = clock
+    }
+
+    /// Handles one request body; returns the answer as JSON (or XML when `xml`), and whether it is a replay.
+    public func handle(mode: Mode, body: [UInt8], xml: Bool, idempotencyKey: String?) -> (status: Int, body: String, replayed: Bool) {
+        func answer(_ value: JSONValue) -> String { xml ? XMLRequest.write(value) : value.canonical + "\n" }
+        func failure(_ e: RequestError) -> (Int, String, Bool) {
+            (e.status, answer(.object(["error": .int(Int64(e.code)), "error_text": .string(e.text)])), false)
+        }
+        do {
+            if body.count > BatchAPI.maxBytes { throw RequestError(status: 413, code: 413, text: "The request is larger than 10 MB; send the profiles in several requests.") }
+            let request: JSONValue
+            if xml {
+                do { request = try XMLRequest.parse(body) } catch let e as XMLRequest.Failure { throw RequestError(status: 400, code: 400, text: e.description) }
+            } else {
+                guard let text = String(validating: body, as: UTF8.self), let json = JSONValue.parse(text) else {
+                    throw RequestError(status: 400, code: 400, text: "The body is not valid JSON.")
+                }
+                request = json
+            }
+            guard case .object(let params) = request else { throw RequestError(status: 400, code: 400, text: "The body must be an object with token, db_id and data.") }
+            guard let tokenText = params["token"]?.stringValue, let token = try tokens.authenticate(tokenText) else {
+                throw RequestError(status: 401, code: 401, text: "The token is missing, wrong or revoked.")
+            }
+            guard let databaseID = BatchAPI.int(params["db_id"]) else { throw RequestError(status: 400, code: 400, text: "db_id is missing or not a number.") }
+            guard token.databaseIDs.contains(databaseID), try pool.read({ try $0.queryOne(DatabaseStore.byID.sql, [databaseID]) }) != nil else {
+                throw RequestError(status: 404, code: 404, text: "No database \(databaseID) for this token.")
+            }
+            if let key = idempotencyKey, key.utf8.count > 200 { throw RequestError(status: 400, code: 400, text: "The Idempotency-Key is longer than 200 characters.") }
+            if let key = idempotencyKey, let stored = try pool.read({ try $0.queryOne(APIStore.replay.sql, [token.id, key, clock.now() - 86_400]) }) {
+                return (200, stored.string("response") ?? "", true)
+            }
+            var items: [JSONValue]
+            switch params["data"] {
+            case .array(let list)?: items = list
+            case .object(let one)?: items = [.object(one)]   // XML with a single <data>
+            default: throw RequestError(status: 400, code: 400, text: "data must be an array of profiles.")
+            }
+            if items.count > BatchAPI.maxItems { throw RequestError(status: 413, code: 413, text: "At most 10,000 profiles per request; this one has \(items.count).") }
+            let matching = params["matching"]?.stringValue ?? "email"
+            guard BatchAPI.matchings.contains(matching) else {
+                throw RequestError(status: 400, code: 400, text: "matching must be one of: \(BatchAPI.matchings.sorted().joined(separator: ", ")).")
+            }
+            let resourceID = BatchAPI.int(params["resource_id"])
+            if matching.hasSuffix("_sub") && resourceID == nil { throw RequestError(status: 400, code: 400, text: "matching \(matching) needs resource_id.") }
+            let fieldName = params["field_name"]?.stringValue
+            if matching.hasPrefix("custom") && (fieldName ?? "").isEmpty { throw RequestError(status: 400, code: 400, text: "matching \(matching) needs field_name.") }
+            let options = BatchOptions(mode: mode, databaseID: databaseID, matching: matching, resourceID: resourceID, fieldName: fieldName,
+                                       fieldValue: params["field_value"], skipInvalidSubscriptions: BatchAPI.bool(params["skip_invalid_subscriptions"]),
+                                       skipTriggers: BatchAPI.bool(params["skip_triggers"]), now: clock.now())
+            let text = try pool.write { db -> String in
+                let catalogue = try Profiles.catalogue(databaseID, db)
+                if matching.hasPrefix("phone") || matching.hasPrefix("email_phone") { try db.execute(ProfileTable.createFirstPhoneIndex(databaseID)) }
+                var results: [JSONValue] = []
+                for item in items {
+                    try db.run("SAVEPOINT api_item")
+                    do {
+                        let profileID = try BatchItem(options: options, catalogue: catalogue, db: db).apply(item)
+                        try db.run("RELEASE api_item")
+                        results.append(.object(["error": .int(0), "error_text": .string("Successful operation"), "profile_id": .string(profileID)]))
+                    } catch let e as ItemError {
+                        try db.run("ROLLBACK TO api_item")
+                        try db.run("RELEASE api_item")
+                        results.append(.object(["error": .int(Int64(e.code)), "error_text": .string(e.text), "profile_id": e.profileID.map { .string($0) } ?? .string("")]))
+                    }
+                }
+                let text = answer(.object(["error": .int(0), "error_text": .string("Successful operation"), "result": .array(results)]))
+                try db.run(APIStore.used.sql, [options.now, token.id])
+                if let key = idempotencyKey {
+                    try db.run(APIStore.forget.sql, [options.now - 86_400])
+                    try db.run(APIStore.remember.sql, [token.id, key, xml ? "xml" : "json", text, options.now])
+                }
+                return text
+            }
+            return (200, text, false)
+        } catch let e as RequestError {
+            return failure(e)
+        } catch {
+            return failure(RequestError(status: 500, code: 500, text: "The request could not be completed; nothing was changed."))
+        }
+    }
+
+    static func int(_ value: JSONValue?) -> Int64? {
+        switch value {
+        case .int(let i)?: return i
+        case .double(let d)?: return Int64(exactly: d)
+        case .string(let s)?: return Int64(s.trimmed)
+        default: return nil
+        }
+    }
+
+    static func bool(_ value: JSONValue?) -> Bool {
+        switch value {
+        case .bool(let b)?: return b
+        case .int(let i)?: return i != 0
+        case .string(let s)?: return ["true", "1", "yes"].contains(s.trimmed.lowercased())
+        default: return false
+        }
+    }
+}
+
+struct BatchOptions {
+    let mode: BatchAPI.Mode
+    let databaseID: Int64
+    let matching: String
+    let resourceID: Int64?
+    let fieldName: String?
+    let fieldValue: JSONValue?
+    let skipInvalidSubscriptions: Bool
+    let skipTriggers: Bool
+    let now: Int64
+}
+
+struct ItemError: Error {
+    let code: Int
+    let text: String
+    var profileID: String? = nil
+}
+
+/// One item of a batch: find the profile, check every value, write, subscribe.
+struct BatchItem {
+    let options: BatchOptions
+    let catalogue: Profiles.Catalogue
+    let db: Connection
+
+    var table: String { ProfileTable.name(options.databaseID) }
+    /// Keys of an item that are not profile fields.
+    static let control: Set<String> = ["subscriptions", "profile_id", "phone"]
+
+    func string(_ v: JSONValue?) -> String? {
+        switch v {
+        case .string(let s)?: return s.trimmed.isEmpty ? nil : s.trimmed
+        case .int(let i)?: return String(i)
+        case .double(let d)?: return String(d)
+        default: return nil
+        }
+    }
+
+    func apply(_ item: JSONValue) throws -> String {
+        guard case .object(let data) = item else { throw ItemError(code: BatchAPI.ItemCode.invalidData, text: "Each item of data must be an object of profile fields.") }
+        let existing = try find(data)
+        switch (options.mode, existing) {
+        case (.update, nil): throw ItemError(code: BatchAPI.ItemCode.notFound, text: "No profile matches (matching \(options.matching)); update_batch never creates profiles.")
+        case (.add, let row?): throw ItemError(code: BatchAPI.ItemCode.exists, text: "A profile matches already; add_batch only creates.", profileID: row.string("profile_id"))
+        default: break
+        }
+        // Field values, each judged by its type.
+        var values: [String: SQLValue] = [:]
+        var errors: [String] = []
+        var changedKeys: [String] = []
+        for (key, value) in data.sorted(by: { $0.key < $1.key }) where !BatchItem.control.contains(key) {
+            if let standard = StandardField.named(key) {
+                let result: Result<SQLValue, FieldValueError>
+                switch standard.kind {
+                case .typed(let type): result = type.validate(json: value, options: standard.options)
+                case .email:
+                    let text = string(value) ?? ""
+                    if let problem = EmailAddress.problem(text) { result = .failure(FieldValueError(problem)) } else { result = .success(.text(text.lowercased())) }
+                case .phones:
+                    var list: [String] = []
+                    if case .array(let items) = value { list = items.compactMap { string($0) } } else if let s = string(value) { list = [s] }
+                    result = standard.parse(list.joined(separator: ", ")).map { $0.value }
+                }
+                switch result {
+                case .success(let v): values[standard.column] = v; changedKeys.append(key)
+                case .failure(let e): errors.append("\(key) \(e.reason).")
+                }
+            } else if let field = catalogue.custom.first(where: { $0.name == key }) {
+                switch field.type.validate(json: value, options: field.options) {
+                case .success(let v): values[field.column] = v; changedKeys.append(key)
+                case .failure(let e): errors.append("\(key) \(e.reason).")
+                }
+            } else {
+                errors.append("\(key) is not a field of this database.")
+            }
+        }
+        if !errors.isEmpty { throw ItemError(code: BatchAPI.ItemCode.invalidData, text: errors.joined(separator: " "), profileID: existing?.string("profile_id")) }
+        let rowID: Int64
+        let profileID: String
+        if let existing {
+            rowID = existing.int64("id") ?? 0
+            profileID = existing.string("profile_id") ?? ""
+            var changes = values.filter { $0.value != existing[$0.key] }
+            if let email = changes["email"] {
+                if email == .null { changes["email"] = nil }
+                else if try db.queryOne("SELECT 1 FROM \(table) WHERE email = ? AND id <> ?", [email, rowID]) != nil {
+                    throw ItemError(code: BatchAPI.ItemCode.invalidData, text: "email belongs to another profile.", profileID: profileID)
+                }
+            }
+            if !changes.isEmpty {
+                let keys = changes.keys.sorted()
+                try db.run("UPDATE \(table) SET \(keys.map { "\($0) = ?" }.joined(separator: ", ")), updated_at = ?, version = version + 1 WHERE id = ?",
+                           keys.map { changes[$0]! } + [SQLValue.integer(options.now), SQLValue.integer(rowID)])
+                try History.record(db, database: options.databaseID, profile: rowID, at: options.now, type: HistoryEvent.fieldChanged, actor: nil,
+                                   details: .object(["fields": .array(changedKeys.map { .string($0) }), "how": .string("api")]))
+                try trigger(profileID, "field_updated", .object(["fields": .array(changedKeys.map { .string($0) })]))
+            }
+        } else {
+            if let email = values["email"], email != .null, try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
+                throw ItemError(code: BatchAPI.ItemCode.exists, text: "A profile with this email exists already.")
+            }
+            // A new profile gets the fields' defaults and must have the required ones.
+            var input: [String: String] = [:]
+            for field in StandardField.all where values[field.column] == nil { input[field.key] = "" }
+            let defaults = try? Profiles.validate(ProfileInput(values: input), catalogue, applyDefaults: true)
+            var row = defaults?.values ?? [:]
+            for (k, v) in values { row[k] = v }
+            for field in catalogue.custom where field.required && (row[field.column] ?? .null) == .null {
+                throw ItemError(code: BatchAPI.ItemCode.invalidData, text: "\(field.name) is required.")
+            }
+            (rowID, profileID) = try Profiles.insert(db, databaseID: options.databaseID, values: row, status: .subscribed, now: options.now)
+            try History.record(db, database: options.databaseID, profile: rowID, at: options.now, type: HistoryEvent.created, actor: nil, details: .object(["how": .string("api")]))
+        }
+        // Subscriptions.
+        if let subs = data["subscriptions"] {
+            let list: [JSONValue]
+            switch subs {
+            case .array(let a): list = a
+            case .object: list = [subs]
+            default: throw ItemError(code: BatchAPI.ItemCode.invalidSubscription, text: "subscriptions must be an array.", profileID: profileID)
+            }
+            for (index, sub) in list.enumerated() {
+                do {
+                    try subscribe(sub, rowID: rowID, profileID: profileID)
+                } catch let e as ItemError where options.skipInvalidSubscriptions {
+                    _ = e   // skipped: the profile is still updated
+                    _ = index
+                }
+            }
+        }
+        return profileID
+    }
+
+    // MARK: Matching
+
+    func find(_ data: [String: JSONValue]) throws -> Row? {
+        func need(_ what: String) -> ItemError { ItemError(code: BatchAPI.ItemCode.matchingData, text: "matching \(options.matching) needs the item's \(what).") }
+        func byEmail() throws -> Row? {
+            guard let email = string(data["email"]) else { throw need("email") }
+            return try db.queryOne("SELECT * FROM \(table) WHERE email = ?", [email.lowercased()])
+        }
+        func phoneValue() -> String? {
+            if let p = string(data["phone"]) { return PhoneNumber.normalize(p) }
+            if case .array(let items)? = data["phones"], let first = items.first.flatMap({ string($0) }) { return PhoneNumber.normalize(first) }
+            return string(data["phones"]).flatMap { PhoneNumber.normalize($0.split(separator: ",").first.map(String.init) ?? $0) }
+        }
+        func byPhone() throws -> Row? {
+            guard let phone = phoneValue() else { throw need("phone (or phones)") }
+            return try db.queryOne("SELECT * FROM \(table) WHERE json_extract(phones, '$[0]') = ?", [phone])
+        }
+        func bySubscription(_ channels: [String], _ contact: String) throws -> Row? {
+            try db.queryOne("""
+                SELECT p.* FROM \(table) p JOIN subscriptions_\(options.databaseID) s ON s.profile = p.id
+                WHERE s.resource_id = ? AND s.channel IN (\(channels.map { _ in "?" }.joined(separator: ", "))) AND s.contact = ? AND s.deleted = 0 ORDER BY p.id LIMIT 1
+                """, [SQLValue.integer(options.resourceID ?? 0)] + channels.map { SQLValue.text($0) } + [SQLValue.text(contact)])
+        }
+        func byEmailSub() throws -> Row? {
+            guard let email = string(data["email"]) else { throw need("email") }
+            return try bySubscription(["email"], email.lowercased())
+        }
+        func byPhoneSub() throws -> Row? {
+            guard let phone = phoneValue() else { throw need("phone") }
+            return try bySubscription(["sms", "whatsapp", "viber"], phone)
+        }
+        func byCustom() throws -> Row? {
+            let name = options.fieldName ?? ""
+            guard let field = catalogue.custom.first(where: { $0.name == name }) else {
+                throw ItemError(code: BatchAPI.ItemCode.matchingData, text: "field_name \(name) is not a field of this database.")
+            }
+            guard let raw = data[name] ?? options.fieldValue else { throw need(name) }
+            switch field.type.validate(json: raw, options: field.options) {
+            case .success(let value):
+                if value == .null { throw need(name) }
+                // Tags match by their combination: the same set, in any order.
+                return try db.queryOne("SELECT * FROM \(table) WHERE \(field.column) = ? ORDER BY id LIMIT 1", [value])
+            case .failure(let e): throw ItemError(code: BatchAPI.ItemCode.matchingData, text: "\(name) \(e.reason).")
+            }
+        }
+        switch options.matching {
+        case "email": return try byEmail()
+        case "email_profile":
+            if let found = try (string(data["email"]) != nil ? byEmail() : nil) { return found }
+            guard let id = string(data["profile_id"]) else { if string(data["email"]) == nil { throw need("email or profile_id") }; return nil }
+            return try db.queryOne("SELECT * FROM \(table) WHERE profile_id = ?", [id.lowercased()])
+        case "profile_id":
+            guard let id = string(data["profile_id"]) else { throw need("profile_id") }
+            return try db.queryOne("SELECT * FROM \(table) WHERE profile_id = ?", [id.lowercased()])
+        case "phone": return try byPhone()
+        case "email_phone":
+            if string(data["email"]) == nil && phoneValue() == nil { throw need("email or phone") }
+            if string(data["email"]) != nil, let found = try byEmail() { return found }
+            return phoneValue() == nil ? nil : try byPhone()
+        case "email_sub": return try byEmailSub()
+        case "phone_sub": return try byPhoneSub()
+        case "email_phone_sub":
+            if string(data["email"]) == nil && phoneValue() == nil { throw need("email or phone") }
+            if string(data["email"]) != nil, let found = try byEmailSub() { return found }
+            return phoneValue() == nil ? nil : try byPhoneSub()
+        case "push_sub":
+            var id = string(data["subscription_id"])
+            if id == nil, case .array(let subs)? = data["subscriptions"] {
+                id = subs.compactMap { s -> String? in if case .object(let o) = s, o["channel"]?.stringValue == "push" { return string(o["subscription_id"]) } else { return nil } }.first
+            }
+            guard let id else { throw need("push subscription_id") }
+            return try bySubscription(["push"], id)
+        case "custom": return try byCustom()
+        case "custom_sub":
+            guard let row = try byCustom() else { return nil }
+            let has = try db.queryOne("SELECT 1 FROM subscriptions_\(options.databaseID) WHERE profile = ? AND resource_id = ? AND deleted = 0", [row.int64("id") ?? 0, options.resourceID ?? 0])
+            return has == nil ? nil : row
+        default: return nil
+        }
+    }
+
+    // MARK: Subscriptions
+
+    func subscribe(_ value: JSONValue, rowID: Int64, profileID: String) throws {
+        func bad(_ text: String) -> ItemError { ItemError(code: BatchAPI.ItemCode.invalidSubscription, text: "subscription: " + text, profileID: profileID) }
+        guard case .object(let s) = value else { throw bad("each subscription is an object.") }
+        guard let resourceID = BatchAPI.int(s["resource_id"]) else { throw bad("resource_id is missing.") }
+        guard let channelText = s["channel"]?.stringValue, let channel = Channel(rawValue: channelText) else { throw bad("channel must be one of email, sms, push, telegram_bot, whatsapp, viber.") }
+        var contact: String?
+        var provider = ""
+        func cc(_ key: String) -> String? { if case .object(let o)? = s["cc_data"] { return string(o[key]) } else { return nil } }
+        switch channel {
+        case .email:
+            contact = string(s["email"])
+            if contact == nil, case .object(let o)? = s["email_data"] { contact = string(o["email"]) }
+        case .sms: contact = string(s["phone"])
+        case .push: contact = string(s["subscription_id"]); provider = string(s["provider"]) ?? ""
+        case .telegram_bot: contact = cc("id")
+        case .whatsapp, .viber: contact = cc("phone")
+        }
+        guard let contact else { throw bad("the \(channel.rawValue) channel needs its contact (see the channel's fields).") }
+        // -1 or absent: unchanged (a new subscription is subscribed); 0 is a value.
+        var status: ProfileStatus?
+        if let raw = s["status"] {
+            if BatchAPI.int(raw) == -1 { status = nil }
+            else if let text = string(raw), let parsed = ProfileStatus(text: text) { status = parsed }
+            else { throw bad("status must be a status name or code 0–6 (or -1 for unchanged).") }
+        }
+        var priority: Int?
+        if let raw = s["priority"] {
+            guard let p = BatchAPI.int(raw) else { throw bad("priority must be a number.") }
+            priority = p == -1 ? nil : Int(p)
+        }
+        var cats: [String] = []
+        switch s["cats"] {
+        case .array(let items)?: cats = items.compactMap { string($0) }
+        case .string(let one)?: cats = [one]
+        default: break
+        }
+        let t = "subscriptions_\(options.databaseID)"
+        let normalized = channel == .email ? contact.lowercased() : (PhoneNumber.normalize(contact).flatMap { [.sms, .whatsapp, .viber].contains(channel) ? $0 : nil } ?? contact)
+        let existing = try db.queryOne("SELECT id, status, priority, categories FROM \(t) WHERE profile = ? AND resource_id = ? AND channel = ? AND contact = ?",
+                                       [rowID, resourceID, channel.rawValue, normalized])
+        let current = existing.flatMap { ProfileStatus(rawValue: $0.int("status") ?? 0) }
+        // The unsafe-statuses rule applies here as in bulk updates.
+        if status == .subscribed, let current, BulkAction.unsafeStatuses.contains(current) {
+            throw bad("it is \(current.name); the API does not move an unsafe status back to subscribed.")
+        }
+        let finalStatus = status ?? current ?? .subscribed
+        if case .object(let custom)? = s["custom_fields"], !custom.isEmpty {
+            // Subscription custom fields are checked against the resource; Roster does not store them yet.
+            guard let resourceRow = try db.queryOne(DatabaseStore.attachedResource.sql, [options.databaseID, resourceID]) else {
+                throw bad("the resource is not attached to this database.")
+            }
+            let known = Set(try ResourceStore.load(row: resourceRow, db).fields.map(\.name))
+            if let unknown = custom.keys.first(where: { !known.contains($0) && !$0.hasPrefix("_") }) { throw bad("\(unknown) is not a field of the resource.") }
+        }
+        do {
+            _ = try Subscriptions.add(options.databaseID, rowID, SubscriptionInput(resourceID: resourceID, channel: channel.rawValue, contact: contact, provider: provider,
+                                                                                 status: finalStatus.name, priority: priority ?? existing?.int("priority"),
+                                                                                 categories: s["cats"] == nil ? JSONValue.stringList(existing?.string("categories")) : cats),
+                                      actor: nil, now: options.now, db)
+        } catch let e as ValidationError {
+            throw bad(e.fieldErrors.sorted { $0.key < $1.key }.map(\.value).joined(separator: " "))
+        }
+        try trigger(profileID, existing == nil ? "subscription_added" : "subscription_updated",
+                    .object(["resource_id": .int(resourceID), "channel": .string(channel.rawValue), "status": .string(finalStatus.name)]))
+    }
+
+    func trigger(_ profileID: String, _ type: String, _ payload: JSONValue) throws {
+        if options.skipTriggers { return }
+        try db.run(BulkStore.insertTrigger.sql, [options.databaseID, profileID, type, payload.canonical, SQLValue.null, options.now])
+    }
+}
