@@ -101,6 +101,10 @@ enum Routes {
             Route("POST", "/api/v1.1/profiles/update_batch", access: .api, APIPages.batch(.update)),
             Route("POST", "/api/v1.1/profiles/import_batch", access: .api, APIPages.batch(.import)),
             Route("POST", "/api/v1.1/profiles/add_batch", access: .api, APIPages.batch(.add)),
+            Route("POST", "/api/v1.1/profiles/get", access: .api, APIPages.sibling(.getProfile)),
+            Route("POST", "/api/v1.1/profiles/events", access: .api, APIPages.sibling(.events)),
+            Route("POST", "/api/v1.1/databases/list", access: .api, APIPages.sibling(.listDatabases)),
+            Route("POST", "/api/v1.1/databases/fields", access: .api, APIPages.sibling(.listFields)),
             Route("POST", "/settings/webhooks") { try WebhookActions.add($0, $1) },
             Route("POST", "/settings/webhooks/:id/delete") { try WebhookActions.delete($0, $1) },
         ]

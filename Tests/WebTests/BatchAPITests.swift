@@ -33,7 +33,8 @@ final class BatchAPITests: XCTestCase {
     }
 
     func call(_ s: Setup, _ path: String = "update_batch", json: String, headers: [String: String] = [:]) -> (Int, JSONValue?) {
-        let r = s.app.handle(Request(method: "POST", target: "/api/v1.1/profiles/\(path)", headers: ["Content-Type": "application/json"].merging(headers) { $1 }, body: Array(json.utf8)))
+        let target = path.hasPrefix("/") ? path : "/api/v1.1/profiles/\(path)"
+        let r = s.app.handle(Request(method: "POST", target: target, headers: ["Content-Type": "application/json"].merging(headers) { $1 }, body: Array(json.utf8)))
         return (r.status, JSONValue.parse(r.bodyText))
     }
 
@@ -210,5 +211,34 @@ final class BatchAPITests: XCTestCase {
         XCTAssertEqual(b.header("Idempotency-Replayed"), "true")
         XCTAssertTrue(a.bodyText.contains("\"error\":0"), a.bodyText)
         XCTAssertEqual(try s.app.services.profiles.count(databaseID: s.db.id, search: "twice@example.com", status: nil), 1)
+    }
+
+    func testSiblingsReadProfilesDatabasesFieldsAndRecordInteractions() throws {
+        let s = try makeSetup()
+        let base = #""token": "\#(s.token)", "db_id": \#(s.db.id)"#
+        func object(_ path: String, _ json: String) -> (Int, [String: JSONValue]) {
+            let (status, answer) = call(s, path, json: json)
+            if case .object(let o)? = answer { return (status, o) }
+            return (status, [:])
+        }
+        let (listStatus, list) = object("/api/v1.1/databases/list", #"{"token": "\#(s.token)"}"#)
+        XCTAssertEqual(listStatus, 200)
+        if case .array(let dbs)? = list["databases"] { XCTAssertEqual(dbs.count, 1, "only the token's databases") } else { XCTFail("\(list)") }
+        let (_, fields) = object("/api/v1.1/databases/fields", "{\(base)}")
+        if case .array(let items)? = fields["fields"] { XCTAssertTrue(items.contains { if case .object(let f) = $0 { return f["name"] == .string("Custom_ID") && f["type"] == .string("number") } else { return false } }) }
+        else { XCTFail("\(fields)") }
+        let (_, got) = object("get", #"{\#(base), "email": "example@example.com"}"#)
+        guard case .object(let found)? = got["profile"], case .object(let values)? = found["fields"] else { return XCTFail("\(got)") }
+        XCTAssertEqual(values["Custom_ID"], .string("77"))
+        XCTAssertEqual(object("get", #"{\#(base), "email": "nobody@example.com"}"#).0, 404)
+        // Interactions feed the history and the last-interaction time that deletion by inactivity reads.
+        let p = try XCTUnwrap(profile(s, "example@example.com"))
+        try s.app.services.apiTokens.pool.write { try $0.run("UPDATE profiles_\(s.db.id) SET last_interaction_at = 1 WHERE id = ?", [p.rowID]) }
+        let (_, events) = object("events", #"{\#(base), "data": [{"email": "example@example.com", "type": "opened"}, {"email": "example@example.com", "type": "teleported"}]}"#)
+        guard case .array(let results)? = events["result"], results.count == 2 else { return XCTFail("\(events)") }
+        if case .object(let r0) = results[0] { XCTAssertEqual(r0["error"], .int(0)) }
+        if case .object(let r1) = results[1] { XCTAssertEqual(r1["error"], .int(2)) }
+        XCTAssertEqual(try s.app.services.profiles.history(databaseID: s.db.id, rowID: p.rowID, type: HistoryEvent.opened, since: nil).count, 1)
+        XCTAssertGreaterThan(try XCTUnwrap(profile(s, "example@example.com")?.lastInteractionAt), 1)
     }
 }

@@ -40,6 +40,31 @@ public final class BatchAPI: Sendable {
         self.clock = clock
     }
 
+    /// Reads a request body (JSON or XML) into its parameters and checks the token; `databaseRequired` also checks
+    /// db_id against the token's scope.
+    func authenticate(_ body: [UInt8], xml: Bool, databaseRequired: Bool) throws -> (params: [String: JSONValue], token: APIToken, databaseID: Int64?) {
+        if body.count > BatchAPI.maxBytes { throw RequestError(status: 413, code: 413, text: "The request is larger than 10 MB; send the profiles in several requests.") }
+        let request: JSONValue
+        if xml {
+            do { request = try XMLRequest.parse(body) } catch let e as XMLRequest.Failure { throw RequestError(status: 400, code: 400, text: e.description) }
+        } else {
+            guard let text = String(validating: body, as: UTF8.self), let json = JSONValue.parse(text) else {
+                throw RequestError(status: 400, code: 400, text: "The body is not valid JSON.")
+            }
+            request = json
+        }
+        guard case .object(let params) = request else { throw RequestError(status: 400, code: 400, text: "The body must be an object with the token and the parameters.") }
+        guard let tokenText = params["token"]?.stringValue, let token = try tokens.authenticate(tokenText) else {
+            throw RequestError(status: 401, code: 401, text: "The token is missing, wrong or revoked.")
+        }
+        guard databaseRequired else { return (params, token, nil) }
+        guard let databaseID = BatchAPI.int(params["db_id"]) else { throw RequestError(status: 400, code: 400, text: "db_id is missing or not a number.") }
+        guard token.databaseIDs.contains(databaseID), try pool.read({ try $0.queryOne(DatabaseStore.byID.sql, [databaseID]) }) != nil else {
+            throw RequestError(status: 404, code: 404, text: "No database \(databaseID) for this token.")
+        }
+        return (params, token, databaseID)
+    }
+
     /// Handles one request body; returns the answer as JSON (or XML when `xml`), and whether it is a replay.
     public func handle(mode: Mode, body: [UInt8], xml: Bool, idempotencyKey: String?) -> (status: Int, body: String, replayed: Bool) {
         func answer(_ value: JSONValue) -> String { xml ? XMLRequest.write(value) : value.canonical + "\n" }
@@ -47,24 +72,8 @@ public final class BatchAPI: Sendable {
             (e.status, answer(.object(["error": .int(Int64(e.code)), "error_text": .string(e.text)])), false)
         }
         do {
-            if body.count > BatchAPI.maxBytes { throw RequestError(status: 413, code: 413, text: "The request is larger than 10 MB; send the profiles in several requests.") }
-            let request: JSONValue
-            if xml {
-                do { request = try XMLRequest.parse(body) } catch let e as XMLRequest.Failure { throw RequestError(status: 400, code: 400, text: e.description) }
-            } else {
-                guard let text = String(validating: body, as: UTF8.self), let json = JSONValue.parse(text) else {
-                    throw RequestError(status: 400, code: 400, text: "The body is not valid JSON.")
-                }
-                request = json
-            }
-            guard case .object(let params) = request else { throw RequestError(status: 400, code: 400, text: "The body must be an object with token, db_id and data.") }
-            guard let tokenText = params["token"]?.stringValue, let token = try tokens.authenticate(tokenText) else {
-                throw RequestError(status: 401, code: 401, text: "The token is missing, wrong or revoked.")
-            }
-            guard let databaseID = BatchAPI.int(params["db_id"]) else { throw RequestError(status: 400, code: 400, text: "db_id is missing or not a number.") }
-            guard token.databaseIDs.contains(databaseID), try pool.read({ try $0.queryOne(DatabaseStore.byID.sql, [databaseID]) }) != nil else {
-                throw RequestError(status: 404, code: 404, text: "No database \(databaseID) for this token.")
-            }
+            let (params, token, database) = try authenticate(body, xml: xml, databaseRequired: true)
+            let databaseID = database!
             if let key = idempotencyKey, key.utf8.count > 200 { throw RequestError(status: 400, code: 400, text: "The Idempotency-Key is longer than 200 characters.") }
             if let key = idempotencyKey, let stored = try pool.read({ try $0.queryOne(APIStore.replay.sql, [token.id, key, clock.now() - 86_400]) }) {
                 return (200, stored.string("response") ?? "", true)
@@ -424,3 +433,103 @@ struct BatchItem {
         try db.run(BulkStore.insertTrigger.sql, [options.databaseID, profileID, type, payload.canonical, SQLValue.null, options.now])
     }
 }
+
+// MARK: The siblings: read a profile, list databases and fields, record interactions.
+
+extension BatchAPI {
+    public enum Sibling: String, Sendable { case getProfile, listDatabases, listFields, events }
+
+    public func handle(_ sibling: Sibling, body: [UInt8], xml: Bool) -> (status: Int, body: String) {
+        func answer(_ value: JSONValue) -> String { xml ? XMLRequest.write(value) : value.canonical + "\n" }
+        let ok: [String: JSONValue] = ["error": .int(0), "error_text": .string("Successful operation")]
+        do {
+            let (params, token, databaseID) = try authenticate(body, xml: xml, databaseRequired: sibling != .listDatabases)
+            switch sibling {
+            case .listDatabases:
+                let list = try pool.read { db in
+                    try db.query(DatabaseStore.all.sql).compactMap { row -> JSONValue? in
+                        guard let id = row.int64("id"), token.databaseIDs.contains(id) else { return nil }
+                        let count = try db.scalar(ProfileTable.count(id)).int ?? 0
+                        return .object(["id": .int(id), "name": .string(row.string("name") ?? ""), "profiles": .int(Int64(count))])
+                    }
+                }
+                return (200, answer(.object(ok.merging(["databases": .array(list)]) { $1 })))
+            case .listFields:
+                let (standard, custom) = try pool.read { db in (try Databases.standardSettings(databaseID!, db), try Databases.fields(databaseID!, db)) }
+                var fields: [JSONValue] = StandardField.all.map { f in
+                    let type: String = { switch f.kind { case .typed(let t): return t.rawValue; case .email: return "email"; case .phones: return "phones" } }()
+                    return .object(["name": .string(f.key), "label": .string(f.label), "type": .string(type), "standard": .bool(true),
+                                    "required": .bool(standard[f.key]?.required ?? false), "options": .array(f.options.map { .string($0) })])
+                }
+                fields += custom.map { f in
+                    .object(["name": .string(f.name), "label": .string(f.name), "type": .string(f.type.rawValue), "standard": .bool(false),
+                             "required": .bool(f.required), "options": .array(f.options.map { .string($0) })])
+                }
+                return (200, answer(.object(ok.merging(["fields": .array(fields)]) { $1 })))
+            case .getProfile:
+                let profile = try pool.read { db -> JSONValue? in
+                    let catalogue = try Profiles.catalogue(databaseID!, db)
+                    let options = BatchOptions(mode: .update, databaseID: databaseID!, matching: params["matching"]?.stringValue ?? "email", resourceID: BatchAPI.int(params["resource_id"]),
+                                               fieldName: params["field_name"]?.stringValue, fieldValue: params["field_value"], skipInvalidSubscriptions: false, skipTriggers: true, now: clock.now())
+                    guard BatchAPI.matchings.contains(options.matching) else { throw RequestError(status: 400, code: 400, text: "Unknown matching \(options.matching).") }
+                    let item = BatchItem(options: options, catalogue: catalogue, db: db)
+                    let row: Row?
+                    do { row = try item.find(params) } catch let e as ItemError { throw RequestError(status: 400, code: e.code, text: e.text) }
+                    guard let row else { return nil }
+                    let p = Profiles.profile(row, Profiles.readColumns(catalogue))
+                    let subs = try db.query("SELECT * FROM subscriptions_\(databaseID!) WHERE profile = ? AND deleted = 0 ORDER BY resource_id, channel, priority", [p.rowID]).map(Subscription.init(row:))
+                    return .object([
+                        "profile_id": .string(p.profileID), "status": .string(p.status.name), "status_code": .int(Int64(p.status.rawValue)),
+                        "fields": .object(p.values.filter { !$0.value.isEmpty }.mapValues { .string($0) }),
+                        "subscriptions": .array(subs.map { sub in .object(["resource_id": .int(sub.resourceID), "channel": .string(sub.channel.rawValue), "contact": .string(sub.contact),
+                                                                           "status": .string(sub.status.name), "priority": .int(Int64(sub.priority)),
+                                                                           "cats": .array(sub.categories.map { .string($0) })]) }),
+                    ])
+                }
+                guard let profile else { throw RequestError(status: 404, code: ItemCode.notFound, text: "No profile matches.") }
+                return (200, answer(.object(ok.merging(["profile": profile]) { $1 })))
+            case .events:
+                guard case .array(let items)? = params["data"] else { throw RequestError(status: 400, code: 400, text: "data must be an array of events.") }
+                if items.count > BatchAPI.maxItems { throw RequestError(status: 413, code: 413, text: "At most 10,000 events per request.") }
+                let allowed: Set<String> = [HistoryEvent.sent, HistoryEvent.delivered, HistoryEvent.opened, HistoryEvent.clicked, HistoryEvent.goal]
+                let now = clock.now()
+                let results = try pool.write { db -> [JSONValue] in
+                    let catalogue = try Profiles.catalogue(databaseID!, db)
+                    let options = BatchOptions(mode: .update, databaseID: databaseID!, matching: params["matching"]?.stringValue ?? "email", resourceID: BatchAPI.int(params["resource_id"]),
+                                               fieldName: params["field_name"]?.stringValue, fieldValue: nil, skipInvalidSubscriptions: false, skipTriggers: true, now: now)
+                    guard BatchAPI.matchings.contains(options.matching) else { throw RequestError(status: 400, code: 400, text: "Unknown matching \(options.matching).") }
+                    let finder = BatchItem(options: options, catalogue: catalogue, db: db)
+                    return try items.map { item -> JSONValue in
+                        func fail(_ code: Int, _ text: String) -> JSONValue { .object(["error": .int(Int64(code)), "error_text": .string(text), "profile_id": .string("")]) }
+                        guard case .object(let event) = item else { return fail(ItemCode.invalidData, "Each event is an object.") }
+                        guard let type = event["type"]?.stringValue, allowed.contains(type) else {
+                            return fail(ItemCode.invalidData, "type must be one of: \(allowed.sorted().joined(separator: ", ")).")
+                        }
+                        var at = now
+                        if let raw = event["at"] {
+                            if let seconds = BatchAPI.int(raw) { at = seconds }
+                            else if let text = raw.stringValue, case .success(let normalized) = FieldType.parseDate(text) {
+                                at = SelectionCompiler.dayStart(String(normalized.prefix(10)))
+                            } else { return fail(ItemCode.invalidData, "at is a Unix time or an RFC 3339 date.") }
+                            if at > now + 300 { return fail(ItemCode.invalidData, "at is in the future.") }
+                        }
+                        let row: Row?
+                        do { row = try finder.find(event) } catch let e as ItemError { return fail(e.code, e.text) }
+                        guard let row, let rowID = row.int64("id") else { return fail(ItemCode.notFound, "No profile matches.") }
+                        var details: [String: JSONValue] = ["how": .string("api")]
+                        if case .object(let extra)? = event["details"] { details["details"] = .object(extra) }
+                        // Recorded in the history; as an interaction it also moves the profile's last-interaction time.
+                        try History.record(db, database: databaseID!, profile: rowID, at: at, type: type, actor: nil, details: .object(details))
+                        return .object(["error": .int(0), "error_text": .string("Successful operation"), "profile_id": .string(row.string("profile_id") ?? "")])
+                    }
+                }
+                return (200, answer(.object(ok.merging(["result": .array(results)]) { $1 })))
+            }
+        } catch let e as RequestError {
+            return (e.status, answer(.object(["error": .int(Int64(e.code)), "error_text": .string(e.text)])))
+        } catch {
+            return (500, answer(.object(["error": .int(500), "error_text": .string("The request could not be completed; nothing was changed.")])))
+        }
+    }
+}
+

@@ -16,6 +16,16 @@ enum APIPages {
         }
     }
 
+    static func sibling(_ kind: BatchAPI.Sibling) -> @Sendable (WebApp, RequestContext) throws -> Response {
+        { app, ctx in
+            let type = (ctx.request.contentType ?? "").lowercased()
+            let xml = type.hasPrefix("application/xml") || type.hasPrefix("text/xml")
+            let answer = app.services.batch.handle(kind, body: ctx.request.body, xml: xml)
+            return Response(status: answer.status, headers: [("Content-Type", xml ? "application/xml; charset=utf-8" : "application/json; charset=utf-8")],
+                            body: Array(answer.body.utf8))
+        }
+    }
+
     static func createToken(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let admin = try ctx.requireAdmin()
         let ids = ctx.form.all("databases").compactMap { Int64($0) }
