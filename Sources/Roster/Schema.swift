@@ -243,6 +243,7 @@ public enum Schema {
                 created_by   INTEGER REFERENCES users(id) ON DELETE SET NULL,
                 created_at   INTEGER NOT NULL,
                 last_used_at INTEGER,
+                expires_at   INTEGER,
                 revoked_at   INTEGER
             );
             -- The first answer to a request with an Idempotency-Key, kept a day, so a retry is not applied twice.

@@ -39,6 +39,7 @@ let usage = """
                                           import profiles from CSV (columns mapped by their header names)
       bulk --database ID --selection JSON --action JSON [--preview] [--skip-triggers]
                                           run (or preview) a bulk update as a task, as an admin
+      token create --name N --databases 1,2 [--expires-days D]   an API token for the batch API (printed once)
       segment count --database ID --selection JSON   count what rules, range and limit select (matching, in range, selected)
       seed --database NAME --profiles N   add N realistic demo profiles (creating the database if needed)
 
@@ -281,6 +282,22 @@ case "bulk":
         guard let task = try worker.task(id) else { fail("the task is gone") }
         say("roster: task \(id) \(task.state.rawValue): \(task.total) selected, \(task.updated) updated, \(task.deleted) deleted, \(task.skipped) skipped, \(task.failed) failed")
         if task.state != .done { exit(1) }
+    } catch let error as ValidationError {
+        fail(error.description)
+    } catch {
+        fail("\(error)")
+    }
+
+case "token":
+    // Creates an API token for scripts; it is printed once (Roster keeps only its digest).
+    let pool = openPool()
+    guard args.dropFirst().first == "create", let name = option("--name", in: args), let list = option("--databases", in: args) else {
+        fail("token create needs --name N --databases 1,2 [--expires-days D]", code: 2)
+    }
+    let ids = list.split(separator: ",").compactMap { Int64($0.trimmingCharacters(in: .whitespaces)) }
+    do {
+        let (token, _) = try APITokens(pool: pool).create(name: name, databaseIDs: ids, by: nil, expiresInDays: option("--expires-days", in: args).flatMap { Int($0) })
+        say(token)
     } catch let error as ValidationError {
         fail(error.description)
     } catch {

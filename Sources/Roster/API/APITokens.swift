@@ -9,6 +9,7 @@ public struct APIToken: Sendable {
     public let createdAt: Int64
     public let lastUsedAt: Int64?
     public let revoked: Bool
+    public let expiresAt: Int64?
 
     init(row: Row) {
         id = row.int64("id") ?? 0
@@ -21,13 +22,14 @@ public struct APIToken: Sendable {
         createdAt = row.int64("created_at") ?? 0
         lastUsedAt = row.int64("last_used_at")
         revoked = row.int64("revoked_at") != nil
+        expiresAt = row.int64("expires_at")
     }
 }
 
 enum APIStore {
-    static let insert = NamedQuery("api.insertToken", "INSERT INTO api_tokens (name, digest, databases, created_by, created_at) VALUES (?, ?, ?, ?, ?)")
+    static let insert = NamedQuery("api.insertToken", "INSERT INTO api_tokens (name, digest, databases, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
     static let all = NamedQuery("api.tokens", "SELECT * FROM api_tokens ORDER BY id DESC")
-    static let byDigest = NamedQuery("api.tokenByDigest", "SELECT * FROM api_tokens WHERE digest = ? AND revoked_at IS NULL")
+    static let byDigest = NamedQuery("api.tokenByDigest", "SELECT * FROM api_tokens WHERE digest = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)")
     static let revoke = NamedQuery("api.revoke", "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
     static let used = NamedQuery("api.used", "UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
     static let replay = NamedQuery("api.replay", "SELECT content_type, response FROM api_idempotency WHERE token_id = ? AND key = ? AND created_at > ?")
@@ -47,18 +49,20 @@ public final class APITokens: Sendable {
     }
 
     /// Creates a token; returns it (the only time it is visible) and its record.
-    public func create(name raw: String, databaseIDs: [Int64], by creator: Int64?) throws -> (token: String, record: APIToken) {
+    public func create(name raw: String, databaseIDs: [Int64], by creator: Int64?, expiresInDays: Int? = nil) throws -> (token: String, record: APIToken) {
         let name = raw.trimmed
         var errors: [String: String] = [:]
         if name.isEmpty || name.count > 100 { errors["name"] = "Name the token (up to 100 characters), e.g. after the script that uses it." }
         if databaseIDs.isEmpty { errors["databases"] = "Choose at least one database the token may change." }
+        if let days = expiresInDays, !(1...3650).contains(days) { errors["expires"] = "A token lasts 1 to 3,650 days (or leave it empty: until revoked)." }
         if !errors.isEmpty { throw ValidationError(errors) }
         let token = "rst_" + Secrets.randomToken(bytes: 32)
         let id = try pool.write { db -> Int64 in
             for id in databaseIDs where try db.queryOne(DatabaseStore.byID.sql, [id]) == nil {
                 throw ValidationError(field: "databases", "Database \(id) does not exist.")
             }
-            try db.run(APIStore.insert.sql, [name, Secrets.digest(token), JSONValue.array(databaseIDs.map { .int($0) }).canonical, creator, clock.now()])
+            try db.run(APIStore.insert.sql, [name, Secrets.digest(token), JSONValue.array(databaseIDs.map { .int($0) }).canonical, creator, clock.now(),
+                                              expiresInDays.map { clock.now() + Int64($0) * 86_400 }])
             return db.lastInsertRowID
         }
         return (token, try list().first { $0.id == id }!)
@@ -71,9 +75,30 @@ public final class APITokens: Sendable {
         if n == 0 { throw ValidationError(field: "token", "No such active token.") }
     }
 
-    /// The active token with this secret, or nil.
-    public func authenticate(_ token: String) throws -> APIToken? {
-        guard token.hasPrefix("rst_"), token.utf8.count < 200 else { return nil }
-        return try pool.read { try $0.queryOne(APIStore.byDigest.sql, [Secrets.digest(token)]).map(APIToken.init(row:)) }
+    /// The active token with this secret, or nil. Failures are counted per client address: more than 20 in
+    /// 15 minutes and the address is refused (`throttled`) until the window passes. The token is never logged.
+    public func authenticate(_ token: String, from address: String = "") throws -> APIToken? {
+        let now = clock.now()
+        let key = "api:" + address
+        if try pool.read({ try $0.scalar(LoginThrottle.countSince.sql, [key, now - 900]).int ?? 0 }) >= APITokens.maxFailures { throw Throttled() }
+        guard !token.isEmpty, token.utf8.count < 200,
+              let found = try pool.read({ try $0.queryOne(APIStore.byDigest.sql, [Secrets.digest(token), now]).map(APIToken.init(row:)) }) else {
+            try pool.write { db in
+                try db.run(LoginThrottle.insert.sql, [key, now])
+                try db.run(LoginThrottle.prune.sql, [now - 86_400])
+            }
+            return nil
+        }
+        return found
+    }
+
+    public static let maxFailures = 20
+    public struct Throttled: Error {}
+
+    /// For tests: registers a token with a chosen secret (the spec's examples use a fixed one).
+    func register(token: String, name: String, databaseIDs: [Int64]) throws {
+        try pool.write { db in
+            try db.run(APIStore.insert.sql, [name, Secrets.digest(token), JSONValue.array(databaseIDs.map { .int($0) }).canonical, SQLValue.null, clock.now(), SQLValue.null])
+        }
     }
 }

@@ -42,7 +42,7 @@ public final class BatchAPI: Sendable {
 
     /// Reads a request body (JSON or XML) into its parameters and checks the token; `databaseRequired` also checks
     /// db_id against the token's scope.
-    func authenticate(_ body: [UInt8], xml: Bool, databaseRequired: Bool) throws -> (params: [String: JSONValue], token: APIToken, databaseID: Int64?) {
+    func authenticate(_ body: [UInt8], xml: Bool, databaseRequired: Bool, address: String) throws -> (params: [String: JSONValue], token: APIToken, databaseID: Int64?) {
         if body.count > BatchAPI.maxBytes { throw RequestError(status: 413, code: 413, text: "The request is larger than 10 MB; send the profiles in several requests.") }
         let request: JSONValue
         if xml {
@@ -54,8 +54,14 @@ public final class BatchAPI: Sendable {
             request = json
         }
         guard case .object(let params) = request else { throw RequestError(status: 400, code: 400, text: "The body must be an object with the token and the parameters.") }
-        guard let tokenText = params["token"]?.stringValue, let token = try tokens.authenticate(tokenText) else {
-            throw RequestError(status: 401, code: 401, text: "The token is missing, wrong or revoked.")
+        let token: APIToken
+        do {
+            guard let tokenText = params["token"]?.stringValue, let found = try tokens.authenticate(tokenText, from: address) else {
+                throw RequestError(status: 401, code: 401, text: "The token is missing, wrong, expired or revoked.")
+            }
+            token = found
+        } catch is APITokens.Throttled {
+            throw RequestError(status: 429, code: 429, text: "Too many requests with wrong tokens from this address; wait 15 minutes.")
         }
         guard databaseRequired else { return (params, token, nil) }
         guard let databaseID = BatchAPI.int(params["db_id"]) else { throw RequestError(status: 400, code: 400, text: "db_id is missing or not a number.") }
@@ -66,13 +72,13 @@ public final class BatchAPI: Sendable {
     }
 
     /// Handles one request body; returns the answer as JSON (or XML when `xml`), and whether it is a replay.
-    public func handle(mode: Mode, body: [UInt8], xml: Bool, idempotencyKey: String?) -> (status: Int, body: String, replayed: Bool) {
+    public func handle(mode: Mode, body: [UInt8], xml: Bool, idempotencyKey: String?, address: String = "") -> (status: Int, body: String, replayed: Bool) {
         func answer(_ value: JSONValue) -> String { xml ? XMLRequest.write(value) : value.canonical + "\n" }
         func failure(_ e: RequestError) -> (Int, String, Bool) {
             (e.status, answer(.object(["error": .int(Int64(e.code)), "error_text": .string(e.text)])), false)
         }
         do {
-            let (params, token, database) = try authenticate(body, xml: xml, databaseRequired: true)
+            let (params, token, database) = try authenticate(body, xml: xml, databaseRequired: true, address: address)
             let databaseID = database!
             if let key = idempotencyKey, key.utf8.count > 200 { throw RequestError(status: 400, code: 400, text: "The Idempotency-Key is longer than 200 characters.") }
             if let key = idempotencyKey, let stored = try pool.read({ try $0.queryOne(APIStore.replay.sql, [token.id, key, clock.now() - 86_400]) }) {
@@ -439,11 +445,11 @@ struct BatchItem {
 extension BatchAPI {
     public enum Sibling: String, Sendable { case getProfile, listDatabases, listFields, events }
 
-    public func handle(_ sibling: Sibling, body: [UInt8], xml: Bool) -> (status: Int, body: String) {
+    public func handle(_ sibling: Sibling, body: [UInt8], xml: Bool, address: String = "") -> (status: Int, body: String) {
         func answer(_ value: JSONValue) -> String { xml ? XMLRequest.write(value) : value.canonical + "\n" }
         let ok: [String: JSONValue] = ["error": .int(0), "error_text": .string("Successful operation")]
         do {
-            let (params, token, databaseID) = try authenticate(body, xml: xml, databaseRequired: sibling != .listDatabases)
+            let (params, token, databaseID) = try authenticate(body, xml: xml, databaseRequired: sibling != .listDatabases, address: address)
             switch sibling {
             case .listDatabases:
                 let list = try pool.read { db in

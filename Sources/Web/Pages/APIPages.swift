@@ -8,7 +8,8 @@ enum APIPages {
         { app, ctx in
             let type = (ctx.request.contentType ?? "").lowercased()
             let xml = type.hasPrefix("application/xml") || type.hasPrefix("text/xml")
-            let answer = app.services.batch.handle(mode: mode, body: ctx.request.body, xml: xml, idempotencyKey: ctx.request.header("idempotency-key"))
+            let answer = app.services.batch.handle(mode: mode, body: ctx.request.body, xml: xml, idempotencyKey: ctx.request.header("idempotency-key"),
+                                                   address: ctx.request.remoteAddress)
             var response = Response(status: answer.status, headers: [("Content-Type", xml ? "application/xml; charset=utf-8" : "application/json; charset=utf-8")],
                                     body: Array(answer.body.utf8))
             if answer.replayed { response.addHeader("Idempotency-Replayed", "true") }
@@ -20,7 +21,7 @@ enum APIPages {
         { app, ctx in
             let type = (ctx.request.contentType ?? "").lowercased()
             let xml = type.hasPrefix("application/xml") || type.hasPrefix("text/xml")
-            let answer = app.services.batch.handle(kind, body: ctx.request.body, xml: xml)
+            let answer = app.services.batch.handle(kind, body: ctx.request.body, xml: xml, address: ctx.request.remoteAddress)
             return Response(status: answer.status, headers: [("Content-Type", xml ? "application/xml; charset=utf-8" : "application/json; charset=utf-8")],
                             body: Array(answer.body.utf8))
         }
@@ -30,7 +31,9 @@ enum APIPages {
         let admin = try ctx.requireAdmin()
         let ids = ctx.form.all("databases").compactMap { Int64($0) }
         do {
-            let (token, record) = try app.services.apiTokens.create(name: ctx.form["name"] ?? "", databaseIDs: ids, by: admin.id)
+            let days = (ctx.form["expires_days"] ?? "").trimmingCharacters(in: .whitespaces)
+            let (token, record) = try app.services.apiTokens.create(name: ctx.form["name"] ?? "", databaseIDs: ids, by: admin.id,
+                                                                    expiresInDays: days.isEmpty ? nil : (Int(days) ?? -1))
             var state = SettingsPage.FormState()
             state.newToken = (record.name, token)
             return try SettingsPage.render(app, ctx, state: state, status: 200)

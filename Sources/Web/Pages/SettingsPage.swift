@@ -81,7 +81,7 @@ enum SettingsPage {
             "webhooks": .list(webhooks), "deliveries": .list(deliveries), "webhook_error": err("webhook", "url"),
             "tokens": .list(tokens), "token_databases": .list(databaseChoices),
             "new_token": state.newToken.map { ["name": .string($0.name), "token": .string($0.token)] } ?? .null,
-            "token_errors": ["name": err("token", "name"), "databases": err("token", "databases")],
+            "token_errors": ["name": err("token", "name"), "databases": err("token", "databases"), "expires": err("token", "expires")],
             "me": ["email": .string(me.email), "name": .string(me.name), "role_label": .string(me.role.label)],
             "notice": TemplateValue(ctx.request.query["done"].flatMap { notices[$0] }),
             "users": .list(users),
