@@ -234,4 +234,33 @@ final class ServerThroughNginxTests: XCTestCase {
         let left = (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []
         XCTAssertEqual(left.filter { $0.hasPrefix("body-") || $0.hasPrefix("part-") || $0.hasPrefix("import-") }, [], "spooled files are cleaned up")
     }
+
+    /// A script with a token from the CLI calls update_batch through nginx: no cookie, no CSRF token; a 50 MB body is
+    /// refused by nginx before the app sees it.
+    func testBatchAPIThroughNginx() throws {
+        let structure = server.folder.appendingPathComponent("s.json")
+        try #"{"format": "roster-database-structure/1", "name": "API", "custom_fields": [{"name": "score", "type": "number"}]}"#
+            .write(to: structure, atomically: true, encoding: .utf8)
+        let (_, id) = try server.command(["database", "create", "--structure", structure.path])
+        let db = id.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (status, tokenOut) = try server.command(["token", "create", "--name", "script", "--databases", db])
+        XCTAssertEqual(status, 0, tokenOut)
+        let token = tokenOut.trimmingCharacters(in: .whitespacesAndNewlines)
+        let add = #"{"token": "\#(token)", "db_id": \#(db), "data": [{"email": "api@example.com", "score": 5}]}"#
+        let created = try httpRequest(port: server.httpPort, method: "POST", path: "/api/v1.1/profiles/add_batch",
+                                      headers: ["Content-Type": "application/json"], body: Array(add.utf8))
+        XCTAssertEqual(created.status, 200, created.body)
+        XCTAssertTrue(created.body.contains("\"error\":0"), created.body)
+        let update = #"{"token": "\#(token)", "db_id": \#(db), "data": [{"email": "api@example.com", "score": 6}]}"#
+        let updated = try httpRequest(port: server.httpPort, method: "POST", path: "/api/v1.1/profiles/update_batch",
+                                      headers: ["Content-Type": "application/json"], body: Array(update.utf8))
+        XCTAssertEqual(updated.header("Content-Type"), "application/json; charset=utf-8")
+        XCTAssertTrue(updated.body.hasPrefix(#"{"error":0,"error_text":"Successful operation","result":[{"error":0"#), updated.body)
+        XCTAssertEqual(try server.sql("SELECT c_1 FROM profiles_\(db) WHERE email = 'api@example.com'").isEmpty, false)
+        let huge = [UInt8](repeating: UInt8(ascii: " "), count: 50 << 20)
+        let refused = try httpRequest(port: server.httpPort, method: "POST", path: "/api/v1.1/profiles/update_batch",
+                                      headers: ["Content-Type": "application/json"], body: huge, timeout: 60)
+        XCTAssertEqual(refused.status, 413)
+        XCTAssertFalse(server.appLog.contains(token), "tokens are never logged")
+    }
 }
