@@ -276,3 +276,67 @@ echo "profiles left: roster $left, raw $left_raw; change-log rows written: $logg
 printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile page while a bulk task runs" "$t_rps" "$t_p50" "$t_p99" "$t_err"
 bulk_ok=$(awk -v a="$b1" -v b="$r1" -v c="$b2" -v d="$r2" -v e="$b3" -v f="$r3" -v p="$t_p99" 'BEGIN{print (a<=2.5*b && c<=2.5*d && e<=2.5*f && p<50)}')
 echo "bulk bars (each <= 2.5x raw; page p99 < 50 ms during a task): $(verdict "$bulk_ok")"
+
+# ---------------------------------------------------------------------------------------------------------
+# Batch API: update_batch with 10,000 profiles, each with one subscription, through nginx in JSON and in XML (5 calls
+# each; p50 of the whole call as curl sees it), against the same 10,000 upserts (field update + subscription insert or
+# update) run by sqlite3 in one transaction on a copy. Then a 10 MB body, with the app's peak memory.
+cat > "$work/api.json" <<JSON
+{"format": "roster-database-structure/1", "name": "API bench", "custom_fields": []}
+JSON
+apidb=$("$bin" database create --structure "$work/api.json")
+sqlite3 "$ROSTER_DATA/roster.sqlite" >/dev/null <<SQL
+PRAGMA busy_timeout = 10000;
+INSERT INTO database_resources (database_id, resource_id) VALUES ($apidb, $rid);
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 10000)
+INSERT INTO profiles_$apidb (profile_id, email, status, range_bucket, created_at, updated_at, last_interaction_at)
+SELECT lower(hex(randomblob(12))), 'api' || x || '@example.com', 0, abs(random()) % 10000, 1, 1, 1 FROM n;
+SQL
+apitoken=$("$bin" token create --name bench --databases "$apidb")
+python3 - "$work" "$apitoken" "$apidb" "$rid" <<'PY'
+import json, sys
+work, token, db, rid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+items = [{"email": f"api{i}@example.com", "_fname": f"Name{i}", "subscriptions": [{"resource_id": rid, "channel": "email", "email": f"api{i}@example.com", "status": "subscribed"}]} for i in range(1, 10001)]
+json.dump({"token": token, "db_id": db, "data": items}, open(f"{work}/batch.json", "w"))
+with open(f"{work}/batch.xml", "w") as f:
+    f.write(f"<xml><token>{token}</token><db_id>{db}</db_id>")
+    for it in items:
+        s = it["subscriptions"][0]
+        f.write(f"<data><email>{it['email']}</email><_fname>{it['_fname']}</_fname><subscriptions array='true'><resource_id>{rid}</resource_id><channel>email</channel><email>{it['email']}</email><status>subscribed</status></subscriptions></data>")
+    f.write("</xml>")
+pad = "x" * 880
+big = [{"email": f"api{i}@example.com", "_fname": f"N{i}", "_city": pad} for i in range(1, 10001)]
+json.dump({"token": token, "db_id": db, "data": big}, open(f"{work}/big.json", "w"))
+with open(f"{work}/raw-api.sql", "w") as f:
+    f.write(".timer on\nPRAGMA synchronous=NORMAL;\nBEGIN IMMEDIATE;\n")
+    for i in range(1, 10001):
+        e = f"api{i}@example.com"
+        f.write(f"UPDATE profiles_{db} SET s_fname = 'Name{i}', updated_at = strftime('%s','now'), version = version + 1 WHERE email = '{e}' AND s_fname IS NOT 'Name{i}';\n")
+        f.write(f"UPDATE subscriptions_{db} SET status = 0, updated_at = strftime('%s','now') WHERE profile = (SELECT id FROM profiles_{db} WHERE email = '{e}') AND resource_id = {rid} AND channel = 'email' AND contact = '{e}';\n")
+        f.write(f"INSERT INTO subscriptions_{db} (profile, resource_id, channel, contact, status, created_at, updated_at) SELECT id, {rid}, 'email', email, 0, 1, 1 FROM profiles_{db} p WHERE email = '{e}' AND NOT EXISTS (SELECT 1 FROM subscriptions_{db} s WHERE s.profile = p.id AND s.resource_id = {rid} AND s.channel = 'email' AND s.contact = p.email);\n")
+    f.write("COMMIT;\n")
+PY
+sqlite3 "$ROSTER_DATA/roster.sqlite" ".backup '$work/raw-api.sqlite'"
+api_call() { curl -s -o "$work/api.out" -w '%{time_total}' -H "Content-Type: $2" --data-binary "@$1" "$base/api/v1.1/profiles/update_batch"; }
+jt=(); xt=(); rt=()
+for _ in 1 2 3 4 5; do jt+=("$(api_call "$work/batch.json" application/json | awk '{ printf "%.1f", $1 * 1000 }')"); done
+grep -q '"error":0,"error_text":"Successful operation","result":\[{"error":0' "$work/api.out" || { echo "bench: update_batch JSON failed: $(head -c 300 "$work/api.out")"; }
+for _ in 1 2 3 4 5; do xt+=("$(api_call "$work/batch.xml" application/xml | awk '{ printf "%.1f", $1 * 1000 }')"); done
+grep -q '<result><error>0</error>' "$work/api.out" || { echo "bench: update_batch XML failed: $(head -c 300 "$work/api.out")"; }
+for _ in 1 2 3 4 5; do rt+=("$(sqlite3 "$work/raw-api.sqlite" < "$work/raw-api.sql" 2>&1 | awk '/^Run Time: real/ { t += $4 } END { printf "%.1f", t * 1000 }')"); done
+jm=$(printf '%s\n' "${jt[@]}" | median); xm=$(printf '%s\n' "${xt[@]}" | median); rm_api=$(printf '%s\n' "${rt[@]}" | median)
+subs_made=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT COUNT(*) FROM subscriptions_$apidb")
+hwm_before=$(awk '/VmHWM/ {print $2}' "/proc/$app_pid/status")
+bigsize=$(stat -c %s "$work/big.json")
+big_status=$(curl -s -o "$work/big.out" -w '%{http_code}' -H "Content-Type: application/json" --data-binary "@$work/big.json" "$base/api/v1.1/profiles/update_batch")
+hwm_after=$(awk '/VmHWM/ {print $2}' "/proc/$app_pid/status")
+echo
+echo "Batch API — update_batch, 10,000 profiles with one subscription each, through nginx (p50 of 5 calls)"
+printf "%-52s %10s %7s\n" "what" "p50 ms" "ratio"
+printf "%-52s %10s %7s\n" "update_batch JSON" "$jm" "$(awk -v a="$jm" -v b="$rm_api" 'BEGIN{printf "%.2f", a/b}')"
+printf "%-52s %10s %7s\n" "update_batch XML" "$xm" "$(awk -v a="$xm" -v b="$rm_api" 'BEGIN{printf "%.2f", a/b}')"
+printf "%-52s %10s %7s\n" "raw: the same 10,000 upserts in sqlite3 (one transaction)" "$rm_api" "1.00"
+echo "subscriptions in the database: $subs_made (one per profile)"
+echo "a $((bigsize / 1024 / 1024)) MB body: HTTP $big_status; app peak memory $((hwm_before / 1024)) MB before, $((hwm_after / 1024)) MB after (bar: < 256 MB)"
+api_ok=$(awk -v a="$jm" -v b="$xm" -v r="$rm_api" -v m="$hwm_after" -v s="$big_status" 'BEGIN{print (a<=2.5*r && b<=2.5*r && m<262144 && s==200)}')
+echo "api bars (p50 <= 2.5x raw in JSON and XML; memory < 256 MB): $(verdict "$api_ok")"
