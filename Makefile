@@ -17,6 +17,7 @@ run: release
 
 # Unit tests, then the integration tests that drive the release binary behind a real nginx.
 test: release
+	@bash scripts/deps.sh --e2e
 	@bash scripts/test.sh
 
 bench: deps

@@ -3,6 +3,8 @@
 set -euo pipefail
 packages=(nginx-light libfcgi-dev libsqlite3-dev libsodium-dev libxxhash-dev libssl-dev sqlite3 pkg-config curl)
 if [ "${1:-}" = "--bench" ]; then packages+=(wrk); fi
+# The browser suite: Debian's Chromium, its WebDriver, and Python's selenium (run with /usr/bin/python3).
+if [ "${1:-}" = "--e2e" ]; then packages+=(chromium chromium-driver python3-selenium); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,4 +12,9 @@ if [ -z "$summary" ]; then
   exit "$([ "$status" -ne 0 ] && echo "$status" || echo 1)"
 fi
 echo "tests: $((executed - failed)) passed, ${failed} failed"
-exit "$status"
+[ "$status" -ne 0 ] && exit "$status"
+# Then the flows in a real headless Chromium against the release binary behind nginx.
+if [ "${ROSTER_E2E:-1}" = "1" ]; then
+  /usr/bin/python3 Tests/e2e/run.py || exit 1
+fi
+exit 0

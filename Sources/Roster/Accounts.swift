@@ -205,7 +205,8 @@ public final class Accounts: Sendable {
             return nil
         }
         if now - record.lastSeenAt >= policy.touchInterval {
-            try pool.write { try $0.run(SessionStore.touch.sql, [now, digest]) }
+            // Skipped when a background task holds the writer: a later request records it.
+            try pool.writeIfFree { try $0.run(SessionStore.touch.sql, [now, digest]) }
         }
         return AuthenticatedSession(user: user, csrfToken: record.csrfToken, tokenDigest: digest)
     }

@@ -96,6 +96,8 @@ public final class Connection {
     }
 
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    public func setBusyTimeout(_ milliseconds: Int32) { sqlite3_busy_timeout(handle, milliseconds) }
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
     public enum TransactionKind: String, Sendable {

@@ -31,6 +31,22 @@ public final class DatabasePool: @unchecked Sendable {
         return try writer.inTransaction(.immediate, body)
     }
 
+    /// Runs `body` in a write transaction only if the writer is free right now (in this process and in others);
+    /// returns nil otherwise. For bookkeeping that can wait for a later request, such as a session's last-seen time:
+    /// a page must never queue behind a background task's chunk for it.
+    @discardableResult
+    public func writeIfFree<T>(_ body: (Connection) throws -> T) throws -> T? {
+        guard writerLock.try() else { return nil }
+        defer { writerLock.unlock() }
+        writer.setBusyTimeout(0)
+        defer { writer.setBusyTimeout(5000) }
+        do {
+            return try writer.inTransaction(.immediate, body)
+        } catch let error as SQLiteError where error.isBusy {
+            return nil
+        }
+    }
+
     /// Runs `body` on the writer without opening a transaction (checkpoints, VACUUM, pragmas).
     public func writerWithoutTransaction<T>(_ body: (Connection) throws -> T) throws -> T {
         writerLock.lock()

@@ -215,14 +215,15 @@ public struct Services: Sendable {
     /// `exportDirectory` holds export files (inside the data folder: they carry personal data).
     /// `removalMinMonths`: PROFILES_REMOVAL_MIN_MONTHS, the months of inactivity before the current month that
     /// deletion by conditions requires.
-    public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000, removalMinMonths: Int = 1) -> Services {
+    public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000, removalMinMonths: Int = 1,
+                            taskPauseMilliseconds: Int = 0) -> Services {
         let export = ExportProfilesTask(directory: exportDirectory)
         let imports = ProfileImports(pool: pool, directory: ((exportDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("uploads"), clock: clock)
         let tasks = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
                                                       ExportHistoryTask.kind: ExportHistoryTask(files: export),
                                                       ImportProfilesTask.kind: ImportProfilesTask(imports: imports),
                                                       BulkUpdateTask.kind: BulkUpdateTask(clock: clock, removalMinMonths: removalMinMonths)],
-                               clock: clock, chunkSize: chunkSize)
+                               clock: clock, chunkSize: chunkSize, pauseMilliseconds: taskPauseMilliseconds)
         return Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock),
                         resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),
                         tasks: tasks,

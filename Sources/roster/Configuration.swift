@@ -10,6 +10,8 @@ struct Configuration {
     /// Deletion by conditions removes profiles with no interaction since the start of the current month minus this
     /// many months (PROFILES_REMOVAL_MIN_MONTHS in the spec).
     var removalMinMonths = 1
+    /// A pause between the chunks of background tasks, in milliseconds (ROSTER_TASK_PAUSE_MS).
+    var taskPauseMilliseconds = 0
 
     static let help = """
         Configuration (flag, or environment variable):
@@ -35,6 +37,10 @@ struct Configuration {
         }
         if let v = environment["ROSTER_TEMPLATES"], !v.isEmpty { config.templates = v }
         if environment["ROSTER_SECURE_COOKIES"] == "1" { config.secureCookies = true }
+        if let v = environment["ROSTER_TASK_PAUSE_MS"], !v.isEmpty {
+            guard let n = Int(v), (0...60_000).contains(n) else { throw Failure(description: "ROSTER_TASK_PAUSE_MS must be a number from 0 to 60000") }
+            config.taskPauseMilliseconds = n
+        }
         if let v = environment["ROSTER_PROFILES_REMOVAL_MIN_MONTHS"], !v.isEmpty {
             guard let n = Int(v), (0...120).contains(n) else { throw Failure(description: "ROSTER_PROFILES_REMOVAL_MIN_MONTHS must be a number from 0 to 120") }
             config.removalMinMonths = n

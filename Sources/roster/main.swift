@@ -86,7 +86,7 @@ case "serve":
     do { templates = try TemplateSet.load(directory: config.templates) }
     catch { fail("templates: \(error)") }
     let services = Services.make(pool: pool, exportDirectory: (config.dataDirectory as NSString).appendingPathComponent("exports"),
-                                 removalMinMonths: config.removalMinMonths)
+                                 removalMinMonths: config.removalMinMonths, taskPauseMilliseconds: config.taskPauseMilliseconds)
     do {
         let interrupted = try services.tasks.recoverInterrupted()
         if interrupted > 0 { say("roster: \(interrupted) task(s) were running when Roster stopped; they are marked interrupted and can be resumed") }

@@ -45,11 +45,14 @@ public final class TaskRunner: Sendable {
     let clock: Clock
     let handlers: [String: any TaskHandler]
     public let chunkSize: Int
+    /// A pause between chunks (ROSTER_TASK_PAUSE_MS): gives the machine back to pages on a busy host; 0 by default.
+    public let pauseMilliseconds: Int
     private let queue = DispatchQueue(label: "roster.tasks")
     private let scheduled = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
 
-    public init(pool: DatabasePool, handlers: [String: any TaskHandler], clock: Clock = .system, chunkSize: Int = 2000) {
+    public init(pool: DatabasePool, handlers: [String: any TaskHandler], clock: Clock = .system, chunkSize: Int = 2000, pauseMilliseconds: Int = 0) {
+        self.pauseMilliseconds = pauseMilliseconds
         self.pool = pool
         self.handlers = handlers
         self.clock = clock
@@ -181,6 +184,7 @@ public final class TaskRunner: Sendable {
                     return outcome
                 }
                 if outcome.finished { return }
+                if pauseMilliseconds > 0 { usleep(useconds_t(pauseMilliseconds * 1000)) }
             }
         } catch {
             let message = (error as? ValidationError)?.description ?? "Stopped by an error: \(error)"
