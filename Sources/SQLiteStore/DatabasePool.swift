@@ -57,10 +57,28 @@ public final class DatabasePool: @unchecked Sendable {
     /// Runs `body` on a reader connection inside one deferred transaction, so it sees one consistent snapshot.
     @discardableResult
     public func read<T>(_ body: (Connection) throws -> T) throws -> T {
+        // Inside `readScope` on this thread: join its transaction (one snapshot, no new BEGIN, no new file locks).
+        if let scoped = Thread.current.threadDictionary[scopeKey] as? Connection { return try body(scoped) }
         let conn = try borrowReader()
         defer { giveBack(conn) }
         return try conn.inTransaction(.deferred, body)
     }
+
+    /// Runs `body` with one read transaction that every `read` on this thread joins. A page that reads ten things
+    /// then sees one consistent snapshot and takes SQLite's read locks once instead of ten times. For requests that
+    /// do not read their own writes (GET pages): writes still go to the writer, and this snapshot would not see them.
+    public func readScope<T>(_ body: () throws -> T) throws -> T {
+        if Thread.current.threadDictionary[scopeKey] != nil { return try body() }
+        let conn = try borrowReader()
+        defer { giveBack(conn) }
+        return try conn.inTransaction(.deferred) { c in
+            Thread.current.threadDictionary[scopeKey] = c
+            defer { Thread.current.threadDictionary.removeObject(forKey: scopeKey) }
+            return try body()
+        }
+    }
+
+    private var scopeKey: String { "roster.readScope." + path }
 
     private func borrowReader() throws -> Connection {
         lock.lock()

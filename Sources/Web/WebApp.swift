@@ -32,7 +32,12 @@ public final class WebApp: RequestHandler {
         let requestID = Secrets.randomHex(bytes: 8)
         var response: Response
         do {
-            response = try route(request, requestID: requestID)
+            if request.method == "GET" || request.method == "HEAD" {
+                // A page is rendered from one read snapshot (see DatabasePool.readScope).
+                response = try services.pool.readScope { try route(request, requestID: requestID) }
+            } else {
+                response = try route(request, requestID: requestID)
+            }
         } catch let error as HTTPError {
             response = errorPage(error, request: request, requestID: requestID)
         } catch let error as TemplateError {
@@ -189,6 +194,7 @@ public struct Services: Sendable {
     public let webhooks: Webhooks
     public let apiTokens: APITokens
     public let batch: BatchAPI
+    public var pool: DatabasePool { apiTokens.pool }
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
 
