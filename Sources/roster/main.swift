@@ -56,7 +56,9 @@ let (config, args) = {
 func openPool() -> DatabasePool {
     do {
         try config.prepareDataDirectory()
-        return try DatabasePool(path: config.databasePath, migrations: Schema.migrations, queries: Schema.queries)
+        let pool = try DatabasePool(path: config.databasePath, migrations: Schema.migrations, queries: Schema.queries)
+        try ProfileTable.upgrade(pool)
+        return pool
     } catch {
         fail("cannot open the database at \(config.databasePath): \(error)")
     }

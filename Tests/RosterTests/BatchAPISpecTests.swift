@@ -118,6 +118,7 @@ final class BatchAPISpecTests: XCTestCase {
         let subs = try Subscriptions(pool: s.pool).list(databaseID: 1, profileRowID: p.rowID)
         XCTAssertEqual(subs.map(\.resourceID), [28])
         XCTAssertEqual(subs.first?.categories, ["category_1", "category_2"])
+        XCTAssertEqual(subs.first?.fields, ["custom_field": .string("test value")], "the resource's subscription field is kept")
         XCTAssertEqual(try s.pool.read { try $0.scalar("SELECT COUNT(*) FROM trigger_events").int }, 0, "skip_triggers")
     }
 
@@ -181,5 +182,49 @@ final class BatchAPISpecTests: XCTestCase {
         XCTAssertEqual(Set(list.map(\.channel)), Set(Channel.allCases))
         XCTAssertEqual(list.first { $0.channel == .push }?.provider, "Firefox")
         XCTAssertEqual(list.first { $0.channel == .telegram_bot }?.contact, "1")
+    }
+
+    /// Every matching mode, once finding the profile and once not.
+    func testEveryMatchingModeFoundAndNotFound() throws {
+        let s = try makeSetup()
+        let resources = Resources(pool: s.pool)
+        let all = try resources.create(ResourceInput(name: "Channels", channels: ["email", "sms", "push"]))
+        try s.pool.write { try $0.run("INSERT INTO database_resources (database_id, resource_id) VALUES (1, ?)", [all.id]) }
+        _ = try Databases(pool: s.pool).addField(to: 1, FieldInput(name: "labels", type: "tags"))
+        let p = try XCTUnwrap(s.profiles.list(databaseID: 1, ProfileQuery()).profiles.first)
+        try s.pool.write { db in
+            try db.run("UPDATE profiles_1 SET phones = '[\"+79001112233\"]', c_\(try Databases.fields(1, db).first { $0.name == "labels" }!.id) = '[\"a\",\"b\"]' WHERE id = ?", [p.rowID])
+        }
+        let subs = Subscriptions(pool: s.pool)
+        try subs.add(databaseID: 1, profileRowID: p.rowID, SubscriptionInput(resourceID: all.id, channel: "email", contact: "sub@example.com"), actor: nil)
+        try subs.add(databaseID: 1, profileRowID: p.rowID, SubscriptionInput(resourceID: all.id, channel: "sms", contact: "+79005556677"), actor: nil)
+        try subs.add(databaseID: 1, profileRowID: p.rowID, SubscriptionInput(resourceID: all.id, channel: "push", contact: "push-id-1", provider: "Firefox"), actor: nil)
+        func result(_ matching: String, _ item: String, extra: String = "") -> Int64? {
+            let body = #"{"token": "abcdefghijklmnqrstuvwxyz", "db_id": 1, "matching": "\#(matching)", "resource_id": \#(all.id)\#(extra), "data": [\#(item)]}"#
+            let (_, text, _) = s.api.handle(mode: .update, body: Array(body.utf8), xml: false, idempotencyKey: nil)
+            guard case .object(let o)? = JSONValue.parse(text), case .array(let r)? = o["result"], case .object(let first)? = r.first, case .int(let code)? = first["error"] else { return nil }
+            if code == 0 { XCTAssertEqual(first["profile_id"], .string(p.profileID), matching) }
+            return code
+        }
+        let notFound = Int64(BatchAPI.ItemCode.notFound)
+        let cases: [(String, String, String, String)] = [
+            ("email", #"{"email": "example@example.com"}"#, #"{"email": "nobody@example.com"}"#, ""),
+            ("email_profile", #"{"profile_id": "\#(p.profileID)"}"#, #"{"email": "nobody@example.com"}"#, ""),
+            ("profile_id", #"{"profile_id": "\#(p.profileID)"}"#, #"{"profile_id": "000000000000000000000000"}"#, ""),
+            ("phone", #"{"phone": "+7 900 111 22 33"}"#, #"{"phone": "+79990000000"}"#, ""),
+            ("email_phone", #"{"phone": "+79001112233"}"#, #"{"email": "nobody@example.com", "phone": "+79990000000"}"#, ""),
+            ("email_sub", #"{"email": "sub@example.com"}"#, #"{"email": "example@example.com"}"#, ""),
+            ("phone_sub", #"{"phone": "+79005556677"}"#, #"{"phone": "+79001112233"}"#, ""),
+            ("email_phone_sub", #"{"email": "x@example.com", "phone": "+79005556677"}"#, #"{"email": "x@example.com", "phone": "+79990000000"}"#, ""),
+            ("push_sub", #"{"subscription_id": "push-id-1"}"#, #"{"subscription_id": "push-id-2"}"#, ""),
+            ("custom", #"{"Custom_ID": 77}"#, #"{"Custom_ID": 78}"#, #", "field_name": "Custom_ID""#),
+            ("custom", #"{"labels": "b, a"}"#, #"{"labels": "a"}"#, #", "field_name": "labels""#),
+            ("custom_sub", #"{"Custom_ID": 77}"#, #"{"Custom_ID": 78}"#, #", "field_name": "Custom_ID""#),
+        ]
+        for (matching, found, missing, extra) in cases {
+            XCTAssertEqual(result(matching, found, extra: extra), 0, "\(matching) finds the profile")
+            XCTAssertEqual(result(matching, missing, extra: extra), notFound, "\(matching) finds nobody")
+        }
+        XCTAssertEqual(result("phone", #"{"email": "example@example.com"}"#), Int64(BatchAPI.ItemCode.matchingData), "the matching's field is missing")
     }
 }

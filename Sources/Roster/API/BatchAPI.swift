@@ -179,7 +179,7 @@ struct BatchItem {
 
     var table: String { ProfileTable.name(options.databaseID) }
     /// Keys of an item that are not profile fields.
-    static let control: Set<String> = ["subscriptions", "profile_id", "phone"]
+    static let control: Set<String> = ["subscriptions", "profile_id", "phone", "subscription_id"]
 
     func string(_ v: JSONValue?) -> String? {
         switch v {
@@ -325,7 +325,14 @@ struct BatchItem {
             switch field.type.validate(json: raw, options: field.options) {
             case .success(let value):
                 if value == .null { throw need(name) }
-                // Tags match by their combination: the same set, in any order.
+                if field.type == .tags {
+                    // Tags match by their combination: the same set, in any order.
+                    let wanted = JSONValue.encodeStrings(JSONValue.stringList(value.string).sorted())
+                    return try db.queryOne("""
+                        SELECT * FROM \(table) WHERE \(field.column) IS NOT NULL
+                        AND (SELECT json_group_array(value) FROM (SELECT value FROM json_each(\(field.column)) ORDER BY value)) = ? ORDER BY id LIMIT 1
+                        """, [wanted])
+                }
                 return try db.queryOne("SELECT * FROM \(table) WHERE \(field.column) = ? ORDER BY id LIMIT 1", [value])
             case .failure(let e): throw ItemError(code: BatchAPI.ItemCode.matchingData, text: "\(name) \(e.reason).")
             }
@@ -414,18 +421,17 @@ struct BatchItem {
             throw bad("it is \(current.name); the API does not move an unsafe status back to subscribed.")
         }
         let finalStatus = status ?? current ?? .subscribed
-        if case .object(let custom)? = s["custom_fields"], !custom.isEmpty {
-            // Subscription custom fields are checked against the resource; Roster does not store them yet.
-            guard let resourceRow = try db.queryOne(DatabaseStore.attachedResource.sql, [options.databaseID, resourceID]) else {
-                throw bad("the resource is not attached to this database.")
-            }
-            let known = Set(try ResourceStore.load(row: resourceRow, db).fields.map(\.name))
-            if let unknown = custom.keys.first(where: { !known.contains($0) && !$0.hasPrefix("_") }) { throw bad("\(unknown) is not a field of the resource.") }
+        var fields: [String: JSONValue] = [:]
+        switch s["custom_fields"] {
+        case .object(let custom)?: fields = custom
+        case nil, .null?: break
+        default: throw bad("custom_fields must be an object of field names and values.")
         }
         do {
             _ = try Subscriptions.add(options.databaseID, rowID, SubscriptionInput(resourceID: resourceID, channel: channel.rawValue, contact: contact, provider: provider,
                                                                                  status: finalStatus.name, priority: priority ?? existing?.int("priority"),
-                                                                                 categories: s["cats"] == nil ? JSONValue.stringList(existing?.string("categories")) : cats),
+                                                                                 categories: s["cats"] == nil ? JSONValue.stringList(existing?.string("categories")) : cats,
+                                                                                 fields: fields),
                                       actor: nil, now: options.now, db)
         } catch let e as ValidationError {
             throw bad(e.fieldErrors.sorted { $0.key < $1.key }.map(\.value).joined(separator: " "))

@@ -1,8 +1,10 @@
+import SQLiteStore
+
 /// The per-database profile table: `profiles_<id>`, one typed column per standard field and one per custom field.
 ///
 /// Identifiers here are built only from integer ids (`profiles_12`, `c_34`), never from names a user typed,
 /// so they are safe to place in SQL text; values are always bound.
-enum ProfileTable {
+public enum ProfileTable {
     static func name(_ databaseID: Int64) -> String { "profiles_\(databaseID)" }
 
     static func createStatements(_ databaseID: Int64) -> [String] {
@@ -59,6 +61,7 @@ enum ProfileTable {
                 status      INTEGER NOT NULL,
                 priority    INTEGER NOT NULL DEFAULT 0,
                 categories  TEXT NOT NULL DEFAULT '[]',
+                fields      TEXT NOT NULL DEFAULT '{}',
                 deleted     INTEGER NOT NULL DEFAULT 0,
                 created_at  INTEGER NOT NULL,
                 updated_at  INTEGER NOT NULL
@@ -83,6 +86,21 @@ enum ProfileTable {
     }
 
     static func historyName(_ databaseID: Int64) -> String { "history_\(databaseID)" }
+
+    /// Brings the per-database tables of older versions up to date (SQL migrations cannot loop over databases):
+    /// run at start-up after the migrations; each step checks first, so it runs once.
+    public static func upgrade(_ pool: DatabasePool) throws {
+        try pool.write { db in
+            for row in try db.query(DatabaseStore.all.sql) {
+                guard let id = row.int64("id") else { continue }
+                let columns = try db.query("SELECT name FROM pragma_table_info(?)", ["subscriptions_\(id)"]).compactMap { $0.string("name") }
+                // v7: the values of a subscription's custom and standard channel fields.
+                if !columns.isEmpty && !columns.contains("fields") {
+                    try db.execute("ALTER TABLE subscriptions_\(id) ADD COLUMN fields TEXT NOT NULL DEFAULT '{}'")
+                }
+            }
+        }
+    }
 
     static func dropStatements(_ databaseID: Int64) -> [String] {
         ["DROP TABLE IF EXISTS segment_members_\(databaseID)", "DROP TABLE IF EXISTS relations_\(databaseID)", "DROP TABLE IF EXISTS subscriptions_\(databaseID)", "DROP TABLE IF EXISTS \(historyName(databaseID))", "DROP TABLE IF EXISTS \(name(databaseID))"]

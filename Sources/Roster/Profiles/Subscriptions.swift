@@ -16,6 +16,8 @@ public struct Subscription: Sendable, Equatable {
     public let categories: [String]
     public let deleted: Bool
     public let createdAt: Int64
+    /// The values of the resource's custom subscription fields and of the standard channel fields (`_browser_name`…).
+    public let fields: [String: JSONValue]
 
     init(row: Row) {
         id = row.int64("id") ?? 0
@@ -28,6 +30,7 @@ public struct Subscription: Sendable, Equatable {
         categories = JSONValue.stringList(row.string("categories"))
         deleted = row.bool("deleted")
         createdAt = row.int64("created_at") ?? 0
+        if case .object(let o)? = JSONValue.parse(row.string("fields") ?? "{}") { fields = o } else { fields = [:] }
     }
 }
 
@@ -40,8 +43,11 @@ public struct SubscriptionInput: Sendable {
     /// nil: not given (the resource's "increase priority" option decides).
     public var priority: Int?
     public var categories: [String]
+    /// Custom subscription fields of the resource (by name) and standard channel fields (names starting with `_`).
+    public var fields: [String: JSONValue]
     public init(resourceID: Int64, channel: String, contact: String, provider: String = "", status: String = "subscribed",
-                priority: Int? = nil, categories: [String] = []) {
+                priority: Int? = nil, categories: [String] = [], fields: [String: JSONValue] = [:]) {
+        self.fields = fields
         self.resourceID = resourceID
         self.channel = channel
         self.contact = contact
@@ -128,14 +134,35 @@ public final class Subscriptions: Sendable {
         for category in input.categories where !resource.categories.contains(category) {
             errors["categories"] = "\(resource.name) has no category \(category)."
         }
+        // Custom fields are judged by their type in the resource; standard channel fields (`_…`) are short texts.
+        var fields: [String: JSONValue] = [:]
+        for (name, value) in input.fields.sorted(by: { $0.key < $1.key }) {
+            if name.hasPrefix("_") {
+                switch value {
+                case .string(let s) where s.utf8.count <= 255: fields[name] = .string(s)
+                case .int, .double, .bool, .null: fields[name] = value
+                default: errors["fields"] = "\(name) is a short text."
+                }
+            } else if let field = resource.fields.first(where: { $0.name == name }) {
+                switch field.type.validate(json: value) {
+                case .success(.integer(let i)): fields[name] = field.type == .boolean ? .bool(i != 0) : .int(i)
+                case .success(.real(let d)): fields[name] = .double(d)
+                case .success(.text(let t)): fields[name] = JSONValue.parse(t).flatMap { [.object, .array, .tags].contains(field.type) ? $0 : nil } ?? .string(t)
+                case .success: fields[name] = .null
+                case .failure(let e): errors["fields"] = "\(name) \(e.reason)."
+                }
+            } else {
+                errors["fields"] = "\(resource.name) has no subscription field \(name)."
+            }
+        }
         if !errors.isEmpty { throw ValidationError(errors) }
         let t = table(databaseID)
         let scope = "profile = ? AND resource_id = ? AND channel = ?"
         let scopeParams: [any SQLBindable] = [profileRowID, resource.id, channel.rawValue]
         // The same contact in the same resource and channel is one subscription: update it instead.
         if let existing = try db.query("SELECT id FROM \(t) WHERE \(scope) AND contact = ?", scopeParams + [contact]).first?.int64("id") {
-            try db.run("UPDATE \(t) SET status = ?, provider = ?, categories = ?, deleted = 0, updated_at = ?, priority = COALESCE(?, priority) WHERE id = ?",
-                       [status.rawValue, input.provider, JSONValue.encodeStrings(input.categories), now, input.priority, existing])
+            try db.run("UPDATE \(t) SET status = ?, provider = ?, categories = ?, deleted = 0, updated_at = ?, priority = COALESCE(?, priority), fields = json_patch(fields, ?) WHERE id = ?",
+                       [status.rawValue, input.provider, JSONValue.encodeStrings(input.categories), now, input.priority, JSONValue.object(fields).canonical, existing])
             try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionChanged, actor: actor, details: JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]))
             return existing
         }
@@ -162,10 +189,10 @@ public final class Subscriptions: Sendable {
             }
         }
         try db.prepare("""
-            INSERT INTO \(t) (profile, resource_id, channel, contact, provider, status, priority, categories, deleted, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+            INSERT INTO \(t) (profile, resource_id, channel, contact, provider, status, priority, categories, fields, deleted, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
             """).execute([profileRowID, resource.id, channel.rawValue, contact, input.provider, status.rawValue, priority!,
-                          JSONValue.encodeStrings(input.categories), now, now])
+                          JSONValue.encodeStrings(input.categories), JSONValue.object(fields).canonical, now, now])
         let id = db.lastInsertRowID
         try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionAdded, actor: actor, details: JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]))
         return id

@@ -19,6 +19,7 @@ enum SubscriptionPages {
                 ["id": .string(String(s.id)), "channel": .string(s.channel.label), "contact": .string(s.contact), "provider": .string(s.provider),
                  "status": .string(s.status.label), "status_name": .string(s.status.name), "priority": .string(String(s.priority)),
                  "categories": .string(s.categories.joined(separator: ", ")), "deleted": .bool(s.deleted),
+                 "fields": .string(s.fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.stringValue ?? $0.value.canonical)" }.joined(separator: "; ")),
                  "statuses": .list(ProfileStatus.allCases.map { ["value": .string($0.name), "label": .string($0.label), "selected": .bool($0 == s.status)] })]
             })]
         })
