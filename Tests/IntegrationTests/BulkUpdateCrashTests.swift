@@ -3,18 +3,7 @@ import XCTest
 
 /// A bulk update killed with SIGKILL half-way: after a restart the task is interrupted with counts equal to the
 /// rows it changed, the file is intact, and resuming ends exactly where an uninterrupted run ends.
-final class BulkUpdateCrashTests: XCTestCase {
-    var server: RunningRoster!
-
-    override func setUpWithError() throws {
-        server = try RunningRoster()
-        try server.start()
-    }
-
-    override func tearDown() {
-        server?.stop()
-    }
-
+final class BulkUpdateCrashTests: RosterServerTestCase {
     func signIn() throws -> Jar {
         var jar = Jar()
         let page = try httpRequest(port: server.httpPort, method: "GET", path: "/login")

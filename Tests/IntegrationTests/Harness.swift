@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -258,4 +259,18 @@ func formBody(_ fields: [(String, String)]) -> [UInt8] {
     var allowed = CharacterSet.alphanumerics
     allowed.insert(charactersIn: "-._~")
     return Array(fields.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&").utf8)
+}
+
+/// A test case with its own Roster behind nginx, started before each test and stopped after it.
+class RosterServerTestCase: XCTestCase {
+    var server: RunningRoster!
+
+    override func setUpWithError() throws {
+        server = try RunningRoster()
+        try server.start()
+    }
+
+    override func tearDown() {
+        server?.stop()
+    }
 }

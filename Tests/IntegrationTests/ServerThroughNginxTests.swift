@@ -2,18 +2,7 @@ import Foundation
 import XCTest
 
 /// The real release binary behind the real nginx, driven over HTTP on loopback.
-final class ServerThroughNginxTests: XCTestCase {
-    var server: RunningRoster!
-
-    override func setUpWithError() throws {
-        server = try RunningRoster()
-        try server.start()
-    }
-
-    override func tearDown() {
-        server?.stop()
-    }
-
+final class ServerThroughNginxTests: RosterServerTestCase {
     func get(_ path: String, _ jar: Jar) throws -> HTTPReply {
         try httpRequest(port: server.httpPort, method: "GET", path: path, headers: jar.header)
     }

@@ -62,7 +62,6 @@ final class SelectionOracleTests: XCTestCase {
         var people: [Person] = []
         let table = ProfileTable.name(db.id)
         try pool.write { conn in
-            for sql in SegmentStore.createMembers(db.id) { try conn.execute(sql) }
             for i in 0..<profiles {
                 let pid = ProfileIdentity.newProfileID()
                 var values: [String: SQLValue] = [:]

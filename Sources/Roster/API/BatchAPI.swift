@@ -273,12 +273,11 @@ struct BatchItem {
             case .object: list = [subs]
             default: throw ItemError(code: BatchAPI.ItemCode.invalidSubscription, text: "subscriptions must be an array.", profileID: profileID)
             }
-            for (index, sub) in list.enumerated() {
+            for sub in list {
                 do {
                     try subscribe(sub, rowID: rowID, profileID: profileID)
-                } catch let e as ItemError where options.skipInvalidSubscriptions {
-                    _ = e   // skipped: the profile is still updated
-                    _ = index
+                } catch is ItemError where options.skipInvalidSubscriptions {
+                    continue   // skipped: the profile is still updated
                 }
             }
         }

@@ -119,6 +119,7 @@ public enum SkipReason {
     public static let noFreeCode = "no_free_code"
     public static let hasCode = "has_code"
     public static let noSubscription = "no_subscription"
+    public static let noCode = "no_code"
 
     public static func label(_ reason: String) -> String {
         switch reason {
@@ -129,7 +130,8 @@ public enum SkipReason {
         case recentInteraction: return "interactions since the cut-off date"
         case noFreeCode: return "no free promo code left"
         case hasCode: return "already has a code of this program"
-        case noSubscription: return "no subscription to detach from, or no code to detach"
+        case noSubscription: return "no subscription in that resource and channel"
+        case noCode: return "no code of this program to detach"
         default: return reason
         }
     }

@@ -146,7 +146,6 @@ struct BulkExecutor {
             let guardUnsafe = status == .subscribed && !includeUnsafe
             let unsafe = Set(BulkAction.unsafeStatuses.map(\.rawValue))
             let rows = try db.prepare("SELECT p.id, p.profile_id, p.email, p.phones FROM \(table) p WHERE p.id IN (\(targets)) ORDER BY p.id").query(range)
-            chunk.skip(SkipReason.noContact, 0)
             for row in rows {
                 let rowID = row.int64("id") ?? 0
                 let profileID = row.string("profile_id") ?? ""
@@ -176,10 +175,9 @@ struct BulkExecutor {
                 do {
                     _ = try Subscriptions.add(databaseID, rowID, SubscriptionInput(resourceID: resourceID, channel: channel.rawValue, contact: contact, provider: provider, status: status.name),
                                               actor: actor, now: now, db)
-                } catch let error as ValidationError {
+                } catch is ValidationError {
                     chunk.failed += 1
                     chunk.reasons["invalid_contact", default: 0] += 1
-                    _ = error
                     continue
                 }
                 let before = existing.map { ProfileStatus(rawValue: $0.int("status") ?? 0)?.name ?? "" } ?? ""
@@ -220,7 +218,7 @@ struct BulkExecutor {
                     profilesWithCodes.insert(code.int64("row") ?? 0)
                 }
                 chunk.updated = codes.count
-                chunk.skip(SkipReason.noSubscription, count - profilesWithCodes.count)
+                chunk.skip(SkipReason.noCode, count - profilesWithCodes.count)
             }
         }
         return chunk

@@ -48,7 +48,6 @@ public struct ExportProfilesTask: TaskHandler {
         guard let row = try db.queryOne(SegmentStore.byID.sql, [id]) else { throw ValidationError(field: "task", "The segment was deleted.") }
         let segment = Segment(row: row)
         if segment.kind == .static {
-            for sql in SegmentStore.createMembers(segment.databaseID) { try db.execute(sql) }
             return Selection(rules: .group(.and, [.rule(Rule(subject: "segment", op: "in", value: String(id)))]))
         }
         return segment.selection
@@ -109,16 +108,8 @@ public struct ExportProfilesTask: TaskHandler {
         FileManager.default.createFile(atPath: path(for: taskID), contents: nil, attributes: [.posixPermissions: 0o600])
     }
 
-    /// Cuts the file back to what committed chunks wrote (dropping anything a crashed chunk left), appends `text`,
-    /// and returns the new size, to be committed with the chunk.
     func append(_ text: String, for task: TaskRecord) throws -> Int64 {
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path(for: task.id)))
-        defer { try? handle.close() }
-        try handle.truncate(atOffset: UInt64(task.outputBytes))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(text.utf8))
-        try handle.synchronize()
-        return task.outputBytes + Int64(text.utf8.count)
+        try TaskOutputFile.append(text, to: path(for: task.id), committedBytes: task.outputBytes)
     }
 
     /// One RFC 4180 cell, neutralised against formula injection when it is text.
@@ -129,5 +120,23 @@ public struct ExportProfilesTask: TaskHandler {
             return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         return text
+    }
+}
+
+/// The output file of a task (an export, an import's failed rows), written chunk by chunk.
+enum TaskOutputFile {
+    /// Cuts the file back to what committed chunks wrote (dropping anything a crashed chunk left), appends `text`,
+    /// and returns the new size, to be committed with the chunk. Creates the file (0600: personal data) if needed.
+    static func append(_ text: String, to path: String, committedBytes: Int64) throws -> Int64 {
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.truncate(atOffset: UInt64(committedBytes))
+        try handle.seekToEnd()
+        if !text.isEmpty { try handle.write(contentsOf: Data(text.utf8)) }
+        try handle.synchronize()
+        return committedBytes + Int64(text.utf8.count)
     }
 }

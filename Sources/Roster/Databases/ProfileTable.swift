@@ -82,7 +82,7 @@ public enum ProfileTable {
             """,
             "CREATE INDEX relations_\(databaseID)_profile ON relations_\(databaseID)(profile)",
             "CREATE INDEX relations_\(databaseID)_related ON relations_\(databaseID)(related)",
-        ]
+        ] + SegmentStore.createMembers(databaseID)
     }
 
     static func historyName(_ databaseID: Int64) -> String { "history_\(databaseID)" }
@@ -98,6 +98,8 @@ public enum ProfileTable {
                 if !columns.isEmpty && !columns.contains("fields") {
                     try db.execute("ALTER TABLE subscriptions_\(id) ADD COLUMN fields TEXT NOT NULL DEFAULT '{}'")
                 }
+                // v3: static segments' members, created with every database since (IF NOT EXISTS: runs once).
+                for sql in SegmentStore.createMembers(id) { try db.execute(sql) }
             }
         }
     }

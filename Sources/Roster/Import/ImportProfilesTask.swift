@@ -246,18 +246,7 @@ public struct ImportProfilesTask: TaskHandler {
                                   actor: plan.actor, now: now, db)
     }
 
-    /// Cuts the failed-rows file back to what committed chunks wrote, appends, returns the new size.
     func appendFailed(_ text: String, _ task: TaskRecord) throws -> Int64 {
-        let path = imports.failedRowsPath(taskID: task.id)
-        if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-        }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
-        try handle.truncate(atOffset: UInt64(task.outputBytes))
-        try handle.seekToEnd()
-        if !text.isEmpty { try handle.write(contentsOf: Data(text.utf8)) }
-        try handle.synchronize()
-        return task.outputBytes + Int64(text.utf8.count)
+        try TaskOutputFile.append(text, to: imports.failedRowsPath(taskID: task.id), committedBytes: task.outputBytes)
     }
 }

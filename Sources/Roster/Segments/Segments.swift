@@ -122,7 +122,6 @@ public final class Segments: Sendable {
         let id = try pool.write { db -> Int64 in
             guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "Choose a database.") }
             try validate(input, databaseID: databaseID, id: 0, db)
-            if input.kind == .static { for sql in SegmentStore.createMembers(databaseID) { try db.execute(sql) } }
             try db.run(SegmentStore.insert.sql, [databaseID, input.name.trimmed, input.kind.rawValue, input.selection.json.canonical, actor, now, now])
             return db.lastInsertRowID
         }
@@ -142,7 +141,6 @@ public final class Segments: Sendable {
         guard let segment = try get(id) else { throw ValidationError(field: "segment", "No such segment.") }
         try pool.write { db in
             if segment.kind == .static {
-                for sql in SegmentStore.createMembers(segment.databaseID) { try db.execute(sql) }
                 try db.run("DELETE FROM \(SegmentStore.membersTable(segment.databaseID)) WHERE segment_id = ?", [id])
             }
             try db.run(SegmentStore.delete.sql, [id])
@@ -175,7 +173,6 @@ public final class Segments: Sendable {
             let counts: SelectionCounts
             if segment.kind == .static {
                 let n = try pool.read { db -> Int in
-                    guard try db.queryOne("SELECT 1 FROM sqlite_master WHERE name = ?", [SegmentStore.membersTable(segment.databaseID)]) != nil else { return 0 }
                     return try db.scalar("SELECT COUNT(*) FROM \(SegmentStore.membersTable(segment.databaseID)) WHERE segment_id = ?", [segment.id]).int ?? 0
                 }
                 counts = SelectionCounts(matchingRules: n, inRange: n, selected: n)
@@ -215,7 +212,6 @@ public final class Segments: Sendable {
             let rows: [Row]
             let table = ProfileTable.name(segment.databaseID)
             if segment.kind == .static {
-                guard try db.queryOne("SELECT 1 FROM sqlite_master WHERE name = ?", [SegmentStore.membersTable(segment.databaseID)]) != nil else { return ([], nil) }
                 rows = try db.prepare("SELECT p.* FROM \(table) p JOIN \(SegmentStore.membersTable(segment.databaseID)) m ON m.profile = p.id WHERE m.segment_id = ? AND p.id > ? ORDER BY p.id LIMIT ?")
                     .query([segment.id, after, limit + 1])
             } else {
@@ -244,7 +240,6 @@ public final class Segments: Sendable {
         let segment = try requireStatic(segmentID, databaseID: databaseID)
         let now = clock.now()
         return try pool.write { db in
-            for sql in SegmentStore.createMembers(databaseID) { try db.execute(sql) }
             let added = try db.run("INSERT OR IGNORE INTO \(SegmentStore.membersTable(databaseID)) (segment_id, profile, added_at) VALUES (?, ?, ?)", [segmentID, profileRowID, now])
             if added == 1 {
                 try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.segmentEntered, actor: actor,
@@ -258,7 +253,6 @@ public final class Segments: Sendable {
         let segment = try requireStatic(segmentID, databaseID: databaseID)
         let now = clock.now()
         try pool.write { db in
-            for sql in SegmentStore.createMembers(databaseID) { try db.execute(sql) }
             let removed = try db.run("DELETE FROM \(SegmentStore.membersTable(databaseID)) WHERE segment_id = ? AND profile = ?", [segmentID, profileRowID])
             if removed == 0 { throw ValidationError(field: "profile", "The profile is not in this segment.") }
             try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.segmentLeft, actor: actor,
@@ -273,7 +267,6 @@ public final class Segments: Sendable {
         let now = clock.now()
         let databaseID = source.databaseID
         return try pool.write { db in
-            for sql in SegmentStore.createMembers(databaseID) { try db.execute(sql) }
             let c = try SelectionCompiler.compile(source.selection, try SelectionContext.load(databaseID, now: now, db))
             let bound = try Segments.limitBoundary(c, db) ?? Int64.max
             let members = SegmentStore.membersTable(databaseID)
@@ -298,7 +291,6 @@ public final class Segments: Sendable {
     /// The static segments a profile belongs to.
     public func staticSegments(databaseID: Int64, profileRowID: Int64) throws -> [Segment] {
         try pool.read { db in
-            guard try db.queryOne("SELECT 1 FROM sqlite_master WHERE name = ?", [SegmentStore.membersTable(databaseID)]) != nil else { return [] }
             return try db.query("SELECT s.* FROM segments s JOIN \(SegmentStore.membersTable(databaseID)) m ON m.segment_id = s.id WHERE m.profile = ? ORDER BY s.name", [profileRowID])
                 .map(Segment.init(row:))
         }
