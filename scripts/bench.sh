@@ -138,16 +138,32 @@ done
 echo
 echo "Profiles — pages of the $profiles-profile database through nginx (wrk 2 threads × $connections connections, ${seconds}s)"
 printf "%-44s %10s %9s %9s %7s\n" "what" "req/s" "p50 ms" "p99 ms" "non-2xx"
-read -r p_rps p_p50 p_p99 p_err < <(run_wrk profile "$base/databases/$dbid/profiles/$pid_profile" "$cookie")
-printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile page" "$p_rps" "$p_p50" "$p_p99" "$p_err"
+# This machine's speed drifts by up to 1.6x within seconds (a plain CPU loop here timed 0.30 to 0.51 s), so one
+# static run at the start and one page run a minute later can be far apart for reasons unrelated to Roster. The
+# profile page is therefore measured in ROUNDS rounds, each a static run right before a page run of half the
+# duration, and judged on the median round; every round is printed.
+rounds="${BENCH_ROUNDS:-5}"
+half=$(( seconds / 2 > 1 ? seconds / 2 : 1 ))
+wrk -t2 -c$connections -d2s -H "$cookie" "$base/databases/$dbid/profiles/$pid_profile" >/dev/null   # warm-up
+: > "$work/rounds"
+for round in $(seq 1 "$rounds"); do
+  read -r rs_rps _ _ _ < <(seconds=$half run_wrk static "$base/static/app.css")
+  read -r rp_rps rp_p50 rp_p99 rp_err < <(seconds=$half run_wrk profile "$base/databases/$dbid/profiles/$pid_profile" "$cookie")
+  echo "$round $rs_rps $rp_rps $rp_p50 $rp_p99 $rp_err" >> "$work/rounds"
+  printf "%-44s %10.0f %9.2f %9.2f %7s   static %6.0f req/s, ratio %s%%\n" "profile page, round $round of $rounds (${half}s)" "$rp_rps" "$rp_p50" "$rp_p99" "$rp_err" "$rs_rps" "$(awk -v a="$rp_rps" -v b="$rs_rps" 'BEGIN { printf "%.1f", 100*a/b }')"
+done
+# The median round by ratio gives the page figures; the p99 is the median of the rounds' p99s.
+read -r s_round_rps p_rps p_p50 p_err < <(awk '{ print 100*$3/$2, $2, $3, $4, $6 }' "$work/rounds" | sort -n | awk -v n="$rounds" 'NR == int((n + 1) / 2) { print $2, $3, $4, $5 }')
+p_p99=$(awk '{ print $5 }' "$work/rounds" | median)
+printf "%-44s %10.0f %9.2f %9.2f %7s   static %6.0f req/s (median round; p99: median of rounds)\n" "profile page" "$p_rps" "$p_p50" "$p_p99" "$p_err" "$s_round_rps"
 read -r l_rps l_p50 l_p99 l_err < <(run_wrk list "$base/databases/$dbid/profiles" "$cookie")
 printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile list, first page" "$l_rps" "$l_p50" "$l_p99" "$l_err"
 read -r d_rps2 d_p502 d_p992 d_err2 < <(run_wrk deep "$base/databases/$dbid/profiles?sort=created&after=$deep-$deep" "$cookie")
 printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile list, deep page (1,000 from the end)" "$d_rps2" "$d_p502" "$d_p992" "$d_err2"
 read -r e_rps e_p50 e_p99 e_err < <(run_wrk search "$base/databases/$dbid/profiles?q=$email" "$cookie")
 printf "%-44s %10.0f %9.2f %9.2f %7s\n" "search by email" "$e_rps" "$e_p50" "$e_p99" "$e_err"
-pratio=$(awk -v a="$p_rps" -v b="$s_rps" 'BEGIN { printf "%.1f", 100*a/b }')
-echo "profile page / static file: ${pratio}% (bar: >= 10%, p99 < 10 ms); list pages p99 bar: < 50 ms"
+pratio=$(awk -v a="$p_rps" -v b="$s_round_rps" 'BEGIN { printf "%.1f", 100*a/b }')
+echo "profile page / static file (median round): ${pratio}% (bar: >= 10%, p99 < 10 ms); list pages p99 bar: < 50 ms"
 echo "profiles bars: page ratio $(verdict "$(awk -v r="$pratio" 'BEGIN{print (r>=10)}')"), page p99 $(verdict "$(awk -v p="$p_p99" 'BEGIN{print (p<10)}')"), first list p99 $(verdict "$(awk -v p="$l_p99" 'BEGIN{print (p<50)}')"), deep list p99 $(verdict "$(awk -v p="$d_p992" 'BEGIN{print (p<50)}')")"
 
 # ---------------------------------------------------------------------------------------------------------

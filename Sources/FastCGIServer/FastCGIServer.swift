@@ -146,15 +146,34 @@ public final class FastCGIServer: Sendable {
 
     static func copyParameters(_ envp: FCGX_ParamArray?) -> [String: String] {
         var params: [String: String] = [:]
+        params.reserveCapacity(32)
         guard var cursor = envp else { return params }
         while let entry = cursor.pointee {
-            let pair = String(cString: entry)
-            if let eq = pair.firstIndex(of: "=") {
-                params[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+            // Split "NAME=value" on the first "=" straight from the C string: one copy per part.
+            let length = strlen(entry)
+            entry.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+                let pair = UnsafeBufferPointer(start: bytes, count: length)
+                if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
+                    params[String(decoding: UnsafeBufferPointer(rebasing: pair[..<eq]), as: UTF8.self)] =
+                        String(decoding: UnsafeBufferPointer(rebasing: pair[(eq + 1)...]), as: UTF8.self)
+                }
             }
             cursor += 1
         }
         return params
+    }
+
+    /// `HTTP_ACCEPT_LANGUAGE` → `accept-language`, on bytes (the parameter names are ASCII).
+    static func headerName(parameter key: String) -> String {
+        var bytes = Array(key.utf8.dropFirst(5))
+        for index in bytes.indices {
+            switch bytes[index] {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): bytes[index] += 32
+            case UInt8(ascii: "_"): bytes[index] = UInt8(ascii: "-")
+            default: break
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func readBody(_ stream: UnsafeMutablePointer<FCGX_Stream>?, length: Int) -> [UInt8] {
@@ -197,7 +216,7 @@ public final class FastCGIServer: Sendable {
     public static func makeRequest(params: [String: String], body: [UInt8]) -> Request {
         var headers: [String: String] = [:]
         for (key, value) in params where key.hasPrefix("HTTP_") {
-            headers[key.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")] = value
+            headers[headerName(parameter: key)] = value
         }
         if let type = params["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
         if let length = params["CONTENT_LENGTH"], !length.isEmpty { headers["content-length"] = length }
@@ -219,7 +238,8 @@ public final class FastCGIServer: Sendable {
         var head = "Status: \(response.status) \(Response.reasonPhrase(response.status))\r\n"
         for (name, value) in response.headers {
             // Header injection guard: a value never carries a line break into the header block.
-            let clean = value.replacingOccurrences(of: "\r", with: "").replacingOccurrences(of: "\n", with: "")
+            let clean = value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A })
+                ? value.replacingOccurrences(of: "\r", with: "").replacingOccurrences(of: "\n", with: "") : value
             head += "\(name): \(clean)\r\n"
         }
         var file: FileHandle?

@@ -50,11 +50,21 @@ public struct Request: Sendable {
     public var cookies: [String: String] {
         guard let raw = header("cookie") else { return [:] }
         var result: [String: String] = [:]
+        // Plain Substring work: Foundation's trimming bridges through NSString, and this runs on every request.
+        func trimmed(_ text: Substring) -> String {
+            var start = text.startIndex, end = text.endIndex
+            while start < end, text[start] == " " || text[start] == "\t" { start = text.index(after: start) }
+            while end > start {
+                let before = text.index(before: end)
+                guard text[before] == " " || text[before] == "\t" else { break }
+                end = before
+            }
+            return String(text[start..<end])
+        }
         for pair in raw.split(separator: ";") {
-            let kv = pair.split(separator: "=", maxSplits: 1)
-            guard kv.count == 2 else { continue }
-            let name = kv[0].trimmingCharacters(in: .whitespaces)
-            if result[name] == nil { result[name] = kv[1].trimmingCharacters(in: .whitespaces) }
+            guard let eq = pair.firstIndex(of: "=") else { continue }
+            let name = trimmed(pair[..<eq])
+            if result[name] == nil { result[name] = trimmed(pair[pair.index(after: eq)...]) }
         }
         return result
     }

@@ -256,6 +256,29 @@ public enum Schema {
                 PRIMARY KEY (token_id, key)
             ) WITHOUT ROWID;
             """),
+        Migration(version: 7, name: "field catalogue versions", sql: """
+            -- Bumped by these triggers on any change to a database's custom fields or standard-field settings, so a
+            -- process (or, later, each app host) can keep the field catalogue in memory and check it with one read.
+            ALTER TABLE databases ADD COLUMN catalogue_version INTEGER NOT NULL DEFAULT 0;
+            CREATE TRIGGER custom_fields_inserted AFTER INSERT ON custom_fields BEGIN
+                UPDATE databases SET catalogue_version = catalogue_version + 1 WHERE id = NEW.database_id;
+            END;
+            CREATE TRIGGER custom_fields_updated AFTER UPDATE ON custom_fields BEGIN
+                UPDATE databases SET catalogue_version = catalogue_version + 1 WHERE id IN (OLD.database_id, NEW.database_id);
+            END;
+            CREATE TRIGGER custom_fields_deleted AFTER DELETE ON custom_fields BEGIN
+                UPDATE databases SET catalogue_version = catalogue_version + 1 WHERE id = OLD.database_id;
+            END;
+            CREATE TRIGGER standard_settings_inserted AFTER INSERT ON standard_field_settings BEGIN
+                UPDATE databases SET catalogue_version = catalogue_version + 1 WHERE id = NEW.database_id;
+            END;
+            CREATE TRIGGER standard_settings_updated AFTER UPDATE ON standard_field_settings BEGIN
+                UPDATE databases SET catalogue_version = catalogue_version + 1 WHERE id IN (OLD.database_id, NEW.database_id);
+            END;
+            CREATE TRIGGER standard_settings_deleted AFTER DELETE ON standard_field_settings BEGIN
+                UPDATE databases SET catalogue_version = catalogue_version + 1 WHERE id = OLD.database_id;
+            END;
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.

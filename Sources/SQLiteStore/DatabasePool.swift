@@ -58,7 +58,7 @@ public final class DatabasePool: @unchecked Sendable {
     @discardableResult
     public func read<T>(_ body: (Connection) throws -> T) throws -> T {
         // Inside `readScope` on this thread: join its transaction (one snapshot, no new BEGIN, no new file locks).
-        if let scoped = Thread.current.threadDictionary[scopeKey] as? Connection { return try body(scoped) }
+        if let scoped = ReadScope.current(of: self) { return try body(scoped) }
         let conn = try borrowReader()
         defer { giveBack(conn) }
         return try conn.inTransaction(.deferred, body)
@@ -68,17 +68,16 @@ public final class DatabasePool: @unchecked Sendable {
     /// then sees one consistent snapshot and takes SQLite's read locks once instead of ten times. For requests that
     /// do not read their own writes (GET pages): writes still go to the writer, and this snapshot would not see them.
     public func readScope<T>(_ body: () throws -> T) throws -> T {
-        if Thread.current.threadDictionary[scopeKey] != nil { return try body() }
+        if ReadScope.current(of: self) != nil { return try body() }
         let conn = try borrowReader()
         defer { giveBack(conn) }
         return try conn.inTransaction(.deferred) { c in
-            Thread.current.threadDictionary[scopeKey] = c
-            defer { Thread.current.threadDictionary.removeObject(forKey: scopeKey) }
+            let scope = ReadScope(pool: ObjectIdentifier(self), connection: c)
+            let outer = ReadScope.swap(in: scope)
+            defer { _ = ReadScope.swap(in: outer) }
             return try body()
         }
     }
-
-    private var scopeKey: String { "roster.readScope." + path }
 
     private func borrowReader() throws -> Connection {
         lock.lock()
@@ -104,5 +103,37 @@ extension NamedQuery {
     var isReadOnlyCandidate: Bool {
         let head = sql.drop(while: { $0.isWhitespace }).prefix(6).uppercased()
         return head.hasPrefix("SELECT") || head.hasPrefix("WITH")
+    }
+}
+
+/// The read transaction a thread is inside (`DatabasePool.readScope`), kept in pthread thread-specific data.
+/// Reading it is one call per query; Foundation's `threadDictionary` would bridge a string key through an
+/// NSDictionary each time. A scope of another pool on the same thread is saved and restored around this one.
+final class ReadScope {
+    let pool: ObjectIdentifier
+    let connection: Connection
+
+    init(pool: ObjectIdentifier, connection: Connection) {
+        self.pool = pool
+        self.connection = connection
+    }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+        return key
+    }()
+
+    static func current(of pool: DatabasePool) -> Connection? {
+        guard let raw = pthread_getspecific(key) else { return nil }
+        let scope = Unmanaged<ReadScope>.fromOpaque(raw).takeUnretainedValue()
+        return scope.pool == ObjectIdentifier(pool) ? scope.connection : nil
+    }
+
+    /// Makes `scope` the thread's current one (retained while it is) and returns the one it replaces.
+    static func swap(in scope: ReadScope?) -> ReadScope? {
+        let outer = pthread_getspecific(key).map { Unmanaged<ReadScope>.fromOpaque($0).takeRetainedValue() }
+        pthread_setspecific(key, scope.map { Unmanaged.passRetained($0).toOpaque() })
+        return outer
     }
 }

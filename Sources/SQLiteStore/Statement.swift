@@ -73,6 +73,20 @@ public final class Statement {
         (0..<sqlite3_column_count(handle)).map { String(cString: sqlite3_column_name(handle, $0)) }
     }
 
+    private var resultNames: [String] = []
+    private var resultNamesGeneration: Int32 = -1
+
+    /// The result's column names, read once and kept until SQLite re-prepares the statement (after a schema change,
+    /// `SELECT *` may have other columns). Call after a step: the re-prepare happens inside `sqlite3_step`.
+    var resultColumnNames: [String] {
+        let generation = sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_REPREPARE, 0)
+        if generation != resultNamesGeneration {
+            resultNames = columnNames
+            resultNamesGeneration = generation
+        }
+        return resultNames
+    }
+
     func currentValues(count: Int32) -> [SQLValue] {
         var values: [SQLValue] = []
         values.reserveCapacity(Int(count))
@@ -104,9 +118,9 @@ public final class Statement {
     public func query(_ values: [any SQLBindable] = []) throws(SQLiteError) -> [Row] {
         try bind(values)
         defer { sqlite3_reset(handle) }
-        let names = columnNames
         var rows: [Row] = []
         while try step() {
+            let names = resultColumnNames
             rows.append(Row(columns: names, values: currentValues(count: Int32(names.count))))
         }
         return rows
@@ -116,8 +130,8 @@ public final class Statement {
     public func forEach(_ values: [any SQLBindable] = [], _ body: (Row) throws -> Void) throws {
         try bind(values)
         defer { sqlite3_reset(handle) }
-        let names = columnNames
         while try step() {
+            let names = resultColumnNames
             try body(Row(columns: names, values: currentValues(count: Int32(names.count))))
         }
     }

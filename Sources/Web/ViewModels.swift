@@ -75,7 +75,7 @@ enum View {
     }
 
     static func errors(_ fieldErrors: [String: String]) -> TemplateValue {
-        .dict(fieldErrors.mapValues { .string($0) })
+        .dict(TemplateDict(fieldErrors.mapValues { TemplateValue.string($0) }))
     }
 
     static func typeOptions(selected: String) -> TemplateValue {

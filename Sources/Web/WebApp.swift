@@ -132,7 +132,7 @@ public final class WebApp: RequestHandler {
 
     /// Renders a page inside the layout, with the navigation and the account bar.
     func page(_ template: String, title: String, context: RequestContext, nav: NavItem? = nil, status: Int = 200,
-              _ values: [String: TemplateValue] = [:]) throws -> Response {
+              _ values: TemplateDict = [:]) throws -> Response {
         var all = values
         all["title"] = .string(title)
         all["request_id"] = .string(context.requestID)
@@ -154,11 +154,11 @@ public final class WebApp: RequestHandler {
             all["nav"] = .list([])
         }
         if all["csrf_token"] == nil { all["csrf_token"] = "" }
-        return Response.html(try templates.render(template, all), status: status)
+        return Response(status: status, headers: [("Content-Type", "text/html; charset=utf-8")], body: try templates.renderBytes(template, all))
     }
 
     func errorPage(_ error: HTTPError, request: Request, requestID: String) -> Response {
-        let values: [String: TemplateValue] = [
+        let values: TemplateDict = [
             "title": .string(error.title), "status": .int(error.status), "heading": .string(error.title),
             "detail": .string(error.detail), "request_id": .string(requestID), "session": .null, "nav": .list([]),
             "csrf_token": "", "is_server_error": .bool(error.status >= 500),
@@ -230,10 +230,11 @@ public struct Services: Sendable {
                                                       ImportProfilesTask.kind: ImportProfilesTask(imports: imports),
                                                       BulkUpdateTask.kind: BulkUpdateTask(clock: clock, removalMinMonths: removalMinMonths)],
                                clock: clock, chunkSize: chunkSize, pauseMilliseconds: taskPauseMilliseconds)
-        return Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock),
+        let catalogues = CatalogueCache()
+        return Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock, catalogues: catalogues),
                         resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),
                         tasks: tasks,
-                        export: export, profiles: Profiles(pool: pool, clock: clock),
+                        export: export, profiles: Profiles(pool: pool, clock: clock, catalogues: catalogues),
                         subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports,
                         segments: Segments(pool: pool, clock: clock),
                         bulk: BulkUpdates(pool: pool, tasks: tasks, clock: clock, removalMinMonths: removalMinMonths),

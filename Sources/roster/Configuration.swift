@@ -4,7 +4,7 @@ import Foundation
 struct Configuration {
     var dataDirectory = "data"
     var listen = "127.0.0.1:9009"
-    var workers = 32
+    var workers = 96
     var templates = "Templates"
     var secureCookies = false
     /// Deletion by conditions removes profiles with no interaction since the start of the current month minus this
@@ -17,7 +17,7 @@ struct Configuration {
         Configuration (flag, or environment variable):
           --data DIR        ROSTER_DATA       data folder (SQLite database); default: data
           --listen ADDR     ROSTER_LISTEN     FastCGI address, host:port or a socket path; default: 127.0.0.1:9009
-          --workers N       ROSTER_WORKERS    FastCGI worker threads; default: 32
+          --workers N       ROSTER_WORKERS    FastCGI worker threads; default: 96
           --templates DIR   ROSTER_TEMPLATES  the Templates folder; default: Templates
           --secure-cookies  ROSTER_SECURE_COOKIES=1  mark cookies Secure (TLS ends before nginx)
                             ROSTER_PROFILES_REMOVAL_MIN_MONTHS  months of inactivity (before the current month) that

@@ -15,6 +15,49 @@ final class ProfilesTests: XCTestCase {
         return (pool, databases, Profiles(pool: pool), db)
     }
 
+    /// The field catalogue is cached per database and checked against `catalogue_version`, which triggers bump on
+    /// any change to custom fields or standard settings, whoever makes it: another service instance (another
+    /// process, in production) or plain SQL.
+    func testCachedCatalogueFollowsEveryKindOfFieldChange() throws {
+        let (pool, _, profiles, db) = try setUpDatabase()
+        let elsewhere = Databases(pool: pool)   // its own cache, as another process would have
+        let cached = Databases(pool: pool)
+        let p = try profiles.create(databaseID: db.id, ProfileInput(values: ["_lname": "Lee", "score": "5"]), actor: nil)
+        XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score"])
+        XCTAssertEqual(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["score"], "5")
+
+        let version = { try pool.read { try $0.scalar("SELECT catalogue_version FROM databases WHERE id = ?", [db.id]).int64 ?? -1 } }
+        var last = try version()
+        func bumped(_ what: String) throws {
+            let now = try version()
+            XCTAssertGreaterThan(now, last, what)
+            last = now
+        }
+        let city = try elsewhere.addField(to: db.id, FieldInput(name: "city", type: "line"))
+        try bumped("adding a field")
+        XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score", "city"])
+        XCTAssertNotNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["city"])
+
+        try pool.write { try $0.run("UPDATE custom_fields SET name = 'town' WHERE id = ?", [city.id]) }
+        try bumped("renaming by SQL")
+        XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score", "town"])
+        XCTAssertNotNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["town"])
+
+        try elsewhere.deleteField(city.id)
+        try bumped("deleting a field")
+        XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score"])
+        XCTAssertNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["town"])
+
+        try elsewhere.updateStandardSettings(db.id, ["_country": .init(defaultValue: "FR")])
+        try bumped("changing standard settings")
+        XCTAssertEqual(try cached.standardSettings(of: db.id)["_country"]?.defaultValue, "FR")
+        try pool.write { try $0.run("DELETE FROM standard_field_settings WHERE database_id = ?", [db.id]) }
+        try bumped("deleting standard settings by SQL")
+        XCTAssertNil(try cached.standardSettings(of: db.id)["_country"])
+        XCTAssertEqual(try profiles.create(databaseID: db.id, ProfileInput(values: [:]), actor: nil).values["_country"], "",
+                       "no default any more, and no required last name either")
+    }
+
     func testCreateAppliesDefaultsChecksRequiredAndRecordsHistory() throws {
         let (_, _, profiles, db) = try setUpDatabase()
         XCTAssertThrowsError(try profiles.create(databaseID: db.id, ProfileInput(values: ["_fname": "Ann", "score": "1.5", "_bdate": "2024-02-30"], status: "nope"), actor: nil)) {

@@ -113,6 +113,30 @@ final class ConnectionTests: XCTestCase {
             .forEach([5]) { seen.append($0.int("x") ?? 0) }
         XCTAssertEqual(seen, [1, 2, 3, 4, 5])
     }
+
+    /// Column names are cached per statement; a schema change made through another connection makes SQLite
+    /// re-prepare `SELECT *`, and the rows must then carry the new columns under their own names.
+    func testCachedSelectStarSeesColumnsAddedAndDroppedElsewhere() throws {
+        let path = temporaryDatabasePath()
+        let reader = try Connection(path: path)
+        let other = try Connection(path: path)
+        try other.execute("CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'one');")
+        XCTAssertEqual(try reader.queryOne("SELECT * FROM t")?.columns, ["a", "b"])
+        try other.execute("ALTER TABLE t ADD COLUMN c INTEGER DEFAULT 7; ALTER TABLE t DROP COLUMN b; ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'dee';")
+        let row = try XCTUnwrap(try reader.queryOne("SELECT * FROM t"))
+        XCTAssertEqual(row.columns, ["a", "c", "d"])
+        XCTAssertEqual(row["c"], .integer(7))
+        XCTAssertEqual(row["d"], .text("dee"))
+        XCTAssertEqual(row["b"], .null)
+    }
+
+    func testRowIndexWithAHintFindsColumnsEitherSideOfIt() throws {
+        let row = Row(columns: ["a", "b", "c"], values: [.integer(1), .integer(2), .integer(3)])
+        XCTAssertEqual(row.index(of: "c", from: 1), 2)
+        XCTAssertEqual(row.index(of: "a", from: 2), 0)
+        XCTAssertEqual(row.index(of: "b", from: 9), 1)
+        XCTAssertNil(row.index(of: "z", from: 1))
+    }
 }
 
 final class MigratorTests: XCTestCase {
@@ -169,6 +193,27 @@ final class DatabasePoolTests: XCTestCase {
         // The next write waits for the first (one writer at a time) and then sees its row.
         try pool.write { try $0.run("INSERT INTO t VALUES (3)") }
         XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM t").int }, 3)
+    }
+
+    /// Reads inside `readScope` share its snapshot; a read of another pool inside it uses that pool's own
+    /// connection, and the outer scope is back once an inner one ends.
+    func testReadScopeIsPerPoolAndRestoresTheOuterScope() throws {
+        let make = { (value: Int) in
+            try DatabasePool(path: temporaryDatabasePath(),
+                             migrations: [Migration(version: 1, name: "t", sql: "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (\(value));")], queries: [])
+        }
+        let a = try make(1), b = try make(2)
+        try a.readScope {
+            XCTAssertEqual(try a.read { try $0.scalar("SELECT x FROM t").int }, 1)
+            try a.write { try $0.run("UPDATE t SET x = 10") }
+            XCTAssertEqual(try a.read { try $0.scalar("SELECT x FROM t").int }, 1, "the scope's snapshot, not the later write")
+            try b.readScope {
+                XCTAssertEqual(try b.read { try $0.scalar("SELECT x FROM t").int }, 2)
+            }
+            XCTAssertEqual(try b.read { try $0.scalar("SELECT x FROM t").int }, 2)
+            XCTAssertEqual(try a.read { try $0.scalar("SELECT x FROM t").int }, 1, "still inside a's scope")
+        }
+        XCTAssertEqual(try a.read { try $0.scalar("SELECT x FROM t").int }, 10)
     }
 
     func testStartupFailsOnABrokenNamedQuery() {

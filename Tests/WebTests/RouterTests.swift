@@ -64,5 +64,7 @@ final class FormDataTests: XCTestCase {
         let r = Request(method: "GET", target: "/", headers: ["Cookie": "a=1; roster_session=abc=; a=2"])
         XCTAssertEqual(r.cookies["roster_session"], "abc=")
         XCTAssertEqual(r.cookies["a"], "1")
+        let spaced = Request(method: "GET", target: "/", headers: ["Cookie": " \tx = y z ;novalue;  ;=v; w=\t"])
+        XCTAssertEqual(spaced.cookies, ["x": "y z", "": "v", "w": ""])
     }
 }

@@ -2,7 +2,7 @@
 import XCTest
 
 final class TemplateTests: XCTestCase {
-    func render(_ source: String, _ context: [String: TemplateValue], extra: [String: String] = [:]) throws -> String {
+    func render(_ source: String, _ context: TemplateDict, extra: [String: String] = [:]) throws -> String {
         var templates = ["t.html": try Template(name: "t.html", source: source)]
         for (name, text) in extra { templates[name] = try Template(name: name, source: text) }
         return try TemplateSet(templates: templates).render("t.html", context)
@@ -50,6 +50,24 @@ final class TemplateTests: XCTestCase {
     func testLoopsNestAndExposeLoopInfo() throws {
         let t = "{% for row in rows %}[{% for c in row.cells %}{{ c }}{% if not loop.last %},{% end %}{% end %}]{{ loop.number }}{% end %}"
         XCTAssertEqual(try render(t, ["rows": [["cells": ["a", "b"]], ["cells": ["<c>"]]]]), "[a,b]1[&lt;c&gt;]2")
+    }
+
+    func testInnerLoopInfoIsTheInnerLoopsAndOuterComesBack() throws {
+        let t = "{% for a in as %}{% for b in a.bs %}{{ loop.index }}{% end %}-{{ loop.index }}|{% end %}"
+        XCTAssertEqual(try render(t, ["as": [["bs": ["x", "y", "z"]], ["bs": []]]]), "012-0|-1|")
+    }
+
+    func testViewModelObjectsActLikeDictionaries() {
+        var object: TemplateDict = ["a": 1, "b": "two"]
+        XCTAssertEqual(object["b"], "two")
+        object["a"] = 3
+        object["c"] = true
+        object["b"] = nil
+        XCTAssertEqual(object.keys, ["a", "c"])
+        XCTAssertEqual(object, ["c": true, "a": 3], "equal whatever the order")
+        XCTAssertNotEqual(object, ["a": 3])
+        XCTAssertEqual(object.merging(["a": 4, "d": .null]), ["a": 4, "c": true, "d": .null])
+        XCTAssertEqual(TemplateDict(["x": "y"]), ["x": "y"])
     }
 
     func testLoopElseRendersWhenEmpty() throws {

@@ -26,6 +26,7 @@ public enum DatabaseStore {
         """)
     static let deleteField = NamedQuery("customFields.delete", "DELETE FROM custom_fields WHERE id = ?")
 
+    static let catalogueVersion = NamedQuery("databases.catalogueVersion", "SELECT catalogue_version FROM databases WHERE id = ?")
     static let standardSettings = NamedQuery("standardFields.ofDatabase", "SELECT * FROM standard_field_settings WHERE database_id = ?")
     static let upsertStandard = NamedQuery("standardFields.upsert", """
         INSERT INTO standard_field_settings (database_id, field_key, default_value, required, show_in_sm) VALUES (?, ?, ?, ?, ?)
@@ -44,6 +45,6 @@ public enum DatabaseStore {
 
     static var queries: [NamedQuery] {
         [all, byID, byName, insert, update, delete, fields, fieldByID, fieldByName, insertField, updateField, deleteField,
-         standardSettings, upsertStandard, attachedResources, attachedResource, detachAll, attach]
+         standardSettings, catalogueVersion, upsertStandard, attachedResources, attachedResource, detachAll, attach]
     }
 }

@@ -63,10 +63,12 @@ public final class Databases: Sendable {
     let pool: DatabasePool
     let clock: Clock
     private let countCache = Mutex<[Int64: (count: Int, expires: Int64)]>([:])
+    let catalogues: CatalogueCache
 
-    public init(pool: DatabasePool, clock: Clock = .system) {
+    public init(pool: DatabasePool, clock: Clock = .system, catalogues: CatalogueCache = CatalogueCache()) {
         self.pool = pool
         self.clock = clock
+        self.catalogues = catalogues
     }
 
     public static let languages: [(code: String, label: String)] = [
@@ -99,7 +101,7 @@ public final class Databases: Sendable {
     }
 
     public func fields(of databaseID: Int64) throws -> [CustomField] {
-        try pool.read { try Databases.fields(databaseID, $0) }
+        try pool.read { try catalogues.catalogue(databaseID, $0).custom }
     }
 
     static func fields(_ databaseID: Int64, _ db: Connection) throws -> [CustomField] {
@@ -115,7 +117,7 @@ public final class Databases: Sendable {
     }
 
     public func standardSettings(of databaseID: Int64) throws -> [String: StandardFieldSetting] {
-        try pool.read { try Databases.standardSettings(databaseID, $0) }
+        try pool.read { try catalogues.catalogue(databaseID, $0).standard }
     }
 
     static func standardSettings(_ databaseID: Int64, _ db: Connection) throws -> [String: StandardFieldSetting] {

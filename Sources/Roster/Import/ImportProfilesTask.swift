@@ -28,7 +28,7 @@ public struct ImportProfilesTask: TaskHandler {
         let updateExisting: Bool
         let subscription: (resource: Int64, channel: Channel, status: String)?
         let catalogue: Profiles.Catalogue
-        let columns: [(key: String, column: String, display: (SQLValue) -> String)]
+        let columns: [Profiles.ReadColumn]
         /// The history details of every profile this import creates (the same text for each).
         let createdDetails: String
 

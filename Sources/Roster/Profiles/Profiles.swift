@@ -69,23 +69,28 @@ public final class Profiles: Sendable {
     private let countCache = Mutex<[String: (count: Int, expires: Int64)]>([:])
     static let countTTL: Int64 = 10
 
-    public init(pool: DatabasePool, clock: Clock = .system) {
+    let catalogues: CatalogueCache
+
+    public init(pool: DatabasePool, clock: Clock = .system, catalogues: CatalogueCache = CatalogueCache()) {
         self.pool = pool
         self.clock = clock
+        self.catalogues = catalogues
     }
 
-    struct Catalogue {
-        let custom: [CustomField]
-        let standard: [String: StandardFieldSetting]
-    }
-
+    /// A database's fields as they are in this transaction, read from the tables (writes use this).
     static func catalogue(_ databaseID: Int64, _ db: Connection) throws -> Catalogue {
         Catalogue(custom: try Databases.fields(databaseID, db), standard: try Databases.standardSettings(databaseID, db))
     }
 
+    typealias ReadColumn = (key: String, column: String, display: @Sendable (SQLValue) -> String)
+
     /// Every field's column and how to read it back.
-    static func readColumns(_ catalogue: Catalogue) -> [(key: String, column: String, display: (SQLValue) -> String)] {
-        var columns: [(String, String, (SQLValue) -> String)] = []
+    static func readColumns(_ catalogue: Catalogue) -> [ReadColumn] {
+        catalogue.columns
+    }
+
+    static func readColumns(custom: [CustomField]) -> [ReadColumn] {
+        var columns: [ReadColumn] = []
         for field in StandardField.all {
             switch field.kind {
             case .typed(let type): columns.append((field.key, field.column, { type.display($0) }))
@@ -93,13 +98,22 @@ public final class Profiles: Sendable {
             case .phones: columns.append((field.key, field.column, { FieldType.tags.display($0) }))
             }
         }
-        for field in catalogue.custom { columns.append((field.name, field.column, { field.type.display($0) })) }
+        for field in custom { columns.append((field.name, field.column, { field.type.display($0) })) }
         return columns
     }
 
-    static func profile(_ row: Row, _ columns: [(key: String, column: String, display: (SQLValue) -> String)]) -> Profile {
+    static func profile(_ row: Row, _ columns: [ReadColumn]) -> Profile {
         var values: [String: String] = [:]
-        for c in columns { values[c.key] = c.display(row[c.column]) }
+        values.reserveCapacity(columns.count)
+        var hint = 0  // the catalogue lists columns in table order, as `SELECT *` returns them
+        for c in columns {
+            if let index = row.index(of: c.column, from: hint) {
+                values[c.key] = c.display(row.values[index])
+                hint = index + 1
+            } else {
+                values[c.key] = c.display(.null)
+            }
+        }
         return Profile(rowID: row.int64("id") ?? 0, profileID: row.string("profile_id") ?? "", email: row.string("email") ?? "",
                        status: ProfileStatus(rawValue: row.int("status") ?? 0) ?? .subscribed, values: values,
                        createdAt: row.int64("created_at") ?? 0, updatedAt: row.int64("updated_at") ?? 0,
@@ -157,7 +171,7 @@ public final class Profiles: Sendable {
 
     public func get(databaseID: Int64, profileID: String) throws -> Profile? {
         try pool.read { db in
-            let columns = Profiles.readColumns(try Profiles.catalogue(databaseID, db))
+            let columns = try catalogues.catalogue(databaseID, db).columns
             return try db.queryOne(Profiles.select(databaseID) + " WHERE profile_id = ?", [profileID]).map { Profiles.profile($0, columns) }
         }
     }
@@ -263,7 +277,7 @@ public final class Profiles: Sendable {
     /// so a deep page costs what the first one does.
     public func list(databaseID: Int64, _ query: ProfileQuery) throws -> ProfilePage {
         try pool.read { db in
-            let columns = Profiles.readColumns(try Profiles.catalogue(databaseID, db))
+            let columns = try catalogues.catalogue(databaseID, db).columns
             let sortColumn = query.sort == .created ? "id" : "last_interaction_at"
             var conditions: [String] = []
             var params: [any SQLBindable] = []

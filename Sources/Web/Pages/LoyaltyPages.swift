@@ -13,7 +13,7 @@ enum LoyaltyPages {
         return try app.page("loyalty/list.html", title: "Loyalty programs", context: ctx, nav: .databases, status: status, [
             "programs": .list(try app.services.loyalty.list().map(program)),
             "section": "loyalty", "error": .null,
-            "input": .dict(input.mapValues { .string($0) }),
+            "input": .dict(TemplateDict(input.mapValues { TemplateValue.string($0) })),
             "errors": View.errors(errors),
             "notice": TemplateValue(ctx.request.query["done"].flatMap { notices[$0] }),
         ])

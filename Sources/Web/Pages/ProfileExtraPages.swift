@@ -4,7 +4,7 @@ import Roster
 /// Promo codes and relations on the profile page, and the personal-data export:
 /// POST …/promo, POST …/promo/:code/detach, POST …/relations, POST …/relations/:relation/delete, GET …/personal-data.json.
 enum ProfileExtraPages {
-    static func section(_ app: WebApp, _ db: ProfileDatabase, _ p: Profile) throws -> [String: TemplateValue] {
+    static func section(_ app: WebApp, _ db: ProfileDatabase, _ p: Profile) throws -> TemplateDict {
         [
             "codes": .list(try app.services.extras.codes(databaseID: db.id, profileID: p.profileID).map {
                 ["id": .string(String($0.id)), "program": .string($0.program), "code": .string($0.code), "status": .string($0.status),

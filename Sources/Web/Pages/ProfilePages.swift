@@ -67,12 +67,11 @@ enum ProfilePages {
             "id": "additional", "label": "Additional fields",
             "fields": .list(custom.map { field in
                 let (inputType, hint) = inputKind(.typed(field.type))
+                let options = field.type == .boolean ? ["true", "false"] : field.options
                 return ["key": .string(field.name), "label": .string(field.name), "value": .string(values[field.name] ?? ""),
                         "input": .string(inputType), "hint": .string(hint), "error": TemplateValue(errors[field.name]),
-                        "options": .list(field.options.map { ["value": .string($0), "selected": .bool($0 == values[field.name])] }),
+                        "options": .list(options.map { ["value": .string($0), "selected": .bool($0 == values[field.name])] }),
                         "is_select": .bool(field.type == .enum || field.type == .boolean), "is_textarea": .bool(field.type == .object || field.type == .array)]
-                    .merging(field.type == .boolean ? ["options": .list(["true", "false"].map { ["value": .string($0), "selected": .bool($0 == values[field.name])] })] : [:]) { $1 }
-                    .asTemplateValue
             }),
         ])
         return .list(groups)
@@ -109,7 +108,7 @@ enum ProfilePages {
         let since = days > 0 ? Int64(Date().timeIntervalSince1970) - Int64(days) * 86_400 : nil
         let history = try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: type, since: since)
         let attached = try app.services.databases.attachedResources(db.id)
-        var values: [String: TemplateValue] = try ProfileExtraPages.section(app, db, p)
+        var values = try ProfileExtraPages.section(app, db, p)
         values["error"] = TemplateValue(ctx.request.query["problem"].flatMap { ProfileExtraPages.problems[$0] })
         // Static segments: the profile's, and the others of this database it can be added to.
         let memberOf = try app.services.segments.staticSegments(databaseID: db.id, profileRowID: p.rowID)
@@ -128,7 +127,7 @@ enum ProfilePages {
                 ["value": .int($0.0), "label": .string($0.1), "selected": .bool($0.0 == days)]
             }),
             "notice": TemplateValue(ctx.request.query["done"] == "saved" ? "The profile was saved." : ctx.request.query["done"] == "created" ? "The profile was created." : nil),
-        ]) { _, new in new })
+        ]))
     }
 
     static let historyTypes = [HistoryEvent.created, HistoryEvent.fieldChanged, HistoryEvent.statusChanged, HistoryEvent.subscriptionAdded,
@@ -219,8 +218,4 @@ enum ProfilePages {
         try app.services.profiles.delete(databaseID: db.id, profileID: p.profileID)
         return Response.redirect(to: "/databases/\(db.id)/profiles")
     }
-}
-
-extension Dictionary where Key == String, Value == TemplateValue {
-    var asTemplateValue: TemplateValue { .dict(self) }
 }

@@ -19,8 +19,7 @@ indirect enum TemplateNode: Sendable {
     case text(String)
     case output(path: [String], raw: Bool, line: Int)
     case ifBlock(Condition, then: [TemplateNode], otherwise: [TemplateNode])
-    /// `usesLoop`: the body reads `loop.*`, so the loop variables are built only when needed.
-    case forBlock(variable: String, path: [String], body: [TemplateNode], empty: [TemplateNode], line: Int, usesLoop: Bool)
+    case forBlock(variable: String, path: [String], body: [TemplateNode], empty: [TemplateNode], line: Int)
     /// `{% include "x.html" with path %}` binds the path's value to `it` inside the included template.
     case include(name: String, with: [String]?, line: Int)
     case block(name: String, body: [TemplateNode])
@@ -64,31 +63,11 @@ public struct Template: Sendable {
                 collectBlocks(body, into: &blocks)
             case .ifBlock(_, let a, let b):
                 collectBlocks(a, into: &blocks); collectBlocks(b, into: &blocks)
-            case .forBlock(_, _, let body, let empty, _, _):
+            case .forBlock(_, _, let body, let empty, _):
                 collectBlocks(body, into: &blocks); collectBlocks(empty, into: &blocks)
             default: break
             }
         }
-    }
-
-    /// True when any node (outside nested loops that rebind it) reads a path starting with `name`.
-    static func reads(_ name: String, in nodes: [TemplateNode]) -> Bool {
-        for node in nodes {
-            switch node {
-            case .output(let path, _, _): if path.first == name { return true }
-            case .ifBlock(let c, let a, let b):
-                if c.left.first == name { return true }
-                if case .path(let p)? = c.comparison?.right, p.first == name { return true }
-                if reads(name, in: a) || reads(name, in: b) { return true }
-            case .forBlock(_, let path, let body, let empty, _, _):
-                if path.first == name || reads(name, in: empty) { return true }
-                if reads(name, in: body) { return true }
-            case .include: return true  // an included template may read it
-            case .block(_, let body): if reads(name, in: body) { return true }
-            case .text: continue
-            }
-        }
-        return false
     }
 
     var referencedTemplates: [(name: String, line: Int)] {
@@ -98,7 +77,7 @@ public struct Template: Sendable {
                 switch node {
                 case .include(let name, _, let line): refs.append((name, line))
                 case .ifBlock(_, let a, let b): walk(a); walk(b)
-                case .forBlock(_, _, let body, let empty, _, _): walk(body); walk(empty)
+                case .forBlock(_, _, let body, let empty, _): walk(body); walk(empty)
                 case .block(_, let body): walk(body)
                 default: break
                 }
@@ -224,7 +203,7 @@ struct TemplateParser {
                         if term2 != .end { throw error("{% for %} is never closed with {% end %}", at: tagLine) }
                         empty = e
                     }
-                    nodes.append(.forBlock(variable: words[1], path: path, body: body, empty: empty, line: tagLine, usesLoop: Template.reads("loop", in: body)))
+                    nodes.append(.forBlock(variable: words[1], path: path, body: body, empty: empty, line: tagLine))
                 case "include":
                     guard words.count == 2 || (words.count == 4 && words[2] == "with"), let name = unquote(words[1]) else {
                         throw error("expected {% include \"file.html\" %} or {% include \"file.html\" with path %}", at: tagLine)

@@ -36,23 +36,38 @@ public struct TemplateSet: Sendable {
     public var names: [String] { templates.keys.sorted() }
 
     /// Renders a template with the context. A missing key in `{{ }}` or `for` throws, naming file and line.
-    public func render(_ name: String, _ context: [String: TemplateValue]) throws(TemplateError) -> String {
+    public func render(_ name: String, _ context: TemplateDict) throws(TemplateError) -> String {
+        String(decoding: try renderBytes(name, context), as: UTF8.self)
+    }
+
+    /// The rendered page as UTF-8 bytes, ready to be a response body (no String to byte-array copy).
+    public func renderBytes(_ name: String, _ context: TemplateDict) throws(TemplateError) -> [UInt8] {
         guard let template = templates[name] else {
             throw TemplateError(file: name, line: 0, message: "no such template")
         }
-        var renderer = Renderer(set: self, scopes: [context])
-        var out = ""
+        var renderer = Renderer(set: self, scopes: [.object(context)])
+        var out: [UInt8] = []
+        out.reserveCapacity(16 << 10)  // most pages fit: no regrowth while rendering
         try renderer.renderTemplate(template, overrides: [:], into: &out)
         return out
     }
 }
 
+/// What names resolve to while rendering, innermost last.
+enum Scope {
+    case object(TemplateDict)
+    /// `{% include … with path %}` binds `it`.
+    case binding(String, TemplateValue)
+    /// One pass of a `for` loop: its variable, and `loop.*` built only if the body asks for it.
+    case loopItem(variable: String, item: TemplateValue, index: Int, count: Int)
+}
+
 struct Renderer {
     let set: TemplateSet
-    var scopes: [[String: TemplateValue]]
+    var scopes: [Scope]
     var depth = 0
 
-    mutating func renderTemplate(_ template: Template, overrides: [String: [TemplateNode]], into out: inout String) throws(TemplateError) {
+    mutating func renderTemplate(_ template: Template, overrides: [String: [TemplateNode]], into out: inout [UInt8]) throws(TemplateError) {
         depth += 1
         defer { depth -= 1 }
         if depth > 32 { throw TemplateError(file: template.name, line: 0, message: "includes nested more than 32 deep (a cycle?)") }
@@ -67,35 +82,53 @@ struct Renderer {
     }
 
     func lookup(_ path: [String]) -> TemplateValue? {
+        let first = path[0]
         var value: TemplateValue?
-        for scope in scopes.reversed() {
-            if let found = scope[path[0]] { value = found; break }
+        var index = scopes.count - 1
+        search: while index >= 0 {
+            switch scopes[index] {
+            case .object(let object):
+                if let found = object[first] { value = found; break search }
+            case .binding(let name, let bound):
+                if name == first { value = bound; break search }
+            case .loopItem(let variable, let item, let position, let count):
+                if variable == first { value = item; break search }
+                if first == "loop" {
+                    value = ["index": .int(position), "number": .int(position + 1), "first": .bool(position == 0), "last": .bool(position == count - 1)]
+                    break search
+                }
+            }
+            index -= 1
         }
+        if path.count == 1 { return value }
         for key in path.dropFirst() {
-            guard case .dict(let dict)? = value else { return nil }
-            value = dict[key]
+            guard case .dict(let object)? = value else { return nil }
+            value = object[key]
         }
         return value
     }
 
-    mutating func render(_ nodes: [TemplateNode], file: String, overrides: [String: [TemplateNode]], into out: inout String) throws(TemplateError) {
+    mutating func render(_ nodes: [TemplateNode], file: String, overrides: [String: [TemplateNode]], into out: inout [UInt8]) throws(TemplateError) {
         for node in nodes {
             switch node {
             case .text(let text):
-                out += text
+                out.append(contentsOf: text.utf8)
             case .output(let path, let raw, let line):
                 guard let value = lookup(path) else {
                     throw TemplateError(file: file, line: line, message: "missing value \(path.joined(separator: "."))")
                 }
-                guard let text = value.text else {
+                switch value {
+                case .string(let text): if raw { out.append(contentsOf: text.utf8) } else { appendEscapedHTML(text, to: &out) }
+                case .trustedHTML(let html): out.append(contentsOf: html.utf8)
+                case .int(let number): out.append(contentsOf: String(number).utf8)
+                case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
+                case .null: break
+                case .list, .dict:
                     throw TemplateError(file: file, line: line, message: "\(path.joined(separator: ".")) is a list or dictionary, not text")
                 }
-                if raw { out += text }
-                else if case .trustedHTML = value { out += text }
-                else { out += escapeHTML(text) }
             case .ifBlock(let condition, let thenNodes, let elseNodes):
                 try render(evaluate(condition) ? thenNodes : elseNodes, file: file, overrides: overrides, into: &out)
-            case .forBlock(let variable, let path, let body, let empty, let line, let usesLoop):
+            case .forBlock(let variable, let path, let body, let empty, let line):
                 guard let value = lookup(path) else {
                     throw TemplateError(file: file, line: line, message: "missing list \(path.joined(separator: "."))")
                 }
@@ -109,18 +142,14 @@ struct Renderer {
                     try render(empty, file: file, overrides: overrides, into: &out)
                 }
                 for (index, item) in items.enumerated() {
-                    if usesLoop {
-                        scopes.append([variable: item, "loop": ["index": .int(index), "number": .int(index + 1), "first": .bool(index == 0), "last": .bool(index == items.count - 1)]])
-                    } else {
-                        scopes.append([variable: item])
-                    }
+                    scopes.append(.loopItem(variable: variable, item: item, index: index, count: items.count))
                     defer { scopes.removeLast() }
                     try render(body, file: file, overrides: overrides, into: &out)
                 }
             case .include(let name, let with, _):
                 guard let template = set.templates[name] else { continue }
                 if let with {
-                    scopes.append(["it": lookup(with) ?? .null])
+                    scopes.append(.binding("it", lookup(with) ?? .null))
                     defer { scopes.removeLast() }
                     try renderTemplate(template, overrides: overrides, into: &out)
                 } else {

@@ -5,7 +5,7 @@ public enum TemplateValue: Sendable, Equatable {
     case int(Int)
     case bool(Bool)
     case list([TemplateValue])
-    case dict([String: TemplateValue])
+    case dict(TemplateDict)
     /// Markup produced by trusted code (e.g. an SVG chart); printed as is even by `{{ }}`.
     case trustedHTML(String)
 
@@ -41,13 +41,78 @@ extension TemplateValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(arrayLiteral elements: TemplateValue...) { self = .list(elements) }
     public init(dictionaryLiteral elements: (String, TemplateValue)...) {
-        self = .dict(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+        self = .dict(TemplateDict(entries: elements))
     }
     public init(nilLiteral: ()) { self = .null }
 }
 
 extension TemplateValue {
     public init(_ value: String?) { self = value.map { .string($0) } ?? .null }
+}
+
+/// The keys and values of one view-model object.
+///
+/// A view model has a handful to a few dozen keys, each a short name, and is built once and read a few times per
+/// request. For that, an array searched from the front is cheaper than a hashed dictionary: comparing two short
+/// (inline) strings is a couple of word compares, while every hashed insert or lookup runs SipHash with a fresh seed.
+/// Building and reading these was the largest cost of rendering a page.
+public struct TemplateDict: Sendable, Equatable, ExpressibleByDictionaryLiteral, Sequence {
+    private var entries: [(String, TemplateValue)]
+
+    public init() { entries = [] }
+
+    public init(dictionaryLiteral elements: (String, TemplateValue)...) { self.init(entries: elements) }
+
+    /// A literal's keys must differ (checked in debug builds, where the tests run): lookups find the first.
+    init(entries: [(String, TemplateValue)]) {
+        self.entries = entries
+        assert(Self.keysAreUnique(entries), "a view-model literal repeats a key: \(entries.map(\.0))")
+    }
+
+    public init(_ dictionary: [String: TemplateValue]) {
+        entries = dictionary.map { ($0.key, $0.value) }
+    }
+
+    private static func keysAreUnique(_ entries: [(String, TemplateValue)]) -> Bool {
+        if entries.count < 2 { return true }
+        for i in 1..<entries.count {
+            for j in 0..<i where entries[i].0 == entries[j].0 { return false }
+        }
+        return true
+    }
+
+    public subscript(key: String) -> TemplateValue? {
+        get {
+            for entry in entries where entry.0 == key { return entry.1 }
+            return nil
+        }
+        set {
+            if let index = entries.firstIndex(where: { $0.0 == key }) {
+                if let newValue { entries[index].1 = newValue } else { entries.remove(at: index) }
+            } else if let newValue {
+                entries.append((key, newValue))
+            }
+        }
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+    public var count: Int { entries.count }
+    public var keys: [String] { entries.map(\.0) }
+
+    /// This object with `other`'s keys added; where both have a key, `other`'s value wins.
+    public func merging(_ other: TemplateDict) -> TemplateDict {
+        var result = self
+        for (key, value) in other.entries { result[key] = value }
+        return result
+    }
+
+    public func makeIterator() -> IndexingIterator<[(String, TemplateValue)]> { entries.makeIterator() }
+
+    /// Equal when they hold the same keys with equal values, in any order (dictionary semantics).
+    public static func == (lhs: TemplateDict, rhs: TemplateDict) -> Bool {
+        guard lhs.entries.count == rhs.entries.count else { return false }
+        return lhs.entries.allSatisfy { rhs[$0.0] == $0.1 }
+    }
 }
 
 /// Escapes the five characters that matter in HTML text and attribute values.
@@ -61,6 +126,16 @@ public func escapeHTML(_ text: String) -> String {
     if !needs { return text }
     var out = [UInt8]()
     out.reserveCapacity(text.utf8.count + 16)
+    appendEscapedHTML(text, to: &out)
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Appends `text` to a page being rendered, escaped as `escapeHTML` does.
+func appendEscapedHTML(_ text: String, to out: inout [UInt8]) {
+    if !text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) {
+        out.append(contentsOf: text.utf8)  // the common case: one copy
+        return
+    }
     for byte in text.utf8 {
         switch byte {
         case 0x26: out.append(contentsOf: [0x26, 0x61, 0x6D, 0x70, 0x3B])              // &amp;
@@ -71,5 +146,4 @@ public func escapeHTML(_ text: String) -> String {
         default: out.append(byte)
         }
     }
-    return String(decoding: out, as: UTF8.self)
 }
