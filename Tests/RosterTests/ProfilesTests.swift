@@ -33,20 +33,20 @@ final class ProfilesTests: XCTestCase {
             XCTAssertGreaterThan(now, last, what)
             last = now
         }
-        let city = try elsewhere.addField(to: db.id, FieldInput(name: "city", type: "line"))
+        let size = try elsewhere.addField(to: db.id, FieldInput(name: "shoe_size", type: "line"))
         try bumped("adding a field")
-        XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score", "city"])
-        XCTAssertNotNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["city"])
+        XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score", "shoe_size"])
+        XCTAssertNotNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["shoe_size"])
 
-        try pool.write { try $0.run("UPDATE custom_fields SET name = 'town' WHERE id = ?", [city.id]) }
+        try pool.write { try $0.run("UPDATE custom_fields SET name = 'size_eu' WHERE id = ?", [size.id]) }
         try bumped("renaming by SQL")
-        XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score", "town"])
-        XCTAssertNotNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["town"])
+        XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score", "size_eu"])
+        XCTAssertNotNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["size_eu"])
 
-        try elsewhere.deleteField(city.id)
+        try elsewhere.deleteField(size.id)
         try bumped("deleting a field")
         XCTAssertEqual(try cached.fields(of: db.id).map(\.name), ["plan", "score"])
-        XCTAssertNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["town"])
+        XCTAssertNil(try profiles.get(databaseID: db.id, profileID: p.profileID)?.values["size_eu"])
 
         try elsewhere.updateStandardSettings(db.id, ["_country": .init(defaultValue: "FR")])
         try bumped("changing standard settings")
