@@ -284,6 +284,6 @@ public enum Schema {
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
-            + LoyaltyStore.queries + TaskStore.queries + History.queries + SegmentStore.queries + BulkStore.queries + WebhookStore.queries + APIStore.queries
+            + LoyaltyStore.queries + TaskStore.queries + TaskTargets.queries + History.queries + SegmentStore.queries + BulkStore.queries + WebhookStore.queries + APIStore.queries
     }
 }

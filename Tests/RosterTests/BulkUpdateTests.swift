@@ -246,4 +246,37 @@ final class BulkUpdateTests: XCTestCase {
         XCTAssertEqual(try all(s).last?.values["vip"], "", "a profile that matched only after the start is not touched")
         XCTAssertEqual(try s.pool.read { try $0.scalar("SELECT COUNT(*) FROM task_targets").int }, 0, "targets are dropped at the end")
     }
+
+    /// A cancelled task's frozen targets are dropped, whether it was running (stopped after its chunk) or
+    /// interrupted (cancelled at once); an interrupted one keeps them until then, to resume.
+    func testCancelledTasksDropTheirTargets() throws {
+        let s = try makeSetup(count: 12, chunkSize: 5)
+        s.runner.stop()
+        let handler = BulkUpdateTask(clock: Clock { BulkUpdateTests.now })
+        let targets = { try s.pool.read { try $0.scalar("SELECT COUNT(*) FROM task_targets").int ?? -1 } }
+        func startByHand() throws -> Int64 {
+            let id = try s.bulk.start(BulkRequest(databaseID: s.db.id, selection: moscow(), action: .updateFields([FieldChange(field: "vip", value: "true")])), title: "t", user: s.editor)
+            try s.pool.write { db in
+                let task = TaskRecord(row: try db.queryOne("SELECT * FROM tasks WHERE id = ?", [id])!)
+                let prepared = try handler.prepare(task, db)
+                try db.run("UPDATE tasks SET state = 'running', started_at = 1, total = ?, parameters = ? WHERE id = ?",
+                           [prepared.total, JSONValue.object(task.parameters.merging(prepared.parameters) { $1 }).canonical, id])
+            }
+            return id
+        }
+        let interrupted = try startByHand()
+        let fresh = TaskRunner(pool: s.pool, handlers: [BulkUpdateTask.kind: handler], chunkSize: 5)
+        XCTAssertEqual(try fresh.recoverInterrupted(), 1)
+        XCTAssertEqual(try targets(), 6, "an interrupted task keeps its targets")
+        try fresh.cancel(interrupted)
+        XCTAssertEqual(try fresh.task(interrupted)?.state, .cancelled)
+        XCTAssertEqual(try targets(), 0)
+
+        let running = try startByHand()
+        try s.pool.write { try $0.run("UPDATE tasks SET cancel_requested = 1 WHERE id = ?", [running]) }
+        try s.pool.write { try $0.run("UPDATE tasks SET state = 'queued' WHERE id = ?", [running]) }
+        fresh.runUntilIdle()
+        XCTAssertEqual(try fresh.task(running)?.state, .cancelled)
+        XCTAssertEqual(try targets(), 0)
+    }
 }

@@ -85,4 +85,45 @@ final class ExportProfilesTaskTests: XCTestCase {
         try databases.delete(target.id)
         XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('profiles_\(target.id)', 'history_\(target.id)')").int }, 0)
     }
+
+    /// A segment's export writes the profiles its selection took at the start: one that matches only later is
+    /// left out, one that stops matching is still written, one deleted meanwhile is skipped.
+    func testASegmentsExportIsFrozenAtTheStart() throws {
+        let pool = try makePool()
+        let databases = Databases(pool: pool)
+        let db = try databases.create(DatabaseInput(name: "D"))
+        let score = try databases.addField(to: db.id, FieldInput(name: "score", type: "number"))
+        for value in 1...6 { try insertProfiles(pool, database: db.id, count: 1, values: [score.column: .integer(Int64(value))]) }
+        let segments = Segments(pool: pool)
+        let high = try segments.create(databaseID: db.id, SegmentInput(name: "High", selection: Selection(rules: .group(.and, [.rule(Rule(subject: "custom:\(score.id)", op: "gt", value: "3"))]))), actor: nil)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-export-\(UUID().uuidString)").path
+        let export = ExportProfilesTask(directory: dir)
+        let runner = TaskRunner(pool: pool, handlers: [ExportProfilesTask.kind: export], chunkSize: 2)
+        runner.stop()
+        let id = try runner.enqueue(kind: ExportProfilesTask.kind, title: "e", databaseID: db.id, userID: nil,
+                                    parameters: ["fields": .array([.string("score")]), "segment_id": .int(high.id)])
+        try pool.write { db2 in
+            let task = TaskRecord(row: try db2.queryOne("SELECT * FROM tasks WHERE id = ?", [id])!)
+            let prepared = try export.prepare(task, db2)
+            XCTAssertEqual(prepared.total, 3)
+            try db2.run("UPDATE tasks SET state = 'running', started_at = 1, total = ?, parameters = ? WHERE id = ?",
+                        [prepared.total, JSONValue.object(task.parameters.merging(prepared.parameters) { $1 }).canonical, id])
+        }
+        try pool.write { db2 in
+            try db2.run("UPDATE profiles_\(db.id) SET \(score.column) = 10 WHERE \(score.column) = 1")   // now matches: not taken
+            try db2.run("UPDATE profiles_\(db.id) SET \(score.column) = 0 WHERE \(score.column) = 4")    // no longer matches: still taken
+            try db2.run("DELETE FROM profiles_\(db.id) WHERE \(score.column) = 6")                        // gone: skipped
+            try db2.run("UPDATE segments SET selection = '{}' WHERE id = ?", [high.id])
+        }
+        let fresh = TaskRunner(pool: pool, handlers: [ExportProfilesTask.kind: export], chunkSize: 2)
+        XCTAssertEqual(try fresh.recoverInterrupted(), 1)
+        try fresh.resume(id)
+        fresh.runUntilIdle()
+        let task = try XCTUnwrap(fresh.task(id))
+        XCTAssertEqual(task.state, .done, task.message)
+        XCTAssertEqual([task.total, task.processed, task.added], [3, 3, 2])
+        let lines = try String(contentsOfFile: export.path(for: id), encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        XCTAssertEqual(lines.dropFirst().map { $0.split(separator: ",").last.map(String.init) ?? "" }, ["0", "5"])
+        XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM task_targets").int }, 0, "targets are dropped at the end")
+    }
 }

@@ -231,12 +231,9 @@ enum BulkStore {
     static let hasCode = NamedQuery("bulk.hasCode", "SELECT 1 FROM promo_codes WHERE program_id = ? AND database_id = ? AND profile_id = ? AND status IN ('attached', 'activated')")
     static let freeCode = NamedQuery("bulk.freeCode", "SELECT id, code FROM promo_codes WHERE program_id = ? AND status = 'free' ORDER BY id LIMIT 1")
     static let attachCode = NamedQuery("bulk.attachCode", "UPDATE promo_codes SET status = 'attached', database_id = ?, profile_id = ?, attached_at = ? WHERE id = ? AND status = 'free'")
-    static let freezeTargets = "INSERT INTO task_targets (task_id, profile) SELECT ?, p.id FROM %@ p WHERE %@ AND p.id <= ?"
-    static let nextTargets = NamedQuery("bulk.nextTargets", "SELECT profile FROM task_targets WHERE task_id = ? AND profile > ? ORDER BY profile LIMIT ?")
-    static let dropTargets = NamedQuery("bulk.dropTargets", "DELETE FROM task_targets WHERE task_id = ?")
     static let changes = NamedQuery("bulk.changes", "SELECT id, profile_id, field, before, after FROM task_changes WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?")
     static let changeCount = NamedQuery("bulk.changeCount", "SELECT COUNT(*) FROM task_changes WHERE task_id = ?")
-    static var queries: [NamedQuery] { [insertChange, insertTrigger, hasCode, freeCode, attachCode, nextTargets, dropTargets, changes, changeCount] }
+    static var queries: [NamedQuery] { [insertChange, insertTrigger, hasCode, freeCode, attachCode, changes, changeCount] }
 }
 
 /// The bulk-update task: freezes its targets when it starts, then applies the action chunk by chunk.
@@ -266,10 +263,7 @@ public struct BulkUpdateTask: TaskHandler {
 
     /// Writes the target rows for `taskID`; returns how many.
     static func freeze(_ request: BulkRequest, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
-        let compiled = try SelectionCompiler.compile(request.selection, try SelectionContext.load(request.databaseID, now: now, db))
-        let bound = try Segments.limitBoundary(compiled, db) ?? Int64.max
-        let sql = String(format: BulkStore.freezeTargets, compiled.table, compiled.whereClause)
-        return try db.prepare(sql).execute([.integer(taskID)] + compiled.whereParams + [.integer(bound)])
+        try TaskTargets.freeze(request.selection, databaseID: request.databaseID, taskID: taskID, now: now, db)
     }
 
     public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
@@ -283,11 +277,10 @@ public struct BulkUpdateTask: TaskHandler {
 
     public func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
         let request = try BulkUpdateTask.request(task)
-        let ids = try db.query(BulkStore.nextTargets.sql, [task.id, task.cursor, limit]).compactMap { $0.int64("profile") }
+        let ids = try TaskTargets.next(taskID: task.id, after: task.cursor, limit: limit, db)
         var outcome = ChunkOutcome(cursor: task.cursor)
         guard let last = ids.last else {
-            outcome.finished = true
-            try db.run(BulkStore.dropTargets.sql, [task.id])
+            outcome.finished = true  // the runner drops the targets with the task's end
             return outcome
         }
         let executor = BulkExecutor(databaseID: request.databaseID, taskID: task.id, actor: task.createdBy, action: request.action,
@@ -302,10 +295,7 @@ public struct BulkUpdateTask: TaskHandler {
         outcome.failed = chunk.failed
         outcome.reasons = chunk.reasons
         if chunk.reasons[SkipReason.noFreeCode] != nil { outcome.message = "The program ran out of free promo codes; the profiles after that got none (see the counts)." }
-        if ids.count < limit {
-            outcome.finished = true
-            try db.run(BulkStore.dropTargets.sql, [task.id])
-        }
+        if ids.count < limit { outcome.finished = true }
         return outcome
     }
 }

@@ -163,7 +163,7 @@ public final class BulkUpdates: Sendable {
                 var total = BulkChunk()
                 var cursor: Int64 = 0
                 while true {
-                    let ids = try db.query(BulkStore.nextTargets.sql, [dryID, cursor, 5000]).compactMap { $0.int64("profile") }
+                    let ids = try TaskTargets.next(taskID: dryID, after: cursor, limit: 5000, db)
                     guard let last = ids.last else { break }
                     let chunk = try executor.run(after: cursor, upTo: last, count: ids.count, db)
                     total.updated += chunk.updated

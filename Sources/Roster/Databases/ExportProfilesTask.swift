@@ -59,14 +59,15 @@ public struct ExportProfilesTask: TaskHandler {
         }
         var maxID = try db.scalar("SELECT COALESCE(MAX(id), 0) FROM \(ProfileTable.name(databaseID))").int64 ?? 0
         var total = try db.scalar("SELECT COUNT(*) FROM \(ProfileTable.name(databaseID)) WHERE id <= ?", [maxID]).int ?? 0
+        var frozen = false
         if let selection = try ExportProfilesTask.selection(task, db) {
-            // A segment's export: its selection now, frozen at the last profile it takes.
-            let compiled = try SelectionCompiler.compile(selection, try SelectionContext.load(databaseID, now: Clock.system.now(), db))
-            maxID = min(maxID, try Segments.limitBoundary(compiled, db) ?? Int64.max)
-            total = try Segments.counts(compiled, selection.hasRange, db).selected
+            // A segment's export: the profiles its selection takes now, frozen as the task's targets, so rules
+            // relative to today, or a segment edited mid-way, cannot change what the file holds.
+            total = try TaskTargets.freeze(selection, databaseID: databaseID, taskID: task.id, now: Clock.system.now(), db)
+            frozen = true
         }
         try createFile(for: task.id)
-        return (total, ["max_id": .int(maxID)])
+        return (total, ["max_id": .int(maxID), "targets": .bool(frozen)])
     }
 
     public func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
@@ -76,19 +77,25 @@ public struct ExportProfilesTask: TaskHandler {
         if task.outputBytes == 0 {
             text += columns.map { ExportProfilesTask.cell($0.header, neutralize: true) }.joined(separator: ",") + "\r\n"
         }
-        var filter = "1"
-        var filterParams: [SQLValue] = []
-        if let selection = try ExportProfilesTask.selection(task, db) {
-            let compiled = try SelectionCompiler.compile(selection, try SelectionContext.load(databaseID, now: Clock.system.now(), db))
-            filter = compiled.whereClause
-            filterParams = compiled.whereParams
-        }
-        let rows = try db.prepare("SELECT p.id, \(columns.map { "p." + $0.sqlColumn }.joined(separator: ", ")) FROM \(ProfileTable.name(databaseID)) p WHERE p.id > ? AND p.id <= ? AND \(filter) ORDER BY p.id LIMIT ?")
-            .query([.integer(task.cursor), .integer(task.int64Parameter("max_id") ?? 0)] + filterParams + [.integer(Int64(limit))])
+        let select = "SELECT p.id, \(columns.map { "p." + $0.sqlColumn }.joined(separator: ", ")) FROM \(ProfileTable.name(databaseID)) p"
+        let rows: [Row]
         var outcome = ChunkOutcome(cursor: task.cursor)
+        if case .bool(true)? = task.parameters["targets"] {
+            // A segment's frozen targets; a profile deleted since the start is counted as processed, not written.
+            let ids = try TaskTargets.next(taskID: task.id, after: task.cursor, limit: limit, db)
+            rows = try db.prepare(select + " JOIN task_targets t ON t.profile = p.id WHERE t.task_id = ? AND t.profile > ? AND t.profile <= ? ORDER BY p.id")
+                .query([task.id, task.cursor, ids.last ?? task.cursor])
+            outcome.cursor = ids.last ?? task.cursor
+            outcome.processed = ids.count
+            outcome.finished = ids.count < limit
+        } else {
+            rows = try db.prepare(select + " WHERE p.id > ? AND p.id <= ? ORDER BY p.id LIMIT ?")
+                .query([task.cursor, task.int64Parameter("max_id") ?? 0, limit])
+            outcome.cursor = rows.last?.int64("id") ?? task.cursor
+            outcome.processed = rows.count
+            outcome.finished = rows.count < limit
+        }
         for row in rows {
-            outcome.cursor = row.int64("id") ?? outcome.cursor
-            outcome.processed += 1
             outcome.added += 1
             text += columns.map { column -> String in
                 let value = row[column.sqlColumn]
@@ -98,7 +105,6 @@ public struct ExportProfilesTask: TaskHandler {
             }.joined(separator: ",") + "\r\n"
         }
         outcome.outputBytes = try append(text, for: task)
-        outcome.finished = rows.count < limit
         return outcome
     }
 

@@ -90,7 +90,14 @@ public final class TaskRunner: Sendable {
 
     /// Queued or interrupted tasks stop at once; a running one stops after its current chunk.
     public func cancel(_ id: Int64) throws {
-        try pool.write { try $0.run(TaskStore.requestCancel.sql, [clock.now(), id]) }
+        try pool.write { db in
+            try db.run(TaskStore.requestCancel.sql, [clock.now(), id])
+            // Ended now (it was queued or interrupted): its frozen targets go with it. A running task's go when the
+            // runner stops it after its chunk.
+            if try db.queryOne(TaskStore.byID.sql, [id]).map(TaskRecord.init(row:))?.state == .cancelled {
+                try TaskTargets.drop(taskID: id, db)
+            }
+        }
     }
 
     /// Queues an interrupted task again; it continues from its cursor.
@@ -164,7 +171,10 @@ public final class TaskRunner: Sendable {
             while true {
                 task = try self.task(id)!
                 if task.cancelRequested {
-                    try pool.write { try $0.run(TaskStore.finish.sql, [TaskState.cancelled.rawValue, clock.now(), "", "", id]) }
+                    try pool.write { db in
+                        try db.run(TaskStore.finish.sql, [TaskState.cancelled.rawValue, clock.now(), "", "", id])
+                        try TaskTargets.drop(taskID: id, db)
+                    }
                     return
                 }
                 if stopping.load(ordering: .relaxed) { return }  // left running: marked interrupted at next start
@@ -180,6 +190,7 @@ public final class TaskRunner: Sendable {
                     }
                     if outcome.finished {
                         try db.run(TaskStore.finish.sql, [TaskState.done.rawValue, clock.now(), "", "", id])
+                        try TaskTargets.drop(taskID: id, db)
                     }
                     return outcome
                 }
@@ -189,7 +200,10 @@ public final class TaskRunner: Sendable {
         } catch {
             let message = (error as? ValidationError)?.description ?? "Stopped by an error: \(error)"
             FileHandle.standardError.write(Data("roster: task \(id) failed: \(error)\n".utf8))
-            try? pool.write { try $0.run(TaskStore.finish.sql, [TaskState.failed.rawValue, clock.now(), message, message, id]) }
+            _ = try? pool.write { db in
+                try db.run(TaskStore.finish.sql, [TaskState.failed.rawValue, clock.now(), message, message, id])
+                try TaskTargets.drop(taskID: id, db)
+            }
         }
     }
 }

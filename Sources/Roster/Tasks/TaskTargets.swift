@@ -1,0 +1,29 @@
+import SQLiteStore
+
+/// The profiles a task works on, fixed when it starts: the selection's matches at that moment, up to its limit.
+/// Profiles that match later are left alone, and ones that stop matching mid-way are still handled as launched,
+/// so a task does what its preview and its total said. The runner drops a task's targets when it ends (done,
+/// cancelled or failed); an interrupted task keeps them, to resume.
+enum TaskTargets {
+    static let insert = "INSERT INTO task_targets (task_id, profile) SELECT ?, p.id FROM %@ p WHERE %@ AND p.id <= ?"
+    static let next = NamedQuery("taskTargets.next", "SELECT profile FROM task_targets WHERE task_id = ? AND profile > ? ORDER BY profile LIMIT ?")
+    static let drop = NamedQuery("taskTargets.drop", "DELETE FROM task_targets WHERE task_id = ?")
+    static var queries: [NamedQuery] { [next, drop] }
+
+    /// Writes the targets of `taskID`; returns how many.
+    static func freeze(_ selection: Selection, databaseID: Int64, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
+        let compiled = try SelectionCompiler.compile(selection, try SelectionContext.load(databaseID, now: now, db))
+        let bound = try Segments.limitBoundary(compiled, db) ?? Int64.max
+        let sql = String(format: insert, compiled.table, compiled.whereClause)
+        return try db.prepare(sql).execute([.integer(taskID)] + compiled.whereParams + [.integer(bound)])
+    }
+
+    /// The next `limit` target row ids after `cursor`, in order.
+    static func next(taskID: Int64, after cursor: Int64, limit: Int, _ db: Connection) throws -> [Int64] {
+        try db.query(next.sql, [taskID, cursor, limit]).compactMap { $0.int64("profile") }
+    }
+
+    static func drop(taskID: Int64, _ db: Connection) throws {
+        try db.run(drop.sql, [taskID])
+    }
+}
