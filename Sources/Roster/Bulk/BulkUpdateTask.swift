@@ -64,21 +64,25 @@ struct BulkExecutor {
         case .updateFields(let changes):
             let resolved = try BulkUpdates.resolve(changes, catalogue)
             let differs = resolved.map { "p.\($0.column) IS NOT ?" }.joined(separator: " OR ")
-            let differsBare = resolved.map { "\($0.column) IS NOT ?" }.joined(separator: " OR ")
             let values = resolved.map(\.value)
+            // The chunk's profiles this changes, found once; the log, history, triggers and the update read them.
+            try db.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_profiles (id INTEGER PRIMARY KEY, profile_id TEXT NOT NULL)")
+            try db.run("DELETE FROM temp.bulk_profiles")
+            try db.prepare("INSERT INTO temp.bulk_profiles (id, profile_id) SELECT p.id, p.profile_id FROM \(table) p WHERE p.id IN (\(targets)) AND (\(differs))")
+                .execute(range + values)
             for r in resolved {
-                try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, ?, \(BulkExecutor.display("p." + r.column, r.type)), ? FROM \(table) p WHERE p.id IN (\(targets)) AND p.\(r.column) IS NOT ?")
-                    .execute([.integer(taskID), .text(r.key), r.shown.map { .text($0) } ?? .null] + range + [r.value])
+                try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, c.profile_id, ?, \(BulkExecutor.display("p." + r.column, r.type)), ? FROM temp.bulk_profiles c JOIN \(table) p ON p.id = c.id WHERE p.\(r.column) IS NOT ?")
+                    .execute([.integer(taskID), .text(r.key), r.shown.map { .text($0) } ?? .null, r.value])
             }
             let details = JSONValue.object(["fields": .array(resolved.map { .string($0.key) }), "task": .int(taskID)]).canonical
-            try db.prepare("INSERT INTO \(history) (profile, at, type, actor, details) SELECT p.id, ?, ?, ?, ? FROM \(table) p WHERE p.id IN (\(targets)) AND (\(differs))")
-                .execute([.integer(now), .text(HistoryEvent.fieldChanged), actor.map { .integer($0) } ?? .null, .text(details)] + range + values)
+            try db.run("INSERT INTO \(history) (profile, at, type, actor, details) SELECT id, ?, ?, ?, ? FROM temp.bulk_profiles",
+                       [.integer(now), .text(HistoryEvent.fieldChanged), actor.map { .integer($0) } ?? SQLValue.null, .text(details)])
             if !skipTriggers {
-                try db.prepare("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, p.profile_id, 'field_updated', ?, ?, ? FROM \(table) p WHERE p.id IN (\(targets)) AND (\(differs))")
-                    .execute([.integer(databaseID), .text(details), .integer(taskID), .integer(now)] + range + values)
+                try db.run("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, profile_id, 'field_updated', ?, ?, ? FROM temp.bulk_profiles",
+                           [SQLValue.integer(databaseID), .text(details), .integer(taskID), .integer(now)])
             }
-            chunk.updated = try db.prepare("UPDATE \(table) SET \(resolved.map { "\($0.column) = ?" }.joined(separator: ", ")), updated_at = ?, version = version + 1 WHERE id IN (\(targets)) AND (\(differsBare))")
-                .execute(values + [.integer(now)] + range + values)
+            chunk.updated = try db.prepare("UPDATE \(table) SET \(resolved.map { "\($0.column) = ?" }.joined(separator: ", ")), updated_at = ?, version = version + 1 WHERE id IN (SELECT id FROM temp.bulk_profiles)")
+                .execute(values + [.integer(now)])
             chunk.skip(SkipReason.unchanged, count - chunk.updated)
             if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, HistoryEvent.fieldChanged, chunk.updated, chunk.updated]) }
 
