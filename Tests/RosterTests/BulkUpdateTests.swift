@@ -279,4 +279,18 @@ final class BulkUpdateTests: XCTestCase {
         XCTAssertEqual(try fresh.task(running)?.state, .cancelled)
         XCTAssertEqual(try targets(), 0)
     }
+
+    /// The change log of a field update looks profiles up by row id from the chunk's temp table, never scans the
+    /// profile table (the plan a plain JOIN got, which made a million-profile update 4x slower).
+    func testTheFieldChangeLogNeverScansTheProfileTable() throws {
+        let s = try makeSetup(count: 3)
+        let score = try Databases(pool: s.pool).fields(of: s.db.id).first { $0.name == "score" }!
+        let plan = try s.pool.write { db -> [String] in
+            try db.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_profiles (id INTEGER PRIMARY KEY, profile_id TEXT NOT NULL)")
+            let sql = BulkExecutor.changeLogSQL(table: ProfileTable.name(s.db.id), column: score.column, type: .number)
+            return try db.prepare("EXPLAIN QUERY PLAN " + sql).query([1, "score", "1", 1]).compactMap { $0.string("detail") }
+        }
+        XCTAssertTrue(plan.contains { $0.hasPrefix("SCAN c") }, "\(plan)")
+        XCTAssertTrue(plan.contains { $0.hasPrefix("SEARCH p USING INTEGER PRIMARY KEY") }, "\(plan)")
+    }
 }

@@ -52,6 +52,13 @@ struct BulkExecutor {
         }
     }
 
+    /// The change-log rows of one field for the chunk's changed profiles (in `temp.bulk_profiles`). CROSS JOIN keeps
+    /// the temp table as the outer loop: it has no statistics, and with a plain JOIN SQLite chose to scan the whole
+    /// profile table for every chunk (4x slower on a million profiles).
+    static func changeLogSQL(table: String, column: String, type: FieldType?) -> String {
+        "INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, c.profile_id, ?, \(display("p." + column, type)), ? FROM temp.bulk_profiles c CROSS JOIN \(table) p ON p.id = c.id WHERE p.\(column) IS NOT ?"
+    }
+
     func trigger(_ db: Connection, profileID: String, type: String, payload: JSONValue) throws {
         if skipTriggers { return }
         try db.run(BulkStore.insertTrigger.sql, [databaseID, profileID, type, payload.canonical, taskID, now])
@@ -71,7 +78,7 @@ struct BulkExecutor {
             try db.prepare("INSERT INTO temp.bulk_profiles (id, profile_id) SELECT p.id, p.profile_id FROM \(table) p WHERE p.id IN (\(targets)) AND (\(differs))")
                 .execute(range + values)
             for r in resolved {
-                try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, c.profile_id, ?, \(BulkExecutor.display("p." + r.column, r.type)), ? FROM temp.bulk_profiles c JOIN \(table) p ON p.id = c.id WHERE p.\(r.column) IS NOT ?")
+                try db.prepare(BulkExecutor.changeLogSQL(table: table, column: r.column, type: r.type))
                     .execute([.integer(taskID), .text(r.key), r.shown.map { .text($0) } ?? .null, r.value])
             }
             let details = JSONValue.object(["fields": .array(resolved.map { .string($0.key) }), "task": .int(taskID)]).canonical
