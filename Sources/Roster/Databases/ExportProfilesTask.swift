@@ -77,19 +77,20 @@ public struct ExportProfilesTask: TaskHandler {
         if task.outputBytes == 0 {
             text += columns.map { ExportProfilesTask.cell($0.header, neutralize: true) }.joined(separator: ",") + "\r\n"
         }
-        let select = "SELECT p.id, \(columns.map { "p." + $0.sqlColumn }.joined(separator: ", ")) FROM \(ProfileTable.name(databaseID)) p"
+        let select = "SELECT p.id, \(columns.map { "p." + $0.sqlColumn }.joined(separator: ", "))"
         let rows: [Row]
         var outcome = ChunkOutcome(cursor: task.cursor)
         if case .bool(true)? = task.parameters["targets"] {
             // A segment's frozen targets; a profile deleted since the start is counted as processed, not written.
             let ids = try TaskTargets.next(taskID: task.id, after: task.cursor, limit: limit, db)
-            rows = try db.prepare(select + " JOIN task_targets t ON t.profile = p.id WHERE t.task_id = ? AND t.profile > ? AND t.profile <= ? ORDER BY p.id")
+            // The targets drive the loop (CROSS JOIN fixes the order): each chunk reads its own profiles by row id.
+            rows = try db.prepare(select + " FROM task_targets t CROSS JOIN \(ProfileTable.name(databaseID)) p ON p.id = t.profile WHERE t.task_id = ? AND t.profile > ? AND t.profile <= ? ORDER BY t.profile")
                 .query([task.id, task.cursor, ids.last ?? task.cursor])
             outcome.cursor = ids.last ?? task.cursor
             outcome.processed = ids.count
             outcome.finished = ids.count < limit
         } else {
-            rows = try db.prepare(select + " WHERE p.id > ? AND p.id <= ? ORDER BY p.id LIMIT ?")
+            rows = try db.prepare(select + " FROM \(ProfileTable.name(databaseID)) p WHERE p.id > ? AND p.id <= ? ORDER BY p.id LIMIT ?")
                 .query([task.cursor, task.int64Parameter("max_id") ?? 0, limit])
             outcome.cursor = rows.last?.int64("id") ?? task.cursor
             outcome.processed = rows.count
