@@ -139,6 +139,20 @@ final class ProfilesTests: XCTestCase {
         let first = try profiles.list(databaseID: db.id, activity)
         activity.after = first.next
         XCTAssertEqual(first.profiles.count + (try profiles.list(databaseID: db.id, activity).profiles.count), 7)
+        // A list that reads only some fields (the profile list page): the same pages, with just those values.
+        var light = ProfileQuery()
+        light.fields = ["_fname", "score"]
+        light.sort = .activity
+        light.limit = 4
+        let lightFirst = try profiles.list(databaseID: db.id, light)
+        XCTAssertEqual(lightFirst.profiles.map(\.profileID), first.profiles.map(\.profileID))
+        XCTAssertEqual(lightFirst.next?.id, first.next?.id)
+        let sample = try XCTUnwrap(lightFirst.profiles.first)
+        let full = try XCTUnwrap(first.profiles.first)
+        XCTAssertEqual(Set(sample.values.keys), ["_fname", "score"])
+        XCTAssertEqual(sample.values["_fname"], full.values["_fname"])
+        XCTAssertEqual([sample.email, sample.status.name, String(sample.version)], [full.email, full.status.name, String(full.version)])
+        XCTAssertEqual([sample.createdAt, sample.lastInteractionAt], [full.createdAt, full.lastInteractionAt])
     }
 
     func testDeleteRemovesHistory() throws {

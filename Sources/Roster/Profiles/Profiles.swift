@@ -40,6 +40,8 @@ public struct ProfileQuery: Sendable {
     /// Keyset cursor: the sort key and row id of the last row of the previous page.
     public var after: (key: Int64, id: Int64)?
     public var limit = 50
+    /// The field keys to read (the list shows a few); nil reads every field.
+    public var fields: Set<String>?
     public init() {}
 }
 
@@ -277,7 +279,14 @@ public final class Profiles: Sendable {
     /// so a deep page costs what the first one does.
     public func list(databaseID: Int64, _ query: ProfileQuery) throws -> ProfilePage {
         try pool.read { db in
-            let columns = try catalogues.catalogue(databaseID, db).columns
+            var columns = try catalogues.catalogue(databaseID, db).columns
+            var select = Profiles.select(databaseID)
+            if let wanted = query.fields {
+                // Only the columns the caller shows: a page of 50 profiles then copies a few values per row, not all.
+                columns = columns.filter { wanted.contains($0.key) }
+                select = "SELECT id, profile_id, email, status, created_at, updated_at, last_interaction_at, version"
+                    + columns.map { ", " + $0.column }.joined() + " FROM \(ProfileTable.name(databaseID))"
+            }
             let sortColumn = query.sort == .created ? "id" : "last_interaction_at"
             var conditions: [String] = []
             var params: [any SQLBindable] = []
@@ -293,7 +302,7 @@ public final class Profiles: Sendable {
             }
             let whereSQL = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
             let order = query.sort == .created ? " ORDER BY id DESC" : " ORDER BY last_interaction_at DESC, id DESC"
-            let rows = try db.query(Profiles.select(databaseID) + whereSQL + order + " LIMIT ?", params + [query.limit + 1])
+            let rows = try db.query(select + whereSQL + order + " LIMIT ?", params + [query.limit + 1])
             let profiles = rows.prefix(query.limit).map { Profiles.profile($0, columns) }
             var next: (Int64, Int64)?
             if rows.count > query.limit, let last = rows.prefix(query.limit).last {

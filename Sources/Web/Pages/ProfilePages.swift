@@ -8,6 +8,7 @@ enum ProfilePages {
     static func list(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let db = try ctx.database(app)
         var query = ProfileQuery()
+        query.fields = ["_fname", "_lname"]
         query.search = String((ctx.request.query["q"] ?? "").prefix(200))
         query.status = ctx.request.query["status"].flatMap { $0.isEmpty ? nil : ProfileStatus(text: $0) }
         query.sort = ProfileQuery.Sort(rawValue: ctx.request.query["sort"] ?? "") ?? .created
