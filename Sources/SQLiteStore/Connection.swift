@@ -13,8 +13,12 @@ public final class Connection {
     /// Applied once, before the first connection (see shim.h for why).
     private static let configured: Int32 = roster_sqlite3_configure()
 
+    /// How long a statement waits for another process's lock before SQLITE_BUSY.
+    public let busyTimeoutMilliseconds: Int32
+
     public init(path: String, mode: Mode = .readWrite, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
         _ = Connection.configured
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         self.path = path
         var db: OpaquePointer?
         let flags: Int32 = (mode == .readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE))
@@ -97,7 +101,13 @@ public final class Connection {
 
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
-    public func setBusyTimeout(_ milliseconds: Int32) { sqlite3_busy_timeout(handle, milliseconds) }
+    /// Runs `body` with a different busy timeout (0: fail at once if another process holds the lock), then puts the
+    /// connection's own back.
+    public func withBusyTimeout<T>(_ milliseconds: Int32, _ body: () throws -> T) rethrows -> T {
+        sqlite3_busy_timeout(handle, milliseconds)
+        defer { sqlite3_busy_timeout(handle, busyTimeoutMilliseconds) }
+        return try body()
+    }
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
     public enum TransactionKind: String, Sendable {

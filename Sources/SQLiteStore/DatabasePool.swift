@@ -38,10 +38,8 @@ public final class DatabasePool: @unchecked Sendable {
     public func writeIfFree<T>(_ body: (Connection) throws -> T) throws -> T? {
         guard writerLock.try() else { return nil }
         defer { writerLock.unlock() }
-        writer.setBusyTimeout(0)
-        defer { writer.setBusyTimeout(5000) }
         do {
-            return try writer.inTransaction(.immediate, body)
+            return try writer.withBusyTimeout(0) { try writer.inTransaction(.immediate, body) }
         } catch let error as SQLiteError where error.isBusy {
             return nil
         }

@@ -154,7 +154,7 @@ public final class WebApp: RequestHandler {
             all["nav"] = .list([])
         }
         if all["csrf_token"] == nil { all["csrf_token"] = "" }
-        return Response(status: status, headers: [("Content-Type", "text/html; charset=utf-8")], body: try templates.renderBytes(template, all))
+        return Response.html(bytes: try templates.renderBytes(template, all), status: status)
     }
 
     func errorPage(_ error: HTTPError, request: Request, requestID: String) -> Response {
@@ -236,7 +236,7 @@ public struct Services: Sendable {
                         tasks: tasks,
                         export: export, profiles: Profiles(pool: pool, clock: clock, catalogues: catalogues),
                         subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports,
-                        segments: Segments(pool: pool, clock: clock),
+                        segments: Segments(pool: pool, clock: clock, catalogues: catalogues),
                         bulk: BulkUpdates(pool: pool, tasks: tasks, clock: clock, removalMinMonths: removalMinMonths),
                         webhooks: Webhooks(pool: pool, clock: clock), apiTokens: APITokens(pool: pool, clock: clock))
     }

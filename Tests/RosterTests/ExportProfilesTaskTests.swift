@@ -126,4 +126,24 @@ final class ExportProfilesTaskTests: XCTestCase {
         XCTAssertEqual(lines.dropFirst().map { $0.split(separator: ",").last.map(String.init) ?? "" }, ["0", "5"])
         XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM task_targets").int }, 0, "targets are dropped at the end")
     }
+
+    /// A segment export prepared by an older build (no frozen targets) stops with a message rather than being read
+    /// as a whole-database export.
+    func testAnOlderSegmentExportStopsInsteadOfWritingEveryone() throws {
+        let pool = try makePool()
+        let db = try Databases(pool: pool).create(DatabaseInput(name: "D"))
+        try insertProfiles(pool, database: db.id, count: 3)
+        let segment = try Segments(pool: pool).create(databaseID: db.id, SegmentInput(name: "S"), actor: nil)
+        let export = ExportProfilesTask(directory: FileManager.default.temporaryDirectory.appendingPathComponent("roster-export-\(UUID().uuidString)").path)
+        let runner = TaskRunner(pool: pool, handlers: [ExportProfilesTask.kind: export])
+        runner.stop()
+        let id = try runner.enqueue(kind: ExportProfilesTask.kind, title: "e", databaseID: db.id, userID: nil,
+                                    parameters: ["fields": .array([.string("email")]), "segment_id": .int(segment.id), "max_id": .int(1_000)])
+        try pool.write { db2 in
+            let task = TaskRecord(row: try db2.queryOne("SELECT * FROM tasks WHERE id = ?", [id])!)
+            XCTAssertThrowsError(try export.runChunk(task, limit: 10, db2)) { error in
+                XCTAssertTrue((error as? ValidationError)?.description.contains("older version") ?? false, "\(error)")
+            }
+        }
+    }
 }

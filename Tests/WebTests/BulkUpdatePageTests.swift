@@ -5,7 +5,6 @@ import Roster
 import XCTest
 
 final class BulkUpdatePageTests: XCTestCase {
-    func token(_ b: Browser) -> String { Browser.csrf(in: b.get("/settings")) }
 
     func makeDatabase(_ app: WebApp) throws -> ProfileDatabase {
         let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
@@ -29,7 +28,7 @@ final class BulkUpdatePageTests: XCTestCase {
         let form = b.get("/databases/\(db.id)/bulk-update")
         XCTAssertEqual(form.status, 200)
         XCTAssertFalse(form.bodyText.contains("delete_inactive"), "editors are not offered deletion")
-        let fields = [("csrf_token", token(b))] + selectionFields() + [("bulk_action", "update_fields"), ("field_0", "score"), ("mode_0", "set"), ("value_0", "42")]
+        let fields = [("csrf_token", b.csrfToken)] + selectionFields() + [("bulk_action", "update_fields"), ("field_0", "score"), ("mode_0", "set"), ("value_0", "42")]
         let preview = b.post("/databases/\(db.id)/bulk-update", fields + [("action", "preview")])
         XCTAssertEqual(preview.status, 200, preview.bodyText)
         XCTAssertTrue(preview.bodyText.contains("Selected profiles</dt><dd class=\"big\">3</dd>"), preview.bodyText)
@@ -54,7 +53,7 @@ final class BulkUpdatePageTests: XCTestCase {
         let db = try makeDatabase(app)
         let other = try app.services.databases.create(DatabaseInput(name: "Other"))
         let foreign = try app.services.databases.addField(to: other.id, FieldInput(name: "secret", type: "line"))
-        let base = [("csrf_token", token(b))] + selectionFields()
+        let base = [("csrf_token", b.csrfToken)] + selectionFields()
         let cases: [([(String, String)], String)] = [
             ([("bulk_action", "update_fields"), ("field_0", foreign.name), ("value_0", "x")], "secret is not a field of this database."),
             ([("bulk_action", "delete_inactive")], "Only admins can delete profiles."),
@@ -67,7 +66,7 @@ final class BulkUpdatePageTests: XCTestCase {
             XCTAssertEqual(r.status, 422, message)
             XCTAssertTrue(r.bodyText.contains(message), "\(message)\n\(r.bodyText.prefix(2000))")
         }
-        let noCondition = b.post("/databases/\(db.id)/bulk-update", [("csrf_token", token(b)), ("node", "r"), ("kind_r", "group"), ("bulk_action", "unsubscribe"), ("action", "launch")])
+        let noCondition = b.post("/databases/\(db.id)/bulk-update", [("csrf_token", b.csrfToken), ("node", "r"), ("kind_r", "group"), ("bulk_action", "unsubscribe"), ("action", "launch")])
         XCTAssertEqual(noCondition.status, 422)
         XCTAssertTrue(noCondition.bodyText.contains("needs at least one condition"))
         XCTAssertEqual(b.post("/databases/\(db.id)/bulk-update", Array(base.dropFirst()) + [("bulk_action", "unsubscribe"), ("action", "launch")]).status, 403, "no CSRF token")
@@ -78,11 +77,11 @@ final class BulkUpdatePageTests: XCTestCase {
         let (viewer, app) = try signIn(.viewer)
         let db = try makeDatabase(app)
         XCTAssertEqual(viewer.get("/databases/\(db.id)/bulk-update").status, 403)
-        XCTAssertEqual(viewer.post("/databases/\(db.id)/bulk-update", [("csrf_token", token(viewer))] + selectionFields() + [("bulk_action", "unsubscribe"), ("action", "launch")]).status, 403)
+        XCTAssertEqual(viewer.post("/databases/\(db.id)/bulk-update", [("csrf_token", viewer.csrfToken)] + selectionFields() + [("bulk_action", "unsubscribe"), ("action", "launch")]).status, 403)
         let (admin, app2) = try signIn(.admin)
         let db2 = try makeDatabase(app2)
         XCTAssertTrue(admin.get("/databases/\(db2.id)/bulk-update").bodyText.contains("delete_inactive"))
-        let launched = admin.post("/databases/\(db2.id)/bulk-update", [("csrf_token", token(admin))] + selectionFields() + [("bulk_action", "delete_inactive"), ("action", "launch")])
+        let launched = admin.post("/databases/\(db2.id)/bulk-update", [("csrf_token", admin.csrfToken)] + selectionFields() + [("bulk_action", "delete_inactive"), ("action", "launch")])
         XCTAssertEqual(launched.status, 303, launched.bodyText)
         app2.services.tasks.runUntilIdle()
         let task = try XCTUnwrap(app2.services.tasks.recent().first)
@@ -100,7 +99,7 @@ final class BulkUpdatePageTests: XCTestCase {
         let form = b.get("/databases/\(db.id)/bulk-update?segment=\(fixed.id)").bodyText
         XCTAssertTrue(form.contains("name=\"segment\" value=\"\(fixed.id)\""))
         XCTAssertTrue(form.contains("Static segment membership"))
-        let launched = b.post("/databases/\(db.id)/bulk-update", [("csrf_token", token(b)), ("segment", String(fixed.id)),
+        let launched = b.post("/databases/\(db.id)/bulk-update", [("csrf_token", b.csrfToken), ("segment", String(fixed.id)),
                                                                  ("node", "r"), ("kind_r", "group"), ("join_r", "and"),
                                                                  ("node", "r.0"), ("kind_r.0", "rule"), ("subject_r.0", "segment"), ("op_r.0", "in"), ("value_r.0", String(fixed.id)),
                                                                  ("bulk_action", "unsubscribe"), ("action", "launch")])

@@ -6,7 +6,6 @@ import XCTest
 final class DatabasePagesTests: XCTestCase {
     func signedIn(_ role: Role) throws -> (Browser, WebApp) { try signIn(role) }
 
-    func token(_ b: Browser) -> String { Browser.csrf(in: b.get("/settings")) }
 
     func multipart(_ fields: [(String, String)], file: (field: String, name: String, content: String)?) -> (String, [UInt8]) {
         multipartBody(fields, file: file)
@@ -14,7 +13,7 @@ final class DatabasePagesTests: XCTestCase {
 
     func testEditorCreatesADatabaseWithEveryFieldTypeAndSeesErrorsBesideFields() throws {
         let (b, app) = try signedIn(.editor)
-        let t = token(b)
+        let t = b.csrfToken
         XCTAssertTrue(b.get("/databases").bodyText.contains("No profile databases yet"))
         let bad = b.post("/databases", [("csrf_token", t), ("name", ""), ("description", "<i>d</i>"), ("tags", "a"), ("sm_language", "en")])
         XCTAssertEqual(bad.status, 422)
@@ -44,7 +43,7 @@ final class DatabasePagesTests: XCTestCase {
         let (viewer, app) = try signedIn(.viewer)
         let db = try app.services.databases.create(DatabaseInput(name: "D"))
         let field = try app.services.databases.addField(to: db.id, FieldInput(name: "x", type: "line"))
-        let t = token(viewer)
+        let t = viewer.csrfToken
         XCTAssertEqual(viewer.get("/databases/\(db.id)").status, 200)
         XCTAssertFalse(viewer.get("/databases/\(db.id)").bodyText.contains("+ Add field"))
         XCTAssertEqual(viewer.post("/databases", [("csrf_token", t), ("name", "New")]).status, 403)
@@ -56,7 +55,7 @@ final class DatabasePagesTests: XCTestCase {
         let editor = Browser(app)
         try app.services.accounts.createUser(email: "ed@example.com", name: "", role: .editor, password: "editor password")
         editor.login("ed@example.com", "editor password")
-        let et = token(editor)
+        let et = editor.csrfToken
         XCTAssertEqual(editor.get("/databases/\(db.id)/delete").status, 403)
         XCTAssertEqual(editor.post("/databases/\(db.id)/delete", [("csrf_token", et), ("confirm_name", "D")]).status, 403)
         XCTAssertEqual(editor.post("/databases/\(db.id)/fields/\(field.id)/delete", [("csrf_token", et)]).status, 403)
@@ -66,7 +65,7 @@ final class DatabasePagesTests: XCTestCase {
     func testAdminDeletesAfterConfirmingTheName() throws {
         let (b, app) = try signedIn(.admin)
         let db = try app.services.databases.create(DatabaseInput(name: "Old list"))
-        let t = token(b)
+        let t = b.csrfToken
         let confirm = b.get("/databases/\(db.id)/delete").bodyText
         XCTAssertTrue(confirm.contains("0</strong> profiles"), confirm)
         XCTAssertEqual(b.post("/databases/\(db.id)/delete", [("csrf_token", t), ("confirm_name", "old list")]).status, 422)
@@ -80,7 +79,7 @@ final class DatabasePagesTests: XCTestCase {
         let (b, app) = try signedIn(.editor)
         let db = try app.services.databases.create(DatabaseInput(name: "D"))
         let field = try app.services.databases.addField(to: db.id, FieldInput(name: "code", type: "line"))
-        let t = token(b)
+        let t = b.csrfToken
         // No profiles: any change converts trivially.
         XCTAssertEqual(b.post("/databases/\(db.id)/fields/\(field.id)", [("csrf_token", t), ("name", "code"), ("type", "number")]).status, 303)
         XCTAssertEqual(try app.services.databases.field(field.id)?.type, .number)
@@ -95,11 +94,11 @@ final class DatabasePagesTests: XCTestCase {
         XCTAssertEqual(download.status, 200)
         XCTAssertTrue(download.header("Content-Disposition")?.contains("attachment") ?? false)
         let renamed = download.bodyText.replacingOccurrences(of: "\"Source\"", with: "\"Imported\"")
-        let (type, body) = multipart([("csrf_token", token(b)), ("structure", "")], file: ("file", "s.json", renamed))
+        let (type, body) = multipart([("csrf_token", b.csrfToken), ("structure", "")], file: ("file", "s.json", renamed))
         let response = b.send(Request(method: "POST", target: "/databases/import", headers: b.cookieHeader.merging(["Content-Type": type]) { a, _ in a }, body: body))
         XCTAssertEqual(response.status, 303, response.bodyText)
         XCTAssertEqual(try app.services.databases.list().map(\.database.name).sorted(), ["Imported", "Source"])
-        let (type2, body2) = multipart([("csrf_token", token(b)), ("structure", "{\"format\": \"nope\"}")], file: nil)
+        let (type2, body2) = multipart([("csrf_token", b.csrfToken), ("structure", "{\"format\": \"nope\"}")], file: nil)
         let bad = b.send(Request(method: "POST", target: "/databases/import", headers: b.cookieHeader.merging(["Content-Type": type2]) { a, _ in a }, body: body2))
         XCTAssertEqual(bad.status, 422)
         XCTAssertTrue(bad.bodyText.contains("Missing &quot;name&quot; at the top level."), bad.bodyText)
@@ -109,7 +108,7 @@ final class DatabasePagesTests: XCTestCase {
 
     func testPromoCodesByPasteAndUpload() throws {
         let (b, app) = try signedIn(.editor)
-        let t = token(b)
+        let t = b.csrfToken
         XCTAssertEqual(b.post("/loyalty", [("csrf_token", t), ("name", ""), ("description", "")]).status, 422)
         let created = b.post("/loyalty", [("csrf_token", t), ("name", "Summer"), ("description", "")])
         XCTAssertEqual(created.status, 303)
@@ -125,7 +124,7 @@ final class DatabasePagesTests: XCTestCase {
         let (b, app) = try signedIn(.editor)
         let a = try app.services.databases.create(DatabaseInput(name: "A"))
         let z = try app.services.databases.create(DatabaseInput(name: "Z"))
-        let t = token(b)
+        let t = b.csrfToken
         let started = b.post("/databases/\(a.id)/copy", [("csrf_token", t), ("target", String(z.id))])
         XCTAssertEqual(started.status, 303)
         let taskPath = try XCTUnwrap(started.header("Location"))
@@ -140,7 +139,7 @@ final class DatabasePagesTests: XCTestCase {
 
     func testResourcesPageCreatesAndAttaches() throws {
         let (b, app) = try signedIn(.editor)
-        let t = token(b)
+        let t = b.csrfToken
         let bad = b.post("/resources", [("csrf_token", t), ("name", "News"), ("fields", "oops")])
         XCTAssertEqual(bad.status, 422)
         XCTAssertTrue(bad.bodyText.contains("Choose at least one channel."))

@@ -5,7 +5,6 @@ import Roster
 import XCTest
 
 final class ImportPagesTests: XCTestCase {
-    func token(_ b: Browser) -> String { Browser.csrf(in: b.get("/settings")) }
 
     func makeDatabase(_ app: WebApp) throws -> ProfileDatabase {
         let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
@@ -14,7 +13,7 @@ final class ImportPagesTests: XCTestCase {
     }
 
     func upload(_ b: Browser, _ db: ProfileDatabase, _ csv: String, spooled: Bool = false) throws -> Response {
-        let (type, body) = multipartBody([("csrf_token", token(b))], file: ("file", "people <1>.csv", csv))
+        let (type, body) = multipartBody([("csrf_token", b.csrfToken)], file: ("file", "people <1>.csv", csv))
         var request = Request(method: "POST", target: "/databases/\(db.id)/import", headers: b.cookieHeader.merging(["Content-Type": type]) { a, _ in a }, body: body)
         if spooled {
             // As the FastCGI server hands over a large upload: the body is in a file, not in memory.
@@ -44,12 +43,12 @@ final class ImportPagesTests: XCTestCase {
         XCTAssertTrue(html.contains("semicolon"))
         let upload = hidden("upload", in: html)
         XCTAssertEqual(upload.count, 32)
-        let refused = b.post("/databases/\(db.id)/import/start", [("csrf_token", token(b)), ("upload", upload), ("filename", "people.csv"),
+        let refused = b.post("/databases/\(db.id)/import/start", [("csrf_token", b.csrfToken), ("upload", upload), ("filename", "people.csv"),
                                                                  ("column_0", "email"), ("column_1", "no_such_field"), ("column_2", ""), ("match", "email"), ("existing", "update")])
         XCTAssertEqual(refused.status, 422)
         XCTAssertTrue(refused.bodyText.contains("no_such_field is not a field of this database."), refused.bodyText)
         XCTAssertEqual(try app.services.tasks.recent().count, 0)
-        let started = b.post("/databases/\(db.id)/import/start", [("csrf_token", token(b)), ("upload", upload), ("filename", "people.csv"),
+        let started = b.post("/databases/\(db.id)/import/start", [("csrf_token", b.csrfToken), ("upload", upload), ("filename", "people.csv"),
                                                                  ("column_0", "email"), ("column_1", "age"), ("column_2", ""), ("match", "email"), ("existing", "update")])
         XCTAssertEqual(started.status, 303, started.bodyText)
         let taskPath = try XCTUnwrap(started.header("Location"))
@@ -73,7 +72,7 @@ final class ImportPagesTests: XCTestCase {
         let binary = try upload(b, db, "GIF89a\u{0}\u{1}\u{2}")
         XCTAssertEqual(binary.status, 422)
         XCTAssertTrue(binary.bodyText.contains("not CSV text"))
-        let gone = b.post("/databases/\(db.id)/import/start", [("csrf_token", token(b)), ("upload", "0123456789abcdef0123456789abcdef")])
+        let gone = b.post("/databases/\(db.id)/import/start", [("csrf_token", b.csrfToken), ("upload", "0123456789abcdef0123456789abcdef")])
         XCTAssertEqual(gone.status, 422)
         XCTAssertTrue(gone.bodyText.contains("Upload the file again"))
     }

@@ -5,7 +5,6 @@ import Roster
 import XCTest
 
 final class SegmentPagesTests: XCTestCase {
-    func token(_ b: Browser) -> String { Browser.csrf(in: b.get("/settings")) }
 
     /// A database with ten profiles: five in Moscow (two of them VIP), five elsewhere.
     func makeDatabase(_ app: WebApp) throws -> (ProfileDatabase, CustomField) {
@@ -28,7 +27,7 @@ final class SegmentPagesTests: XCTestCase {
         let start = b.get("/segments/new?database=\(db.id)&kind=dynamic")
         XCTAssertEqual(start.status, 200, start.bodyText)
         XCTAssertEqual(hiddenValues("node", in: start.bodyText), ["r", "r.0"])
-        let t = token(b)
+        let t = b.csrfToken
         // Add a nested group to the root: the page comes back with it.
         var fields: [(String, String)] = [("csrf_token", t), ("database", String(db.id)), ("kind", "dynamic"), ("name", "VIP in Moscow <b>"),
                                           ("node", "r"), ("kind_r", "group"), ("join_r", "and"),
@@ -74,23 +73,23 @@ final class SegmentPagesTests: XCTestCase {
         let p = try XCTUnwrap(app.services.profiles.list(databaseID: db.id, ProfileQuery()).profiles.last)
         let profilePage = b.get("/databases/\(db.id)/profiles/\(p.profileID)").bodyText
         XCTAssertTrue(profilePage.contains("Not in any static segment."))
-        XCTAssertEqual(b.post("/databases/\(db.id)/profiles/\(p.profileID)/segments", [("csrf_token", token(b)), ("segment", String(fixed.id))]).status, 303)
+        XCTAssertEqual(b.post("/databases/\(db.id)/profiles/\(p.profileID)/segments", [("csrf_token", b.csrfToken), ("segment", String(fixed.id))]).status, 303)
         XCTAssertTrue(b.get("/databases/\(db.id)/profiles/\(p.profileID)").bodyText.contains("/segments/\(fixed.id)\">Picked</a>"))
         XCTAssertEqual(try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: HistoryEvent.segmentEntered, since: nil).count, 1)
         // Refused: a dynamic segment is not a list to add to.
-        XCTAssertEqual(b.post("/databases/\(db.id)/profiles/\(p.profileID)/segments", [("csrf_token", token(b)), ("segment", String(moscow.id))]).status, 422)
+        XCTAssertEqual(b.post("/databases/\(db.id)/profiles/\(p.profileID)/segments", [("csrf_token", b.csrfToken), ("segment", String(moscow.id))]).status, 422)
         // Everyone in Moscow joins; the one already there is not counted twice.
-        let copied = b.post("/segments/\(moscow.id)/copy", [("csrf_token", token(b)), ("target", String(fixed.id))])
+        let copied = b.post("/segments/\(moscow.id)/copy", [("csrf_token", b.csrfToken), ("target", String(fixed.id))])
         XCTAssertEqual(copied.status, 303)
         XCTAssertTrue(b.get(try XCTUnwrap(copied.header("Location"))).bodyText.contains("4 profiles joined from Moscow."))
         XCTAssertEqual(try app.services.segments.counts(fixed).get().selected, 5)
         // A member leaves from the segment page; the history says so.
-        XCTAssertEqual(b.post("/segments/\(fixed.id)/members/\(p.rowID)/remove", [("csrf_token", token(b))]).status, 303)
+        XCTAssertEqual(b.post("/segments/\(fixed.id)/members/\(p.rowID)/remove", [("csrf_token", b.csrfToken)]).status, 303)
         XCTAssertEqual(try app.services.segments.counts(fixed).get().selected, 4)
         XCTAssertEqual(try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: HistoryEvent.segmentLeft, since: nil).count, 1)
         // A segment rule on membership, and the segment's export.
         XCTAssertEqual(try app.services.segments.counts(databaseID: db.id, Selection(rules: .group(.and, [.rule(Rule(subject: "segment", op: "not_in", value: String(fixed.id)))]))).selected, 6)
-        let export = b.post("/segments/\(fixed.id)/export", [("csrf_token", token(b))])
+        let export = b.post("/segments/\(fixed.id)/export", [("csrf_token", b.csrfToken)])
         XCTAssertEqual(export.status, 303)
         app.services.tasks.runUntilIdle()
         let taskID = Int64(try XCTUnwrap(export.header("Location")).split(separator: "/").last!)!
@@ -117,7 +116,7 @@ final class SegmentPagesTests: XCTestCase {
         let (b, app) = try signIn(.viewer)
         let (db, _) = try makeDatabase(app)
         XCTAssertEqual(b.get("/segments/new?database=\(db.id)").status, 403)
-        XCTAssertEqual(b.post("/segments/new", [("csrf_token", token(b)), ("database", String(db.id)), ("name", "x"), ("action", "save")]).status, 403)
+        XCTAssertEqual(b.post("/segments/new", [("csrf_token", b.csrfToken), ("database", String(db.id)), ("name", "x"), ("action", "save")]).status, 403)
         XCTAssertFalse(b.get("/segments").bodyText.contains("Create segment"))
         XCTAssertEqual(try app.services.segments.list().count, 0)
     }

@@ -53,6 +53,9 @@ final class Browser {
         return response
     }
 
+    /// This browser's session CSRF token, read from a page that has a form.
+    var csrfToken: String { Browser.csrf(in: get("/settings")) }
+
     /// The CSRF token of the first form on the page.
     static func csrf(in response: Response) -> String {
         let html = response.bodyText

@@ -487,7 +487,7 @@ extension BatchAPI {
                     let row: Row?
                     do { row = try item.find(params) } catch let e as ItemError { throw RequestError(status: 400, code: e.code, text: e.text) }
                     guard let row else { return nil }
-                    let p = Profiles.profile(row, Profiles.readColumns(catalogue))
+                    let p = Profiles.profile(row, catalogue.columns)
                     let subs = try db.query("SELECT * FROM subscriptions_\(databaseID!) WHERE profile = ? AND deleted = 0 ORDER BY resource_id, channel, priority", [p.rowID]).map(Subscription.init(row:))
                     return .object([
                         "profile_id": .string(p.profileID), "status": .string(p.status.name), "status_code": .int(Int64(p.status.rawValue)),

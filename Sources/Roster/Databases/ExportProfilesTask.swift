@@ -80,6 +80,11 @@ public struct ExportProfilesTask: TaskHandler {
         let select = "SELECT p.id, \(columns.map { "p." + $0.sqlColumn }.joined(separator: ", "))"
         let rows: [Row]
         var outcome = ChunkOutcome(cursor: task.cursor)
+        // "targets" records how the task was prepared. A segment export prepared by an older build has no frozen
+        // targets, and reading it as a whole-database export would write every profile: it stops instead.
+        if task.int64Parameter("segment_id") != nil && task.parameters["targets"] == nil {
+            throw ValidationError(field: "task", "This segment export was started by an older version of Roster; start it again.")
+        }
         if case .bool(true)? = task.parameters["targets"] {
             // A segment's frozen targets; a profile deleted since the start is counted as processed, not written.
             let ids = try TaskTargets.next(taskID: task.id, after: task.cursor, limit: limit, db)

@@ -50,7 +50,7 @@ public struct ImportProfilesTask: TaskHandler {
             }
             createdDetails = JSONValue.object(["how": .string("import"), "task": .int(task.id)]).canonical
             catalogue = try Profiles.catalogue(databaseID, db)
-            columns = Profiles.readColumns(catalogue)
+            columns = catalogue.columns
             for target in targets where !target.isEmpty && target != "status" && StandardField.named(target) == nil {
                 guard catalogue.custom.contains(where: { $0.name == target }) else {
                     throw ValidationError(field: "task", "The field \(target) was deleted after the import started.")

@@ -86,11 +86,7 @@ public final class Profiles: Sendable {
 
     typealias ReadColumn = (key: String, column: String, display: @Sendable (SQLValue) -> String)
 
-    /// Every field's column and how to read it back.
-    static func readColumns(_ catalogue: Catalogue) -> [ReadColumn] {
-        catalogue.columns
-    }
-
+    /// Every field's column and how to read it back (kept in each `Catalogue`).
     static func readColumns(custom: [CustomField]) -> [ReadColumn] {
         var columns: [ReadColumn] = []
         for field in StandardField.all {
@@ -233,7 +229,7 @@ public final class Profiles: Sendable {
         let now = clock.now()
         try pool.write { db in
             let catalogue = try Profiles.catalogue(databaseID, db)
-            let columns = Profiles.readColumns(catalogue)
+            let columns = catalogue.columns
             guard let row = try db.queryOne(Profiles.select(databaseID) + " WHERE profile_id = ?", [profileID]) else {
                 throw ValidationError(field: "profile", "No such profile.")
             }

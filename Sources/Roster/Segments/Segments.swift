@@ -79,9 +79,12 @@ public final class Segments: Sendable {
     /// would cost more than the page). Keyed by segment id and its last change.
     private let countCache = Mutex<[String: (SelectionCounts, Int64)]>([:])
 
-    public init(pool: DatabasePool, clock: Clock = .system) {
+    let catalogues: CatalogueCache
+
+    public init(pool: DatabasePool, clock: Clock = .system, catalogues: CatalogueCache = CatalogueCache()) {
         self.pool = pool
         self.clock = clock
+        self.catalogues = catalogues
     }
 
     public func list(databaseID: Int64? = nil) throws -> [Segment] {
@@ -208,7 +211,7 @@ public final class Segments: Sendable {
     /// A page of the segment's members in creation order, after a row id.
     public func members(_ segment: Segment, after: Int64, limit: Int = 50) throws -> (profiles: [Profile], next: Int64?) {
         try pool.read { db in
-            let columns = Profiles.readColumns(try Profiles.catalogue(segment.databaseID, db))
+            let columns = try catalogues.catalogue(segment.databaseID, db).columns
             let rows: [Row]
             let table = ProfileTable.name(segment.databaseID)
             if segment.kind == .static {

@@ -171,10 +171,7 @@ public final class TaskRunner: Sendable {
             while true {
                 task = try self.task(id)!
                 if task.cancelRequested {
-                    try pool.write { db in
-                        try db.run(TaskStore.finish.sql, [TaskState.cancelled.rawValue, clock.now(), "", "", id])
-                        try TaskTargets.drop(taskID: id, db)
-                    }
+                    try pool.write { try finish(id, .cancelled, $0) }
                     return
                 }
                 if stopping.load(ordering: .relaxed) { return }  // left running: marked interrupted at next start
@@ -189,8 +186,7 @@ public final class TaskRunner: Sendable {
                         try db.run(TaskStore.setDetails.sql, [JSONValue.object(details.mapValues { .int(Int64($0)) }).canonical, id])
                     }
                     if outcome.finished {
-                        try db.run(TaskStore.finish.sql, [TaskState.done.rawValue, clock.now(), "", "", id])
-                        try TaskTargets.drop(taskID: id, db)
+                        try finish(id, .done, db)
                     }
                     return outcome
                 }
@@ -200,10 +196,13 @@ public final class TaskRunner: Sendable {
         } catch {
             let message = (error as? ValidationError)?.description ?? "Stopped by an error: \(error)"
             FileHandle.standardError.write(Data("roster: task \(id) failed: \(error)\n".utf8))
-            _ = try? pool.write { db in
-                try db.run(TaskStore.finish.sql, [TaskState.failed.rawValue, clock.now(), message, message, id])
-                try TaskTargets.drop(taskID: id, db)
-            }
+            _ = try? pool.write { try finish(id, .failed, message: message, $0) }
         }
+    }
+
+    /// Ends a task: its state and message, and its frozen targets are dropped (only an interrupted task keeps them).
+    private func finish(_ id: Int64, _ state: TaskState, message: String = "", _ db: Connection) throws {
+        try db.run(TaskStore.finish.sql, [state.rawValue, clock.now(), message, message, id])
+        try TaskTargets.drop(taskID: id, db)
     }
 }
