@@ -15,3 +15,9 @@ public enum Role: String, Sendable, CaseIterable {
         }
     }
 }
+
+/// An action the user's role does not allow (pages answer 403).
+public struct PermissionError: Error, Sendable {
+    public let message: String
+    public init(message: String) { self.message = message }
+}

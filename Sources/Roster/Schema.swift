@@ -279,6 +279,10 @@ public enum Schema {
                 UPDATE databases SET catalogue_version = catalogue_version + 1 WHERE id = OLD.database_id;
             END;
             """),
+        Migration(version: 8, name: "idempotency keys remember their request", sql: """
+            -- A key reused with another body is refused instead of replaying the first answer.
+            ALTER TABLE api_idempotency ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.

@@ -37,7 +37,7 @@ let usage = """
       resource create --name N --channels email,sms [--categories a,b]      prints the resource id
       import --database ID --file F.csv [--match email|phone|field:NAME] [--skip-existing]
                                           import profiles from CSV (columns mapped by their header names)
-      bulk --database ID --selection JSON --action JSON [--preview] [--skip-triggers]
+      bulk --database ID --selection JSON --action JSON [--segment ID] [--preview] [--skip-triggers]
                                           run (or preview) a bulk update as a task, as an admin
       token create --name N --databases 1,2 [--expires-days D]   an API token for the batch API (printed once)
       segment count --database ID --selection JSON   count what rules, range and limit select (matching, in range, selected)
@@ -259,7 +259,7 @@ case "bulk":
     guard let db = option("--database", in: args).flatMap(Int64.init),
           let selection = option("--selection", in: args).flatMap(JSONValue.parse).flatMap(Selection.init(json:)),
           let action = option("--action", in: args).flatMap(JSONValue.parse).flatMap(BulkAction.init(json:)) else {
-        fail("bulk needs --database ID --selection JSON --action JSON [--preview] [--skip-triggers]", code: 2)
+        fail("bulk needs --database ID --selection JSON --action JSON [--segment ID] [--preview] [--skip-triggers]", code: 2)
     }
     do {
         let accounts = Accounts(pool: pool)
@@ -268,11 +268,16 @@ case "bulk":
         let recorder = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler])
         recorder.stop()   // this process runs only the task it enqueues, below
         let bulk = BulkUpdates(pool: pool, tasks: recorder, removalMinMonths: config.removalMinMonths)
-        let request = BulkRequest(databaseID: db, selection: selection, action: action, skipTriggers: args.contains("--skip-triggers"))
+        var segmentID: Int64?
+        if let text = option("--segment", in: args) {
+            guard let id = Int64(text) else { fail("--segment takes a segment id", code: 2) }
+            segmentID = id
+        }
+        let request = BulkRequest(databaseID: db, segmentID: segmentID, selection: selection, action: action,
+                                  skipTriggers: args.contains("--skip-triggers"))
         let started = Date()
         if args.contains("--preview") {
-            try bulk.validate(request, role: .admin)
-            let p = try bulk.preview(request, actor: admin.id)
+            let p = try bulk.preview(request, actor: admin)
             reportTiming(since: started)
             say("selected \(p.selected), updated \(p.updated), deleted \(p.deleted), skipped \(p.skipped), failed \(p.failed)")
             exit(0)

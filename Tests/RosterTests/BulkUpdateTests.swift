@@ -56,7 +56,7 @@ final class BulkUpdateTests: XCTestCase {
     /// Previews, runs, and checks that the preview's counts are the task's.
     @discardableResult
     func run(_ s: Setup, _ request: BulkRequest, user: User? = nil) throws -> TaskRecord {
-        let preview = try s.bulk.preview(request, actor: (user ?? s.admin).id)
+        let preview = try s.bulk.preview(request, actor: user ?? s.admin)
         let id = try s.bulk.start(request, title: "t", user: user ?? s.admin)
         s.runner.runUntilIdle()
         let task = try XCTUnwrap(s.runner.task(id))
@@ -239,7 +239,7 @@ final class BulkUpdateTests: XCTestCase {
         try s.pool.write { try $0.run("UPDATE profiles_\(s.db.id) SET s_city = 'Moscow' WHERE id = ?", [paris.rowID]) }
         let fresh = TaskRunner(pool: s.pool, handlers: [BulkUpdateTask.kind: handler], chunkSize: 5)
         XCTAssertEqual(try fresh.recoverInterrupted(), 1)
-        try fresh.resume(id)
+        try fresh.resume(id, role: .admin)
         fresh.runUntilIdle()
         let task = try XCTUnwrap(fresh.task(id))
         XCTAssertEqual([task.total, task.updated], [6, 6])

@@ -324,12 +324,12 @@ final class CopyProfilesTaskTests: XCTestCase {
         let interrupted = try XCTUnwrap(restarted.task(id))
         XCTAssertEqual(interrupted.state, .interrupted)
         XCTAssertEqual(interrupted.added, try databases.profileCount(target.id), "counts equal the committed rows")
-        try restarted.resume(id)
+        try restarted.resume(id, role: .admin)
         restarted.runUntilIdle()
         let done = try XCTUnwrap(restarted.task(id))
         XCTAssertEqual(done.state, .done)
         XCTAssertEqual(done.added, 10)
         XCTAssertEqual(try databases.profileCount(target.id), 10, "each profile copied exactly once")
-        XCTAssertThrowsError(try restarted.resume(id))
+        XCTAssertThrowsError(try restarted.resume(id, role: .admin))
     }
 }

@@ -49,7 +49,7 @@ final class ExportProfilesTaskTests: XCTestCase {
             throw Crash()
         })
         XCTAssertEqual(try runner.recoverInterrupted(), 1)
-        try runner.resume(id)
+        try runner.resume(id, role: .admin)
         runner.runUntilIdle()
         let task = try XCTUnwrap(runner.task(id))
         XCTAssertEqual(task.state, .done)
@@ -117,7 +117,7 @@ final class ExportProfilesTaskTests: XCTestCase {
         }
         let fresh = TaskRunner(pool: pool, handlers: [ExportProfilesTask.kind: export], chunkSize: 2)
         XCTAssertEqual(try fresh.recoverInterrupted(), 1)
-        try fresh.resume(id)
+        try fresh.resume(id, role: .admin)
         fresh.runUntilIdle()
         let task = try XCTUnwrap(fresh.task(id))
         XCTAssertEqual(task.state, .done, task.message)

@@ -213,7 +213,7 @@ final class ImportProfilesTests: XCTestCase {
             throw Crash()
         })
         XCTAssertEqual(try s.runner.recoverInterrupted(), 1)
-        try s.runner.resume(id)
+        try s.runner.resume(id, role: .admin)
         s.runner.runUntilIdle()
         let task = try XCTUnwrap(s.runner.task(id))
         XCTAssertEqual(task.state, .done)

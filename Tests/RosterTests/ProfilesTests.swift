@@ -99,7 +99,7 @@ final class ProfilesTests: XCTestCase {
         let types = try profiles.history(databaseID: db.id, rowID: p.rowID, type: nil, since: nil).map(\.type)
         XCTAssertEqual(Set(types), ["created", "field_changed", "status_changed"])
         let detail = try profiles.history(databaseID: db.id, rowID: p.rowID, type: "field_changed", since: nil).first?.details
-        XCTAssertEqual(detail, "{\"fields\":[\"score\"]}")
+        XCTAssertEqual(detail, "{\"fields\":[\"score\"],\"how\":\"form\"}", "the changed fields and where the change came from")
     }
 
     func testKeysetPagesSearchAndStatusFilter() throws {

@@ -219,15 +219,16 @@ final class SelectionOracleTests: XCTestCase {
             let set = SelectionCompiler.listItems(r.value).compactMap { ProfileStatus(text: $0)?.rawValue }
             return r.op == "in" ? set.contains(p.status) : !set.contains(p.status)
         case "event":
-            let since = w.now - Int64(Int(r.value2)!) * 86_400
+            // README: "within the last N days" counts UTC days and includes today.
+            let since = Int64(today - Int(r.value2)!) * 86_400
             let had = p.events.contains { $0.at >= since && (r.value == "any" || $0.type == r.value) }
             return r.op == "had" ? had : !had
         case "last_interaction":
             switch r.op {
             case "before": return p.lastInteraction.map { $0 < dayStart(r.value) } ?? true
             case "after": return p.lastInteraction.map { $0 >= dayStart(r.value) + 86_400 } ?? false
-            case "within_days": return p.lastInteraction.map { $0 >= w.now - Int64(Int(r.value)!) * 86_400 } ?? false
-            default: return p.lastInteraction.map { $0 < w.now - Int64(Int(r.value)!) * 86_400 } ?? true
+            case "within_days": return p.lastInteraction.map { Int($0 / 86_400) >= today - Int(r.value)! } ?? false
+            default: return p.lastInteraction.map { Int($0 / 86_400) < today - Int(r.value)! } ?? true
             }
         case "segment":
             return (r.op == "in") == p.segments.contains(Int64(r.value)!)
@@ -259,7 +260,8 @@ final class SelectionOracleTests: XCTestCase {
             case .phones: type = .tags; isPhones = true
             }
         }
-        let value: SQLValue = isEmail ? .text(p.email) : (p.values[column] ?? .null)
+        // README: a profile with only its `<profile id>@localhost` placeholder has no email.
+        let value: SQLValue = isEmail ? (p.email.hasSuffix("@localhost") ? .null : .text(p.email)) : (p.values[column] ?? .null)
         let tags: [String]? = (type == .tags) ? { if case .text(let t) = value { return JSONValue.stringList(t) } else { return nil } }() : nil
         let isEmpty: Bool = isEmail ? p.email.hasSuffix("@localhost") : (type == .tags ? (tags ?? []).isEmpty : value == .null)
         if r.op == "empty" { return isEmpty }

@@ -123,7 +123,7 @@ final class BatchAPITests: XCTestCase {
         XCTAssertEqual(call(s, json: #"{"token": "\#(s.token)", "db_id": \#(other.id), "data": [\#(item)]}"#).0, 404, "outside the token's scope")
         XCTAssertEqual(call(s, json: "{not json").0, 400)
         XCTAssertEqual(call(s, json: #"{"token": "\#(s.token)", "db_id": \#(s.db.id), "matching": "telepathy", "data": [\#(item)]}"#).0, 400)
-        XCTAssertEqual(call(s, json: #"{"token": "\#(s.token)", "db_id": \#(s.db.id), "matching": "email_sub", "data": [\#(item)]}"#).0, 400, "needs resource_id")
+        XCTAssertEqual(call(s, json: #"{"token": "\#(s.token)", "db_id": \#(s.db.id), "matching": "custom", "data": [\#(item)]}"#).0, 400, "needs field_name")
         let many = Array(repeating: item, count: 10_001).joined(separator: ",")
         let (status, answer) = call(s, json: #"{"token": "\#(s.token)", "db_id": \#(s.db.id), "data": [\#(many)]}"#)
         XCTAssertEqual(status, 413)

@@ -98,7 +98,7 @@ final class BulkUpdatePageTests: XCTestCase {
         XCTAssertTrue(b.get("/segments/\(fixed.id)").bodyText.contains("/databases/\(db.id)/bulk-update?segment=\(fixed.id)"))
         let form = b.get("/databases/\(db.id)/bulk-update?segment=\(fixed.id)").bodyText
         XCTAssertTrue(form.contains("name=\"segment\" value=\"\(fixed.id)\""))
-        XCTAssertTrue(form.contains("Static segment membership"))
+        XCTAssertTrue(form.contains("Starting from the segment") && form.contains("1 profiles now"), "the segment's own selection, read-only")
         let launched = b.post("/databases/\(db.id)/bulk-update", [("csrf_token", b.csrfToken), ("segment", String(fixed.id)),
                                                                  ("node", "r"), ("kind_r", "group"), ("join_r", "and"),
                                                                  ("node", "r.0"), ("kind_r.0", "rule"), ("subject_r.0", "segment"), ("op_r.0", "in"), ("value_r.0", String(fixed.id)),

@@ -32,8 +32,8 @@ enum APIStore {
     static let byDigest = NamedQuery("api.tokenByDigest", "SELECT * FROM api_tokens WHERE digest = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)")
     static let revoke = NamedQuery("api.revoke", "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
     static let used = NamedQuery("api.used", "UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
-    static let replay = NamedQuery("api.replay", "SELECT content_type, response FROM api_idempotency WHERE token_id = ? AND key = ? AND created_at > ?")
-    static let remember = NamedQuery("api.remember", "INSERT OR REPLACE INTO api_idempotency (token_id, key, content_type, response, created_at) VALUES (?, ?, ?, ?, ?)")
+    static let replay = NamedQuery("api.replay", "SELECT content_type, response, request_digest FROM api_idempotency WHERE token_id = ? AND key = ? AND created_at > ?")
+    static let remember = NamedQuery("api.remember", "INSERT OR REPLACE INTO api_idempotency (token_id, key, content_type, response, created_at, request_digest) VALUES (?, ?, ?, ?, ?, ?)")
     static let forget = NamedQuery("api.forget", "DELETE FROM api_idempotency WHERE created_at < ?")
     static var queries: [NamedQuery] { [insert, all, byDigest, revoke, used, replay, remember, forget] }
 }

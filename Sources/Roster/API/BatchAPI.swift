@@ -1,4 +1,5 @@
 import Foundation
+import Secrets
 import SQLiteStore
 
 /// The batch API: `update_batch` (update only), `import_batch` (update or create) and `add_batch` (create only),
@@ -81,7 +82,13 @@ public final class BatchAPI: Sendable {
             let (params, token, database) = try authenticate(body, xml: xml, databaseRequired: true, address: address)
             let databaseID = database!
             if let key = idempotencyKey, key.utf8.count > 200 { throw RequestError(status: 400, code: 400, text: "The Idempotency-Key is longer than 200 characters.") }
+            // The key is bound to the request it first came with: the same body replays, another body is refused.
+            let digest = Secrets.digest(mode.rawValue + (xml ? " xml " : " json ") + String(decoding: body, as: UTF8.self))
             if let key = idempotencyKey, let stored = try pool.read({ try $0.queryOne(APIStore.replay.sql, [token.id, key, clock.now() - 86_400]) }) {
+                guard stored.string("request_digest") == digest else {
+                    throw RequestError(status: 422, code: 422,
+                                       text: "This Idempotency-Key was used with a different request in the last 24 hours; use a new key.")
+                }
                 return (200, stored.string("response") ?? "", true)
             }
             var items: [JSONValue]
@@ -96,7 +103,6 @@ public final class BatchAPI: Sendable {
                 throw RequestError(status: 400, code: 400, text: "matching must be one of: \(BatchAPI.matchings.sorted().joined(separator: ", ")).")
             }
             let resourceID = BatchAPI.int(params["resource_id"])
-            if matching.hasSuffix("_sub") && resourceID == nil { throw RequestError(status: 400, code: 400, text: "matching \(matching) needs resource_id.") }
             let fieldName = params["field_name"]?.stringValue
             if matching.hasPrefix("custom") && (fieldName ?? "").isEmpty { throw RequestError(status: 400, code: 400, text: "matching \(matching) needs field_name.") }
             let options = BatchOptions(mode: mode, databaseID: databaseID, matching: matching, resourceID: resourceID, fieldName: fieldName,
@@ -122,7 +128,7 @@ public final class BatchAPI: Sendable {
                 try db.run(APIStore.used.sql, [options.now, token.id])
                 if let key = idempotencyKey {
                     try db.run(APIStore.forget.sql, [options.now - 86_400])
-                    try db.run(APIStore.remember.sql, [token.id, key, xml ? "xml" : "json", text, options.now])
+                    try db.run(APIStore.remember.sql, [token.id, key, xml ? "xml" : "json", text, options.now, digest])
                 }
                 return text
             }
@@ -178,106 +184,87 @@ struct BatchItem {
     let db: Connection
 
     var table: String { ProfileTable.name(options.databaseID) }
+    var subscriptionsTable: String { Subscriptions.table(options.databaseID) }
     /// Keys of an item that are not profile fields.
-    static let control: Set<String> = ["subscriptions", "profile_id", "phone", "subscription_id"]
+    static let control: Set<String> = ["subscriptions", "profile_id", "phone", "subscription_id", "provider"]
+
+    var writer: ProfileWriter {
+        ProfileWriter(db, databaseID: options.databaseID, catalogue: catalogue, actor: nil, origin: .api, now: options.now,
+                      skipTriggers: options.skipTriggers)
+    }
+
+    /// Matching by a subscription's contact: the item's email or phone is that subscription's address, which is not
+    /// the profile's own email (and may be another profile's).
+    var matchesBySubscription: Bool { options.matching.hasSuffix("_sub") }
 
     func string(_ v: JSONValue?) -> String? {
         switch v {
         case .string(let s)?: return s.trimmed.isEmpty ? nil : s.trimmed
         case .int(let i)?: return String(i)
-        case .double(let d)?: return String(d)
+        case .double(let d)?: return d.isFinite ? String(d) : nil
         default: return nil
         }
     }
 
+    static func itemError(_ error: ValidationError, _ code: Int, profileID: String?) -> ItemError {
+        ItemError(code: code, text: error.fieldErrors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
+            .joined(separator: " "), profileID: profileID)
+    }
+
     func apply(_ item: JSONValue) throws -> String {
-        guard case .object(let data) = item else { throw ItemError(code: BatchAPI.ItemCode.invalidData, text: "Each item of data must be an object of profile fields.") }
+        guard case .object(let data) = item else {
+            throw ItemError(code: BatchAPI.ItemCode.invalidData, text: "Each item of data must be an object of profile fields.")
+        }
         let existing = try find(data)
         switch (options.mode, existing) {
-        case (.update, nil): throw ItemError(code: BatchAPI.ItemCode.notFound, text: "No profile matches (matching \(options.matching)); update_batch never creates profiles.")
-        case (.add, let row?): throw ItemError(code: BatchAPI.ItemCode.exists, text: "A profile matches already; add_batch only creates.", profileID: row.string("profile_id"))
+        case (.update, nil):
+            throw ItemError(code: BatchAPI.ItemCode.notFound,
+                            text: "No profile matches (matching \(options.matching)); update_batch never creates profiles.")
+        case (.add, let row?):
+            throw ItemError(code: BatchAPI.ItemCode.exists, text: "A profile matches already; add_batch only creates.",
+                            profileID: row.string("profile_id"))
         default: break
         }
-        // Field values, each judged by its type.
-        var values: [String: SQLValue] = [:]
-        var errors: [String] = []
-        var changedKeys: [String] = []
-        for (key, value) in data.sorted(by: { $0.key < $1.key }) where !BatchItem.control.contains(key) {
-            if let standard = StandardField.named(key) {
-                let result: Result<SQLValue, FieldValueError>
-                switch standard.kind {
-                case .typed(let type): result = type.validate(json: value, options: standard.options)
-                case .email:
-                    let text = string(value) ?? ""
-                    if let problem = EmailAddress.problem(text) { result = .failure(FieldValueError(problem)) } else { result = .success(.text(text.lowercased())) }
-                case .phones:
-                    var list: [String] = []
-                    if case .array(let items) = value { list = items.compactMap { string($0) } } else if let s = string(value) { list = [s] }
-                    result = standard.parse(list.joined(separator: ", ")).map { $0.value }
-                }
-                switch result {
-                case .success(let v): values[standard.column] = v; changedKeys.append(key)
-                case .failure(let e): errors.append("\(key) \(e.reason).")
-                }
-            } else if let field = catalogue.custom.first(where: { $0.name == key }) {
-                switch field.type.validate(json: value, options: field.options) {
-                case .success(let v): values[field.column] = v; changedKeys.append(key)
-                case .failure(let e): errors.append("\(key) \(e.reason).")
-                }
-            } else {
-                errors.append("\(key) is not a field of this database.")
-            }
-        }
-        if !errors.isEmpty { throw ItemError(code: BatchAPI.ItemCode.invalidData, text: errors.joined(separator: " "), profileID: existing?.string("profile_id")) }
+        var inputs: [String: FieldValueInput] = [:]
+        for (key, value) in data where !BatchItem.control.contains(key) { inputs[key] = .json(value) }
         let rowID: Int64
         let profileID: String
+        let writer = self.writer
         if let existing {
             rowID = existing.int64("id") ?? 0
             profileID = existing.string("profile_id") ?? ""
-            var changes = values.filter { $0.value != existing[$0.key] }
-            if let email = changes["email"] {
-                if email == .null { changes["email"] = nil }
-                else if try db.queryOne("SELECT 1 FROM \(table) WHERE email = ? AND id <> ?", [email, rowID]) != nil {
-                    throw ItemError(code: BatchAPI.ItemCode.invalidData, text: "email belongs to another profile.", profileID: profileID)
-                }
-            }
-            if !changes.isEmpty {
-                let keys = changes.keys.sorted()
-                try db.run("UPDATE \(table) SET \(keys.map { "\($0) = ?" }.joined(separator: ", ")), updated_at = ?, version = version + 1 WHERE id = ?",
-                           keys.map { changes[$0]! } + [SQLValue.integer(options.now), SQLValue.integer(rowID)])
-                try History.record(db, database: options.databaseID, profile: rowID, at: options.now, type: HistoryEvent.fieldChanged, actor: nil,
-                                   details: .object(["fields": .array(changedKeys.map { .string($0) }), "how": .string("api")]))
-                try trigger(profileID, "field_updated", .object(["fields": .array(changedKeys.map { .string($0) })]))
+            if matchesBySubscription { inputs["email"] = nil }
+            do { try writer.update(existing, inputs) } catch let e as ValidationError {
+                throw BatchItem.itemError(e, BatchAPI.ItemCode.invalidData, profileID: profileID)
             }
         } else {
-            if let email = values["email"], email != .null, try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
-                throw ItemError(code: BatchAPI.ItemCode.exists, text: "A profile with this email exists already.")
+            if matchesBySubscription, let email = inputs["email"], case .json(let v) = email, let text = string(v),
+               try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [text.lowercased()]) != nil {
+                inputs["email"] = nil  // the subscription's address is another profile's email: not this one's
             }
-            // A new profile gets the fields' defaults and must have the required ones.
-            var input: [String: String] = [:]
-            for field in StandardField.all where values[field.column] == nil { input[field.key] = "" }
-            let defaults = try? Profiles.validate(ProfileInput(values: input), catalogue, applyDefaults: true)
-            var row = defaults?.values ?? [:]
-            for (k, v) in values { row[k] = v }
-            for field in catalogue.custom where field.required && (row[field.column] ?? .null) == .null {
-                throw ItemError(code: BatchAPI.ItemCode.invalidData, text: "\(field.name) is required.")
+            do { (rowID, profileID) = try writer.create(inputs) } catch let e as ValidationError {
+                let code = e.fieldErrors["email"]?.hasPrefix("Another profile") == true ? BatchAPI.ItemCode.exists : BatchAPI.ItemCode.invalidData
+                throw BatchItem.itemError(e, code, profileID: nil)
             }
-            (rowID, profileID) = try Profiles.insert(db, databaseID: options.databaseID, values: row, status: .subscribed, now: options.now)
-            try History.record(db, database: options.databaseID, profile: rowID, at: options.now, type: HistoryEvent.created, actor: nil, details: .object(["how": .string("api")]))
         }
-        // Subscriptions.
         if let subs = data["subscriptions"] {
             let list: [JSONValue]
             switch subs {
             case .array(let a): list = a
             case .object: list = [subs]
-            default: throw ItemError(code: BatchAPI.ItemCode.invalidSubscription, text: "subscriptions must be an array.", profileID: profileID)
+            default:
+                throw ItemError(code: BatchAPI.ItemCode.invalidSubscription, text: "subscriptions must be an array.", profileID: profileID)
             }
             for sub in list {
                 do {
-                    try subscribe(sub, rowID: rowID, profileID: profileID)
-                } catch is ItemError where options.skipInvalidSubscriptions {
-                    continue   // skipped: the profile is still updated
+                    try db.run("SAVEPOINT api_subscription")
+                    try subscribe(sub, writer: writer, rowID: rowID, profileID: profileID)
+                    try db.run("RELEASE api_subscription")
+                } catch let e as ItemError {
+                    try db.run("ROLLBACK TO api_subscription")
+                    try db.run("RELEASE api_subscription")
+                    if options.skipInvalidSubscriptions { continue }  // skipped: the profile is still updated
+                    throw e
                 }
             }
         }
@@ -287,7 +274,9 @@ struct BatchItem {
     // MARK: Matching
 
     func find(_ data: [String: JSONValue]) throws -> Row? {
-        func need(_ what: String) -> ItemError { ItemError(code: BatchAPI.ItemCode.matchingData, text: "matching \(options.matching) needs the item's \(what).") }
+        func need(_ what: String) -> ItemError {
+            ItemError(code: BatchAPI.ItemCode.matchingData, text: "matching \(options.matching) needs the item's \(what).")
+        }
         func byEmail() throws -> Row? {
             guard let email = string(data["email"]) else { throw need("email") }
             return try db.queryOne("SELECT * FROM \(table) WHERE email = ?", [email.lowercased()])
@@ -301,11 +290,32 @@ struct BatchItem {
             guard let phone = phoneValue() else { throw need("phone (or phones)") }
             return try db.queryOne("SELECT * FROM \(table) WHERE json_extract(phones, '$[0]') = ?", [phone])
         }
-        func bySubscription(_ channels: [String], _ contact: String) throws -> Row? {
-            try db.queryOne("""
-                SELECT p.* FROM \(table) p JOIN subscriptions_\(options.databaseID) s ON s.profile = p.id
-                WHERE s.resource_id = ? AND s.channel IN (\(channels.map { _ in "?" }.joined(separator: ", "))) AND s.contact = ? AND s.deleted = 0 ORDER BY p.id LIMIT 1
-                """, [SQLValue.integer(options.resourceID ?? 0)] + channels.map { SQLValue.text($0) } + [SQLValue.text(contact)])
+        /// The profile with a live subscription on one of `channels` with this contact, in the request's resource
+        /// or, without one, in every resource attached to the database. Two profiles found: the item says so.
+        func bySubscription(_ channels: [String], _ contact: String, provider: String? = nil) throws -> Row? {
+            var sql = """
+                SELECT DISTINCT s.profile FROM \(subscriptionsTable) s
+                WHERE s.channel IN (\(channels.map { _ in "?" }.joined(separator: ", "))) AND s.contact = ? AND s.deleted = 0
+                """
+            var params: [SQLValue] = channels.map { .text($0) } + [.text(contact)]
+            if let resourceID = options.resourceID {
+                sql += " AND s.resource_id = ?"
+                params.append(.integer(resourceID))
+            } else {
+                sql += " AND s.resource_id IN (SELECT resource_id FROM database_resources WHERE database_id = ?)"
+                params.append(.integer(options.databaseID))
+            }
+            if let provider {
+                sql += " AND s.provider = ?"
+                params.append(.text(provider))
+            }
+            let found = try db.prepare(sql + " LIMIT 2").query(params).compactMap { $0.int64("profile") }
+            if found.count > 1 {
+                throw ItemError(code: BatchAPI.ItemCode.matchingData,
+                                text: "Several profiles have this \(channels[0]) subscription; name the resource (resource_id) to choose one.")
+            }
+            guard let id = found.first else { return nil }
+            return try db.queryOne("SELECT * FROM \(table) WHERE id = ?", [id])
         }
         func byEmailSub() throws -> Row? {
             guard let email = string(data["email"]) else { throw need("email") }
@@ -329,7 +339,8 @@ struct BatchItem {
                     let wanted = JSONValue.encodeStrings(JSONValue.stringList(value.string).sorted())
                     return try db.queryOne("""
                         SELECT * FROM \(table) WHERE \(field.column) IS NOT NULL
-                        AND (SELECT json_group_array(value) FROM (SELECT value FROM json_each(\(field.column)) ORDER BY value)) = ? ORDER BY id LIMIT 1
+                        AND (SELECT json_group_array(value) FROM (SELECT value FROM json_each(\(field.column)) ORDER BY value)) = ?
+                        ORDER BY id LIMIT 1
                         """, [wanted])
                 }
                 return try db.queryOne("SELECT * FROM \(table) WHERE \(field.column) = ? ORDER BY id LIMIT 1", [value])
@@ -340,7 +351,10 @@ struct BatchItem {
         case "email": return try byEmail()
         case "email_profile":
             if let found = try (string(data["email"]) != nil ? byEmail() : nil) { return found }
-            guard let id = string(data["profile_id"]) else { if string(data["email"]) == nil { throw need("email or profile_id") }; return nil }
+            guard let id = string(data["profile_id"]) else {
+                if string(data["email"]) == nil { throw need("email or profile_id") }
+                return nil
+            }
             return try db.queryOne("SELECT * FROM \(table) WHERE profile_id = ?", [id.lowercased()])
         case "profile_id":
             guard let id = string(data["profile_id"]) else { throw need("profile_id") }
@@ -357,28 +371,43 @@ struct BatchItem {
             if string(data["email"]) != nil, let found = try byEmailSub() { return found }
             return phoneValue() == nil ? nil : try byPhoneSub()
         case "push_sub":
+            // The spec's push object: provider + subscription_id, at the item's top level or in its push subscription.
             var id = string(data["subscription_id"])
+            var provider = string(data["provider"])
             if id == nil, case .array(let subs)? = data["subscriptions"] {
-                id = subs.compactMap { s -> String? in if case .object(let o) = s, o["channel"]?.stringValue == "push" { return string(o["subscription_id"]) } else { return nil } }.first
+                for case .object(let o) in subs where o["channel"]?.stringValue == "push" {
+                    id = string(o["subscription_id"])
+                    provider = string(o["provider"])
+                    break
+                }
             }
-            guard let id else { throw need("push subscription_id") }
-            return try bySubscription(["push"], id)
+            guard let id else { throw need("push provider and subscription_id") }
+            return try bySubscription(["push"], id, provider: provider)
         case "custom": return try byCustom()
         case "custom_sub":
             guard let row = try byCustom() else { return nil }
-            let has = try db.queryOne("SELECT 1 FROM subscriptions_\(options.databaseID) WHERE profile = ? AND resource_id = ? AND deleted = 0", [row.int64("id") ?? 0, options.resourceID ?? 0])
-            return has == nil ? nil : row
+            var sql = "SELECT 1 FROM \(subscriptionsTable) WHERE profile = ? AND deleted = 0"
+            var params: [SQLValue] = [.integer(row.int64("id") ?? 0)]
+            if let resourceID = options.resourceID {
+                sql += " AND resource_id = ?"
+                params.append(.integer(resourceID))
+            }
+            return try db.queryOne(sql, params) == nil ? nil : row
         default: return nil
         }
     }
 
     // MARK: Subscriptions
 
-    func subscribe(_ value: JSONValue, rowID: Int64, profileID: String) throws {
-        func bad(_ text: String) -> ItemError { ItemError(code: BatchAPI.ItemCode.invalidSubscription, text: "subscription: " + text, profileID: profileID) }
+    func subscribe(_ value: JSONValue, writer: ProfileWriter, rowID: Int64, profileID: String) throws {
+        func bad(_ text: String) -> ItemError {
+            ItemError(code: BatchAPI.ItemCode.invalidSubscription, text: "subscription: " + text, profileID: profileID)
+        }
         guard case .object(let s) = value else { throw bad("each subscription is an object.") }
         guard let resourceID = BatchAPI.int(s["resource_id"]) else { throw bad("resource_id is missing.") }
-        guard let channelText = s["channel"]?.stringValue, let channel = Channel(rawValue: channelText) else { throw bad("channel must be one of email, sms, push, telegram_bot, whatsapp, viber.") }
+        guard let channelText = s["channel"]?.stringValue, let channel = Channel(rawValue: channelText) else {
+            throw bad("channel must be one of email, sms, push, telegram_bot, whatsapp, viber.")
+        }
         var contact: String?
         var provider = ""
         func cc(_ key: String) -> String? { if case .object(let o)? = s["cc_data"] { return string(o[key]) } else { return nil } }
@@ -401,25 +430,16 @@ struct BatchItem {
         }
         var priority: Int?
         if let raw = s["priority"] {
-            guard let p = BatchAPI.int(raw) else { throw bad("priority must be a number.") }
+            guard let p = BatchAPI.int(raw), p >= -1, p <= 1_000_000 else { throw bad("priority must be a number from 0 to 1,000,000 (or -1).") }
             priority = p == -1 ? nil : Int(p)
         }
-        var cats: [String] = []
+        var categories: [String]?
         switch s["cats"] {
-        case .array(let items)?: cats = items.compactMap { string($0) }
-        case .string(let one)?: cats = [one]
-        default: break
+        case .array(let items)?: categories = items.compactMap { string($0) }
+        case .string(let one)?: categories = [one]
+        case nil, .null?: categories = nil
+        default: throw bad("cats must be a list of category names.")
         }
-        let t = "subscriptions_\(options.databaseID)"
-        let normalized = channel == .email ? contact.lowercased() : (PhoneNumber.normalize(contact).flatMap { [.sms, .whatsapp, .viber].contains(channel) ? $0 : nil } ?? contact)
-        let existing = try db.queryOne("SELECT id, status, priority, categories FROM \(t) WHERE profile = ? AND resource_id = ? AND channel = ? AND contact = ?",
-                                       [rowID, resourceID, channel.rawValue, normalized])
-        let current = existing.flatMap { ProfileStatus(rawValue: $0.int("status") ?? 0) }
-        // The unsafe-statuses rule applies here as in bulk updates.
-        if status == .subscribed, let current, BulkAction.unsafeStatuses.contains(current) {
-            throw bad("it is \(current.name); the API does not move an unsafe status back to subscribed.")
-        }
-        let finalStatus = status ?? current ?? .subscribed
         var fields: [String: JSONValue] = [:]
         switch s["custom_fields"] {
         case .object(let custom)?: fields = custom
@@ -427,21 +447,14 @@ struct BatchItem {
         default: throw bad("custom_fields must be an object of field names and values.")
         }
         do {
-            _ = try Subscriptions.add(options.databaseID, rowID, SubscriptionInput(resourceID: resourceID, channel: channel.rawValue, contact: contact, provider: provider,
-                                                                                 status: finalStatus.name, priority: priority ?? existing?.int("priority"),
-                                                                                 categories: s["cats"] == nil ? JSONValue.stringList(existing?.string("categories")) : cats,
-                                                                                 fields: fields),
-                                      actor: nil, now: options.now, db)
+            try writer.subscribe(rowID: rowID, profileID: profileID,
+                                 SubscriptionChange(resourceID: resourceID, channel: channel.rawValue, contact: contact, provider: provider,
+                                                    status: status, priority: priority, categories: categories, fields: fields))
         } catch let e as ValidationError {
             throw bad(e.fieldErrors.sorted { $0.key < $1.key }.map(\.value).joined(separator: " "))
+        } catch let refusal as UnsafeStatusRefusal {
+            throw bad(refusal.message)
         }
-        try trigger(profileID, existing == nil ? "subscription_added" : "subscription_updated",
-                    .object(["resource_id": .int(resourceID), "channel": .string(channel.rawValue), "status": .string(finalStatus.name)]))
-    }
-
-    func trigger(_ profileID: String, _ type: String, _ payload: JSONValue) throws {
-        if options.skipTriggers { return }
-        try db.run(BulkStore.insertTrigger.sql, [options.databaseID, profileID, type, payload.canonical, SQLValue.null, options.now])
     }
 }
 
@@ -519,8 +532,8 @@ extension BatchAPI {
                         var at = now
                         if let raw = event["at"] {
                             if let seconds = BatchAPI.int(raw) { at = seconds }
-                            else if let text = raw.stringValue, case .success(let normalized) = FieldType.parseDate(text) {
-                                at = SelectionCompiler.dayStart(String(normalized.prefix(10)))
+                            else if let text = raw.stringValue, let instant = FieldType.instant(text) {
+                                at = instant  // with its time of day
                             } else { return fail(ItemCode.invalidData, "at is a Unix time or an RFC 3339 date.") }
                             if at > now + 300 { return fail(ItemCode.invalidData, "at is in the future.") }
                         }
@@ -530,7 +543,9 @@ extension BatchAPI {
                         var details: [String: JSONValue] = ["how": .string("api")]
                         if case .object(let extra)? = event["details"] { details["details"] = .object(extra) }
                         // Recorded in the history; as an interaction it also moves the profile's last-interaction time.
-                        try History.record(db, database: databaseID!, profile: rowID, at: at, type: type, actor: nil, details: .object(details))
+                        let writer = ProfileWriter(db, databaseID: databaseID!, catalogue: catalogue, actor: nil, origin: .api, now: at,
+                                                   skipTriggers: true)
+                        try writer.record(rowID, type, details)
                         return .object(["error": .int(0), "error_text": .string("Successful operation"), "profile_id": .string(row.string("profile_id") ?? "")])
                     }
                 }

@@ -47,7 +47,7 @@ public enum BulkAction: Sendable, Equatable {
     }
 
     /// Statuses a subscription is never moved out of into "subscribed" without the "Include unsafe statuses" option.
-    public static let unsafeStatuses: [ProfileStatus] = [.unsubscribed, .complainer, .hardBounced, .invalid]
+    public static var unsafeStatuses: [ProfileStatus] { EventRules.unsafeStatuses }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = ["action": .string(kind)]
@@ -97,6 +97,7 @@ public enum BulkAction: Sendable, Equatable {
 public struct BulkRequest: Sendable {
     public var databaseID: Int64
     public var segmentID: Int64?
+    /// The rules, range and limit added in the form (or on the CLI), within the segment's selection if any.
     public var selection: Selection
     public var action: BulkAction
     public var skipTriggers: Bool
@@ -107,6 +108,9 @@ public struct BulkRequest: Sendable {
         self.action = action
         self.skipTriggers = skipTriggers
     }
+
+    /// What the update selects (see `ProfileSelection`).
+    public var scope: ProfileSelection { ProfileSelection(databaseID: databaseID, segmentID: segmentID, narrowing: selection) }
 }
 
 /// Reasons items are skipped, with the words the preview and the task page use.

@@ -39,7 +39,6 @@ struct BulkExecutor {
     /// The chunk's targets: three parameters (task, after, up to).
     var targets: String { "SELECT profile FROM task_targets WHERE task_id = ? AND profile > ? AND profile <= ?" }
 
-    static let unsafeCodes = BulkAction.unsafeStatuses.map { String($0.rawValue) }.joined(separator: ", ")
     static let statusName = "CASE %@ WHEN 0 THEN 'subscribed' WHEN 1 THEN 'unsubscribed' WHEN 2 THEN 'complainer' WHEN 3 THEN 'hard_bounced' WHEN 4 THEN 'unconfirmed' WHEN 5 THEN 'suspended' ELSE 'invalid' END"
     static func statusName(_ column: String) -> String { statusName.replacingOccurrences(of: "%@", with: column) }
 
@@ -59,9 +58,10 @@ struct BulkExecutor {
         "INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, c.profile_id, ?, \(display("p." + column, type)), ? FROM temp.bulk_profiles c CROSS JOIN \(table) p ON p.id = c.id WHERE p.\(column) IS NOT ?"
     }
 
-    func trigger(_ db: Connection, profileID: String, type: String, payload: JSONValue) throws {
-        if skipTriggers { return }
-        try db.run(BulkStore.insertTrigger.sql, [databaseID, profileID, type, payload.canonical, taskID, now])
+    /// The profile write path, as a marketer's bulk task.
+    func writer(_ db: Connection) -> ProfileWriter {
+        ProfileWriter(db, databaseID: databaseID, catalogue: catalogue, actor: actor, origin: .bulk, now: now, skipTriggers: skipTriggers,
+                      taskID: taskID)
     }
 
     func run(after: Int64, upTo: Int64, count: Int, _ db: Connection) throws -> BulkChunk {
@@ -112,15 +112,15 @@ struct BulkExecutor {
             chunk.skip(SkipReason.recentInteraction, count - chunk.deleted)
 
         case .updateSubscriptionStatus(let resourceID, let channel, let statusText, let includeUnsafe):
-            let status = ProfileStatus(text: statusText)!
+            guard let status = ProfileStatus(text: statusText) else { throw ValidationError(field: "status", "Choose one of the seven statuses.") }
             let guardUnsafe = status == .subscribed && !includeUnsafe
             let scope = "s.profile IN (\(targets)) AND s.resource_id = ? AND s.channel = ? AND s.deleted = 0"
             let scopeParams = range + [.integer(resourceID), .text(channel)]
-            let change = "s.status <> ?" + (guardUnsafe ? " AND s.status NOT IN (\(BulkExecutor.unsafeCodes))" : "")
+            let change = "s.status <> ?" + (guardUnsafe ? " AND s.status NOT IN (\(EventRules.unsafeCodesSQL))" : "")
             let newStatus = SQLValue.integer(Int64(status.rawValue))
             // One pass over the chunk's subscriptions counts what is skipped and why.
             let tally = try db.prepare("""
-                SELECT COALESCE(SUM(s.status = ?), 0) AS same, COALESCE(SUM(s.status IN (\(BulkExecutor.unsafeCodes)) AND s.status <> ?), 0) AS unsafe
+                SELECT COALESCE(SUM(s.status = ?), 0) AS same, COALESCE(SUM(s.status IN (\(EventRules.unsafeCodesSQL)) AND s.status <> ?), 0) AS unsafe
                 FROM \(subscriptions) s WHERE \(scope)
                 """).query([newStatus, newStatus] + scopeParams).first
             chunk.skip(SkipReason.unchanged, tally?.int("same") ?? 0)
@@ -145,17 +145,24 @@ struct BulkExecutor {
                 try db.run("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, profile_id, 'subscription_updated', json_object('resource_id', ?, 'channel', ?, 'status', ?), ?, ? FROM temp.bulk_subs",
                            [SQLValue.integer(databaseID), SQLValue.integer(resourceID), SQLValue.text(channel), SQLValue.text(status.name), SQLValue.integer(taskID), SQLValue.integer(now)])
             }
-            // A subscription event is an interaction.
-            try db.run("UPDATE \(table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.bulk_subs)", [SQLValue.integer(now)])
+            // The same rules as every other history event (EventRules): a marketer's status change engages the profile
+            // but is not a customer interaction.
+            if EventRules.isInteraction(type, origin: .bulk) {
+                try db.run("UPDATE \(table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.bulk_subs)",
+                           [SQLValue.integer(now)])
+            }
+            if EventRules.engages(type) {
+                try db.run("UPDATE \(table) SET engaged_at = COALESCE(engaged_at, ?) WHERE id IN (SELECT profile FROM temp.bulk_subs)", [SQLValue.integer(now)])
+            }
             chunk.updated = try db.run("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id IN (SELECT id FROM temp.bulk_subs)", [newStatus, SQLValue.integer(now)])
             try db.run("DELETE FROM temp.bulk_subs")
             if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, type, chunk.updated, chunk.updated]) }
 
         case .addSubscription(let resourceID, let channelText, let statusText, let sourceID, let includeUnsafe):
-            let status = ProfileStatus(text: statusText)!
-            let channel = Channel(rawValue: channelText)!
-            let guardUnsafe = status == .subscribed && !includeUnsafe
-            let unsafe = Set(BulkAction.unsafeStatuses.map(\.rawValue))
+            guard let status = ProfileStatus(text: statusText), let channel = Channel(rawValue: channelText) else {
+                throw ValidationError(field: "action", "The task's subscription cannot be read.")
+            }
+            let writer = self.writer(db)
             let rows = try db.prepare("SELECT p.id, p.profile_id, p.email, p.phones FROM \(table) p WHERE p.id IN (\(targets)) ORDER BY p.id").query(range)
             for row in rows {
                 let rowID = row.int64("id") ?? 0
@@ -163,38 +170,47 @@ struct BulkExecutor {
                 var contact = ""
                 var provider = ""
                 if let sourceID {
-                    guard let source = try db.queryOne("SELECT contact, provider, status FROM \(subscriptions) WHERE profile = ? AND resource_id = ? AND channel = ? AND deleted = 0 ORDER BY priority, created_at, id LIMIT 1",
-                                                       [rowID, sourceID, channel.rawValue]) else { chunk.skip(SkipReason.noSource); continue }
-                    if guardUnsafe, unsafe.contains(source.int("status") ?? 0) { chunk.skip(SkipReason.unsafeStatus); continue }
+                    guard let source = try db.queryOne("""
+                        SELECT contact, provider, status FROM \(subscriptions) WHERE profile = ? AND resource_id = ? AND channel = ? AND deleted = 0
+                        ORDER BY priority, created_at, id LIMIT 1
+                        """, [rowID, sourceID, channel.rawValue]) else { chunk.skip(SkipReason.noSource); continue }
+                    // A source subscription in an unsafe status gives no contact to subscribe (the same rule).
+                    let sourceStatus = ProfileStatus(rawValue: source.int("status") ?? 0) ?? .subscribed
+                    if status == .subscribed, !includeUnsafe, EventRules.unsafe(sourceStatus) { chunk.skip(SkipReason.unsafeStatus); continue }
                     contact = source.string("contact") ?? ""
                     provider = source.string("provider") ?? ""
                 } else if channel == .email {
                     let email = row.string("email") ?? ""
-                    if email.hasSuffix("@localhost") { chunk.skip(SkipReason.noContact); continue }
+                    if email == ProfileIdentity.placeholderEmail(profileID) { chunk.skip(SkipReason.noContact); continue }
                     contact = email
                 } else {
                     guard let phone = JSONValue.stringList(row.string("phones")).first else { chunk.skip(SkipReason.noContact); continue }
                     contact = phone
                 }
-                let existing = try db.queryOne("SELECT status, deleted FROM \(subscriptions) WHERE profile = ? AND resource_id = ? AND channel = ? AND contact = ?",
-                                               [rowID, resourceID, channel.rawValue, channel == .email ? contact.lowercased() : contact])
-                if let existing {
-                    let current = existing.int("status") ?? 0
-                    if guardUnsafe, unsafe.contains(current), !existing.bool("deleted") { chunk.skip(SkipReason.unsafeStatus); continue }
-                    if current == status.rawValue && !existing.bool("deleted") { chunk.skip(SkipReason.unchanged); continue }
-                }
+                // Only what the action sets changes: the status (categories, priority and fields stay).
+                let change = SubscriptionChange(resourceID: resourceID, channel: channel.rawValue, contact: contact, provider: provider,
+                                                status: status, includeUnsafe: includeUnsafe)
+                let outcome: SubscribeOutcome
                 do {
-                    _ = try Subscriptions.add(databaseID, rowID, SubscriptionInput(resourceID: resourceID, channel: channel.rawValue, contact: contact, provider: provider, status: status.name),
-                                              actor: actor, now: now, db)
-                } catch is ValidationError {
-                    chunk.failed += 1
-                    chunk.reasons["invalid_contact", default: 0] += 1
+                    try db.run("SAVEPOINT bulk_subscription")
+                    outcome = try writer.subscribe(rowID: rowID, profileID: profileID, change)
+                    try db.run("RELEASE bulk_subscription")
+                } catch let error where error is ValidationError || error is UnsafeStatusRefusal {
+                    try db.run("ROLLBACK TO bulk_subscription")
+                    try db.run("RELEASE bulk_subscription")
+                    if error is UnsafeStatusRefusal { chunk.skip(SkipReason.unsafeStatus) } else {
+                        chunk.failed += 1
+                        chunk.reasons["invalid_contact", default: 0] += 1
+                    }
                     continue
                 }
-                let before = existing.map { ProfileStatus(rawValue: $0.int("status") ?? 0)?.name ?? "" } ?? ""
+                let before: String
+                switch outcome {
+                case .unchanged: chunk.skip(SkipReason.unchanged); continue
+                case .added: before = ""
+                case .updated(_, let old): before = old.name
+                }
                 try db.run(BulkStore.insertChange.sql, [taskID, profileID, "subscription \(resourceID) \(channel.rawValue) \(contact)", before, status.name])
-                try trigger(db, profileID: profileID, type: existing == nil ? "subscription_added" : "subscription_updated",
-                            payload: .object(["resource_id": .int(resourceID), "channel": .string(channel.rawValue), "status": .string(status.name)]))
                 chunk.updated += 1
             }
 
@@ -205,14 +221,11 @@ struct BulkExecutor {
                     let rowID = row.int64("id") ?? 0
                     let profileID = row.string("profile_id") ?? ""
                     if try db.queryOne(BulkStore.hasCode.sql, [programID, databaseID, profileID]) != nil { chunk.skip(SkipReason.hasCode); continue }
-                    guard let code = try db.queryOne(BulkStore.freeCode.sql, [programID]) else { chunk.skip(SkipReason.noFreeCode); continue }
-                    // The status check makes a code impossible to hand out twice, even if two writers raced.
-                    guard try db.run(BulkStore.attachCode.sql, [databaseID, profileID, now, code.int64("id") ?? 0]) == 1 else { chunk.skip(SkipReason.noFreeCode); continue }
-                    let text = code.string("code") ?? ""
-                    try History.record(db, database: databaseID, profile: rowID, at: now, type: HistoryEvent.promoAttached, actor: actor,
-                                       details: .object(["code": .string(text), "program": .int(programID), "task": .int(taskID)]))
+                    guard let text = try writer(db).attachFreeCode(rowID: rowID, profileID: profileID, programID: programID) else {
+                        chunk.skip(SkipReason.noFreeCode)
+                        continue
+                    }
                     try db.run(BulkStore.insertChange.sql, [taskID, profileID, "promo code \(programID)", "", text])
-                    try trigger(db, profileID: profileID, type: "promo_attached", payload: .object(["program_id": .int(programID), "code": .string(text)]))
                     chunk.updated += 1
                 }
             } else {
@@ -222,9 +235,7 @@ struct BulkExecutor {
                     """).query([.integer(programID), .integer(databaseID)] + range)
                 var profilesWithCodes = Set<Int64>()
                 for code in codes {
-                    try db.run("UPDATE promo_codes SET status = 'detached' WHERE id = ?", [code.int64("id") ?? 0])
-                    try History.record(db, database: databaseID, profile: code.int64("row") ?? 0, at: now, type: HistoryEvent.promoDetached, actor: actor,
-                                       details: .object(["code": .string(code.string("code") ?? ""), "task": .int(taskID)]))
+                    try writer(db).detachCode(rowID: code.int64("row") ?? 0, codeID: code.int64("id") ?? 0, code: code.string("code") ?? "")
                     try db.run(BulkStore.insertChange.sql, [taskID, code.string("profile_id") ?? "", "promo code \(programID)", code.string("code") ?? "", "detached"])
                     profilesWithCodes.insert(code.int64("row") ?? 0)
                 }
@@ -262,6 +273,13 @@ public struct BulkUpdateTask: TaskHandler {
         self.removalMinMonths = removalMinMonths
     }
 
+    /// Deleting profiles needs an admin, whoever launched the task; every other action an editor.
+    public func mayRun(_ task: TaskRecord, role: Role) -> Bool {
+        guard role.canEdit else { return false }
+        if case .deleteInactive? = task.parameters["action"].flatMap(BulkAction.init(json:)) { return role.canDelete }
+        return true
+    }
+
     static func request(_ task: TaskRecord) throws -> BulkRequest {
         guard let databaseID = task.databaseID, let selectionJSON = task.parameters["selection"], let selection = Selection(json: selectionJSON),
               let actionJSON = task.parameters["action"], let action = BulkAction(json: actionJSON) else {
@@ -274,7 +292,7 @@ public struct BulkUpdateTask: TaskHandler {
 
     /// Writes the target rows for `taskID`; returns how many.
     static func freeze(_ request: BulkRequest, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
-        try TaskTargets.freeze(request.selection, databaseID: request.databaseID, taskID: taskID, now: now, db)
+        try TaskTargets.freeze(request.scope, taskID: taskID, now: now, db)
     }
 
     public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {

@@ -100,12 +100,7 @@ public final class BulkUpdates: Sendable {
         try pool.read { db in
             guard try db.queryOne(DatabaseStore.byID.sql, [request.databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
             let context = try SelectionContext.load(request.databaseID, now: clock.now(), db)
-            _ = try SelectionCompiler.compile(request.selection, context)
-            if let segmentID = request.segmentID {
-                guard let row = try db.queryOne(SegmentStore.byID.sql, [segmentID]), Segment(row: row).databaseID == request.databaseID else {
-                    throw ValidationError(field: "segment", "The segment belongs to another database.")
-                }
-            }
+            _ = try request.scope.compile(db, now: clock.now())
             func status(_ text: String) throws -> ProfileStatus {
                 guard let s = ProfileStatus(text: text) else { throw ValidationError(field: "status", "Choose one of the seven statuses.") }
                 return s
@@ -123,7 +118,7 @@ public final class BulkUpdates: Sendable {
                 if let source {
                     if source == r { throw ValidationError(field: "source_resource", "Take the contacts from another resource.") }
                     try resource(source, channel, field: "source_resource")
-                } else if ![Channel.email, .sms, .whatsapp, .viber].contains(Channel(rawValue: channel)!) {
+                } else if let c = Channel(rawValue: channel), ![Channel.email, .sms, .whatsapp, .viber].contains(c) {
                     throw ValidationError(field: "channel", "Profile fields hold contacts for email, SMS, WhatsApp and Viber; for \(channel) take the contacts from another resource.")
                 }
             case .updateSubscriptionStatus(let r, let channel, let s, _):
@@ -133,12 +128,14 @@ public final class BulkUpdates: Sendable {
                 guard try db.queryOne(LoyaltyStore.byID.sql, [program]) != nil else { throw ValidationError(field: "program", "No such loyalty program.") }
             case .deleteInactive:
                 guard role.canDelete else { throw ValidationError(field: "action", "Only admins can delete profiles.") }
-                guard request.selection.hasCondition || request.segmentID != nil else {
-                    throw ValidationError(field: "rules", "Deleting needs at least one condition: a rule, a range or a limit. Roster never deletes a whole database this way.")
+                guard try request.scope.hasCondition(db) else {
+                    throw ValidationError(field: "rules", "Deleting needs at least one condition (a rule, a range, or a limit above 0), "
+                                          + "in the form or in the segment. Roster never deletes a whole database this way.")
                 }
             case .unsubscribe:
-                guard request.selection.hasCondition || request.segmentID != nil else {
-                    throw ValidationError(field: "rules", "A global unsubscribe needs at least one condition: a rule, a range or a limit.")
+                guard try request.scope.hasCondition(db) else {
+                    throw ValidationError(field: "rules", "A global unsubscribe needs at least one condition (a rule, a range, or a limit "
+                                          + "above 0), in the form or in the segment. Roster never unsubscribes a whole database this way.")
                 }
             }
         }
@@ -149,7 +146,10 @@ public final class BulkUpdates: Sendable {
     }
 
     /// Runs the action over every selected profile in a transaction that is rolled back, and reports what it did.
-    public func preview(_ request: BulkRequest, actor: Int64?) throws -> BulkPreview {
+    /// Checked first exactly as a launch is (`validate`), so a preview never shows what could not be launched.
+    public func preview(_ request: BulkRequest, actor: User) throws -> BulkPreview {
+        try validate(request, role: actor.role)
+        let actor: Int64? = actor.id
         struct Rollback: Error { let preview: BulkPreview }
         let now = clock.now()
         let cutoff = BulkUpdates.cutoff(now: now, months: removalMinMonths)

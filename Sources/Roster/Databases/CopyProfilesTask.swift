@@ -27,60 +27,62 @@ public struct CopyProfilesTask: TaskHandler {
     }
 
     public func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
-        let source = task.databaseID!
-        let target = task.int64Parameter("target_database_id")!
+        guard let source = task.databaseID, let target = task.int64Parameter("target_database_id") else {
+            throw ValidationError(field: "task", "The task lacks its source or target database.")
+        }
         let maxID = task.int64Parameter("max_id") ?? 0
         let sourceFields = try Databases.fields(source, db)
         let targetFields = Dictionary(try Databases.fields(target, db).map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
         let mapping = sourceFields.compactMap { field in targetFields[field.name.lowercased()].map { (field, $0) } }
         let standardColumns = StandardField.all.filter { $0.column.hasPrefix("s_") }.map(\.column)
-
-        let selectColumns = (["id", "profile_id", "email", "phones", "status"] + standardColumns + mapping.map { $0.0.column }).joined(separator: ", ")
+        let selectColumns = (["id", "profile_id", "email", "phones", "status"] + standardColumns + mapping.map { $0.0.column })
+            .joined(separator: ", ")
         let rows = try db.prepare("SELECT \(selectColumns) FROM \(ProfileTable.name(source)) WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
             .query([task.cursor, maxID, limit])
 
-        let insertColumns = ["profile_id", "email", "phones", "status", "range_bucket"] + standardColumns
-            + ["created_at", "updated_at", "last_interaction_at"] + mapping.map { $0.1.column }
-        let insert = try db.prepare("INSERT INTO \(ProfileTable.name(target)) (\(insertColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: insertColumns.count).joined(separator: ", ")))")
-        let event = try db.prepare(ProfileTable.insertEvent(target))
-        let stats = try db.cached(History.bumpStats.sql)
         let emailTaken = try db.prepare("SELECT 1 FROM \(ProfileTable.name(target)) WHERE email = ?")
-
         var outcome = ChunkOutcome(cursor: task.cursor)
-        let now = clock.now()
+        // Every copy goes through the profile write path: the target's types, required fields and defaults apply.
+        let writer = try ProfileWriter.open(db, databaseID: target, actor: task.createdBy, origin: .copy, now: clock.now(), skipTriggers: true,
+                                            taskID: task.id)
+        let standard = StandardField.all.filter { $0.kind != .email }
         for row in rows {
             outcome.cursor = row.int64("id") ?? outcome.cursor
             outcome.processed += 1
-            let newID = ProfileIdentity.newProfileID()
-            var email = row.string("email") ?? ""
-            if email == ProfileIdentity.placeholderEmail(row.string("profile_id") ?? "") { email = ProfileIdentity.placeholderEmail(newID) }
-            if !(try emailTaken.query([email]).isEmpty) {
-                outcome.skipped += 1
-                continue
-            }
-            var values: [any SQLBindable] = [newID, email, row["phones"], row["status"], ProfileIdentity.rangeBucket(newID)]
-            values += standardColumns.map { row[$0] }
-            values += [now, now, now]
-            var misfit: String?
-            for (from, to) in mapping {
-                let value = row[from.column]
-                if value == .null || (from.type == to.type && from.options == to.options) { values.append(value); continue }
-                switch to.type.parse(from.type.display(value), options: to.options) {
-                case .success(let converted): values.append(converted)
-                case .failure(let e): misfit = "\(to.name) \(e.reason)"
+            let sourceProfileID = row.string("profile_id") ?? ""
+            var inputs: [String: FieldValueInput] = [:]
+            let email = row.string("email") ?? ""
+            if email != ProfileIdentity.placeholderEmail(sourceProfileID) {
+                if !(try emailTaken.query([email]).isEmpty) {
+                    outcome.skipped += 1
+                    continue
                 }
-                if misfit != nil { break }
+                inputs["email"] = .text(email)
             }
-            if let misfit {
+            for field in standard {
+                let value = row[field.column]
+                if value == .null { continue }
+                switch field.kind {
+                case .typed(let type): inputs[field.key] = .text(type.display(value))
+                case .phones: inputs[field.key] = .text(FieldType.tags.display(value))
+                case .email: break
+                }
+            }
+            for (from, to) in mapping where row[from.column] != .null {
+                inputs[to.name] = .text(from.type.display(row[from.column]))
+            }
+            let status = ProfileStatus(rawValue: row.int("status") ?? 0) ?? .subscribed
+            do {
+                try db.run("SAVEPOINT copy_profile")
+                try writer.create(inputs, status: status, details: ["from_database": .int(source), "from_profile_id": .string(sourceProfileID)])
+                try db.run("RELEASE copy_profile")
+                outcome.added += 1
+            } catch let error as ValidationError {
+                try db.run("ROLLBACK TO copy_profile")
+                try db.run("RELEASE copy_profile")
                 outcome.failed += 1
-                outcome.message = "Last failure: profile \(row.string("profile_id") ?? ""): \(misfit)."
-                continue
+                outcome.message = "Last failure: profile \(sourceProfileID): \(error.fieldErrors.sorted { $0.key < $1.key }.map(\.value).joined(separator: " "))"
             }
-            try insert.execute(values)
-            try event.execute([db.lastInsertRowID, now, HistoryEvent.created, task.createdBy,
-                               JSONValue.object(["how": .string("copy"), "from_database": .int(source), "from_profile_id": .string(row.string("profile_id") ?? "")]).canonical])
-            try stats.execute([target, now, HistoryEvent.created])
-            outcome.added += 1
         }
         outcome.finished = rows.count < limit
         return outcome

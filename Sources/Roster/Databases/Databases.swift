@@ -449,16 +449,15 @@ public final class Databases: Sendable {
         try pool.read { try $0.scalar(ProfileTable.valueCount(field.databaseID, field.id)).int ?? 0 }
     }
 
-    /// Sets (or, with nil, clears) one field on every profile of the database: one set-based statement.
+    /// Sets (or, with nil, clears) one field on every profile of the database: one set-based statement (an operator's
+    /// tool for a newly added field, so it writes no per-profile history). The value is judged by the profile write
+    /// path's rules — the same messages, and a required field cannot be cleared.
     @discardableResult
     public func setFieldOnAllProfiles(_ field: CustomField, value: String?) throws -> Int {
-        var stored = SQLValue.null
-        if let value {
-            switch field.type.parse(value, options: field.options) {
-            case .success(let v): stored = v
-            case .failure(let e): throw ValidationError(field: field.name, e.reason)
-            }
+        try pool.write { db in
+            let writer = try ProfileWriter.open(db, databaseID: field.databaseID, actor: nil, origin: .cli, now: clock.now())
+            let stored = try writer.judgeOne(field.name, .text(value ?? ""))
+            return try db.run(ProfileTable.setAll(field.databaseID, field.id), [stored])
         }
-        return try pool.write { db in try db.run(ProfileTable.setAll(field.databaseID, field.id), [stored]) }
     }
 }

@@ -42,15 +42,11 @@ public struct ExportProfilesTask: TaskHandler {
         return columns
     }
 
-    /// The selection of a segment's export: its rules, or membership for a static segment; nil for a whole database.
-    static func selection(_ task: TaskRecord, _ db: Connection) throws -> Selection? {
-        guard let id = task.int64Parameter("segment_id") else { return nil }
-        guard let row = try db.queryOne(SegmentStore.byID.sql, [id]) else { throw ValidationError(field: "task", "The segment was deleted.") }
-        let segment = Segment(row: row)
-        if segment.kind == .static {
-            return Selection(rules: .group(.and, [.rule(Rule(subject: "segment", op: "in", value: String(id)))]))
-        }
-        return segment.selection
+    /// The selection of a segment's export (its rules, or a static segment's members); nil for a whole database.
+    static func selection(_ task: TaskRecord, _ db: Connection) throws -> ProfileSelection? {
+        guard let id = task.int64Parameter("segment_id"), let databaseID = task.databaseID else { return nil }
+        guard try db.queryOne(SegmentStore.byID.sql, [id]) != nil else { throw ValidationError(field: "task", "The segment was deleted.") }
+        return ProfileSelection(databaseID: databaseID, segmentID: id)
     }
 
     public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
@@ -63,7 +59,7 @@ public struct ExportProfilesTask: TaskHandler {
         if let selection = try ExportProfilesTask.selection(task, db) {
             // A segment's export: the profiles its selection takes now, frozen as the task's targets, so rules
             // relative to today, or a segment edited mid-way, cannot change what the file holds.
-            total = try TaskTargets.freeze(selection, databaseID: databaseID, taskID: task.id, now: Clock.system.now(), db)
+            total = try TaskTargets.freeze(selection, taskID: task.id, now: Clock.system.now(), db)
             frozen = true
         }
         try createFile(for: task.id)
@@ -128,7 +124,8 @@ public struct ExportProfilesTask: TaskHandler {
     public static func cell(_ value: String, neutralize: Bool) -> String {
         var text = value
         if neutralize, let first = text.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) { text = "'" + text }
-        if text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+        // Bytes, not Characters: "\r\n" is one Character in Swift and equals neither "\r" nor "\n".
+        if text.utf8.contains(where: { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 10 || $0 == 13 }) {
             return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         return text

@@ -44,22 +44,50 @@ enum History {
     static let dropDatabase = NamedQuery("eventStats.dropDatabase", "DELETE FROM event_stats WHERE database_id = ?")
     static var queries: [NamedQuery] { [bumpStats, bumpStatsBy, monthly, dropDatabase] }
 
-    static func record(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?, details: JSONValue) throws {
+    /// Writes one event. `interaction` (decided by `EventRules` from the event and where it came from) moves the
+    /// profile's last interaction; an engaging event marks the profile engaged. Callers go through `ProfileWriter`.
+    /// With a `tally`, the day's statistics are counted there and written once per chunk (imports).
+    static func record(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?,
+                       details: JSONValue, interaction: Bool, tally: EventTally? = nil) throws {
         try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
-        try db.run(bumpStats.sql, [database, at, type])
-        if isInteraction(type) { try db.run(touchSQL(database), [at, profile]) }
+        if let tally { tally.add(type) } else { try db.run(bumpStats.sql, [database, at, type]) }
+        // A new profile's row already has its creation time as its last interaction.
+        if interaction && type != HistoryEvent.created { try db.run(touchSQL(database), [at, profile]) }
+        if EventRules.engages(type) { try db.run(engageSQL(database), [at, profile]) }
     }
-
-    /// Every event is an interaction except a marketer's edits of fields and of the global status (an audit
-    /// trail, which must not keep a profile from deletion by inactivity).
-    static func isInteraction(_ type: String) -> Bool { type != HistoryEvent.fieldChanged && type != HistoryEvent.statusChanged }
 
     static func touchSQL(_ database: Int64) -> String {
         "UPDATE \(ProfileTable.name(database)) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id = ?"
     }
 
+    static func engageSQL(_ database: Int64) -> String {
+        "UPDATE \(ProfileTable.name(database)) SET engaged_at = COALESCE(engaged_at, ?) WHERE id = ?"
+    }
+
     /// The event row only: the caller adds the statistics in bulk with `bumpStatsBy`.
     static func recordEvent(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?, details: JSONValue) throws {
         try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
+    }
+}
+
+/// Event counts of a chunk, for the daily statistics, written once per chunk instead of once per event. A row
+/// written inside a savepoint keeps its counts only when the savepoint is released.
+final class EventTally {
+    private var kept: [String: Int] = [:]
+    private var row: [String: Int] = [:]
+
+    func add(_ type: String) { row[type, default: 0] += 1 }
+    func keepRow() {
+        for (type, n) in row { kept[type, default: 0] += n }
+        row = [:]
+    }
+    func dropRow() { row = [:] }
+
+    func flush(_ db: Connection, database: Int64, at: Int64) throws {
+        keepRow()
+        for (type, count) in kept.sorted(by: { $0.key < $1.key }) {
+            try db.run(History.bumpStatsBy.sql, [database, at, type, count, count])
+        }
+        kept = [:]
     }
 }

@@ -126,7 +126,15 @@ public enum ProfileTable {
     }
     static func dropIndex(_ databaseID: Int64, _ field: Int64) -> String { "DROP INDEX IF EXISTS \(indexName(databaseID, field))" }
     static func count(_ databaseID: Int64) -> String { "SELECT COUNT(*) FROM \(name(databaseID))" }
-    static func engagedCount(_ databaseID: Int64) -> String { "SELECT COUNT(*) FROM \(name(databaseID)) WHERE engaged_at IS NOT NULL" }
+    /// Profiles engaged by anything beyond creation and plain edits (`EventRules.engages`): the mark the history writer
+    /// sets, and, for data written before it did, the history and the subscriptions themselves.
+    static func engagedCount(_ databaseID: Int64) -> String {
+        """
+        SELECT COUNT(*) FROM \(name(databaseID)) p WHERE p.engaged_at IS NOT NULL
+        OR EXISTS (SELECT 1 FROM \(historyName(databaseID)) h WHERE h.profile = p.id AND h.type NOT IN \(EventRules.notEngagingSQL))
+        OR EXISTS (SELECT 1 FROM subscriptions_\(databaseID) s WHERE s.profile = p.id)
+        """
+    }
     static func nonNullValues(_ databaseID: Int64, _ field: Int64) -> String {
         "SELECT id, profile_id, c_\(field) AS value FROM \(name(databaseID)) WHERE c_\(field) IS NOT NULL ORDER BY id"
     }

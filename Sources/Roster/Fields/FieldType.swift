@@ -122,7 +122,10 @@ public enum FieldType: String, Sendable, CaseIterable, Codable {
             guard d.isFinite, d == d.rounded(.towardZero), let i = Int64(exactly: d) else { return .failure(.init("is not a whole number")) }
             return .success(.integer(i))
         case (.float, .int(let i)): return .success(.real(Double(i)))
-        case (.float, .double(let d)): return .success(.real(d == 0 ? 0 : d))
+        case (.float, .double(let d)):
+            // JSON numbers beyond a double's range (1e309) parse as infinity: the same refusal as typed text.
+            guard d.isFinite else { return .failure(.init("is too large for a float")) }
+            return .success(.real(d == 0 ? 0 : d))
         case (.boolean, .bool(let b)): return .success(.integer(b ? 1 : 0))
         case (_, .string(let s)): return parse(s, options: options)
         case (.line, .int(let i)): return .success(.text(String(i)))
@@ -244,6 +247,19 @@ public enum FieldType: String, Sendable, CaseIterable, Codable {
         guard year >= 1 else { return .failure(bad) }
         let seconds = Int64(UTCTime.days(year: year, month: month, day: day)) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
         return .success(UTCTime.rfc3339(milliseconds: seconds * 1000 + Int64(millis)))
+    }
+
+    /// An RFC 3339 date or date-time as Unix seconds, with its time of day (a date alone: its UTC midnight).
+    static func instant(_ text: String) -> Int64? {
+        guard case .success(let normalized) = parseDate(text) else { return nil }
+        let chars = Array(normalized.utf8)
+        func n(_ from: Int, _ count: Int) -> Int64 {
+            guard from + count <= chars.count else { return 0 }
+            return chars[from..<(from + count)].reduce(0) { $0 * 10 + Int64($1 &- 48) }
+        }
+        let day = Int64(UTCTime.days(year: Int(n(0, 4)), month: Int(n(5, 2)), day: Int(n(8, 2)))) * 86_400
+        guard chars.count > 10 else { return day }
+        return day + n(11, 2) * 3600 + n(14, 2) * 60 + n(17, 2)
     }
 
     static func formatDate(_ date: Date) -> String {

@@ -28,9 +28,7 @@ public struct ImportProfilesTask: TaskHandler {
         let updateExisting: Bool
         let subscription: (resource: Int64, channel: Channel, status: String)?
         let catalogue: Profiles.Catalogue
-        let columns: [Profiles.ReadColumn]
         /// The history details of every profile this import creates (the same text for each).
-        let createdDetails: String
 
         init(_ task: TaskRecord, _ db: Connection) throws {
             guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
@@ -48,9 +46,7 @@ public struct ImportProfilesTask: TaskHandler {
             } else {
                 subscription = nil
             }
-            createdDetails = JSONValue.object(["how": .string("import"), "task": .int(task.id)]).canonical
             catalogue = try Profiles.catalogue(databaseID, db)
-            columns = catalogue.columns
             for target in targets where !target.isEmpty && target != "status" && StandardField.named(target) == nil {
                 guard catalogue.custom.contains(where: { $0.name == target }) else {
                     throw ValidationError(field: "task", "The field \(target) was deleted after the import started.")
@@ -94,7 +90,7 @@ public struct ImportProfilesTask: TaskHandler {
             failedText = (["row", "reason"] + plan.header).map { ExportProfilesTask.cell($0, neutralize: true) }.joined(separator: ",") + "\r\n"
         }
         let now = Clock.system.now()
-        var events: [String: Int] = [:]
+        let tally = EventTally()
         while outcome.processed < limit {
             guard let record = reader.next() else { outcome.finished = true; break }
             outcome.processed += 1
@@ -113,15 +109,18 @@ public struct ImportProfilesTask: TaskHandler {
                 } else {
                     try db.run("SAVEPOINT import_row")
                     do {
-                        result = try apply(fields, plan, now: now, db, events: &events)
+                        result = try apply(fields, plan, now: now, db, tally: tally)
                         try db.run("RELEASE import_row")
+                        tally.keepRow()
                     } catch let error as ValidationError {
                         try db.run("ROLLBACK TO import_row")
                         try db.run("RELEASE import_row")
+                        tally.dropRow()
                         result = .failed(error.fieldErrors.sorted { $0.key < $1.key }.map(\.value).joined(separator: " "))
                     } catch let error as SQLiteError where error.isConstraintViolation {
                         try db.run("ROLLBACK TO import_row")
                         try db.run("RELEASE import_row")
+                        tally.dropRow()
                         result = .failed("The row conflicts with another profile (\(error.message)).")
                     }
                 }
@@ -136,7 +135,7 @@ public struct ImportProfilesTask: TaskHandler {
             }
         }
         // The day's event counts for the statistics, once per chunk instead of once per row.
-        for (type, count) in events { try db.run(History.bumpStatsBy.sql, [plan.databaseID, now, type, count, count]) }
+        try tally.flush(db, database: plan.databaseID, at: now)
         outcome.outputBytes = try appendFailed(failedText, task)
         if outcome.finished { unlink(uploadPath(task)) }
         return outcome
@@ -145,7 +144,7 @@ public struct ImportProfilesTask: TaskHandler {
     enum RowResult { case added, updated, skipped, failed(String) }
 
     /// Validates and writes one row. Throws `ValidationError` with every problem of the row.
-    func apply(_ fields: [String], _ plan: Plan, now: Int64, _ db: Connection, events: inout [String: Int]) throws -> RowResult {
+    func apply(_ fields: [String], _ plan: Plan, now: Int64, _ db: Connection, tally: EventTally) throws -> RowResult {
         var values: [String: String] = [:]
         var statusText: String?
         for (index, target) in plan.targets.enumerated() where !target.isEmpty {
@@ -177,73 +176,49 @@ public struct ImportProfilesTask: TaskHandler {
                 }
             }
         }
+        let writer = ProfileWriter(db, databaseID: plan.databaseID, catalogue: plan.catalogue, actor: plan.actor, origin: .import,
+                                   now: now, skipTriggers: false, taskID: plan.taskID, tally: tally)
+        let inputs = values.mapValues { FieldValueInput.text($0) }
+        let status = statusText.flatMap { ProfileStatus(text: $0) }
         if let existing {
             if !plan.updateExisting { return .skipped }
-            let rowID = existing.int64("id") ?? 0
             let current = ProfileStatus(rawValue: existing.int("status") ?? 0) ?? .subscribed
-            let input = ProfileInput(values: values, status: statusText ?? current.name)
-            let (validated, status) = try Profiles.validate(input, plan.catalogue, applyDefaults: false)
-            var changes: [String: SQLValue] = [:]
-            var changedKeys: [String] = []
-            for c in plan.columns where validated[c.column] != nil && validated[c.column] != existing[c.column] && validated[c.column] != .null {
-                changes[c.column] = validated[c.column]!
-                changedKeys.append(c.key)
-            }
-            if let email = changes["email"], try db.queryOne("SELECT 1 FROM \(table) WHERE email = ? AND id <> ?", [email, rowID]) != nil {
-                throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")
-            }
-            if status != current { changes["status"] = .integer(Int64(status.rawValue)) }
-            if !changes.isEmpty {
-                changes["updated_at"] = .integer(now)
-                let keys = changes.keys.sorted()
-                try db.run("UPDATE \(table) SET \(keys.map { "\($0) = ?" }.joined(separator: ", ")), version = version + 1 WHERE id = ?",
-                           keys.map { changes[$0]! } + [rowID])
-                if !changedKeys.isEmpty {
-                    try History.recordEvent(db, database: plan.databaseID, profile: rowID, at: now, type: HistoryEvent.fieldChanged, actor: plan.actor,
-                                            details: .object(["fields": .array(changedKeys.map { .string($0) }), "how": .string("import"), "task": .int(plan.taskID)]))
-                    events[HistoryEvent.fieldChanged, default: 0] += 1
-                }
-                if status != current {
-                    try History.recordEvent(db, database: plan.databaseID, profile: rowID, at: now, type: HistoryEvent.statusChanged, actor: plan.actor,
-                                            details: .object(["from": .string(current.name), "to": .string(status.name), "how": .string("import")]))
-                    events[HistoryEvent.statusChanged, default: 0] += 1
-                }
-            }
-            try subscribe(rowID, existing.string("email") ?? "", existing.string("phones"), validated, plan, now: now, db, events: &events)
-            return changes.isEmpty ? .skipped : .updated
+            // Empty cells never overwrite: a file without a column (a required one too) leaves that field alone.
+            let changed = try writer.update(existing, inputs, status: status, empty: .keep)
+            try subscribe(writer, existing.int64("id") ?? 0, existing.string("profile_id") ?? "", plan, db)
+            return changed.isEmpty && (status == nil || status == current) ? .skipped : .updated
         }
-        let input = ProfileInput(values: values, status: statusText ?? ProfileStatus.subscribed.name)
-        let (validated, status) = try Profiles.validate(input, plan.catalogue, applyDefaults: true)
-        // Matching by email already looked this email up and found nobody.
-        if plan.match != .email, let email = validated["email"], email != .null, try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
-            throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")
-        }
-        let (rowID, _) = try Profiles.insert(db, databaseID: plan.databaseID, values: validated, status: status, now: now)
-        try db.run(ProfileTable.insertEvent(plan.databaseID), [rowID, now, HistoryEvent.created, plan.actor, plan.createdDetails])
-        events[HistoryEvent.created, default: 0] += 1
-        try subscribe(rowID, validated["email"]?.string ?? "", validated["phones"]?.string, validated, plan, now: now, db, events: &events)
+        let (rowID, profileID) = try writer.create(inputs, status: status ?? .subscribed)
+        try subscribe(writer, rowID, profileID, plan, db)
         return .added
     }
 
     /// Adds the import's subscription with the row's email or first phone as the contact.
-    func subscribe(_ rowID: Int64, _ storedEmail: String, _ storedPhones: String?, _ validated: [String: SQLValue], _ plan: Plan,
-                   now: Int64, _ db: Connection, events: inout [String: Int]) throws {
+    func subscribe(_ writer: ProfileWriter, _ rowID: Int64, _ profileID: String, _ plan: Plan, _ db: Connection) throws {
         guard let subscription = plan.subscription else { return }
+        let row = try db.queryOne("SELECT email, phones FROM \(ProfileTable.name(plan.databaseID)) WHERE id = ?", [rowID])
+        let email = row?.string("email") ?? ""
+        let phones = row?.string("phones")
         let contact: String
         switch subscription.channel {
         case .email:
-            let email = validated["email"]?.string ?? storedEmail
-            guard !email.isEmpty, !email.hasSuffix("@localhost") else { throw ValidationError(field: "email", "The row has no email to subscribe.") }
+            guard !email.isEmpty, email != ProfileIdentity.placeholderEmail(profileID) else {
+                throw ValidationError(field: "email", "The row has no email to subscribe.")
+            }
             contact = email
         default:
-            guard let phone = JSONValue.stringList(validated["phones"]?.string ?? storedPhones).first else {
+            guard let phone = JSONValue.stringList(phones).first else {
                 throw ValidationError(field: "phones", "The row has no phone to subscribe.")
             }
             contact = phone
         }
-        _ = try Subscriptions.add(plan.databaseID, rowID, SubscriptionInput(resourceID: subscription.resource, channel: subscription.channel.rawValue,
-                                                                            contact: contact, status: subscription.status),
-                                  actor: plan.actor, now: now, db)
+        do {
+            try writer.subscribe(rowID: rowID, profileID: profileID,
+                                 SubscriptionChange(resourceID: subscription.resource, channel: subscription.channel.rawValue, contact: contact,
+                                                    status: ProfileStatus(text: subscription.status) ?? .subscribed))
+        } catch let refusal as UnsafeStatusRefusal {
+            throw ValidationError(field: "subscription", refusal.message)
+        }
     }
 
     func appendFailed(_ text: String, _ task: TaskRecord) throws -> Int64 {

@@ -57,14 +57,11 @@ public final class ProfileExtras: Sendable {
         let now = clock.now()
         return try pool.write { db in
             let row = try ProfileExtras.profileRow(databaseID, profileID, db)
-            guard let code = try db.queryOne("SELECT id, code FROM promo_codes WHERE program_id = ? AND status = 'free' ORDER BY id LIMIT 1", [programID]) else {
+            let writer = try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
+            guard let code = try writer.attachFreeCode(rowID: row, profileID: profileID, programID: programID) else {
                 throw ValidationError(field: "program", "This program has no free codes left.")
             }
-            try db.run("UPDATE promo_codes SET status = 'attached', database_id = ?, profile_id = ?, attached_at = ? WHERE id = ? AND status = 'free'",
-                       [databaseID, profileID, now, code.int64("id") ?? 0])
-            try History.record(db, database: databaseID, profile: row, at: now, type: HistoryEvent.promoAttached, actor: actor,
-                               details: .object(["code": .string(code.string("code") ?? ""), "program": .int(programID)]))
-            return code.string("code") ?? ""
+            return code
         }
     }
 
@@ -77,8 +74,8 @@ public final class ProfileExtras: Sendable {
                                              [codeID, databaseID, profileID])?.string("code") else {
                 throw ValidationError(field: "code", "No such code on this profile.")
             }
-            try db.run("UPDATE promo_codes SET status = 'detached' WHERE id = ?", [codeID])
-            try History.record(db, database: databaseID, profile: row, at: now, type: HistoryEvent.promoDetached, actor: actor, details: .object(["code": .string(code)]))
+            try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
+                .detachCode(rowID: row, codeID: codeID, code: code)
         }
     }
 

@@ -118,53 +118,6 @@ public final class Profiles: Sendable {
                        lastInteractionAt: row.int64("last_interaction_at"), version: row.int64("version") ?? 1)
     }
 
-    /// Judges every typed value; applies defaults to empty fields when `applyDefaults` (new profiles);
-    /// refuses empty required fields. Returns column → value for every field present in the input.
-    static func validate(_ input: ProfileInput, _ catalogue: Catalogue, applyDefaults: Bool) throws -> (values: [String: SQLValue], status: ProfileStatus) {
-        var errors: [String: String] = [:]
-        var values: [String: SQLValue] = [:]
-        for field in StandardField.all {
-            let setting = catalogue.standard[field.key] ?? StandardFieldSetting()
-            let given = input.values[field.key]
-            var typed = given ?? ""
-            if typed.trimmed.isEmpty, applyDefaults, let d = setting.defaultValue { typed = d }
-            if typed.isEmpty {
-                // Nothing typed and no default: no value (the common case for most fields of an imported row).
-                if setting.required && field.kind != .email { errors[field.key] = "\(field.label) is required." }
-                if given != nil || applyDefaults { values[field.column] = .null }
-                continue
-            }
-            switch field.parse(typed) {
-            case .success(let box):
-                if box.value == .null && setting.required && field.kind != .email { errors[field.key] = "\(field.label) is required." }
-                if input.values[field.key] != nil || applyDefaults { values[field.column] = box.value }
-            case .failure(let e): errors[field.key] = "\(field.label) \(e.reason)."
-            }
-        }
-        for field in catalogue.custom {
-            let given = input.values[field.name]
-            var typed = given ?? ""
-            if typed.trimmed.isEmpty, applyDefaults, let d = field.defaultValue { typed = d }
-            if typed.isEmpty {
-                if field.required { errors[field.name] = "\(field.name) is required." }
-                if given != nil || applyDefaults { values[field.column] = .null }
-                continue
-            }
-            switch field.type.parse(typed, options: field.options) {
-            case .success(let value):
-                if value == .null && field.required { errors[field.name] = "\(field.name) is required." }
-                if input.values[field.name] != nil || applyDefaults { values[field.column] = value }
-            case .failure(let e): errors[field.name] = "\(field.name) \(e.reason)."
-            }
-        }
-        guard let status = ProfileStatus(text: input.status) else {
-            errors["status"] = "Choose one of the seven statuses."
-            throw ValidationError(errors)
-        }
-        if !errors.isEmpty { throw ValidationError(errors) }
-        return (values, status)
-    }
-
     static func select(_ databaseID: Int64) -> String { "SELECT * FROM \(ProfileTable.name(databaseID))" }
 
     public func get(databaseID: Int64, profileID: String) throws -> Profile? {
@@ -174,23 +127,24 @@ public final class Profiles: Sendable {
         }
     }
 
+    /// Creates a profile from what a person typed (the profile form, the CLI): see `ProfileWriter.create`.
     @discardableResult
-    public func create(databaseID: Int64, _ input: ProfileInput, actor: Int64?, how: String = "manual") throws -> Profile {
+    public func create(databaseID: Int64, _ input: ProfileInput, actor: Int64?, origin: ChangeOrigin = .form) throws -> Profile {
         let now = clock.now()
         let profileID = try pool.write { db -> String in
-            guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
-            let (values, status) = try Profiles.validate(input, try Profiles.catalogue(databaseID, db), applyDefaults: true)
-            if let email = values["email"], email != .null,
-               try db.queryOne("SELECT 1 FROM \(ProfileTable.name(databaseID)) WHERE email = ?", [email]) != nil {
-                throw ValidationError(field: "email", "Another profile in this database has this email.")
-            }
-            let (rowID, profileID) = try Profiles.insert(db, databaseID: databaseID, values: values, status: status, now: now)
-            try History.record(db, database: databaseID, profile: rowID, at: now, type: HistoryEvent.created, actor: actor, details: JSONValue.object(["how": .string(how)]))
-            return profileID
+            let writer = try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: origin, now: now)
+            let status = ProfileStatus(text: input.status)
+            return try writer.create(input.values.mapValues { .text($0) }, status: status ?? .subscribed,
+                                     otherErrors: status == nil ? Profiles.statusError : [:]).profileID
         }
         forgetCounts(databaseID)
-        return try get(databaseID: databaseID, profileID: profileID)!
+        guard let profile = try get(databaseID: databaseID, profileID: profileID) else {
+            throw ValidationError(field: "profile", "The profile was deleted meanwhile.")
+        }
+        return profile
     }
+
+    static let statusError = ["status": "Choose one of the seven statuses."]
 
     /// Inserts a validated profile: a new random profile id, its range bucket, and a placeholder email when it has none.
     static func insert(_ db: Connection, databaseID: Int64, values: [String: SQLValue], status: ProfileStatus, now: Int64) throws -> (rowID: Int64, profileID: String) {
@@ -224,43 +178,21 @@ public final class Profiles: Sendable {
     }
 
     /// Saves an edit made on `expectedVersion`; if the profile changed since, throws `EditConflict` and writes nothing.
-    /// Records which fields changed (and the status change) in the history.
-    public func update(databaseID: Int64, profileID: String, _ input: ProfileInput, expectedVersion: Int64, actor: Int64?) throws {
+    /// The form sends every field: an empty one clears the value (refused for a required field).
+    public func update(databaseID: Int64, profileID: String, _ input: ProfileInput, expectedVersion: Int64, actor: Int64?,
+                       origin: ChangeOrigin = .form) throws {
         let now = clock.now()
         try pool.write { db in
-            let catalogue = try Profiles.catalogue(databaseID, db)
-            let columns = catalogue.columns
+            let writer = try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: origin, now: now)
             guard let row = try db.queryOne(Profiles.select(databaseID) + " WHERE profile_id = ?", [profileID]) else {
                 throw ValidationError(field: "profile", "No such profile.")
             }
-            let current = Profiles.profile(row, columns)
+            let current = Profiles.profile(row, writer.catalogue.columns)
             if current.version != expectedVersion { throw EditConflict(current: current) }
-            let (values, status) = try Profiles.validate(input, catalogue, applyDefaults: false)
-            var changes: [String: SQLValue] = [:]
-            var changedKeys: [String] = []
-            for c in columns where values[c.column] != nil && values[c.column] != row[c.column] {
-                if c.column == "email" && values[c.column] == .null { continue }  // email stays: it identifies the profile
-                changes[c.column] = values[c.column]!
-                changedKeys.append(c.key)
-            }
-            if let email = changes["email"],
-               try db.queryOne("SELECT 1 FROM \(ProfileTable.name(databaseID)) WHERE email = ? AND id <> ?", [email, current.rowID]) != nil {
-                throw ValidationError(field: "email", "Another profile in this database has this email.")
-            }
-            let statusChanged = status != current.status
-            if changes.isEmpty && !statusChanged { return }
-            changes["status"] = .integer(Int64(status.rawValue))
-            changes["updated_at"] = .integer(now)
-            let keys = changes.keys.sorted()
-            try db.prepare("UPDATE \(ProfileTable.name(databaseID)) SET \(keys.map { "\($0) = ?" }.joined(separator: ", ")), version = version + 1 WHERE id = ?")
-                .execute(keys.map { changes[$0]! } + [current.rowID])
-            if !changedKeys.isEmpty {
-                try History.record(db, database: databaseID, profile: current.rowID, at: now, type: HistoryEvent.fieldChanged, actor: actor, details: JSONValue.object(["fields": .array(changedKeys.map { .string($0) })]))
-            }
-            if statusChanged {
-                forgetCounts(databaseID)
-                try History.record(db, database: databaseID, profile: current.rowID, at: now, type: HistoryEvent.statusChanged, actor: actor, details: JSONValue.object(["from": .string(current.status.name), "to": .string(status.name)]))
-            }
+            let status = ProfileStatus(text: input.status)
+            try writer.update(row, input.values.mapValues { .text($0) }, status: status,
+                              otherErrors: status == nil ? Profiles.statusError : [:])
+            if status != current.status { forgetCounts(databaseID) }
         }
     }
 

@@ -45,9 +45,12 @@ public struct SubscriptionInput: Sendable {
     public var categories: [String]
     /// Custom subscription fields of the resource (by name) and standard channel fields (names starting with `_`).
     public var fields: [String: JSONValue]
+    /// Allows moving a subscription out of an unsafe status into subscribed.
+    public var includeUnsafe: Bool
     public init(resourceID: Int64, channel: String, contact: String, provider: String = "", status: String = "subscribed",
-                priority: Int? = nil, categories: [String] = [], fields: [String: JSONValue] = [:]) {
+                priority: Int? = nil, categories: [String] = [], fields: [String: JSONValue] = [:], includeUnsafe: Bool = false) {
         self.fields = fields
+        self.includeUnsafe = includeUnsafe
         self.resourceID = resourceID
         self.channel = channel
         self.contact = contact
@@ -108,117 +111,54 @@ public final class Subscriptions: Sendable {
         }
     }
 
-    /// Adds a subscription, replacing an old one when a limit would be passed. Returns the new subscription's id.
+    /// Adds a subscription from the profile's form (or changes the one with the same contact): see
+    /// `ProfileWriter.subscribe`. Returns the subscription's id.
     @discardableResult
     public func add(databaseID: Int64, profileRowID: Int64, _ input: SubscriptionInput, actor: Int64?) throws -> Int64 {
         let now = clock.now()
-        return try pool.write { db in try Subscriptions.add(databaseID, profileRowID, input, actor: actor, now: now, db) }
-    }
-
-    static func add(_ databaseID: Int64, _ profileRowID: Int64, _ input: SubscriptionInput, actor: Int64?, now: Int64, _ db: Connection) throws -> Int64 {
-        guard let resourceRow = try db.queryOne(DatabaseStore.attachedResource.sql, [databaseID, input.resourceID]) else {
-            throw ValidationError(field: "resource", "The resource is not attached to this database.")
-        }
-        let resource = try ResourceStore.load(row: resourceRow, db)
-        guard let channel = Channel(rawValue: input.channel), resource.channels.contains(channel) else {
-            throw ValidationError(field: "channel", "\(resource.name) has no \(input.channel) channel.")
-        }
-        var errors: [String: String] = [:]
-        var contact = ""
-        switch validateContact(channel, contact: input.contact, provider: input.provider) {
-        case .success(let c): contact = c
-        case .failure(let e): errors["contact"] = e.reason
-        }
-        guard let status = ProfileStatus(text: input.status) else { throw ValidationError(field: "status", "Choose one of the seven statuses.") }
-        if let p = input.priority, p < 0 || p > 1_000_000 { errors["priority"] = "A priority is a number from 0 to 1,000,000." }
-        for category in input.categories where !resource.categories.contains(category) {
-            errors["categories"] = "\(resource.name) has no category \(category)."
-        }
-        // Custom fields are judged by their type in the resource; standard channel fields (`_…`) are short texts.
-        var fields: [String: JSONValue] = [:]
-        for (name, value) in input.fields.sorted(by: { $0.key < $1.key }) {
-            if name.hasPrefix("_") {
-                switch value {
-                case .string(let s) where s.utf8.count <= 255: fields[name] = .string(s)
-                case .int, .double, .bool, .null: fields[name] = value
-                default: errors["fields"] = "\(name) is a short text."
+        return try pool.write { db in
+            let writer = try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
+            guard let profileID = try db.scalar("SELECT profile_id FROM \(ProfileTable.name(databaseID)) WHERE id = ?", [profileRowID]).string else {
+                throw ValidationError(field: "profile", "No such profile.")
+            }
+            guard let status = ProfileStatus(text: input.status) else {
+                throw ValidationError(field: "status", "Choose one of the seven statuses.")
+            }
+            let change = SubscriptionChange(resourceID: input.resourceID, channel: input.channel, contact: input.contact,
+                                            provider: input.provider, status: status, priority: input.priority,
+                                            categories: input.categories, fields: input.fields, includeUnsafe: input.includeUnsafe)
+            do {
+                switch try writer.subscribe(rowID: profileRowID, profileID: profileID, change) {
+                case .added(let id), .updated(let id, _), .unchanged(let id): return id
                 }
-            } else if let field = resource.fields.first(where: { $0.name == name }) {
-                switch field.type.validate(json: value) {
-                case .success(.integer(let i)): fields[name] = field.type == .boolean ? .bool(i != 0) : .int(i)
-                case .success(.real(let d)): fields[name] = .double(d)
-                case .success(.text(let t)): fields[name] = JSONValue.parse(t).flatMap { [.object, .array, .tags].contains(field.type) ? $0 : nil } ?? .string(t)
-                case .success: fields[name] = .null
-                case .failure(let e): errors["fields"] = "\(name) \(e.reason)."
-                }
-            } else {
-                errors["fields"] = "\(resource.name) has no subscription field \(name)."
+            } catch let refusal as UnsafeStatusRefusal {
+                throw ValidationError(field: "status", refusal.message)
             }
         }
-        if !errors.isEmpty { throw ValidationError(errors) }
-        let t = table(databaseID)
-        let scope = "profile = ? AND resource_id = ? AND channel = ?"
-        let scopeParams: [any SQLBindable] = [profileRowID, resource.id, channel.rawValue]
-        // The same contact in the same resource and channel is one subscription: update it instead.
-        if let existing = try db.query("SELECT id FROM \(t) WHERE \(scope) AND contact = ?", scopeParams + [contact]).first?.int64("id") {
-            try db.run("UPDATE \(t) SET status = ?, provider = ?, categories = ?, deleted = 0, updated_at = ?, priority = COALESCE(?, priority), fields = json_patch(fields, ?) WHERE id = ?",
-                       [status.rawValue, input.provider, JSONValue.encodeStrings(input.categories), now, input.priority, JSONValue.object(fields).canonical, existing])
-            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionChanged, actor: actor, details: JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]))
-            return existing
-        }
-        // Limits: the narrower scope first (20 per resource and channel), then the profile's 200.
-        let inScope = try db.query("SELECT COUNT(*) FROM \(t) WHERE \(scope)", scopeParams).first?[0].int ?? 0
-        let inProfile = try db.query("SELECT COUNT(*) FROM \(t) WHERE profile = ?", [profileRowID]).first?[0].int ?? 0
-        var victim: Int64?
-        if inScope >= perResourceChannelLimit {
-            victim = try db.query("SELECT id FROM \(t) WHERE \(scope) \(replacementOrder) LIMIT 1", scopeParams).first?.int64("id")
-        } else if inProfile >= perProfileLimit {
-            victim = try db.query("SELECT id FROM \(t) WHERE profile = ? \(replacementOrder) LIMIT 1", [profileRowID]).first?.int64("id")
-        }
-        if let victim {
-            try db.run("DELETE FROM \(t) WHERE id = ?", [victim])
-            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionDeleted, actor: actor, details: JSONValue.object(["replaced_by_limit": .bool(true), "subscription": .int(victim)]))
-        }
-        var priority = input.priority
-        if priority == nil {
-            if resource.increasePriority {
-                try db.run("UPDATE \(t) SET priority = priority + 1 WHERE \(scope)", scopeParams)
-                priority = 0
-            } else {
-                priority = (try db.query("SELECT MAX(priority) + 1 FROM \(t) WHERE \(scope)", scopeParams).first?[0].int) ?? 0
-            }
-        }
-        try db.prepare("""
-            INSERT INTO \(t) (profile, resource_id, channel, contact, provider, status, priority, categories, fields, deleted, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
-            """).execute([profileRowID, resource.id, channel.rawValue, contact, input.provider, status.rawValue, priority!,
-                          JSONValue.encodeStrings(input.categories), JSONValue.object(fields).canonical, now, now])
-        let id = db.lastInsertRowID
-        try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.subscriptionAdded, actor: actor, details: JSONValue.object(["resource": .int(resource.id), "channel": .string(channel.rawValue), "status": .string(status.name)]))
-        return id
     }
 
     /// Marks a subscription deleted (kept, restorable) or restores it.
     public func setDeleted(databaseID: Int64, profileRowID: Int64, subscriptionID: Int64, deleted: Bool, actor: Int64?) throws {
         let now = clock.now()
         try pool.write { db in
-            let changed = try db.prepare("UPDATE \(Subscriptions.table(databaseID)) SET deleted = ?, updated_at = ? WHERE id = ? AND profile = ?")
-                .execute([deleted, now, subscriptionID, profileRowID])
-            if changed == 0 { throw ValidationError(field: "subscription", "No such subscription.") }
-            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: deleted ? HistoryEvent.subscriptionDeleted : HistoryEvent.subscriptionChanged, actor: actor, details: JSONValue.object(["subscription": .int(subscriptionID), "restored": .bool(!deleted)]))
+            try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
+                .setSubscriptionDeleted(rowID: profileRowID, subscriptionID: subscriptionID, deleted: deleted)
         }
     }
 
-    /// Changes a subscription's status and priority.
-    public func update(databaseID: Int64, profileRowID: Int64, subscriptionID: Int64, status: String, priority: Int, actor: Int64?) throws {
+    /// Changes a subscription's status and priority (the unsafe-statuses rule applies unless `includeUnsafe`).
+    public func update(databaseID: Int64, profileRowID: Int64, subscriptionID: Int64, status: String, priority: Int,
+                       includeUnsafe: Bool = false, actor: Int64?) throws {
         guard let s = ProfileStatus(text: status) else { throw ValidationError(field: "status", "Choose one of the seven statuses.") }
-        if priority < 0 || priority > 1_000_000 { throw ValidationError(field: "priority", "A priority is a number from 0 to 1,000,000.") }
         let now = clock.now()
         try pool.write { db in
-            let changed = try db.prepare("UPDATE \(Subscriptions.table(databaseID)) SET status = ?, priority = ?, updated_at = ? WHERE id = ? AND profile = ?")
-                .execute([s.rawValue, priority, now, subscriptionID, profileRowID])
-            if changed == 0 { throw ValidationError(field: "subscription", "No such subscription.") }
-            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: s == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged, actor: actor, details: JSONValue.object(["subscription": .int(subscriptionID), "status": .string(s.name), "priority": .int(Int64(priority))]))
+            let writer = try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
+            do {
+                try writer.setSubscription(rowID: profileRowID, subscriptionID: subscriptionID, status: s, priority: priority,
+                                           includeUnsafe: includeUnsafe)
+            } catch let refusal as UnsafeStatusRefusal {
+                throw ValidationError(field: "status", refusal.message)
+            }
         }
     }
 }

@@ -245,8 +245,8 @@ public final class Segments: Sendable {
         return try pool.write { db in
             let added = try db.run("INSERT OR IGNORE INTO \(SegmentStore.membersTable(databaseID)) (segment_id, profile, added_at) VALUES (?, ?, ?)", [segmentID, profileRowID, now])
             if added == 1 {
-                try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.segmentEntered, actor: actor,
-                                   details: .object(["segment": .int(segmentID), "name": .string(segment.name)]))
+                try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
+                    .record(profileRowID, HistoryEvent.segmentEntered, ["segment": .int(segmentID), "name": .string(segment.name)])
             }
             return added == 1
         }
@@ -258,8 +258,8 @@ public final class Segments: Sendable {
         try pool.write { db in
             let removed = try db.run("DELETE FROM \(SegmentStore.membersTable(databaseID)) WHERE segment_id = ? AND profile = ?", [segmentID, profileRowID])
             if removed == 0 { throw ValidationError(field: "profile", "The profile is not in this segment.") }
-            try History.record(db, database: databaseID, profile: profileRowID, at: now, type: HistoryEvent.segmentLeft, actor: actor,
-                               details: .object(["segment": .int(segmentID), "name": .string(segment.name)]))
+            try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
+                .record(profileRowID, HistoryEvent.segmentLeft, ["segment": .int(segmentID), "name": .string(segment.name)])
         }
     }
 
@@ -284,8 +284,14 @@ public final class Segments: Sendable {
             try db.prepare("INSERT INTO \(ProfileTable.historyName(databaseID)) (profile, at, type, actor, details) SELECT profile, ?, ?, ?, ? FROM temp.joining")
                 .execute([.integer(now), .text(HistoryEvent.segmentEntered), actor.map { SQLValue.integer($0) } ?? .null, .text(details)])
             if joined > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, HistoryEvent.segmentEntered, joined, joined]) }
-            // Entering a segment is an interaction (see History.isInteraction).
-            try db.prepare("UPDATE \(c.table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.joining)").execute([now])
+            // Entering a segment is an interaction and engages the profile (EventRules).
+            if EventRules.isInteraction(HistoryEvent.segmentEntered, origin: .form) {
+                try db.prepare("UPDATE \(c.table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.joining)")
+                    .execute([now])
+            }
+            if EventRules.engages(HistoryEvent.segmentEntered) {
+                try db.prepare("UPDATE \(c.table) SET engaged_at = COALESCE(engaged_at, ?) WHERE id IN (SELECT profile FROM temp.joining)").execute([now])
+            }
             try db.run("DELETE FROM temp.joining")
             return joined
         }

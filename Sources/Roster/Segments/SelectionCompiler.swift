@@ -185,6 +185,9 @@ public enum SelectionCompiler {
     }
 
     static func dayFromToday(_ context: SelectionContext, _ n: Int) -> String { UTCTime.day(Int64(context.today + n) * 86_400) }
+    /// The start (UTC midnight) of the day `n` days from today. "Within the last N days" is every moment since the
+    /// start of the day N days ago, for dates, the last interaction and history events alike.
+    static func dayStart(_ context: SelectionContext, _ n: Int) -> Int64 { Int64(context.today + n) * 86_400 }
 
     static func compileRule(_ rule: Rule, _ context: SelectionContext) throws -> (String, [SQLValue]) {
         if let target = try fieldTarget(rule.subject, context) {
@@ -209,7 +212,7 @@ public enum SelectionCompiler {
             }
         case "event":
             let days = try self.days(rule.value2)
-            let since = SQLValue.integer(context.now - Int64(days) * 86_400)
+            let since = SQLValue.integer(dayStart(context, -days))
             let type = rule.value.trimmed
             var sql = "SELECT 1 FROM \(ProfileTable.historyName(context.databaseID)) h WHERE h.profile = p.id AND h.at >= ?"
             var values = [since]
@@ -234,9 +237,9 @@ public enum SelectionCompiler {
                 let d = try day(rule.value)
                 return ("\(column) >= ?", [.integer(dayStart(d) + 86_400)])
             case "within_days":
-                return ("\(column) >= ?", [.integer(context.now - Int64(try days(rule.value)) * 86_400)])
+                return ("\(column) >= ?", [.integer(dayStart(context, -(try days(rule.value))))])
             case "more_than_days":
-                return ("(\(column) IS NULL OR \(column) < ?)", [.integer(context.now - Int64(try days(rule.value)) * 86_400)])
+                return ("(\(column) IS NULL OR \(column) < ?)", [.integer(dayStart(context, -(try days(rule.value))))])
             default: throw RuleError("“\(rule.op)” does not apply to the last interaction.")
             }
         case "segment":
@@ -306,9 +309,16 @@ public enum SelectionCompiler {
     }
 
     static func compileField(_ rule: Rule, _ target: FieldTarget, _ context: SelectionContext) throws -> (String, [SQLValue]) {
-        let c = target.column
-        // Emptiness: no value; for email, the placeholder a profile without one gets; for lists, none or [].
-        let empty: String = target.isEmail ? "substr(\(c), -10) = '@localhost'" : (target.kind == .tags ? "(\(c) IS NULL OR \(c) = '[]')" : "\(c) IS NULL")
+        // A profile without an email has the placeholder `<profile id>@localhost` (a domain no real address can have):
+        // it has no email, so every comparison reads it as empty (NULL), and "is empty" finds it.
+        let placeholder = "substr(\(target.column), -10) = '@localhost'"
+        let c = target.isEmail ? "(CASE WHEN \(placeholder) THEN NULL ELSE \(target.column) END)" : target.column
+        // Emptiness: no value; for lists, none or [].
+        let empty: String = target.isEmail ? placeholder : (target.kind == .tags ? "(\(c) IS NULL OR \(c) = '[]')" : "\(c) IS NULL")
+        if target.isEmail && rule.op == "eq" && !rule.caseInsensitive {
+            // Equality on the column itself keeps the email index; the placeholder never equals a real address.
+            return ("(\(target.column) = ? AND NOT \(placeholder))", [try typedValue(rule.value, target)])
+        }
         switch rule.op {
         case "empty": return (empty, [])
         case "not_empty": return ("NOT \(empty)", [])

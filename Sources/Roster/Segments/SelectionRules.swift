@@ -101,7 +101,7 @@ public struct Selection: Sendable, Equatable {
 
     public var hasRange: Bool { rangeFrom != 0 || rangeTo != 100 }
     /// True when something narrows the selection (the guard of deletion and global unsubscribe).
-    public var hasCondition: Bool { rules.ruleCount > 0 || hasRange || limit != nil }
+    public var hasCondition: Bool { rules.ruleCount > 0 || hasRange || (limit ?? 0) > 0 }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = ["rules": rules.json, "range_from": .int(Int64(rangeFrom)), "range_to": .int(Int64(rangeTo))]
@@ -112,7 +112,8 @@ public struct Selection: Sendable, Equatable {
     public init?(json: JSONValue) {
         guard case .object(let o) = json, let rulesJSON = o["rules"], let rules = RuleNode(json: rulesJSON) else { return nil }
         func int(_ key: String) -> Int? { if case .int(let i)? = o[key] { return Int(i) } else { return nil } }
-        self.init(rules: rules, rangeFrom: int("range_from") ?? 0, rangeTo: int("range_to") ?? 100, limit: int("limit"))
+        // Limit 0 is no limit (spec README), so it is no condition either.
+        self.init(rules: rules, rangeFrom: int("range_from") ?? 0, rangeTo: int("range_to") ?? 100, limit: int("limit").flatMap { $0 == 0 ? nil : $0 })
     }
 }
 

@@ -30,10 +30,13 @@ public protocol TaskHandler: Sendable {
     func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome
     /// Items per chunk when the handler knows better than the runner's default (nil: the default).
     var preferredChunkSize: Int? { get }
+    /// Whether a user of `role` may start or resume this task (the same rule as at launch).
+    func mayRun(_ task: TaskRecord, role: Role) -> Bool
 }
 
 extension TaskHandler {
     public var preferredChunkSize: Int? { nil }
+    public func mayRun(_ task: TaskRecord, role: Role) -> Bool { role.canEdit }
 }
 
 /// Runs tasks in this process, one at a time, on a Dispatch queue. Tasks are rows in SQLite: enqueued in a
@@ -100,8 +103,13 @@ public final class TaskRunner: Sendable {
         }
     }
 
-    /// Queues an interrupted task again; it continues from its cursor.
-    public func resume(_ id: Int64) throws {
+    /// Queues an interrupted task again; it continues from its cursor. The role is checked again, by the rule that
+    /// applied when the task was launched (an editor cannot resume an admin's deletion).
+    public func resume(_ id: Int64, role: Role) throws {
+        guard let task = try self.task(id) else { throw ValidationError(field: "task", "No such task.") }
+        guard let handler = handlers[task.kind], handler.mayRun(task, role: role) else {
+            throw PermissionError(message: "Your role cannot resume this task.")
+        }
         let changed = try pool.write { try $0.run(TaskStore.resume.sql, [id]) }
         if changed == 0 { throw ValidationError(field: "task", "Only an interrupted task can be resumed.") }
         wake()

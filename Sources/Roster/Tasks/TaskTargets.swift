@@ -11,8 +11,8 @@ enum TaskTargets {
     static var queries: [NamedQuery] { [next, drop] }
 
     /// Writes the targets of `taskID`; returns how many.
-    static func freeze(_ selection: Selection, databaseID: Int64, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
-        let compiled = try SelectionCompiler.compile(selection, try SelectionContext.load(databaseID, now: now, db))
+    static func freeze(_ selection: ProfileSelection, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
+        let compiled = try selection.compile(db, now: now)
         let bound = try Segments.limitBoundary(compiled, db) ?? Int64.max
         let sql = String(format: insert, compiled.table, compiled.whereClause)
         return try db.prepare(sql).execute([.integer(taskID)] + compiled.whereParams + [.integer(bound)])

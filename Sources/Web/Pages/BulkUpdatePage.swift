@@ -11,13 +11,12 @@ enum BulkUpdatePage {
     static func form(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         _ = try ctx.requireEditor()
         let db = try ctx.database(app)
-        var selection = Selection()
+        let selection = Selection()
         var segment: Segment?
         if let id = Int64(ctx.request.query["segment"] ?? "") {
             guard let s = try app.services.segments.get(id), s.databaseID == db.id else { throw HTTPError.notFound }
             segment = s
-            // A segment's update starts from its selection (or its membership), which the form can narrow.
-            selection = s.kind == .static ? Selection(rules: .group(.and, [.rule(Rule(subject: "segment", op: "in", value: String(s.id)))])) : s.selection
+            // The segment's own selection always applies (shown read-only); the form's rules start empty and narrow it.
         }
         return try render(app, ctx, db, segment: segment, selection: selection, form: FormData(), preview: nil, errors: [:], status: 200)
     }
@@ -50,7 +49,7 @@ enum BulkUpdatePage {
                 let id = try app.services.bulk.start(request, title: title, user: user)
                 return Response.redirect(to: "/tasks/\(id)")
             }
-            let preview = try app.services.bulk.preview(request, actor: user.id)
+            let preview = try app.services.bulk.preview(request, actor: user)
             return try render(app, ctx, db, segment: segment, selection: selection, form: ctx.form, preview: preview, errors: [:], status: 200)
         } catch let error as ValidationError {
             return try render(app, ctx, db, segment: segment, selection: selection, form: ctx.form, preview: nil, errors: error.fieldErrors, status: 422)
@@ -122,7 +121,11 @@ enum BulkUpdatePage {
         }
         return try app.page("bulk/form.html", title: "Update profiles of \(segment?.name ?? db.name)", context: ctx, nav: .databases, status: status, [
             "database": View.database(db),
-            "segment": segment.map { ["id": .string(String($0.id)), "name": .string($0.name)] } ?? .null,
+            "segment": try segment.map { s -> TemplateValue in
+                let count = (try? app.services.segments.counts(s, cached: true).get().selected).map(View.count) ?? "?"
+                return ["id": .string(String(s.id)), "name": .string(s.name), "kind": .string(s.kind.label.lowercased()),
+                        "count": .string(count), "what": .string(s.kind == .static ? "members" : "rules, range and limit")]
+            } ?? .null,
             "rows": .list(SegmentBuilder.rows(selection.rules, context: context, subjects: try SegmentBuilder.subjects(app, databaseID: db.id),
                                               staticSegments: statics, errors: errors)),
             "range_from": .string(String(selection.rangeFrom)), "range_to": .string(String(selection.rangeTo)),

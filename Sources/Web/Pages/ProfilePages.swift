@@ -131,9 +131,8 @@ enum ProfilePages {
         ]))
     }
 
-    static let historyTypes = [HistoryEvent.created, HistoryEvent.fieldChanged, HistoryEvent.statusChanged, HistoryEvent.subscriptionAdded,
-                               HistoryEvent.subscriptionChanged, HistoryEvent.unsubscribed, HistoryEvent.promoAttached, HistoryEvent.sent,
-                               HistoryEvent.opened, HistoryEvent.clicked, HistoryEvent.segmentEntered, HistoryEvent.segmentLeft]
+    /// Every type the history can hold (one list, in the domain).
+    static let historyTypes = HistoryEvent.all
 
     static func profileValue(_ p: Profile) -> TemplateValue {
         ["id": .string(p.profileID), "email": .string(p.email), "md5": .string(p.md5), "xxh": .string(p.xxh),

@@ -42,9 +42,10 @@ enum TasksPage {
     }
 
     static func resume(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        _ = try ctx.requireEditor()
+        let user = try ctx.requireEditor()
         let task = try load(app, ctx)
-        do { try app.services.tasks.resume(task.id) } catch is ValidationError { }
+        do { try app.services.tasks.resume(task.id, role: user.role) } catch is ValidationError {
+        } catch let e as PermissionError { _ = e; throw HTTPError.forbidden }
         return Response.redirect(to: "/tasks/\(task.id)")
     }
 }
