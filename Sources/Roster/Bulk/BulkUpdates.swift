@@ -58,36 +58,27 @@ public final class BulkUpdates: Sendable {
         for change in changes {
             let key = "field_" + change.field
             if resolved.contains(where: { $0.key == change.field }) { errors[key] = "\(change.field) is chosen twice."; continue }
-            if let standard = StandardField.named(change.field) {
-                if standard.kind == .email { errors[key] = "Emails identify profiles and are unique: they cannot be set in bulk."; continue }
-                let value: SQLValue
-                if let text = change.value {
-                    switch standard.parse(text) {
-                    case .success(let box): value = box.value
-                    case .failure(let e): errors[key] = "\(standard.label) \(e.reason)."; continue
-                    }
-                    if value == .null { errors[key] = "\(standard.label): enter a value, or choose “delete the value”."; continue }
+            if StandardField.named(change.field)?.kind == .email {
+                errors[key] = "Emails identify profiles and are unique: they cannot be set in bulk."
+                continue
+            }
+            // Judged by the profile write path's rules: the type, the options, and required fields never emptied.
+            if let text = change.value, text.trimmed.isEmpty {
+                errors[key] = "\(change.field): enter a value, or choose “delete the value”."
+                continue
+            }
+            do {
+                let (ref, value) = try ProfileWriter.judgeOne(change.field, .text(change.value ?? ""), catalogue)
+                let type: FieldType?
+                if let standard = StandardField.named(change.field) {
+                    if case .typed(let t) = standard.kind { type = t } else { type = nil }
                 } else {
-                    value = .null
+                    type = catalogue.custom.first { $0.name == change.field }?.type
                 }
-                let type: FieldType? = { if case .typed(let t) = standard.kind { return t } else { return nil } }()
-                resolved.append(ResolvedChange(key: standard.key, column: standard.column, value: value,
-                                               shown: change.value == nil ? nil : (type?.display(value) ?? FieldType.tags.display(value)), type: type))
-            } else if let field = catalogue.custom.first(where: { $0.name == change.field }) {
-                let value: SQLValue
-                if let text = change.value {
-                    switch field.type.parse(text, options: field.options) {
-                    case .success(let v): value = v
-                    case .failure(let e): errors[key] = "\(field.name) \(e.reason)."; continue
-                    }
-                    if value == .null { errors[key] = "\(field.name): enter a value, or choose “delete the value”."; continue }
-                } else {
-                    if field.required { errors[key] = "\(field.name) is required: its value cannot be deleted."; continue }
-                    value = .null
-                }
-                resolved.append(ResolvedChange(key: field.name, column: field.column, value: value, shown: change.value == nil ? nil : field.type.display(value), type: field.type))
-            } else {
-                errors[key] = "\(change.field) is not a field of this database."
+                let shown = change.value == nil ? nil : (type?.display(value) ?? FieldType.tags.display(value))
+                resolved.append(ResolvedChange(key: ref.key, column: ref.column, value: value, shown: shown, type: type))
+            } catch let error as ValidationError {
+                for message in error.fieldErrors.values { errors[key] = message }
             }
         }
         if !errors.isEmpty { throw ValidationError(errors) }

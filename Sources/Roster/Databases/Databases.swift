@@ -455,8 +455,7 @@ public final class Databases: Sendable {
     @discardableResult
     public func setFieldOnAllProfiles(_ field: CustomField, value: String?) throws -> Int {
         try pool.write { db in
-            let writer = try ProfileWriter.open(db, databaseID: field.databaseID, actor: nil, origin: .cli, now: clock.now())
-            let stored = try writer.judgeOne(field.name, .text(value ?? ""))
+            let stored = try ProfileWriter.judgeOne(field.name, .text(value ?? ""), try Profiles.catalogue(field.databaseID, db)).value
             return try db.run(ProfileTable.setAll(field.databaseID, field.id), [stored])
         }
     }

@@ -116,7 +116,7 @@ public struct ImportProfilesTask: TaskHandler {
                         try db.run("ROLLBACK TO import_row")
                         try db.run("RELEASE import_row")
                         tally.dropRow()
-                        result = .failed(error.fieldErrors.sorted { $0.key < $1.key }.map(\.value).joined(separator: " "))
+                        result = .failed(error.fieldErrors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: " "))
                     } catch let error as SQLiteError where error.isConstraintViolation {
                         try db.run("ROLLBACK TO import_row")
                         try db.run("RELEASE import_row")

@@ -168,7 +168,10 @@ public struct ProfileWriter {
         let isEmail: Bool
     }
 
-    var fields: [FieldRef] {
+    var fields: [FieldRef] { ProfileWriter.fieldRefs(catalogue) }
+
+    /// Every field of a catalogue with how it judges typed text and JSON.
+    static func fieldRefs(_ catalogue: Profiles.Catalogue) -> [FieldRef] {
         var refs: [FieldRef] = []
         for field in StandardField.all {
             let setting = catalogue.standard[field.key] ?? StandardFieldSetting()
@@ -235,16 +238,23 @@ public struct ProfileWriter {
     }
 
     /// One field's value judged alone, as it would be on any profile: an empty value clears it, which a required
-    /// field refuses.
-    func judgeOne(_ key: String, _ input: FieldValueInput) throws -> SQLValue {
-        let refs = fields
-        let judged = judge([key: input], refs: refs)
-        if !judged.errors.isEmpty { throw ValidationError(judged.errors) }
-        guard let ref = refs.first(where: { $0.key == key }), let value = judged.values[ref.column] else {
+    /// field refuses. Bulk field updates and `roster field set` judge their values here.
+    static func judgeOne(_ key: String, _ input: FieldValueInput, _ catalogue: Profiles.Catalogue) throws -> (ref: FieldRef, value: SQLValue) {
+        let refs = fieldRefs(catalogue)
+        guard let ref = refs.first(where: { $0.key == key }) else {
             throw ValidationError(field: key, "\(key) is not a field of this database.")
         }
-        if value == .null && ref.required { throw ValidationError(field: key, "\(ref.label) is required.") }
-        return value
+        let result: Result<SQLValue, FieldValueError>
+        switch input {
+        case .text(let t): result = ref.parseText(t)
+        case .json(let v): result = ref.parseJSON(v)
+        }
+        switch result {
+        case .failure(let e): throw ValidationError(field: key, "\(ref.label) \(e.reason).")
+        case .success(let value):
+            if value == .null && ref.required { throw ValidationError(field: key, "\(ref.label) is required.") }
+            return (ref, value)
+        }
     }
 
     // MARK: Profiles
