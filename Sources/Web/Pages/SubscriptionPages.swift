@@ -18,6 +18,7 @@ enum SubscriptionPages {
             return ["name": .string(r.name), "subscriptions": .list(mine.map { s in
                 ["id": .string(String(s.id)), "channel": .string(s.channel.label), "contact": .string(s.contact), "provider": .string(s.provider),
                  "status": .string(s.status.label), "status_name": .string(s.status.name), "priority": .string(String(s.priority)),
+                 "unsafe": .bool(EventRules.unsafe(s.status)),
                  "categories": .string(s.categories.joined(separator: ", ")), "deleted": .bool(s.deleted),
                  "fields": .string(s.fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.stringValue ?? $0.value.canonical)" }.joined(separator: "; ")),
                  "statuses": .list(ProfileStatus.allCases.map { ["value": .string($0.name), "label": .string($0.label), "selected": .bool($0 == s.status)] })]
@@ -76,7 +77,8 @@ enum SubscriptionPages {
         guard let priority = Int(ctx.form["priority"] ?? "") else { throw HTTPError(422, "Priority missing", "A priority is a whole number from 0.") }
         do {
             try app.services.subscriptions.update(databaseID: db.id, profileRowID: p.rowID, subscriptionID: try ctx.int64Param("sub"),
-                                                  status: ctx.form["status"] ?? "", priority: priority, actor: user.id)
+                                                  status: ctx.form["status"] ?? "", priority: priority,
+                                                  includeUnsafe: ctx.checkbox("include_unsafe"), actor: user.id)
         } catch let error as ValidationError {
             throw HTTPError(422, "The subscription was not changed", error.fieldErrors.values.joined(separator: " "))
         }
