@@ -141,13 +141,9 @@ final class EveryWayInDefectTests: XCTestCase {
 
     /// 1a. `roster bulk` with limit 0 (= no limit) and no rule and the full range has no condition: refused, exit ≠ 0.
     func testBulk1a_CLIUnsubscribeWithLimitZeroAndNoConditionIsRefused() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/debug/roster").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else { return XCTFail("build the roster binary first (swift build): \(binary)") }
         Secrets.initialize()
         // A data folder as `roster --data DIR` reads it: DIR/roster.sqlite (Configuration.databasePath).
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try temporaryFolder("roster-cli")
         let pool = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
         let services = Services.make(pool: pool, exportDirectory: dir.appendingPathComponent("exports").path)
         services.tasks.stop()
@@ -155,18 +151,10 @@ final class EveryWayInDefectTests: XCTestCase {
         let db = try services.databases.create(DatabaseInput(name: "Shop"))
         for i in 0..<4 { _ = try services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "p\(i)@x.io"]), actor: nil) }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--data", dir.path, "bulk", "--database", String(db.id),
-                             "--selection", #"{"rules":{"join":"and","rules":[]},"range_from":0,"range_to":100,"limit":0}"#,
-                             "--action", #"{"action":"unsubscribe"}"#]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertNotEqual(process.terminationStatus, 0, "limit 0 is no limit, not a condition; the CLI said: \(output)")
+        let (status, output) = try runRoster(["--data", dir.path, "bulk", "--database", String(db.id),
+                                              "--selection", #"{"rules":{"join":"and","rules":[]},"range_from":0,"range_to":100,"limit":0}"#,
+                                              "--action", #"{"action":"unsubscribe"}"#])
+        XCTAssertNotEqual(status, 0, "limit 0 is no limit, not a condition; the CLI said: \(output)")
         XCTAssertEqual(try services.profiles.count(databaseID: db.id, search: "", status: .unsubscribed), 0, "nothing changed: \(output)")
     }
 

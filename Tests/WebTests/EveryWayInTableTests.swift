@@ -59,9 +59,7 @@ final class EveryWayInTableTests: XCTestCase {
 
     func makeWorld() throws -> World {
         Secrets.initialize()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-table-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let dir = try temporaryFolder("roster-table")
         let pool = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
         let services = Services.make(pool: pool, exportDirectory: dir.appendingPathComponent("exports").path)
         let app = WebApp(services: services, templates: try TemplateSet.load(directory: projectTemplatesDirectory()))
@@ -229,25 +227,15 @@ final class EveryWayInTableTests: XCTestCase {
 
     /// `roster bulk` on the same data folder, the profile selected by its email.
     func viaCLI(_ c: Case, _ p: Profile, _ w: World) throws -> String? {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/debug/roster").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else { XCTFail("build the roster binary first"); return "?" }
         let selection = JSONValue.object(["rules": .object(["join": .string("and"), "rules": .array([
             .object(["subject": .string("field:email"), "op": .string("eq"), "value": .string(p.email)]),
         ])])]).canonical
         let action = JSONValue.object(["action": .string("update_fields"), "fields": .array([
             .object(["field": .string(c.field), "value": c.value.isEmpty ? .null : .string(c.value)]),
         ])]).canonical
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--data", w.dataDir.path, "bulk", "--database", String(w.db.id), "--selection", selection, "--action", action]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return process.terminationStatus == 0 ? nil : output
+        let (status, output) = try runRoster(["--data", w.dataDir.path, "bulk", "--database", String(w.db.id),
+                                              "--selection", selection, "--action", action])
+        return status == 0 ? nil : output
     }
 
     // MARK: Helpers

@@ -8,8 +8,7 @@ import SQLiteStore
 /// A fresh app over its own temporary database, with the project's real templates.
 func makeApp(clock: Clock = .system) throws -> (WebApp, Accounts) {
     Secrets.initialize()
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-web-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = try temporaryFolder("roster-web")
     let pool = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
     let services = Services.make(pool: pool, exportDirectory: dir.appendingPathComponent("exports").path, clock: clock)
     let app = WebApp(services: services, templates: try TemplateSet.load(directory: projectTemplatesDirectory()))
@@ -90,4 +89,52 @@ func multipartBody(_ fields: [(String, String)], file: (field: String, name: Str
     }
     body += "--\(boundary)--\r\n"
     return ("multipart/form-data; boundary=\(boundary)", Array(body.utf8))
+}
+
+/// Runs the debug `roster` binary (built with the tests) with `arguments`; returns its exit status and output.
+func runRoster(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let binary = root.appendingPathComponent(".build/debug/roster").path
+    guard FileManager.default.isExecutableFile(atPath: binary) else { return (-1, "build the roster binary first (swift build): \(binary)") }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
+}
+
+/// A new folder for one test's data, removed when the test process ends (tests may still be reading it until then).
+func temporaryFolder(_ prefix: String) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    TemporaryFolders.shared.add(dir)
+    return dir
+}
+
+final class TemporaryFolders: @unchecked Sendable {
+    static let shared = TemporaryFolders()
+    private let lock = NSLock()
+    private var folders: [URL] = []
+
+    private init() {
+        atexit { TemporaryFolders.shared.removeAll() }
+    }
+
+    func add(_ url: URL) {
+        lock.lock()
+        folders.append(url)
+        lock.unlock()
+    }
+
+    func removeAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        for url in folders { try? FileManager.default.removeItem(at: url) }
+        folders = []
+    }
 }
