@@ -181,7 +181,7 @@ public final class FastCGIServer: Sendable {
         var body = [UInt8](repeating: 0, count: length)
         var filled = 0
         body.withUnsafeMutableBytes { raw in
-            let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+            guard let base = raw.baseAddress?.assumingMemoryBound(to: CChar.self) else { return }
             while filled < length {
                 let n = FCGX_GetStr(base + filled, Int32(min(length - filled, 1 << 20)), stream)
                 if n <= 0 { break }
@@ -202,9 +202,15 @@ public final class FastCGIServer: Sendable {
         var buffer = [CChar](repeating: 0, count: 1 << 20)
         var copied = 0
         while copied < length {
-            let n = buffer.withUnsafeMutableBufferPointer { FCGX_GetStr($0.baseAddress!, Int32(min(length - copied, $0.count)), stream) }
+            let n = buffer.withUnsafeMutableBufferPointer { b -> Int32 in
+                guard let base = b.baseAddress else { return -1 }
+                return FCGX_GetStr(base, Int32(min(length - copied, b.count)), stream)
+            }
             if n <= 0 { break }
-            let written = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, Int(n)) }
+            let written = buffer.withUnsafeBytes { b -> Int in
+                guard let base = b.baseAddress else { return -1 }
+                return Glibc.write(fd, base, Int(n))
+            }
             if written != Int(n) { break }
             copied += Int(n)
         }
@@ -257,7 +263,8 @@ public final class FastCGIServer: Sendable {
         head += "Content-Length: \(length)\r\n\r\n"
         var headBytes = Array(head.utf8)
         headBytes.withUnsafeMutableBytes { raw in
-            _ = FCGX_PutStr(raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count), stream)
+            guard let base = raw.baseAddress else { return }
+            _ = FCGX_PutStr(base.assumingMemoryBound(to: CChar.self), Int32(raw.count), stream)
         }
         if let file {
             defer { try? file.close() }
@@ -265,7 +272,8 @@ public final class FastCGIServer: Sendable {
             while sent < length, let chunk = try? file.read(upToCount: 1 << 16), !chunk.isEmpty {
                 var bytes = [UInt8](chunk)
                 let ok = bytes.withUnsafeMutableBytes { raw in
-                    FCGX_PutStr(raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count), stream) >= 0
+                    guard let base = raw.baseAddress else { return false }
+                    return FCGX_PutStr(base.assumingMemoryBound(to: CChar.self), Int32(raw.count), stream) >= 0
                 }
                 if !ok { break }
                 sent += bytes.count

@@ -1,8 +1,17 @@
 /// Decoded `application/x-www-form-urlencoded` data (a query string or a form body). Keys may repeat.
 public struct FormData: Sendable, Equatable {
     public private(set) var pairs: [(String, String)]
+    /// The first position of each key: a lookup costs the same with ten fields or ten thousand.
+    private var first: [String: Int] = [:]
 
-    public init(pairs: [(String, String)] = []) { self.pairs = pairs }
+    /// More fields than any page sends (the rule builder's largest tree is a few thousand); a body with more is
+    /// refused (strict) or cut (lenient) instead of costing time in proportion to an attacker's patience.
+    public static let maxPairs = 20_000
+
+    public init(pairs: [(String, String)] = []) {
+        self.pairs = []
+        for (k, v) in pairs.prefix(FormData.maxPairs) { append(k, v) }
+    }
 
     public static func == (a: FormData, b: FormData) -> Bool {
         a.pairs.count == b.pairs.count && zip(a.pairs, b.pairs).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
@@ -11,10 +20,11 @@ public struct FormData: Sendable, Equatable {
     /// Decodes `a=1&b=x+y&c=%C3%A9`. Returns nil for malformed percent escapes or invalid UTF-8,
     /// so a broken body is reported rather than half-read.
     public init?(strict text: String) {
-        var pairs: [(String, String)] = []
+        self.pairs = []
         for part in text.split(separator: "&", omittingEmptySubsequences: true) {
+            if pairs.count >= FormData.maxPairs { return nil }
             let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let key = FormData.decode(kv[0]) else { return nil }
+            guard let rawKey = kv.first, let key = FormData.decode(rawKey) else { return nil }
             let value: String
             if kv.count > 1 {
                 guard let v = FormData.decode(kv[1]) else { return nil }
@@ -22,28 +32,30 @@ public struct FormData: Sendable, Equatable {
             } else {
                 value = ""
             }
-            pairs.append((key, value))
+            append(key, value)
         }
-        self.pairs = pairs
     }
 
     /// Lenient decoding for query strings: malformed pairs are dropped.
     public init(urlEncoded text: String) {
-        var pairs: [(String, String)] = []
+        self.pairs = []
         for part in text.split(separator: "&", omittingEmptySubsequences: true) {
+            if pairs.count >= FormData.maxPairs { break }
             let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let key = FormData.decode(kv[0]) else { continue }
+            guard let rawKey = kv.first, let key = FormData.decode(rawKey) else { continue }
             let value = kv.count > 1 ? FormData.decode(kv[1]) : ""
-            if let value { pairs.append((key, value)) }
+            if let value { append(key, value) }
         }
-        self.pairs = pairs
     }
 
-    public subscript(_ key: String) -> String? { pairs.first { $0.0 == key }?.1 }
+    public subscript(_ key: String) -> String? { first[key].map { pairs[$0].1 } }
 
     public func all(_ key: String) -> [String] { pairs.filter { $0.0 == key }.map(\.1) }
 
-    public mutating func append(_ key: String, _ value: String) { pairs.append((key, value)) }
+    public mutating func append(_ key: String, _ value: String) {
+        if first[key] == nil { first[key] = pairs.count }
+        pairs.append((key, value))
+    }
 
     public var isEmpty: Bool { pairs.isEmpty }
 

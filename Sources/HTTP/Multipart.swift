@@ -141,12 +141,13 @@ public enum Multipart {
     static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, from start: Int) -> Int? {
         guard !needle.isEmpty, start <= haystack.count, let base = haystack.baseAddress else { return nil }
         return needle.withUnsafeBytes { n -> Int? in
+            guard let needleBase = n.baseAddress else { return nil }
             var i = start
             let last = haystack.count - n.count
             while i <= last {
                 guard let hit = memchr(base + i, Int32(n[0]), last - i + 1) else { return nil }
                 let at = base.distance(to: UnsafeRawPointer(hit))
-                if memcmp(base + at, n.baseAddress!, n.count) == 0 { return at }
+                if memcmp(base + at, needleBase, n.count) == 0 { return at }
                 i = at + 1
             }
             return nil

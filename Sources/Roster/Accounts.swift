@@ -24,8 +24,12 @@ public struct SessionPolicy: Sendable {
     /// last_seen is written at most this often, so reading pages does not mean writing the database.
     public var touchInterval: Int64 = 60
     public var failureWindow: Int64 = 15 * 60
+    /// Failures of one email from one address before it backs off.
     public var maxFailuresPerEmail = 5
     public var maxFailuresPerAddress = 30
+    /// Failures of one email from all addresses before its attempts are spaced out.
+    public var accountSlowdownAfter = 20
+    public var accountSpacing: Int64 = 2
     public init() {}
 }
 
@@ -152,37 +156,62 @@ public final class Accounts: Sendable {
 
     // MARK: Login and sessions
 
-    /// Checks the password with throttling keyed on the typed email and on the peer address (from the web
-    /// server, never from X-Forwarded-For). Unknown users and wrong passwords take the same path and time.
+    /// Checks the password with throttling. The peer address comes from the web server, never X-Forwarded-For.
+    ///
+    /// - An address with `maxFailuresPerAddress` failures in the window is refused until the window passes (the
+    ///   attacker's own address).
+    /// - An email *from one address* with `maxFailuresPerEmail` failures backs off: 30 s, doubling per further
+    ///   failure, at most the window. Other addresses are not affected, so nobody can lock an account from outside.
+    /// - An email with `accountSlowdownAfter` failures from all addresses together takes one attempt every
+    ///   `accountSpacing` seconds: a slowdown for a spread-out guesser, never a lock for the owner.
+    ///
+    /// The attempt is recorded as a failure *before* the (slow) password check, in the same transaction as the
+    /// counting, and removed when the password is right: parallel guesses cannot all pass one count.
     public func login(email rawEmail: String, password: String, remoteAddress: String) throws -> LoginResult {
         let email = Accounts.normalizeEmail(rawEmail)
         let now = clock.now()
         let since = now - policy.failureWindow
-        let emailKey = "email:" + email
-        let addressKey = "ip:" + remoteAddress
-        let (emailFailures, addressFailures, user) = try pool.read { db in
-            (try db.scalar(LoginThrottle.countSince.sql, [emailKey, since]).int ?? 0,
-             try db.scalar(LoginThrottle.countSince.sql, [addressKey, since]).int ?? 0,
-             try UserStore.find(email: email, db))
+        let address = String(remoteAddress.prefix(64))
+        let emailKey = "email:" + String(email.prefix(320))
+        let addressKey = "ip:" + address
+        let pairKey = "pair:" + address + "|" + String(email.prefix(320))
+        enum Gate { case open([Int64], User?), closed(Int) }
+        let gate = try pool.write { db -> Gate in
+            func count(_ key: String) throws -> Int { try db.scalar(LoginThrottle.countSince.sql, [key, since]).int ?? 0 }
+            func last(_ key: String) throws -> Int64 { try db.scalar(LoginThrottle.lastSince.sql, [key, since]).int64 ?? 0 }
+            if try count(addressKey) >= policy.maxFailuresPerAddress { return .closed(Int(policy.failureWindow)) }
+            let pairFailures = try count(pairKey)
+            if pairFailures >= policy.maxFailuresPerEmail {
+                let steps = min(pairFailures - policy.maxFailuresPerEmail, 10)
+                let wait = min(policy.failureWindow, Int64(30) << steps)
+                let until = try last(pairKey) + wait
+                if now < until { return .closed(Int(until - now)) }
+            }
+            if try count(emailKey) >= policy.accountSlowdownAfter {
+                let until = try last(emailKey) + policy.accountSpacing
+                if now < until { return .closed(Int(until - now)) }
+            }
+            var ids: [Int64] = []
+            for key in [emailKey, addressKey, pairKey] {
+                try db.run(LoginThrottle.insert.sql, [key, now])
+                ids.append(db.lastInsertRowID)
+            }
+            try db.run(LoginThrottle.prune.sql, [now - 24 * 3600])
+            return .open(ids, try UserStore.find(email: email, db))
         }
-        if emailFailures >= policy.maxFailuresPerEmail || addressFailures >= policy.maxFailuresPerAddress {
-            return .throttled(retryAfterSeconds: Int(policy.failureWindow))
+        guard case .open(let attempt, let user) = gate else {
+            if case .closed(let seconds) = gate { return .throttled(retryAfterSeconds: max(1, seconds)) }
+            return .invalidCredentials
         }
         let passwordLengthOK = password.utf8.count <= Accounts.maximumPasswordLength
         let matches = Secrets.verifyPassword(passwordLengthOK ? password : "", hash: user?.passwordHash ?? decoyHash)
-        guard let user, matches, passwordLengthOK else {
-            try pool.write { db in
-                try db.run(LoginThrottle.insert.sql, [emailKey, now])
-                try db.run(LoginThrottle.insert.sql, [addressKey, now])
-                try db.run(LoginThrottle.prune.sql, [now - 24 * 3600])
-            }
-            return .invalidCredentials
-        }
+        guard let user, matches, passwordLengthOK else { return .invalidCredentials }  // the attempt stays a failure
         let token = Secrets.randomToken()
         let digest = Secrets.digest(token)
         let csrf = Secrets.randomToken()
         try pool.write { db in
-            try db.run(LoginThrottle.clear.sql, [emailKey])
+            for id in attempt { try db.run(LoginThrottle.forget.sql, [id]) }
+            try db.run(LoginThrottle.clear.sql, [pairKey])
             try db.run(SessionStore.insert.sql, [digest, user.id, csrf, now, now, remoteAddress])
             try db.run(SessionStore.deleteExpired.sql, [now - policy.idleTimeout, now - policy.absoluteTimeout])
         }

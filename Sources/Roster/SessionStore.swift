@@ -36,6 +36,8 @@ public enum LoginThrottle {
     static let countSince = NamedQuery("loginFailures.countSince", "SELECT COUNT(*) FROM login_failures WHERE key = ? AND failed_at >= ?")
     static let clear = NamedQuery("loginFailures.clear", "DELETE FROM login_failures WHERE key = ?")
     static let prune = NamedQuery("loginFailures.prune", "DELETE FROM login_failures WHERE failed_at < ?")
+    static let lastSince = NamedQuery("loginFailures.lastSince", "SELECT MAX(failed_at) FROM login_failures WHERE key = ? AND failed_at >= ?")
+    static let forget = NamedQuery("loginFailures.forget", "DELETE FROM login_failures WHERE id = ?")
 
-    static var queries: [NamedQuery] { [insert, countSince, clear, prune] }
+    static var queries: [NamedQuery] { [insert, countSince, clear, prune, lastSince, forget] }
 }

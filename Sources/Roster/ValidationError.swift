@@ -17,3 +17,10 @@ extension StringProtocol {
         return trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
+
+/// A row read back right after this process wrote it: missing only if another writer deleted it in between, which
+/// is reported like any refusal instead of trapping.
+func readBack<T>(_ value: T?, _ what: String) throws -> T {
+    guard let value else { throw ValidationError(field: what, "The \(what) was deleted meanwhile.") }
+    return value
+}

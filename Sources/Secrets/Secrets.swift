@@ -18,7 +18,10 @@ public enum Secrets {
     public static func randomBytes(_ count: Int) -> [UInt8] {
         precondition(initialized)
         var bytes = [UInt8](repeating: 0, count: count)
-        bytes.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, count) }
+        bytes.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            randombytes_buf(base, count)
+        }
         return bytes
     }
 

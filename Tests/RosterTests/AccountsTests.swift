@@ -85,22 +85,54 @@ final class AccountsTests: XCTestCase {
         XCTAssertNil(try accounts.session(token: String(repeating: "x", count: 10_000)))
     }
 
-    func testThrottlePerEmailLiftsAfterTheWindow() throws {
+    func testFailuresBackOffOneAddressButNeverLockTheOwnerOut() throws {
         let time = ManualClock()
         let accounts = try makeAccounts(clock: time.clock)
         try accounts.createUser(email: "a@example.com", name: "", role: .viewer, password: "long enough pw")
         for i in 0..<accounts.policy.maxFailuresPerEmail {
-            guard case .invalidCredentials = try accounts.login(email: "a@example.com", password: "bad \(i)", remoteAddress: "10.0.0.\(i)") else {
+            guard case .invalidCredentials = try accounts.login(email: "a@example.com", password: "bad \(i)", remoteAddress: "10.0.0.1") else {
                 return XCTFail("attempt \(i)")
             }
         }
-        guard case .throttled = try accounts.login(email: "A@example.com", password: "long enough pw", remoteAddress: "10.9.9.9") else {
-            return XCTFail("the email is throttled from any address")
+        guard case .throttled(let wait) = try accounts.login(email: "A@example.com", password: "long enough pw", remoteAddress: "10.0.0.1") else {
+            return XCTFail("the guessing address backs off, even with the right password")
         }
-        time.advance(accounts.policy.failureWindow + 1)
+        XCTAssertEqual(wait, 30)
         guard case .success = try accounts.login(email: "a@example.com", password: "long enough pw", remoteAddress: "10.9.9.9") else {
-            return XCTFail("the window passed")
+            return XCTFail("the owner, from another address, is not locked out by someone else's guesses")
         }
+        time.advance(31)
+        guard case .success = try accounts.login(email: "a@example.com", password: "long enough pw", remoteAddress: "10.0.0.1") else {
+            return XCTFail("the back-off passed")
+        }
+    }
+
+    func testGuessesSpreadOverAddressesAreSlowedNotLocked() throws {
+        let time = ManualClock()
+        let accounts = try makeAccounts(clock: time.clock)
+        try accounts.createUser(email: "a@example.com", name: "", role: .viewer, password: "long enough pw")
+        for i in 0..<accounts.policy.accountSlowdownAfter {
+            _ = try accounts.login(email: "a@example.com", password: "bad", remoteAddress: "10.1.\(i / 200).\(i % 200)")
+        }
+        guard case .throttled = try accounts.login(email: "a@example.com", password: "bad", remoteAddress: "10.2.0.1") else {
+            return XCTFail("spaced out")
+        }
+        time.advance(accounts.policy.accountSpacing)
+        guard case .success = try accounts.login(email: "a@example.com", password: "long enough pw", remoteAddress: "10.3.0.1") else {
+            return XCTFail("the owner gets through after the spacing")
+        }
+    }
+
+    func testParallelGuessesCannotPassOneCount() throws {
+        let accounts = try makeAccounts()
+        try accounts.createUser(email: "a@example.com", name: "", role: .viewer, password: "long enough pw")
+        let results = Mutex<[LoginResult]>([])
+        DispatchQueue.concurrentPerform(iterations: 12) { i in
+            let r = (try? accounts.login(email: "a@example.com", password: "bad \(i)", remoteAddress: "10.0.0.7")) ?? .invalidCredentials
+            results.withLock { $0.append(r) }
+        }
+        let checked = results.withLock { $0.filter { if case .invalidCredentials = $0 { return true } else { return false } }.count }
+        XCTAssertEqual(checked, accounts.policy.maxFailuresPerEmail, "only 5 guesses reach the password check, however parallel")
     }
 
     func testThrottlePerAddressCoversManyEmails() throws {

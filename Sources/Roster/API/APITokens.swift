@@ -65,7 +65,7 @@ public final class APITokens: Sendable {
                                               expiresInDays.map { clock.now() + Int64($0) * 86_400 }])
             return db.lastInsertRowID
         }
-        return (token, try list().first { $0.id == id }!)
+        return (token, try readBack(try list().first { $0.id == id }, "token"))
     }
 
     public func list() throws -> [APIToken] { try pool.read { try $0.query(APIStore.all.sql).map(APIToken.init(row:)) } }

@@ -80,7 +80,7 @@ public final class BatchAPI: Sendable {
         }
         do {
             let (params, token, database) = try authenticate(body, xml: xml, databaseRequired: true, address: address)
-            let databaseID = database!
+            guard let databaseID = database else { throw RequestError(status: 400, code: 400, text: "db_id is missing or not a number.") }
             if let key = idempotencyKey, key.utf8.count > 200 { throw RequestError(status: 400, code: 400, text: "The Idempotency-Key is longer than 200 characters.") }
             // The key is bound to the request it first came with: the same body replays, another body is refused.
             let digest = Secrets.digest(mode.rawValue + (xml ? " xml " : " json ") + String(decoding: body, as: UTF8.self))
@@ -467,7 +467,9 @@ extension BatchAPI {
         func answer(_ value: JSONValue) -> String { xml ? XMLRequest.write(value) : value.canonical + "\n" }
         let ok: [String: JSONValue] = ["error": .int(0), "error_text": .string("Successful operation")]
         do {
-            let (params, token, databaseID) = try authenticate(body, xml: xml, databaseRequired: sibling != .listDatabases, address: address)
+            let (params, token, scoped) = try authenticate(body, xml: xml, databaseRequired: sibling != .listDatabases, address: address)
+            // Every sibling but listDatabases names its database (authenticate checked it against the token).
+            let databaseID = scoped ?? 0
             switch sibling {
             case .listDatabases:
                 let list = try pool.read { db in
@@ -479,7 +481,7 @@ extension BatchAPI {
                 }
                 return (200, answer(.object(ok.merging(["databases": .array(list)]) { $1 })))
             case .listFields:
-                let (standard, custom) = try pool.read { db in (try Databases.standardSettings(databaseID!, db), try Databases.fields(databaseID!, db)) }
+                let (standard, custom) = try pool.read { db in (try Databases.standardSettings(databaseID, db), try Databases.fields(databaseID, db)) }
                 var fields: [JSONValue] = StandardField.all.map { f in
                     let type: String = { switch f.kind { case .typed(let t): return t.rawValue; case .email: return "email"; case .phones: return "phones" } }()
                     return .object(["name": .string(f.key), "label": .string(f.label), "type": .string(type), "standard": .bool(true),
@@ -492,8 +494,8 @@ extension BatchAPI {
                 return (200, answer(.object(ok.merging(["fields": .array(fields)]) { $1 })))
             case .getProfile:
                 let profile = try pool.read { db -> JSONValue? in
-                    let catalogue = try Profiles.catalogue(databaseID!, db)
-                    let options = BatchOptions(mode: .update, databaseID: databaseID!, matching: params["matching"]?.stringValue ?? "email", resourceID: BatchAPI.int(params["resource_id"]),
+                    let catalogue = try Profiles.catalogue(databaseID, db)
+                    let options = BatchOptions(mode: .update, databaseID: databaseID, matching: params["matching"]?.stringValue ?? "email", resourceID: BatchAPI.int(params["resource_id"]),
                                                fieldName: params["field_name"]?.stringValue, fieldValue: params["field_value"], skipInvalidSubscriptions: false, skipTriggers: true, now: clock.now())
                     guard BatchAPI.matchings.contains(options.matching) else { throw RequestError(status: 400, code: 400, text: "Unknown matching \(options.matching).") }
                     let item = BatchItem(options: options, catalogue: catalogue, db: db)
@@ -501,7 +503,7 @@ extension BatchAPI {
                     do { row = try item.find(params) } catch let e as ItemError { throw RequestError(status: 400, code: e.code, text: e.text) }
                     guard let row else { return nil }
                     let p = Profiles.profile(row, catalogue.columns)
-                    let subs = try db.query("SELECT * FROM subscriptions_\(databaseID!) WHERE profile = ? AND deleted = 0 ORDER BY resource_id, channel, priority", [p.rowID]).map(Subscription.init(row:))
+                    let subs = try db.query("SELECT * FROM subscriptions_\(databaseID) WHERE profile = ? AND deleted = 0 ORDER BY resource_id, channel, priority", [p.rowID]).map(Subscription.init(row:))
                     return .object([
                         "profile_id": .string(p.profileID), "status": .string(p.status.name), "status_code": .int(Int64(p.status.rawValue)),
                         "fields": .object(p.values.filter { !$0.value.isEmpty }.mapValues { .string($0) }),
@@ -518,8 +520,8 @@ extension BatchAPI {
                 let allowed: Set<String> = [HistoryEvent.sent, HistoryEvent.delivered, HistoryEvent.opened, HistoryEvent.clicked, HistoryEvent.goal]
                 let now = clock.now()
                 let results = try pool.write { db -> [JSONValue] in
-                    let catalogue = try Profiles.catalogue(databaseID!, db)
-                    let options = BatchOptions(mode: .update, databaseID: databaseID!, matching: params["matching"]?.stringValue ?? "email", resourceID: BatchAPI.int(params["resource_id"]),
+                    let catalogue = try Profiles.catalogue(databaseID, db)
+                    let options = BatchOptions(mode: .update, databaseID: databaseID, matching: params["matching"]?.stringValue ?? "email", resourceID: BatchAPI.int(params["resource_id"]),
                                                fieldName: params["field_name"]?.stringValue, fieldValue: nil, skipInvalidSubscriptions: false, skipTriggers: true, now: now)
                     guard BatchAPI.matchings.contains(options.matching) else { throw RequestError(status: 400, code: 400, text: "Unknown matching \(options.matching).") }
                     let finder = BatchItem(options: options, catalogue: catalogue, db: db)
@@ -543,7 +545,7 @@ extension BatchAPI {
                         var details: [String: JSONValue] = ["how": .string("api")]
                         if case .object(let extra)? = event["details"] { details["details"] = .object(extra) }
                         // Recorded in the history; as an interaction it also moves the profile's last-interaction time.
-                        let writer = ProfileWriter(db, databaseID: databaseID!, catalogue: catalogue, actor: nil, origin: .api, now: at,
+                        let writer = ProfileWriter(db, databaseID: databaseID, catalogue: catalogue, actor: nil, origin: .api, now: at,
                                                    skipTriggers: true)
                         try writer.record(rowID, type, details)
                         return .object(["error": .int(0), "error_text": .string("Successful operation"), "profile_id": .string(row.string("profile_id") ?? "")])

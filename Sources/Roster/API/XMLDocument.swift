@@ -181,7 +181,7 @@ public enum XMLRequest {
     public static func write(_ value: JSONValue) -> String {
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xml>"
         if case .object(let o) = value {
-            for key in o.keys.sorted(by: keyOrder) { element(key, o[key]!, &out) }
+            for (key, item) in o.sorted(by: { keyOrder($0.key, $1.key) }) { element(key, item, &out) }
         }
         return out + "</xml>\n"
     }
@@ -197,7 +197,7 @@ public enum XMLRequest {
         case .array(let items): for item in items { element(name, item, &out) }
         case .object(let o):
             out += "<\(name)>"
-            for key in o.keys.sorted(by: keyOrder) { element(key, o[key]!, &out) }
+            for (key, item) in o.sorted(by: { keyOrder($0.key, $1.key) }) { element(key, item, &out) }
             out += "</\(name)>"
         case .null: out += "<\(name)/>"
         case .string(let s): out += "<\(name)>\(escape(s))</\(name)>"

@@ -102,7 +102,7 @@ public final class Webhooks: Sendable {
             try db.run("UPDATE webhooks SET cursor = ? WHERE id = ?", [end, id])
             return id
         }
-        return try list().first { $0.id == id }!
+        return try readBack(try list().first { $0.id == id }, "webhook")
     }
 
     public func delete(_ id: Int64) throws {

@@ -154,12 +154,12 @@ public final class Databases: Sendable {
             }
             // The last 12 calendar months, oldest first, including empty ones.
             var calendar = Calendar(identifier: .gregorian)
-            calendar.timeZone = TimeZone(identifier: "UTC")!
+            calendar.timeZone = TimeZone(secondsFromGMT: 0) ?? calendar.timeZone
             let today = Date(timeIntervalSince1970: TimeInterval(now))
             let months: [String] = (0..<12).reversed().compactMap { back in
                 calendar.date(byAdding: .month, value: -back, to: today).map {
                     let c = calendar.dateComponents([.year, .month], from: $0)
-                    return String(format: "%04d-%02d", c.year!, c.month!)
+                    return String(format: "%04d-%02d", c.year ?? 0, c.month ?? 0)
                 }
             }
             var counts: [String: Int] = [:]
@@ -224,7 +224,7 @@ public final class Databases: Sendable {
             let id = db.lastInsertRowID
             for statement in ProfileTable.createStatements(id) { try db.execute(statement) }
             for resource in clean.resourceIDs { try db.run(DatabaseStore.attach.sql, [id, resource]) }
-            return ProfileDatabase(row: try db.queryOne(DatabaseStore.byID.sql, [id])!)
+            return ProfileDatabase(row: try readBack(try db.queryOne(DatabaseStore.byID.sql, [id]), "database"))
         }
     }
 
@@ -369,7 +369,7 @@ public final class Databases: Sendable {
         let id = db.lastInsertRowID
         try db.execute(ProfileTable.addColumn(databaseID, id))
         if clean.indexed { try db.execute(ProfileTable.createIndex(databaseID, id)) }
-        return CustomField(row: try db.queryOne(DatabaseStore.fieldByID.sql, [id])!)
+        return CustomField(row: try readBack(try db.queryOne(DatabaseStore.fieldByID.sql, [id]), "field"))
     }
 
     /// A value that would not survive a change of type or options.

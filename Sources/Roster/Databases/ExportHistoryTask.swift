@@ -21,7 +21,7 @@ public struct ExportHistoryTask: TaskHandler {
     }
 
     public func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
-        let databaseID = task.databaseID!
+        guard let databaseID = task.databaseID else { throw ValidationError(field: "task", "The task has no database.") }
         let rows = try db.prepare("""
             SELECT h.id, p.profile_id, h.at, h.type, u.email AS actor, h.details FROM \(ProfileTable.historyName(databaseID)) h
             JOIN \(ProfileTable.name(databaseID)) p ON p.id = h.profile LEFT JOIN users u ON u.id = h.actor

@@ -67,7 +67,7 @@ public struct ExportProfilesTask: TaskHandler {
     }
 
     public func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
-        let databaseID = task.databaseID!
+        guard let databaseID = task.databaseID else { throw ValidationError(field: "task", "The task has no database.") }
         let columns = try ExportProfilesTask.columns(task, db)
         var text = ""
         if task.outputBytes == 0 {
@@ -102,7 +102,7 @@ public struct ExportProfilesTask: TaskHandler {
             text += columns.map { column -> String in
                 let value = row[column.sqlColumn]
                 let shown = column.type.map { $0.display(value) } ?? (value.string ?? "")
-                let textual = column.type == nil || [.line, .enum, .tags, .object, .array].contains(column.type!)
+                let textual = column.type.map { [.line, .enum, .tags, .object, .array].contains($0) } ?? true
                 return ExportProfilesTask.cell(shown, neutralize: textual)
             }.joined(separator: ",") + "\r\n"
         }

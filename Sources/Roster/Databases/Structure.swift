@@ -153,6 +153,6 @@ extension Databases {
             try Databases.writeStandard(id, cleanStandard, db)
             return id
         }
-        return try get(id)!
+        return try readBack(try get(id), "database")
     }
 }

@@ -295,9 +295,9 @@ enum ObjectRules {
             guard validKey(key) else {
                 return FieldValueError("has the key \"\(key)\": keys use only Latin letters, digits, _ and -")
             }
-            switch dict[key]! {
+            switch dict[key] ?? .null {
             case .int, .double, .string, .bool: continue
-            case .object: if let problem = check(object: dict[key]!, depth: depth + 1) { return problem }
+            case .object(let inner): if let problem = check(object: .object(inner), depth: depth + 1) { return problem }
             case .array: return FieldValueError("has an array under \"\(key)\": objects hold numbers, strings, booleans or objects")
             case .null: return FieldValueError("has null under \"\(key)\": leave the key out instead")
             }

@@ -44,7 +44,7 @@ public indirect enum JSONValue: Sendable, Equatable, Decodable {
         case .string(let s): return JSONValue.quote(s)
         case .array(let a): return "[" + a.map(\.canonical).joined(separator: ",") + "]"
         case .object(let o):
-            return "{" + o.keys.sorted().map { JSONValue.quote($0) + ":" + o[$0]!.canonical }.joined(separator: ",") + "}"
+            return "{" + o.sorted { $0.key < $1.key }.map { JSONValue.quote($0.key) + ":" + $0.value.canonical }.joined(separator: ",") + "}"
         }
     }
 

@@ -164,7 +164,7 @@ public struct ImportProfilesTask: TaskHandler {
                 existing = try db.queryOne("SELECT * FROM \(table) WHERE email = ?", [email.lowercased()])
             }
         case .phone:
-            if let text = values["phones"], case .success(let box) = StandardField.named("phones")!.parse(text),
+            if let text = values["phones"], let phones = StandardField.named("phones"), case .success(let box) = phones.parse(text),
                let first = JSONValue.stringList(box.value.string).first {
                 existing = try db.queryOne("SELECT * FROM \(table) WHERE json_extract(phones, '$[0]') = ?", [first])
             }

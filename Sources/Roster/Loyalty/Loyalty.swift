@@ -93,7 +93,7 @@ public final class Loyalty: Sendable {
         return try pool.write { db in
             if try db.queryOne(LoyaltyStore.byName.sql, [name]) != nil { throw ValidationError(field: "name", "Another program is already called \(name).") }
             try db.run(LoyaltyStore.insert.sql, [name, description, now])
-            return LoyaltyProgram(row: try db.queryOne(LoyaltyStore.byID.sql, [db.lastInsertRowID])!)
+            return LoyaltyProgram(row: try readBack(try db.queryOne(LoyaltyStore.byID.sql, [db.lastInsertRowID]), "program"))
         }
     }
 

@@ -158,7 +158,7 @@ public final class Profiles: Sendable {
         row["updated_at"] = .integer(now)
         row["last_interaction_at"] = .integer(now)
         let keys = row.keys.sorted()
-        try db.run(insertSQL(databaseID, keys), keys.map { row[$0]! })
+        try db.run(insertSQL(databaseID, keys), keys.map { row[$0] ?? .null })
         return (db.lastInsertRowID, profileID)
     }
 

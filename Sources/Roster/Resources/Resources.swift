@@ -170,7 +170,7 @@ public final class Resources: Sendable {
             try db.run(ResourceStore.insert.sql, [clean.name, clean.description, clean.increasePriority, now, now])
             let id = db.lastInsertRowID
             try write(id, clean, db)
-            return try ResourceStore.load(row: try db.queryOne(ResourceStore.byID.sql, [id])!, db)
+            return try ResourceStore.load(row: try readBack(try db.queryOne(ResourceStore.byID.sql, [id]), "resource"), db)
         }
     }
 

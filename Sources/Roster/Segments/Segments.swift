@@ -128,7 +128,7 @@ public final class Segments: Sendable {
             try db.run(SegmentStore.insert.sql, [databaseID, input.name.trimmed, input.kind.rawValue, input.selection.json.canonical, actor, now, now])
             return db.lastInsertRowID
         }
-        return try get(id)!
+        return try readBack(try get(id), "segment")
     }
 
     public func update(_ id: Int64, _ input: SegmentInput) throws {

@@ -177,7 +177,8 @@ public final class TaskRunner: Sendable {
             }
             guard started else { return }
             while true {
-                task = try self.task(id)!
+                guard let fresh = try self.task(id) else { return }  // deleted with its database meanwhile
+                task = fresh
                 if task.cancelRequested {
                     try pool.write { try finish(id, .cancelled, $0) }
                     return

@@ -48,10 +48,13 @@ enum LoginPage {
         return response
     }
 
-    /// Only a local path: `//evil.example` and `https://…` would be open redirects.
+    /// Only a path of this site: one leading `/`, then printable ASCII without `\` (browsers drop tabs and line
+    /// breaks from URLs and read `\` as `/`, so `/\t/evil.example` would become `//evil.example`), at most 2 KB.
     static func safeNext(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\"),
-              !next.contains(where: { $0.isNewline || $0 == "\\" }) else { return "/databases" }
+        guard let next, next.utf8.count <= 2048, next.hasPrefix("/"),
+              next.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "\\") }) else { return "/databases" }
+        let afterSlash = next.utf8.dropFirst().first
+        guard afterSlash != UInt8(ascii: "/") else { return "/databases" }
         return next
     }
 }

@@ -29,7 +29,7 @@ enum LoyaltyPages {
         _ = try ctx.requireEditor()
         let input = ["name": ctx.form["name"] ?? "", "description": ctx.form["description"] ?? ""]
         do {
-            let p = try app.services.loyalty.create(name: input["name"]!, description: input["description"]!)
+            let p = try app.services.loyalty.create(name: input["name"] ?? "", description: input["description"] ?? "")
             return Response.redirect(to: "/loyalty/\(p.id)")
         } catch let error as ValidationError {
             return try renderList(app, ctx, input: input, errors: error.fieldErrors, status: 422)

@@ -104,8 +104,9 @@ enum ProfilePages {
     static func show(_ app: WebApp, _ ctx: RequestContext, addForm: TemplateValue?) throws -> Response {
         let db = try ctx.database(app)
         let p = try load(app, ctx, db)
-        let days = Int(ctx.request.query["days"] ?? "") ?? 7
-        let type = ctx.request.query["type"].flatMap { $0.isEmpty ? nil : $0 }
+        // The history period: one of the offered ones (anything else from the URL is the default).
+        let days = Int(ctx.request.query["days"] ?? "").flatMap { [7, 30, 365, 0].contains($0) ? $0 : nil } ?? 7
+        let type = ctx.request.query["type"].flatMap { HistoryEvent.all.contains($0) ? $0 : nil }
         let since = days > 0 ? Int64(Date().timeIntervalSince1970) - Int64(days) * 86_400 : nil
         let history = try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: type, since: since)
         let attached = try app.services.databases.attachedResources(db.id)

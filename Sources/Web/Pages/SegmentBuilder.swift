@@ -5,35 +5,53 @@ import Roster
 /// path (`r` is the root group, `r.1.0` the first child of its second child). Buttons named `action` change the
 /// tree on the server (add a rule or a group to a group, remove a node) and the page comes back with the counts.
 enum SegmentBuilder {
-    /// The tree the form describes. Unknown or orphaned rows are dropped; a missing root is an empty AND group.
+    /// The tree the form describes. Unknown, malformed or orphaned rows are dropped; a missing root is an empty AND
+    /// group. A path is `r` and up to `maxDepth + 1` small numbers (`r.`, `r..1`, `r.x` are not paths), and at most
+    /// `maxNodes` rows are read, so any body costs time in proportion to its size, never to its square.
+    static let maxNodes = 2 * RuleNode.maxRules + 50
+
     static func tree(from form: FormData) -> RuleNode {
-        var kinds: [String: String] = [:]
-        var order: [String] = []
-        for path in form.all("node") where path == "r" || path.hasPrefix("r.") {
-            guard path.split(separator: ".").dropFirst().allSatisfy({ Int($0) != nil }), kinds[path] == nil else { continue }
-            kinds[path] = form["kind_\(path)"] == "group" ? "group" : "rule"
-            order.append(path)
+        var kinds: [String: Bool] = [:]  // path → is a group
+        var children: [String: [(index: Int, path: String)]] = [:]
+        for path in form.all("node") where kinds.count < maxNodes {
+            guard kinds[path] == nil, let numbers = parsePath(path) else { continue }
+            kinds[path] = form["kind_\(path)"] == "group"
+            if let last = numbers.last {
+                let parent = (["r"] + numbers.dropLast().map(String.init)).joined(separator: ".")
+                children[parent, default: []].append((last, path))
+            }
         }
         func build(_ path: String, depth: Int) -> RuleNode {
-            if path != "r" && kinds[path] == "rule" {
+            if path != "r" && kinds[path] == false {
                 return .rule(Rule(subject: form["subject_\(path)"] ?? "", op: form["op_\(path)"] ?? "", value: form["value_\(path)"] ?? "",
                                   value2: form["value2_\(path)"] ?? "", caseInsensitive: form["ci_\(path)"] != nil))
             }
-            let prefix = path + "."
-            let children = order.filter { $0.hasPrefix(prefix) && !$0.dropFirst(prefix.count).contains(".") }
-                .sorted { Int($0.dropFirst(prefix.count))! < Int($1.dropFirst(prefix.count))! }
             let join = RuleJoin(rawValue: form["join_\(path)"] ?? "and") ?? .and
             if depth > RuleNode.maxDepth + 1 { return .group(join, []) }
-            return .group(join, children.map { build($0, depth: depth + 1) })
+            let ordered = (children[path] ?? []).sorted { $0.index < $1.index }
+            return .group(join, ordered.map { build($0.path, depth: depth + 1) })
         }
         return build("r", depth: 0)
+    }
+
+    /// `r.1.0` → [1, 0]; nil for anything else.
+    static func parsePath(_ path: String) -> [Int]? {
+        guard path.utf8.count <= 64 else { return nil }
+        let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.first == "r", parts.count <= RuleNode.maxDepth + 2 else { return nil }
+        var numbers: [Int] = []
+        for part in parts.dropFirst() {
+            guard (1...4).contains(part.utf8.count), part.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(part) else { return nil }
+            numbers.append(n)
+        }
+        return numbers
     }
 
     /// Applies a button: `add_rule:<path>`, `add_group:<path>`, `remove:<path>`.
     static func apply(_ action: String, to tree: RuleNode) -> RuleNode {
         let parts = action.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { return tree }
-        let target = parts[1].split(separator: ".").dropFirst().compactMap { Int($0) }
+        guard let target = parsePath(parts[1]) else { return tree }
         // A new rule starts as "email is not empty": complete, so the count stays meaningful while it is edited.
         let blank = Rule(subject: "field:email", op: "not_empty")
         func edit(_ node: RuleNode, _ path: ArraySlice<Int>) -> RuleNode? {
@@ -46,8 +64,7 @@ enum SegmentBuilder {
                 }
                 return .group(join, children)
             }
-            let index = path.first!
-            guard children.indices.contains(index) else { return node }
+            guard let index = path.first, children.indices.contains(index) else { return node }
             if path.count == 1 && parts[0] == "remove" {
                 children.remove(at: index)
                 return .group(join, children)

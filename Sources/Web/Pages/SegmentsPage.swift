@@ -149,14 +149,22 @@ enum SegmentsPage {
             "problem": TemplateValue(problem),
             "members": members, "next": next,
             "statics": .list(statics.map { ["id": .string(String($0.id)), "name": .string($0.name)] }),
-            "notice": TemplateValue(ctx.request.query["notice"]),
+            "notice": TemplateValue(try notice(app, ctx)),
         ])
+    }
+
+    /// Keyed notices only: the URL says which one and its numbers; the words come from here (never from the URL).
+    static func notice(_ app: WebApp, _ ctx: RequestContext) throws -> String? {
+        guard ctx.request.query["done"] == "joined", let n = Int(ctx.request.query["n"] ?? ""), (0...100_000_000).contains(n),
+              let from = Int64(ctx.request.query["from"] ?? ""), let source = try app.services.segments.get(from) else { return nil }
+        return "\(View.count(n)) profiles joined from \(source.name)."
     }
 
     /// The rules in words, for the segment's page.
     static func summary(_ app: WebApp, _ segment: Segment) throws -> String {
         if segment.kind == .static { return "A fixed list of profiles, added and removed by hand." }
         let subjects = Dictionary(try SegmentBuilder.subjects(app, databaseID: segment.databaseID).map { ($0.value, $0.label) }, uniquingKeysWith: { a, _ in a })
+        let context = try? app.services.segments.context(databaseID: segment.databaseID)
         func words(_ node: RuleNode) -> String {
             switch node {
             case .group(let join, let children):
@@ -164,7 +172,7 @@ enum SegmentsPage {
                 let inner = children.map(words).joined(separator: join == .and ? " and " : " or ")
                 return children.count > 1 ? "(\(inner))" : inner
             case .rule(let r):
-                let kind = SelectionCompiler.kind(of: r.subject, (try? app.services.segments.context(databaseID: segment.databaseID))!)
+                let kind = context.flatMap { SelectionCompiler.kind(of: r.subject, $0) }
                 let op = kind.flatMap { RuleOperators.operators($0).first { $0.op == r.op }?.label } ?? r.op
                 let values = [r.value, r.value2].filter { !$0.isEmpty }.joined(separator: " / ")
                 return "\(subjects[r.subject] ?? r.subject) \(op)\(values.isEmpty ? "" : " “\(values)”")"
@@ -190,7 +198,7 @@ enum SegmentsPage {
         guard let target = Int64(ctx.form["target"] ?? "") else { throw HTTPError.badRequest("Choose a static segment.") }
         do {
             let joined = try app.services.segments.addMembers(to: target, from: segment, actor: user.id)
-            return Response.redirect(to: "/segments/\(target)?notice=" + FormData.encode("\(View.count(joined)) profiles joined from \(segment.name)."))
+            return Response.redirect(to: "/segments/\(target)?done=joined&n=\(joined)&from=\(segment.id)")
         } catch let error as ValidationError {
             throw HTTPError(422, "Cannot add the members", error.fieldErrors.values.sorted().joined(separator: " "))
         }

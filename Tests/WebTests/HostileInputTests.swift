@@ -1,0 +1,62 @@
+import Foundation
+import HTTP
+import Roster
+@testable import Web
+import XCTest
+
+/// The requests that used to end the process or cost it minutes, each sent the way an attacker did.
+final class HostileInputTests: XCTestCase {
+    func testAHugeHistoryPeriodIsTheDefaultPeriodNotATrap() throws {
+        let (b, app) = try signIn(.viewer)
+        let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
+        let p = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "a@example.com"]), actor: nil)
+        for days in ["9223372036854775807", "-9223372036854775808", "-1", "99999999999999999999", "7%00", ""] {
+            let r = b.get("/databases/\(db.id)/profiles/\(p.profileID)?days=\(days)&type=%E2%80%AEnope")
+            XCTAssertEqual(r.status, 200, "days=\(days)")
+        }
+    }
+
+    func testMalformedRuleBuilderPathsAreDroppedNotTrapped() throws {
+        let (b, app) = try signIn(.editor)
+        let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
+        for paths in [["r", "r.", "r.0"], ["r", "r..0"], ["r", "r.x"], ["r.-1"], ["r", "r.99999999999999999999"], ["r", String(repeating: "r.0", count: 50)]] {
+            var fields: [(String, String)] = [("csrf_token", b.csrfToken), ("database", String(db.id)), ("name", "S"), ("action", "count:r")]
+            for path in paths { fields += [("node", path), ("kind_\(path)", "rule"), ("subject_\(path)", "field:email"), ("op_\(path)", "not_empty")] }
+            let r = b.post("/segments/new", fields)
+            XCTAssertLessThan(r.status, 500, "\(paths)")
+        }
+        let form = FormData(pairs: [("node", "r"), ("node", "r."), ("node", "r.0"), ("kind_r.0", "rule"), ("node", "r.0.x")])
+        XCTAssertEqual(SegmentBuilder.tree(from: form).ruleCount, 1, "only r.0 is a real path")
+        XCTAssertEqual(SegmentBuilder.apply("remove:r.", to: .group(.and, [.rule(Rule(subject: "x", op: "y"))])).ruleCount, 1)
+    }
+
+    func testManyBuilderRowsCostTimeInProportionToTheirNumber() throws {
+        // 18,000 rows: each is read once; beyond the builder's own limit they are dropped.
+        var pairs: [(String, String)] = []
+        for i in 0..<9_000 { pairs += [("node", "r.\(i)"), ("kind_r.\(i)", "rule")] }
+        let form = FormData(pairs: [("node", "r")] + pairs)
+        XCTAssertEqual(form["kind_r.8999"], "rule", "a lookup finds the last key as fast as the first")
+        let tree = SegmentBuilder.tree(from: form)
+        XCTAssertLessThanOrEqual(tree.ruleCount, SegmentBuilder.maxNodes)
+        XCTAssertNil(FormData(strict: Array(repeating: "a=1", count: FormData.maxPairs + 1).joined(separator: "&")),
+                     "a body with more fields than any page sends is refused")
+    }
+
+    func testNoticesComeFromTheServerNotTheURL() throws {
+        let (b, app) = try signIn(.viewer)
+        let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
+        let segment = try app.services.segments.create(databaseID: db.id, SegmentInput(name: "Fixed", kind: .static), actor: nil)
+        let page = b.get("/segments/\(segment.id)?notice=Your+account+is+suspended.+Call+%2B1+555&done=joined&n=-5&from=\(segment.id)").bodyText
+        XCTAssertFalse(page.contains("suspended"))
+        XCTAssertFalse(page.contains("joined from"), "a negative count is no notice")
+        XCTAssertTrue(b.get("/segments/\(segment.id)?done=joined&n=3&from=\(segment.id)").bodyText.contains("3 profiles joined from Fixed."))
+    }
+
+    func testSignInNeverRedirectsAway() {
+        for next in ["/\t/evil.example", "//evil.example", "/\\evil.example", "https://evil.example", "/\u{202E}x",
+                     "/\n/evil.example", "/ /evil.example", String(repeating: "/a", count: 2000)] {
+            XCTAssertEqual(LoginPage.safeNext(next), "/databases", next)
+        }
+        XCTAssertEqual(LoginPage.safeNext("/segments/3?after=10"), "/segments/3?after=10")
+    }
+}
