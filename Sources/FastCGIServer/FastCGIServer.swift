@@ -126,6 +126,8 @@ public final class FastCGIServer: Sendable {
         if let spool = configuration.spoolDirectory, isMultipart, contentLength > configuration.spoolThresholdBytes {
             if contentLength > configuration.maxSpooledBodyBytes {
                 response = Response.text("Upload too large.\n", status: 413)
+            } else if let refusal = handler.admit(Self.makeRequest(params: params, body: []), bodyLength: contentLength) {
+                response = refusal
             } else if let path = Self.spoolBody(fcgi.pointee.in, length: contentLength, directory: spool) {
                 var request = Self.makeRequest(params: params, body: [])
                 request.bodyFile = path

@@ -54,21 +54,26 @@ public enum Multipart {
     /// headers, invalid UTF-8 in a field).
     public static func parse(body: [UInt8], boundary: String) -> (FormData, [UploadedFile])? {
         body.withUnsafeBytes { raw in
-            parse(raw, boundary: boundary) { name, filename, type, content in
+            parse(raw, boundary: boundary) { name, filename, type, content, _ in
                 UploadedFile(fieldName: name, filename: filename, contentType: type, bytes: Array(content))
             }
         }
     }
 
     /// Splits a body that the server spooled to `path`. The file is memory-mapped, not read into memory, and
-    /// each file part is copied to a new file in `directory`.
-    public static func parse(fileAt path: String, boundary: String, directory: String) -> (FormData, [UploadedFile])? {
+    /// each file part is copied to a new file in `directory` — only once `accept` has approved the fields before it
+    /// (the CSRF token). On any failure every part written so far is removed again.
+    public static func parse(fileAt path: String, boundary: String, directory: String,
+                             accept: (FormData) -> Bool = { _ in true }) -> (FormData, [UploadedFile])? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { return nil }
-        return data.withUnsafeBytes { raw in
-            parse(raw, boundary: boundary) { name, filename, type, content in
+        var written: [String] = []
+        let result = data.withUnsafeBytes { raw in
+            parse(raw, boundary: boundary) { name, filename, type, content, fields in
+                guard accept(fields) else { return nil }
                 let target = (directory as NSString).appendingPathComponent("part-" + UUID().uuidString)
-                guard FileManager.default.createFile(atPath: target, contents: nil, attributes: [.posixPermissions: 0o600]),
-                      let handle = FileHandle(forWritingAtPath: target) else { return nil }
+                guard FileManager.default.createFile(atPath: target, contents: nil, attributes: [.posixPermissions: 0o600]) else { return nil }
+                written.append(target)
+                guard let handle = FileHandle(forWritingAtPath: target) else { return nil }
                 defer { try? handle.close() }
                 var offset = 0
                 while offset < content.count {
@@ -79,10 +84,12 @@ public enum Multipart {
                 return UploadedFile(fieldName: name, filename: filename, contentType: type, bytes: [], storedPath: target, size: content.count)
             }
         }
+        if result == nil { for path in written { unlink(path) } }
+        return result
     }
 
     static func parse(_ body: UnsafeRawBufferPointer, boundary: String,
-                      file: (String, String, String, UnsafeRawBufferPointer) -> UploadedFile?) -> (FormData, [UploadedFile])? {
+                      file: (String, String, String, UnsafeRawBufferPointer, FormData) -> UploadedFile?) -> (FormData, [UploadedFile])? {
         let delimiter = Array(("--" + boundary).utf8)
         let nextDelimiter: [UInt8] = [13, 10] + delimiter
         var form = FormData()
@@ -113,7 +120,7 @@ public enum Multipart {
             }
             guard let name else { return nil }
             if let filename {
-                guard let uploaded = file(name, filename, type, content) else { return nil }
+                guard let uploaded = file(name, filename, type, content, form) else { return nil }
                 files.append(uploaded)
             } else {
                 // A plain field is a form value: a huge one is not a form.

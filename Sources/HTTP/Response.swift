@@ -75,4 +75,11 @@ public struct Response: Sendable {
 /// Anything that answers requests: the web application, or a test double.
 public protocol RequestHandler: Sendable {
     func handle(_ request: Request) -> Response
+    /// Asked with the headers only, before a large body is read and stored: a response here is sent instead, and
+    /// the body is never written anywhere (a request that cannot be allowed costs no disk).
+    func admit(_ request: Request, bodyLength: Int) -> Response?
+}
+
+extension RequestHandler {
+    public func admit(_ request: Request, bodyLength: Int) -> Response? { nil }
 }

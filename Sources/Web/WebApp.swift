@@ -40,6 +40,12 @@ public final class WebApp: RequestHandler {
             }
         } catch let error as HTTPError {
             response = errorPage(error, request: request, requestID: requestID)
+        } catch let error as ValidationError {
+            // Bad input that a page did not show beside its field: still a clear refusal, never a 500.
+            response = errorPage(HTTPError(422, "Not done", error.fieldErrors.values.sorted().joined(separator: " ")), request: request,
+                                 requestID: requestID)
+        } catch let error as PermissionError {
+            response = errorPage(HTTPError(403, "Not allowed", error.message), request: request, requestID: requestID)
         } catch let error as TemplateError {
             FileHandle.standardError.write(Data("roster: request \(requestID) \(request.method) \(request.path): template error \(error)\n".utf8))
             response = errorPage(HTTPError(500, "Something went wrong", ""), request: request, requestID: requestID)
@@ -52,6 +58,29 @@ public final class WebApp: RequestHandler {
         response.addHeader("X-Request-Id", requestID)
         if request.method == "HEAD" { response.body = []; response.bodyFile = nil }
         return response
+    }
+
+    /// Before a large upload is stored: the address must exist, the session be valid, the role one that changes
+    /// data, and the disk have room. (The CSRF token travels in the body: it is checked before any part is written.)
+    public func admit(_ request: Request, bodyLength: Int) -> Response? {
+        let requestID = Secrets.randomHex(bytes: 8)
+        guard case .found(let route, _) = router.resolve(method: request.method, path: request.path), route.access == .signedIn else {
+            return nil
+        }
+        do {
+            guard let token = request.cookies[WebApp.sessionCookie], let session = try accounts.session(token: token) else {
+                return errorPage(HTTPError(401, "Signed out", "Your session has ended. Sign in again, then repeat what you were doing."),
+                                 request: request, requestID: requestID)
+            }
+            guard session.user.role.canEdit else { return errorPage(HTTPError.forbidden, request: request, requestID: requestID) }
+            try services.files.requireFreeSpace(for: Int64(bodyLength) * 2)
+        } catch let error as ValidationError {
+            return errorPage(HTTPError(507, "Not enough disk space", error.fieldErrors.values.sorted().joined(separator: " ")),
+                             request: request, requestID: requestID)
+        } catch {
+            return errorPage(HTTPError(503, "Try again", "The request could not be checked; try again."), request: request, requestID: requestID)
+        }
+        return nil
     }
 
     private func route(_ request: Request, requestID: String) throws -> Response {
@@ -78,9 +107,16 @@ public final class WebApp: RequestHandler {
 
         let token = request.cookies[WebApp.sessionCookie]
         let session = try token.flatMap { try accounts.session(token: $0) }
+        if route.access == .signedIn && session == nil && request.method == "POST" {
+            throw HTTPError(401, "Signed out", "Your session has ended. Sign in again, then repeat what you were doing.")
+        }
+        let expectedCSRF = session?.csrfToken ?? request.cookies[WebApp.loginCSRFCookie] ?? ""
 
         var form = FormData()
         var files: [UploadedFile] = []
+        // Parts of a spooled upload that the page did not keep (moved away) are removed with the request, on every
+        // path out of here.
+        defer { for file in files { if let path = file.storedPath { unlink(path) } } }
         if request.method == "POST" {
             let type = (request.contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             if type == "application/x-www-form-urlencoded" {
@@ -90,11 +126,19 @@ public final class WebApp: RequestHandler {
                 form = decoded
             } else if type == "multipart/form-data" {
                 let boundary = Multipart.boundary(contentType: request.contentType ?? "")
+                // A stored part is written only after the fields before it carried the right CSRF token.
+                var refused = false
+                let accept: (FormData) -> Bool = { fields in
+                    let sent = fields["csrf_token"] ?? ""
+                    refused = !(!sent.isEmpty && !expectedCSRF.isEmpty && Secrets.constantTimeEquals(sent, expectedCSRF))
+                    return !refused
+                }
                 let parsed = boundary.flatMap { boundary in
-                    request.bodyFile.map { Multipart.parse(fileAt: $0, boundary: boundary, directory: services.uploadDirectory) }
+                    request.bodyFile.map { Multipart.parse(fileAt: $0, boundary: boundary, directory: services.uploadDirectory, accept: accept) }
                         ?? Multipart.parse(body: request.body, boundary: boundary)
                 }
                 guard let (decoded, uploaded) = parsed else {
+                    if refused { throw HTTPError.csrf }
                     throw HTTPError.badRequest("The form data could not be read (broken multipart body).")
                 }
                 form = decoded
@@ -115,16 +159,13 @@ public final class WebApp: RequestHandler {
         // Every POST carries a CSRF token. Signed-in: the session's token. Login form: a double-submit cookie.
         if request.method == "POST" {
             let sent = form["csrf_token"] ?? ""
-            let expected = session?.csrfToken ?? request.cookies[WebApp.loginCSRFCookie] ?? ""
-            guard !sent.isEmpty, !expected.isEmpty, Secrets.constantTimeEquals(sent, expected) else {
+            guard !sent.isEmpty, !expectedCSRF.isEmpty, Secrets.constantTimeEquals(sent, expectedCSRF) else {
                 throw HTTPError.csrf
             }
         }
 
         let context = RequestContext(request: request, params: params, session: session, requestID: requestID,
                                      form: form, files: files, sessionToken: token)
-        // Parts of a spooled upload that the page did not keep (moved away) are removed with the request.
-        defer { for file in files { if let path = file.storedPath { unlink(path) } } }
         return try route.handler(self, context)
     }
 
@@ -194,15 +235,18 @@ public struct Services: Sendable {
     public let webhooks: Webhooks
     public let apiTokens: APITokens
     public let batch: BatchAPI
+    public let files: TaskFiles
     public var pool: DatabasePool { apiTokens.pool }
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
-                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments, bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens) {
+                profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments,
+                bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens, files: TaskFiles, clock: Clock = .system) {
         self.webhooks = webhooks
         self.apiTokens = apiTokens
-        self.batch = BatchAPI(pool: apiTokens.pool, tokens: apiTokens)
+        self.files = files
+        self.batch = BatchAPI(pool: apiTokens.pool, tokens: apiTokens, clock: clock)
         self.bulk = bulk
         self.imports = imports
         self.segments = segments
@@ -222,7 +266,7 @@ public struct Services: Sendable {
     /// `removalMinMonths`: PROFILES_REMOVAL_MIN_MONTHS, the months of inactivity before the current month that
     /// deletion by conditions requires.
     public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000, removalMinMonths: Int = 1,
-                            taskPauseMilliseconds: Int = 0) -> Services {
+                            taskPauseMilliseconds: Int = 0, fileDays: Int = 7, minFreeMB: Int = 256) -> Services {
         let export = ExportProfilesTask(directory: exportDirectory)
         let imports = ProfileImports(pool: pool, directory: ((exportDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("uploads"), clock: clock)
         let tasks = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
@@ -238,7 +282,10 @@ public struct Services: Sendable {
                         subscriptions: Subscriptions(pool: pool, clock: clock), extras: ProfileExtras(pool: pool, clock: clock), imports: imports,
                         segments: Segments(pool: pool, clock: clock, catalogues: catalogues),
                         bulk: BulkUpdates(pool: pool, tasks: tasks, clock: clock, removalMinMonths: removalMinMonths),
-                        webhooks: Webhooks(pool: pool, clock: clock), apiTokens: APITokens(pool: pool, clock: clock))
+                        webhooks: Webhooks(pool: pool, clock: clock), apiTokens: APITokens(pool: pool, clock: clock),
+                        files: TaskFiles(pool: pool, exportDirectory: exportDirectory, uploadDirectory: imports.directory, clock: clock,
+                                         keepDays: fileDays, minFreeBytes: Int64(minFreeMB) << 20),
+                        clock: clock)
     }
 }
 

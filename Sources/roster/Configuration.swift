@@ -12,6 +12,10 @@ struct Configuration {
     var removalMinMonths = 1
     /// A pause between the chunks of background tasks, in milliseconds (ROSTER_TASK_PAUSE_MS).
     var taskPauseMilliseconds = 0
+    /// Days a task's download (export, failed rows) is kept after the task ended (ROSTER_FILE_DAYS).
+    var fileDays = 7
+    /// Uploads and exports are refused while less than this many MB are free on the data folder's disk.
+    var minFreeMB = 256
 
     static let help = """
         Configuration (flag, or environment variable):
@@ -22,6 +26,8 @@ struct Configuration {
           --secure-cookies  ROSTER_SECURE_COOKIES=1  mark cookies Secure (TLS ends before nginx)
                             ROSTER_PROFILES_REMOVAL_MIN_MONTHS  months of inactivity (before the current month) that
                                               deletion by conditions requires; default: 1
+                            ROSTER_FILE_DAYS  days a task's download is kept after the task ended; default: 7
+                            ROSTER_MIN_FREE_MB  uploads and exports are refused below this much free disk; default: 256
         """
 
     struct Failure: Error, CustomStringConvertible { let description: String }
@@ -44,6 +50,14 @@ struct Configuration {
         if let v = environment["ROSTER_PROFILES_REMOVAL_MIN_MONTHS"], !v.isEmpty {
             guard let n = Int(v), (0...120).contains(n) else { throw Failure(description: "ROSTER_PROFILES_REMOVAL_MIN_MONTHS must be a number from 0 to 120") }
             config.removalMinMonths = n
+        }
+        if let v = environment["ROSTER_FILE_DAYS"], !v.isEmpty {
+            guard let n = Int(v), (1...3650).contains(n) else { throw Failure(description: "ROSTER_FILE_DAYS must be a number from 1 to 3650") }
+            config.fileDays = n
+        }
+        if let v = environment["ROSTER_MIN_FREE_MB"], !v.isEmpty {
+            guard let n = Int(v), (0...10_000_000).contains(n) else { throw Failure(description: "ROSTER_MIN_FREE_MB must be a number from 0 to 10000000") }
+            config.minFreeMB = n
         }
 
         var rest: [String] = []

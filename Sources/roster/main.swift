@@ -88,7 +88,8 @@ case "serve":
     do { templates = try TemplateSet.load(directory: config.templates) }
     catch { fail("templates: \(error)") }
     let services = Services.make(pool: pool, exportDirectory: (config.dataDirectory as NSString).appendingPathComponent("exports"),
-                                 removalMinMonths: config.removalMinMonths, taskPauseMilliseconds: config.taskPauseMilliseconds)
+                                 removalMinMonths: config.removalMinMonths, taskPauseMilliseconds: config.taskPauseMilliseconds,
+                                 fileDays: config.fileDays, minFreeMB: config.minFreeMB)
     do {
         let interrupted = try services.tasks.recoverInterrupted()
         if interrupted > 0 { say("roster: \(interrupted) task(s) were running when Roster stopped; they are marked interrupted and can be resumed") }
@@ -100,8 +101,16 @@ case "serve":
     let app = WebApp(services: services, templates: templates, configuration: webConfig)
     // Large uploads (CSV imports) are written to the data folder while they are read, never held in memory.
     let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers, spoolDirectory: services.uploadDirectory), handler: app)
-    let importing = Set(((try? services.tasks.recent(limit: 1000)) ?? []).filter { !$0.state.isFinished }.compactMap { $0.parameters["upload"]?.stringValue })
-    services.imports.sweep(activeTokens: importing)
+    // Expired task files, files of deleted databases and request leftovers go now and every hour.
+    let housekeeping = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "roster.housekeeping"))
+    housekeeping.schedule(deadline: .now(), repeating: .seconds(3600))
+    housekeeping.setEventHandler {
+        let importing = Set(((try? services.tasks.recent(limit: 100_000)) ?? []).filter { !$0.state.isFinished }
+            .compactMap { $0.parameters["upload"]?.stringValue })
+        let removed = services.files.sweep(activeUploads: importing)
+        if removed > 0 { say("roster: housekeeping removed \(removed) expired or orphaned file(s)") }
+    }
+    housekeeping.resume()
     do {
         try server.run {
             say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.dataDirectory)")

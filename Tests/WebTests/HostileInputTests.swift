@@ -59,4 +59,71 @@ final class HostileInputTests: XCTestCase {
         }
         XCTAssertEqual(LoginPage.safeNext("/segments/3?after=10"), "/segments/3?after=10")
     }
+
+    // MARK: Uploads
+
+    /// A large upload as the FastCGI server hands it over: spooled to a file, the request pointing at it.
+    func spooled(_ b: Browser, _ target: String, fields: [(String, String)], file: (String, String, String)?, cut: Bool = false) throws -> Response {
+        let (type, body) = multipartBody(fields, file: file)
+        let path = try temporaryFolder("roster-spool").appendingPathComponent("body").path
+        let bytes = cut ? Array(body.prefix(body.count - 20)) : body
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        var request = Request(method: "POST", target: target, headers: b.cookieHeader.merging(["Content-Type": type]) { a, _ in a })
+        request.bodyFile = path
+        if let refusal = b.app.admit(request, bodyLength: bytes.count) { return refusal }
+        return b.send(request)
+    }
+
+    func uploads(_ app: WebApp) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: app.services.uploadDirectory)) ?? []).sorted()
+    }
+
+    func testNoUploadIsStoredWithoutSessionRoleAndCSRF() throws {
+        let (editor, app) = try signIn(.editor)
+        let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
+        let csv = "email\r\n" + String(repeating: "someone@example.com\r\n", count: 1000)
+        let target = "/databases/\(db.id)/import"
+        let before = uploads(app)
+
+        let anonymous = Browser(app)
+        XCTAssertEqual(try spooled(anonymous, target, fields: [("csrf_token", "x")], file: ("file", "a.csv", csv)).status, 401)
+        XCTAssertNotNil(app.admit(Request(method: "POST", target: target), bodyLength: 100_000_000), "refused before the body is read")
+
+        let viewer = Browser(app)
+        try app.services.accounts.createUser(email: "v@example.com", name: "", role: .viewer, password: "password for viewer")
+        XCTAssertEqual(viewer.login("v@example.com", "password for viewer").status, 303)
+        XCTAssertEqual(try spooled(viewer, target, fields: [("csrf_token", viewer.csrfToken)], file: ("file", "a.csv", csv)).status, 403)
+
+        XCTAssertEqual(try spooled(editor, target, fields: [("csrf_token", "forged")], file: ("file", "a.csv", csv)).status, 403)
+        XCTAssertEqual(try spooled(editor, target, fields: [], file: ("file", "a.csv", csv)).status, 403, "no token before the file")
+        XCTAssertEqual(try spooled(editor, target, fields: [("csrf_token", editor.csrfToken)], file: ("file", "a.csv", csv), cut: true).status, 400)
+        XCTAssertEqual(uploads(app), before, "nothing was left in the upload folder")
+
+        let accepted = try spooled(editor, target, fields: [("csrf_token", editor.csrfToken)], file: ("file", "a.csv", csv))
+        XCTAssertEqual(accepted.status, 200, "the mapping form")
+        XCTAssertEqual(uploads(app).filter { $0.hasPrefix("part-") }, [], "the part was moved to its upload, not left behind")
+    }
+
+    func testTaskFilesBelongToTheirLauncherAndHeadWritesNothing() throws {
+        let (editor, app) = try signIn(.editor)
+        let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
+        _ = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "a@example.com"]), actor: nil)
+        let started = editor.post("/databases/\(db.id)/export", [("csrf_token", editor.csrfToken), ("fields", "email")])
+        XCTAssertEqual(started.status, 303)
+        app.services.tasks.runUntilIdle()
+        let task = try XCTUnwrap(app.services.tasks.recent().first)
+        XCTAssertEqual(editor.get("/tasks/\(task.id)/download").status, 200, "the launcher downloads it")
+
+        let other = Browser(app)
+        try app.services.accounts.createUser(email: "e2@example.com", name: "", role: .editor, password: "password for e2")
+        XCTAssertEqual(other.login("e2@example.com", "password for e2").status, 303)
+        XCTAssertEqual(other.get("/tasks/\(task.id)/download").status, 403, "another editor does not")
+
+        let exports = app.services.export.directory
+        let files = { ((try? FileManager.default.contentsOfDirectory(atPath: exports)) ?? []).sorted() }
+        let before = files()
+        let head = editor.send(Request(method: "HEAD", target: "/tasks/\(task.id)/changes.csv", headers: editor.cookieHeader))
+        XCTAssertLessThan(head.status, 500)
+        XCTAssertEqual(files(), before, "HEAD writes no change log")
+    }
 }

@@ -185,19 +185,6 @@ public final class ProfileImports: Sendable {
         }
         return parameters
     }
-
-    /// Removes uploads older than a day that no task is importing (left by forms that were never submitted).
-    public func sweep(activeTokens: Set<String>) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        let cutoff = Date().addingTimeInterval(-86_400)
-        for name in names where name.hasPrefix("import-") || name.hasPrefix("part-") || name.hasPrefix("body-") {
-            let path = (directory as NSString).appendingPathComponent(name)
-            let token = String(name.dropFirst("import-".count).prefix(32))
-            guard !activeTokens.contains(token),
-                  let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified < cutoff else { continue }
-            unlink(path)
-        }
-    }
 }
 
 /// An uploaded file as the import needs it: a name and a way to put its bytes at a path. (The HTTP layer's

@@ -153,13 +153,16 @@ enum BulkUpdatePage {
 
     /// GET /tasks/:id/changes.csv: before → after of every value the task changed.
     static func changes(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        let task = try TasksPage.load(app, ctx)
+        let task = try TasksPage.loadDownload(app, ctx)
         guard task.kind == BulkUpdateTask.kind else { throw HTTPError.notFound }
+        let headers = [("Content-Type", "text/csv; charset=utf-8"), ("Content-Disposition", "attachment; filename=\"task-\(task.id)-changes.csv\"")]
+        // HEAD asks for the headers only: nothing is written.
+        if ctx.request.method == "HEAD" { return Response(status: 200, headers: headers) }
+        try app.services.files.requireFreeSpace(at: app.services.export.directory)
         let path = (app.services.export.directory as NSString).appendingPathComponent("changes-\(task.id)-\(UUID().uuidString).csv")
         try FileManager.default.createDirectory(atPath: app.services.export.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try app.services.bulk.writeChanges(taskID: task.id, to: path)
-        var response = Response(status: 200, headers: [("Content-Type", "text/csv; charset=utf-8"),
-                                                       ("Content-Disposition", "attachment; filename=\"task-\(task.id)-changes.csv\"")])
+        var response = Response(status: 200, headers: headers)
         response.bodyFile = path
         response.deleteBodyFileAfterSending = true
         return response

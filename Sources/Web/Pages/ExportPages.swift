@@ -46,7 +46,7 @@ enum ExportPages {
     }
 
     static func download(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        let task = try TasksPage.load(app, ctx)
+        let task = try TasksPage.loadDownload(app, ctx)
         guard task.kind == ExportProfilesTask.kind || task.kind == ExportHistoryTask.kind, task.state == .done else { throw HTTPError.notFound }
         let what = task.kind == ExportHistoryTask.kind ? "history" : "profiles"
         var response = Response(status: 200, headers: [("Content-Type", "text/csv; charset=utf-8"),

@@ -108,7 +108,7 @@ enum ImportPages {
 
     /// GET /tasks/:id/failed.csv: the rows an import could not take, with the reason for each.
     static func failedRows(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        let task = try TasksPage.load(app, ctx)
+        let task = try TasksPage.loadDownload(app, ctx)
         guard task.kind == ImportProfilesTask.kind, task.outputBytes > 0 else { throw HTTPError.notFound }
         var response = Response(status: 200, headers: [("Content-Type", "text/csv; charset=utf-8"),
                                                        ("Content-Disposition", "attachment; filename=\"import-\(task.id)-failed-rows.csv\"")])

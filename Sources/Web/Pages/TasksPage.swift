@@ -24,6 +24,18 @@ enum TasksPage {
         return task
     }
 
+    /// A task whose file the signed-in user may download now: its launcher or an admin, before the file expires.
+    static func loadDownload(_ app: WebApp, _ ctx: RequestContext) throws -> TaskRecord {
+        let task = try load(app, ctx)
+        guard let user = ctx.user, app.services.files.mayDownload(task, user: user) else {
+            throw HTTPError(403, "Not yours to download", "Only the person who started this task, or an admin, can download its file.")
+        }
+        if app.services.files.isExpired(task) {
+            throw HTTPError(410, "Expired", "Task files are kept \(app.services.files.keepDays) days after the task ends; run it again.")
+        }
+        return task
+    }
+
     static func detail(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let task = try load(app, ctx)
         let database = try task.databaseID.flatMap { try app.services.databases.get($0) }
