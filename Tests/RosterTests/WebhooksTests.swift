@@ -61,7 +61,8 @@ final class Receiver: @unchecked Sendable {
             bodies.append(parts.dropFirst().joined(separator: "\r\n\r\n"))
             signatures.append(signature)
             lock.unlock()
-            let reply = "HTTP/1.1 \(status) X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            let location = (300..<400).contains(status) ? "Location: /elsewhere\r\n" : ""
+            let reply = "HTTP/1.1 \(status) X\r\n\(location)Content-Length: 0\r\nConnection: close\r\n\r\n"
             _ = reply.withCString { write(client, $0, strlen($0)) }
             close(client)
         }
@@ -71,12 +72,35 @@ final class Receiver: @unchecked Sendable {
 }
 
 final class WebhooksTests: XCTestCase {
+    func testReceiversOnThisMachineOrThePrivateNetworkAreRefused() throws {
+        let hooks = Webhooks(pool: try makePool(), allowPrivate: false)
+        for url in ["http://127.0.0.1:8080/x", "http://localhost/x", "http://10.1.2.3/x", "http://172.20.0.1/x", "http://192.168.1.1/x",
+                    "http://169.254.169.254/latest/meta-data", "http://100.64.0.1/x", "http://0.0.0.0/x", "http://[::1]/x",
+                    "http://[::ffff:127.0.0.1]/x", "http://[fd00::1]/x", "http://[fe80::1]/x", "http://2130706433/x", "http://0x7f.1/x"] {
+            XCTAssertThrowsError(try hooks.add(url: url), url) { error in
+                XCTAssertEqual((error as? ValidationError)?.fieldErrors.keys.first, "url", url)
+            }
+        }
+        XCTAssertNoThrow(try hooks.add(url: "https://93.184.216.34/events"), "a public address")
+        XCTAssertEqual(try hooks.list().count, 1)
+    }
+
+    func testARedirectIsNotFollowed() throws {
+        let pool = try makePool()
+        let receiver = try Receiver(statuses: [302])
+        let hooks = Webhooks(pool: pool, allowPrivate: true)
+        let hook = try hooks.add(url: "http://127.0.0.1:\(receiver.port)/events")
+        let (status, _) = hooks.post(hook.url, Array("{}".utf8), signature: "x")
+        XCTAssertEqual(status, 302, "the 3xx is the answer: the batch was not taken")
+        XCTAssertEqual(receiver.count, 1, "and the redirect was not followed")
+    }
+
     func testEventsAreDeliveredSignedInOrderAndRetriedAfterAFailure() throws {
         let pool = try makePool()
         let now = Mutex<Int64>(1_790_000_000)
         let clock = Clock { now.withLock { $0 } }
         let receiver = try Receiver(statuses: [500, 200, 200])
-        let hooks = Webhooks(pool: pool, clock: clock)
+        let hooks = Webhooks(pool: pool, clock: clock, allowPrivate: true)  // the receiver listens on 127.0.0.1
         XCTAssertThrowsError(try hooks.add(url: "ftp://example.com/x"))
         XCTAssertThrowsError(try hooks.add(url: "not a url"))
         let hook = try hooks.add(url: "http://127.0.0.1:\(receiver.port)/events")

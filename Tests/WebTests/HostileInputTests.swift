@@ -126,4 +126,14 @@ final class HostileInputTests: XCTestCase {
         XCTAssertLessThan(head.status, 500)
         XCTAssertEqual(files(), before, "HEAD writes no change log")
     }
+
+    func testAHeaderOfSeparatorsIsRefusedNotSplitIntoMillionsOfFields() throws {
+        let (b, app) = try signIn(.editor)
+        let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
+        let csv = String(repeating: ",", count: 3_000_000) + "\r\nx\r\n"
+        let r = try spooled(b, "/databases/\(db.id)/import", fields: [("csrf_token", b.csrfToken)], file: ("file", "commas.csv", csv))
+        XCTAssertEqual(r.status, 422)
+        XCTAssertTrue(r.bodyText.contains("columns"), String(r.bodyText.prefix(2000)))
+        XCTAssertEqual(uploads(app).filter { !$0.hasPrefix(".") }, [], "the refused upload is not kept")
+    }
 }

@@ -63,6 +63,9 @@ enum WebhookStore {
 public final class Webhooks: Sendable {
     let pool: DatabasePool
     let clock: Clock
+    /// ROSTER_WEBHOOK_ALLOW_PRIVATE=1: receivers on this machine or the local network are allowed (tests).
+    let allowPrivate: Bool
+    private let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
     public static let batchSize = 100
     private let queue = DispatchQueue(label: "roster.webhooks")
     private let timer = TimerBox()
@@ -70,8 +73,8 @@ public final class Webhooks: Sendable {
     /// The background timer, set and cancelled under a lock (Dispatch sources are not Sendable).
     final class TimerBox: @unchecked Sendable {
         private let lock = NSLock()
-        private var source: DispatchSourceTimer?
-        func replace(with new: DispatchSourceTimer?) {
+        private var source: (any DispatchSourceTimer)?
+        func replace(with new: (any DispatchSourceTimer)?) {
             lock.lock()
             source?.cancel()
             source = new
@@ -79,9 +82,11 @@ public final class Webhooks: Sendable {
         }
     }
 
-    public init(pool: DatabasePool, clock: Clock = .system) {
+    public init(pool: DatabasePool, clock: Clock = .system,
+                allowPrivate: Bool = ProcessInfo.processInfo.environment["ROSTER_WEBHOOK_ALLOW_PRIVATE"] == "1") {
         self.pool = pool
         self.clock = clock
+        self.allowPrivate = allowPrivate
     }
 
     public func list() throws -> [Webhook] { try pool.read { try $0.query(WebhookStore.all.sql).map(Webhook.init(row:)) } }
@@ -93,6 +98,9 @@ public final class Webhooks: Sendable {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil,
               text.utf8.count <= 2000 else {
             throw ValidationError(field: "url", "Enter an http:// or https:// address, like https://crm.example.com/roster-events.")
+        }
+        if let host = url.host, let problem = WebhookAddress.problem(host: host, allowPrivate: allowPrivate) {
+            throw ValidationError(field: "url", problem)
         }
         let id = try pool.write { db -> Int64 in
             // New receivers start at the current end of the outbox: they get what happens from now on.
@@ -154,7 +162,9 @@ public final class Webhooks: Sendable {
 
     /// POSTs with a 10-second timeout; the status code, or nil and the error.
     func post(_ address: String, _ body: [UInt8], signature: String) -> (Int?, String) {
-        guard let url = URL(string: address) else { return (nil, "bad address") }
+        guard let url = URL(string: address), let host = url.host else { return (nil, "bad address") }
+        // Checked again at every delivery: the name may resolve elsewhere now.
+        if let problem = WebhookAddress.problem(host: host, allowPrivate: allowPrivate) { return (nil, problem) }
         var request = URLRequest(url: url, timeoutInterval: 10)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -162,7 +172,7 @@ public final class Webhooks: Sendable {
         request.httpBody = Data(body)
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<(Int?, String)>((nil, "no answer"))
-        let task = URLSession.shared.dataTask(with: request) { _, response, error in
+        let task = session.dataTask(with: request) { _, response, error in
             result.withLock { $0 = ((response as? HTTPURLResponse)?.statusCode, error.map { "\($0.localizedDescription)" } ?? "") }
             done.signal()
         }

@@ -16,6 +16,8 @@ public enum CSVRecord: Equatable, Sendable {
 public final class CSVReader {
     /// A record longer than this is refused (and skipped to the next line end) rather than buffered.
     public static let maxRecordBytes = 1 << 20
+    /// More columns than any import maps (500): a line of separators is refused, not split into millions of fields.
+    public static let maxFields = 2_000
 
     public let delimiter: UInt8
     private let handle: FileHandle
@@ -125,7 +127,12 @@ public final class CSVReader {
             field.removeAll(keepingCapacity: true)
             guard let b = peek() else { break }
             position += 1
-            if b == delimiter { continue }
+            if b == delimiter {
+                // Separators count toward the record's size, and the fields toward their limit.
+                size += 1
+                if size > CSVReader.maxRecordBytes || fields.count >= CSVReader.maxFields { return skipLong(startLine) }
+                continue
+            }
             if b == 13 {
                 if peek() == 10 { position += 1 }
                 line += 1
@@ -143,7 +150,7 @@ public final class CSVReader {
             position += 1
             if b == 10 { line += 1; break }
         }
-        return .malformed("the row is longer than \(CSVReader.maxRecordBytes >> 20) MiB.")
+        return .malformed("The row is longer than \(CSVReader.maxRecordBytes >> 20) MiB or has more than \(CSVReader.maxFields) columns.")
     }
 
     /// Guesses the separator from the header line: the one of `,` and `;` that occurs more often outside quotes.
