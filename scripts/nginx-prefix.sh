@@ -12,10 +12,13 @@ rm -rf "$prefix/Public"
 cp -R "$repo/Public" "$prefix/Public"
 chmod -R a+rX "$prefix/Public"
 sed -e "s/listen 127.0.0.1:8080;/listen 127.0.0.1:${http_port};/" \
-    -e "s/server 127.0.0.1:9009;/server ${app};/" "$repo/nginx.conf" > "$prefix/nginx.conf"
+    -e "s#server 127.0.0.1:9009;#server ${app};#" "$repo/nginx.conf" > "$prefix/nginx.conf"
 # Started as root, nginx runs its workers as "nobody". If nobody cannot reach the prefix (a repository
 # under /root, say), run the workers as the current user instead, and say so.
 if [ "$(id -u)" -eq 0 ] && ! su -s /bin/sh nobody -c "test -r '$prefix/Public/app.css'" 2>/dev/null; then
   echo "nginx-prefix: 'nobody' cannot read $prefix; nginx workers will run as root" >&2
   sed -i '1i user root;' "$prefix/nginx.conf"
+elif [ "$(id -u)" -eq 0 ] && getent group www-data >/dev/null; then
+  # The app's Unix socket is 0660 with group www-data (Debian's nginx group): the workers join that group.
+  sed -i '1i user nobody www-data;' "$prefix/nginx.conf"
 fi

@@ -23,6 +23,8 @@ public final class FastCGIServer: Sendable {
         public var spoolThresholdBytes = 1 << 20
         /// The largest spooled upload accepted (nginx enforces the same limit on the import address first).
         public var maxSpooledBodyBytes = 512 << 20
+        /// A Unix socket (an address without `:`) gets mode 0660 and this group (nginx's on Debian) when it exists.
+        public var socketGroup: String? = "www-data"
 
         public init(address: String, workers: Int = 16, backlog: Int32 = 256, maxBodyBytes: Int = 12 << 20, drainSeconds: Double = 10,
                     spoolDirectory: String? = nil) {
@@ -66,8 +68,19 @@ public final class FastCGIServer: Sendable {
     /// Serves until SIGTERM or SIGINT, then drains and returns. `onListening` runs once the socket is open.
     public func run(onListening: () -> Void = {}) throws {
         guard FCGX_Init() == 0 else { throw ServerError.initFailed }
+        let isUnixSocket = !configuration.address.contains(":")
+        if isUnixSocket {
+            // A socket left by a previous run (a crash leaves it behind); never anything else at that path.
+            var info = stat()
+            if lstat(configuration.address, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK { unlink(configuration.address) }
+        }
         let listenFD = FCGX_OpenSocket(configuration.address, configuration.backlog)
         guard listenFD >= 0 else { throw ServerError.cannotListen(configuration.address) }
+        if isUnixSocket {
+            // Only the owner and nginx's group may speak FastCGI: anyone who can would set REMOTE_ADDR and HTTPS.
+            if let group = configuration.socketGroup, let entry = getgrnam(group) { _ = chown(configuration.address, UInt32.max, entry.pointee.gr_gid) }
+            _ = chmod(configuration.address, 0o660)
+        }
         onListening()
 
         for index in 0..<max(1, configuration.workers) {

@@ -51,6 +51,7 @@ public final class Connection {
 
     deinit {
         statementCache.removeAll()
+        statementUse.removeAll()
         sqlite3_close_v2(handle)
     }
 
@@ -75,12 +76,33 @@ public final class Connection {
     }
 
     /// The cached statement for this SQL; compiled on first use.
+    /// Compiled statements kept per connection, keyed by their text. Bounded: texts built from what callers send
+    /// (the API's field lists, per-database table names) could otherwise grow it without end. When it is full the
+    /// least recently used half goes; a statement a caller still holds stays valid until released.
+    public static let statementCacheLimit = 512
+    private var statementUse: [String: UInt64] = [:]
+    private var useCounter: UInt64 = 0
+
     public func cached(_ sql: String) throws(SQLiteError) -> Statement {
-        if let stmt = statementCache[sql] { return stmt }
+        useCounter &+= 1
+        if let stmt = statementCache[sql] {
+            statementUse[sql] = useCounter
+            return stmt
+        }
         let stmt = try Statement(connection: self, sql: sql)
+        if statementCache.count >= Connection.statementCacheLimit {
+            let keep = statementUse.sorted { $0.value > $1.value }.prefix(Connection.statementCacheLimit / 2).map(\.key)
+            var kept: [String: Statement] = [:]
+            for key in keep { kept[key] = statementCache[key] }
+            statementCache = kept
+            statementUse = statementUse.filter { kept[$0.key] != nil }
+        }
         statementCache[sql] = stmt
+        statementUse[sql] = useCounter
         return stmt
     }
+
+    public var cachedStatementCount: Int { statementCache.count }
 
     public func query(_ sql: String, _ values: [any SQLBindable] = []) throws(SQLiteError) -> [Row] {
         try cached(sql).query(values)

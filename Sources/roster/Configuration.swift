@@ -3,7 +3,9 @@ import Foundation
 /// Settings from flags (`--data DIR`) with environment variables (`ROSTER_DATA`) as the fallback.
 struct Configuration {
     var dataDirectory = "data"
-    var listen = "127.0.0.1:9009"
+    /// A Unix socket in the data folder unless an address is given: TCP on 127.0.0.1 would let any local user
+    /// speak FastCGI to the app (and claim any REMOTE_ADDR). `host:port` still listens on TCP (scripts, tests).
+    var listen = ""
     var workers = 96
     var templates = "Templates"
     var secureCookies = false
@@ -20,7 +22,7 @@ struct Configuration {
     static let help = """
         Configuration (flag, or environment variable):
           --data DIR        ROSTER_DATA       data folder (SQLite database); default: data
-          --listen ADDR     ROSTER_LISTEN     FastCGI address, host:port or a socket path; default: 127.0.0.1:9009
+          --listen ADDR     ROSTER_LISTEN     FastCGI address, host:port or a socket path; default: DATA/roster.sock
           --workers N       ROSTER_WORKERS    FastCGI worker threads; default: 96
           --templates DIR   ROSTER_TEMPLATES  the Templates folder; default: Templates
           --secure-cookies  ROSTER_SECURE_COOKIES=1  mark cookies Secure (TLS ends before nginx)
@@ -81,14 +83,24 @@ struct Configuration {
             }
             index += 1
         }
+        if config.listen.isEmpty { config.listen = (config.dataDirectory as NSString).appendingPathComponent("roster.sock") }
         return (config, rest)
     }
 
     var databasePath: String { (dataDirectory as NSString).appendingPathComponent("roster.sqlite") }
 
     /// Creates the data folder readable only by its owner: it holds personal data.
+    /// The data folder holds personal data: files are created 0600 (umask 077). When the app listens on a Unix
+    /// socket inside it, nginx's group (www-data) may pass through the folder (0710: no listing, no reading) to
+    /// reach the socket; otherwise the folder is 0700.
     func prepareDataDirectory() throws {
+        umask(0o077)
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+        let socketInside = !listen.contains(":") && (listen as NSString).deletingLastPathComponent == dataDirectory
+        if socketInside, let group = getgrnam("www-data") {
+            _ = chown(dataDirectory, UInt32.max, group.pointee.gr_gid)
+            _ = chmod(dataDirectory, 0o710)
+        }
     }
 }

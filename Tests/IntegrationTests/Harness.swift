@@ -88,6 +88,10 @@ final class RunningRoster {
     let adminPassword = "integration admin pw"
     private(set) var app: Process?
     private var nginx: Process?
+    /// Serve FastCGI on the default Unix socket (DATA/roster.sock) instead of a TCP port.
+    var unixSocket = false
+    var socketPath: String { folder.appendingPathComponent("data/roster.sock").path }
+    var appAddress: String { unixSocket ? "unix:" + socketPath : "127.0.0.1:\(appPort)" }
     let appOutput: URL
 
     init() throws {
@@ -106,7 +110,7 @@ final class RunningRoster {
     var environment: [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["ROSTER_DATA"] = folder.appendingPathComponent("data").path
-        env["ROSTER_LISTEN"] = "127.0.0.1:\(appPort)"
+        if unixSocket { env["ROSTER_LISTEN"] = nil } else { env["ROSTER_LISTEN"] = "127.0.0.1:\(appPort)" }
         env["ROSTER_TEMPLATES"] = repositoryRoot.appendingPathComponent("Templates").path
         env["ROSTER_WORKERS"] = "4"
         env["ROSTER_ADMIN_EMAIL"] = adminEmail
@@ -151,7 +155,7 @@ final class RunningRoster {
         let prefix = folder.appendingPathComponent("nginx").path
         let prep = Process()
         prep.executableURL = URL(fileURLWithPath: "/bin/bash")
-        prep.arguments = [repositoryRoot.appendingPathComponent("scripts/nginx-prefix.sh").path, prefix, String(httpPort), "127.0.0.1:\(appPort)"]
+        prep.arguments = [repositoryRoot.appendingPathComponent("scripts/nginx-prefix.sh").path, prefix, String(httpPort), appAddress]
         try prep.run()
         prep.waitUntilExit()
         guard prep.terminationStatus == 0 else { throw HarnessError(description: "nginx-prefix.sh failed") }

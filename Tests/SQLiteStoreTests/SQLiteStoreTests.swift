@@ -17,6 +17,20 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(try db.scalar("PRAGMA busy_timeout").int, 5000)
     }
 
+    func testTheStatementCacheIsBoundedAndKeepsTheBusiestStatements() throws {
+        let db = try Connection(path: temporaryDatabasePath())
+        try db.execute("CREATE TABLE t (a INTEGER)")
+        let hot = "SELECT COUNT(*) FROM t"
+        for i in 0..<3 * Connection.statementCacheLimit {
+            _ = try db.scalar(hot)
+            _ = try db.scalar("SELECT \(i) FROM t")  // a new text each time, as API field lists can be
+        }
+        XCTAssertLessThanOrEqual(db.cachedStatementCount, Connection.statementCacheLimit)
+        let before = db.cachedStatementCount
+        _ = try db.scalar(hot)
+        XCTAssertEqual(db.cachedStatementCount, before, "the statement in use all along is still cached")
+    }
+
     func testBindsAndReadsEveryType() throws {
         let db = try Connection(path: temporaryDatabasePath())
         try db.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)")
