@@ -236,6 +236,7 @@ public struct Services: Sendable {
     public let apiTokens: APITokens
     public let batch: BatchAPI
     public let files: TaskFiles
+    private let housekeeping = Webhooks.TimerBox()
     public var pool: DatabasePool { apiTokens.pool }
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
@@ -259,6 +260,20 @@ public struct Services: Sendable {
         self.resources = resources
         self.loyalty = loyalty
         self.tasks = tasks
+    }
+
+    /// Runs `files.sweep` now and every hour on a background queue (uploads of unfinished imports are kept).
+    public func startHousekeeping(every seconds: Int = 3600) {
+        let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "roster.housekeeping"))
+        source.schedule(deadline: .now(), repeating: .seconds(seconds))
+        source.setEventHandler { [self] in
+            let importing = Set(((try? tasks.recent(limit: 100_000)) ?? []).filter { !$0.state.isFinished }
+                .compactMap { $0.parameters["upload"]?.stringValue })
+            let removed = files.sweep(activeUploads: importing)
+            if removed > 0 { FileHandle.standardError.write(Data("roster: housekeeping removed \(removed) expired or orphaned file(s)\n".utf8)) }
+        }
+        source.resume()
+        housekeeping.replace(with: source)
     }
 
     /// Every service over one pool, with the task handlers registered.

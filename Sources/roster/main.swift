@@ -102,15 +102,7 @@ case "serve":
     // Large uploads (CSV imports) are written to the data folder while they are read, never held in memory.
     let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers, spoolDirectory: services.uploadDirectory), handler: app)
     // Expired task files, files of deleted databases and request leftovers go now and every hour.
-    let housekeeping = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "roster.housekeeping"))
-    housekeeping.schedule(deadline: .now(), repeating: .seconds(3600))
-    housekeeping.setEventHandler {
-        let importing = Set(((try? services.tasks.recent(limit: 100_000)) ?? []).filter { !$0.state.isFinished }
-            .compactMap { $0.parameters["upload"]?.stringValue })
-        let removed = services.files.sweep(activeUploads: importing)
-        if removed > 0 { say("roster: housekeeping removed \(removed) expired or orphaned file(s)") }
-    }
-    housekeeping.resume()
+    services.startHousekeeping()
     do {
         try server.run {
             say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.dataDirectory)")

@@ -71,10 +71,11 @@ public final class Webhooks: Sendable {
     private let timer = TimerBox()
 
     /// The background timer, set and cancelled under a lock (Dispatch sources are not Sendable).
-    final class TimerBox: @unchecked Sendable {
+    public final class TimerBox: @unchecked Sendable {
+        public init() {}
         private let lock = NSLock()
         private var source: (any DispatchSourceTimer)?
-        func replace(with new: (any DispatchSourceTimer)?) {
+        public func replace(with new: (any DispatchSourceTimer)?) {
             lock.lock()
             source?.cancel()
             source = new
