@@ -42,7 +42,7 @@ final class BulkUpdateTests: XCTestCase {
         let viewer = try accounts.createUser(email: "v@x.io", name: "", role: .viewer, password: "password for viewer")
         let runner = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: BulkUpdateTask(clock: clock)], clock: clock, chunkSize: chunkSize)
         return Setup(pool: pool, db: db, news: news, promo: promo, profiles: profiles, subs: Subscriptions(pool: pool, clock: clock),
-                     bulk: BulkUpdates(pool: pool, tasks: runner, clock: clock), runner: runner, admin: admin, editor: editor, viewer: viewer, now: BulkUpdateTests.now)
+                     bulk: BulkUpdates(pool: pool, tasks: runner, clock: clock, previewChunk: 2), runner: runner, admin: admin, editor: editor, viewer: viewer, now: BulkUpdateTests.now)
     }
 
     func all(_ s: Setup) throws -> [Profile] {

@@ -198,7 +198,8 @@ final class ImportProfilesTests: XCTestCase {
         let id = try recorder.enqueue(kind: ImportProfilesTask.kind, title: "i", databaseID: s.db.id, userID: nil, parameters: parameters)
         // One chunk commits; the next one writes and then "crashes" before its commit.
         try s.pool.write { db in
-            let task = TaskRecord(row: try db.queryOne("SELECT * FROM tasks WHERE id = ?", [id])!)
+            var task = TaskRecord(row: try db.queryOne("SELECT * FROM tasks WHERE id = ?", [id])!)
+            for (k, v) in try handler.survey(task) { task.parameters[k] = v }  // as the runner does, before the transaction
             let prepared = try handler.prepare(task, db)
             try db.run("UPDATE tasks SET state = 'running', started_at = 1, total = ?, parameters = ? WHERE id = ?",
                        [prepared.total, JSONValue.object(task.parameters.merging(prepared.parameters) { $1 }).canonical, id])

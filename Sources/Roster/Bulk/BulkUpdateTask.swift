@@ -32,6 +32,9 @@ struct BulkExecutor {
     /// Deletion by inactivity: profiles with no interaction at or after this time.
     let cutoff: Int64
     let catalogue: Profiles.Catalogue
+    /// A preview runs chunk by chunk, each rolled back: the codes its earlier chunks attached are free again, so
+    /// later chunks skip that many.
+    var codesAlreadyAttached = 0
 
     var table: String { ProfileTable.name(databaseID) }
     var history: String { ProfileTable.historyName(databaseID) }
@@ -221,7 +224,8 @@ struct BulkExecutor {
                     let rowID = row.int64("id") ?? 0
                     let profileID = row.string("profile_id") ?? ""
                     if try db.queryOne(BulkStore.hasCode.sql, [programID, databaseID, profileID]) != nil { chunk.skip(SkipReason.hasCode); continue }
-                    guard let text = try writer(db).attachFreeCode(rowID: rowID, profileID: profileID, programID: programID) else {
+                    guard let text = try writer(db).attachFreeCode(rowID: rowID, profileID: profileID, programID: programID,
+                                                                          skipping: codesAlreadyAttached) else {
                         chunk.skip(SkipReason.noFreeCode)
                         continue
                     }
@@ -251,7 +255,7 @@ enum BulkStore {
     static let insertChange = NamedQuery("bulk.insertChange", "INSERT INTO task_changes (task_id, profile_id, field, before, after) VALUES (?, ?, ?, ?, ?)")
     static let insertTrigger = NamedQuery("bulk.insertTrigger", "INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
     static let hasCode = NamedQuery("bulk.hasCode", "SELECT 1 FROM promo_codes WHERE program_id = ? AND database_id = ? AND profile_id = ? AND status IN ('attached', 'activated')")
-    static let freeCode = NamedQuery("bulk.freeCode", "SELECT id, code FROM promo_codes WHERE program_id = ? AND status = 'free' ORDER BY id LIMIT 1")
+    static let freeCode = NamedQuery("bulk.freeCode", "SELECT id, code FROM promo_codes WHERE program_id = ? AND status = 'free' ORDER BY id LIMIT 1 OFFSET ?")
     static let attachCode = NamedQuery("bulk.attachCode", "UPDATE promo_codes SET status = 'attached', database_id = ?, profile_id = ?, attached_at = ? WHERE id = ? AND status = 'free'")
     static let changes = NamedQuery("bulk.changes", "SELECT id, profile_id, field, before, after FROM task_changes WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?")
     static let changeCount = NamedQuery("bulk.changeCount", "SELECT COUNT(*) FROM task_changes WHERE task_id = ?")

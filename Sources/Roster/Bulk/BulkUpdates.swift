@@ -32,7 +32,8 @@ public final class BulkUpdates: Sendable {
     let clock: Clock
     public let removalMinMonths: Int
 
-    public init(pool: DatabasePool, tasks: TaskRunner, clock: Clock = .system, removalMinMonths: Int = 1) {
+    public init(pool: DatabasePool, tasks: TaskRunner, clock: Clock = .system, removalMinMonths: Int = 1, previewChunk: Int = 2000) {
+        self.previewChunk = max(1, previewChunk)
         self.pool = pool
         self.tasks = tasks
         self.clock = clock
@@ -136,44 +137,53 @@ public final class BulkUpdates: Sendable {
         ["selection": request.selection.json, "action": request.action.json, "skip_triggers": .bool(request.skipTriggers)]
     }
 
-    /// Runs the action over every selected profile in a transaction that is rolled back, and reports what it did.
-    /// Checked first exactly as a launch is (`validate`), so a preview never shows what could not be launched.
-    public func preview(_ request: BulkRequest, actor: User) throws -> BulkPreview {
-        try validate(request, role: actor.role)
-        let actor: Int64? = actor.id
-        struct Rollback: Error { let preview: BulkPreview }
+    /// Profiles per preview chunk: each chunk holds the writer for about as long as a task's chunk, never longer.
+    let previewChunk: Int
+
+    /// Runs the same code as the task over every selected profile, chunk by chunk, each chunk in its own
+    /// transaction that is rolled back, and adds up what they did. The selection is read once on a read snapshot
+    /// (as the task freezes it when it starts); between chunks every other writer goes ahead, so a preview of a
+    /// million profiles never holds the write lock longer than one chunk. Checked first exactly as a launch is.
+    public func preview(_ request: BulkRequest, actor user: User) throws -> BulkPreview {
+        try validate(request, role: user.role)
+        struct Rollback: Error { let chunk: BulkChunk; let sample: [(profileID: String, field: String, before: String, after: String)] }
         let now = clock.now()
         let cutoff = BulkUpdates.cutoff(now: now, months: removalMinMonths)
-        // A task id no task has: the dry run's targets and change-log rows vanish with the rollback.
+        // A task id no task has: the dry run's targets and change-log rows vanish with each rollback.
         let dryID: Int64 = -Int64.random(in: 1...Int64(Int32.max))
-        do {
-            try pool.write { db -> Void in
-                let selected = try BulkUpdateTask.freeze(request, taskID: dryID, now: now, db)
-                let executor = BulkExecutor(databaseID: request.databaseID, taskID: dryID, actor: actor, action: request.action,
-                                            skipTriggers: request.skipTriggers, now: now, cutoff: cutoff, catalogue: try Profiles.catalogue(request.databaseID, db))
-                var total = BulkChunk()
-                var cursor: Int64 = 0
-                while true {
-                    let ids = try TaskTargets.next(taskID: dryID, after: cursor, limit: 5000, db)
-                    guard let last = ids.last else { break }
-                    let chunk = try executor.run(after: cursor, upTo: last, count: ids.count, db)
-                    total.updated += chunk.updated
-                    total.deleted += chunk.deleted
-                    total.skipped += chunk.skipped
-                    total.failed += chunk.failed
-                    for (k, v) in chunk.reasons { total.reasons[k, default: 0] += v }
-                    cursor = last
+        let ids = try pool.read { try TaskTargets.select(request.scope, now: now, $0) }
+        var total = BulkChunk()
+        var sample: [(profileID: String, field: String, before: String, after: String)] = []
+        var start = 0
+        while start < ids.count {
+            let slice = ids[start..<min(ids.count, start + previewChunk)]
+            let after: Int64 = start == 0 ? 0 : ids[start - 1]
+            do {
+                try pool.write { db -> Void in
+                    try TaskTargets.write(slice, taskID: dryID, db)
+                    var executor = BulkExecutor(databaseID: request.databaseID, taskID: dryID, actor: user.id, action: request.action,
+                                                skipTriggers: request.skipTriggers, now: now, cutoff: cutoff,
+                                                catalogue: try Profiles.catalogue(request.databaseID, db))
+                    executor.codesAlreadyAttached = total.updated
+                    let chunk = try executor.run(after: after, upTo: slice.last ?? after, count: slice.count, db)
+                    let rows = sample.count >= 10 ? [] : try db.query(BulkStore.changes.sql, [dryID, 0, 10 - sample.count]).map {
+                        (profileID: $0.string("profile_id") ?? "", field: $0.string("field") ?? "", before: $0.string("before") ?? "",
+                         after: $0.string("after") ?? "")
+                    }
+                    throw Rollback(chunk: chunk, sample: rows)
                 }
-                let sample = try db.query(BulkStore.changes.sql, [dryID, 0, 10]).map {
-                    (profileID: $0.string("profile_id") ?? "", field: $0.string("field") ?? "", before: $0.string("before") ?? "", after: $0.string("after") ?? "")
-                }
-                throw Rollback(preview: BulkPreview(selected: selected, updated: total.updated, deleted: total.deleted, skipped: total.skipped, failed: total.failed,
-                                                    reasons: total.reasons, sample: sample, cutoff: cutoff))
+            } catch let rollback as Rollback {
+                total.updated += rollback.chunk.updated
+                total.deleted += rollback.chunk.deleted
+                total.skipped += rollback.chunk.skipped
+                total.failed += rollback.chunk.failed
+                for (k, v) in rollback.chunk.reasons { total.reasons[k, default: 0] += v }
+                sample += rollback.sample
             }
-        } catch let rollback as Rollback {
-            return rollback.preview
+            start += slice.count
         }
-        throw ValidationError(field: "preview", "The preview could not run.")
+        return BulkPreview(selected: ids.count, updated: total.updated, deleted: total.deleted, skipped: total.skipped, failed: total.failed,
+                           reasons: total.reasons, sample: sample, cutoff: cutoff)
     }
 
     /// Records the task (committed before this returns) and wakes the runner.

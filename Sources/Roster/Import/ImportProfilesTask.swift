@@ -59,15 +59,25 @@ public struct ImportProfilesTask: TaskHandler {
     func delimiter(_ task: TaskRecord) -> UInt8 { task.parameters["delimiter"]?.stringValue == ";" ? UInt8(ascii: ";") : UInt8(ascii: ",") }
     func uploadPath(_ task: TaskRecord) -> String { imports.uploadPath(task.parameters["upload"]?.stringValue ?? "") }
 
-    public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
-        let plan = try Plan(task, db)
+    /// Counts the rows (for the progress bar) and finds where the first one starts: a pass over the whole file,
+    /// before the task's first transaction, so no writer waits on it.
+    public func survey(_ task: TaskRecord) throws -> [String: JSONValue] {
         guard ProfileImports.validToken(task.parameters["upload"]?.stringValue ?? "") else { throw ValidationError(field: "task", "No upload to import.") }
-        // Count the rows (for the progress bar) and find where the first one starts.
         let reader = try CSVReader(path: uploadPath(task), delimiter: delimiter(task))
         _ = reader.next()
         let start = reader.offset
         var total = 0
         while reader.next() != nil { total += 1 }
+        return ["start": .int(start), "rows": .int(Int64(total))]
+    }
+
+    /// The upload goes only once the last chunk has committed: a crash before that resumes from the file.
+    public func finished(_ task: TaskRecord) { unlink(uploadPath(task)) }
+
+    public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
+        let plan = try Plan(task, db)
+        let start = task.int64Parameter("start") ?? 0
+        let total = Int(task.int64Parameter("rows") ?? 0)
         // Matching by phone or by a custom field looks every row up: index what it looks up.
         switch plan.match {
         case .phone: try db.execute(ProfileTable.createFirstPhoneIndex(plan.databaseID))
@@ -137,7 +147,6 @@ public struct ImportProfilesTask: TaskHandler {
         // The day's event counts for the statistics, once per chunk instead of once per row.
         try tally.flush(db, database: plan.databaseID, at: now)
         outcome.outputBytes = try appendFailed(failedText, task)
-        if outcome.finished { unlink(uploadPath(task)) }
         return outcome
     }
 

@@ -513,8 +513,10 @@ public struct ProfileWriter {
 
     /// Attaches the program's oldest free code; nil when none is left. The status check in the UPDATE makes it
     /// impossible to hand a code out twice, even to two writers racing.
-    func attachFreeCode(rowID: Int64, profileID: String, programID: Int64) throws -> String? {
-        guard let code = try db.queryOne(BulkStore.freeCode.sql, [programID]) else { return nil }
+    /// `skipping`: free codes a rolled-back preview chunk already handed out (the preview's later chunks must not
+    /// count them as free again).
+    func attachFreeCode(rowID: Int64, profileID: String, programID: Int64, skipping: Int = 0) throws -> String? {
+        guard let code = try db.queryOne(BulkStore.freeCode.sql, [programID, skipping]) else { return nil }
         guard try db.run(BulkStore.attachCode.sql, [databaseID, profileID, now, code.int64("id") ?? 0]) == 1 else { return nil }
         let text = code.string("code") ?? ""
         try record(rowID, HistoryEvent.promoAttached, ["code": .string(text), "program": .int(programID)])

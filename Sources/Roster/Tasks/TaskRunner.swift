@@ -32,11 +32,18 @@ public protocol TaskHandler: Sendable {
     var preferredChunkSize: Int? { get }
     /// Whether a user of `role` may start or resume this task (the same rule as at launch).
     func mayRun(_ task: TaskRecord, role: Role) -> Bool
+    /// Slow reading done once before `prepare`, outside any transaction (so writers never wait on it); what it
+    /// returns is added to the parameters `prepare` sees and keeps.
+    func survey(_ task: TaskRecord) throws -> [String: JSONValue]
+    /// Runs after the task's last chunk has committed (cleaning up what a crash before the commit would need).
+    func finished(_ task: TaskRecord)
 }
 
 extension TaskHandler {
     public var preferredChunkSize: Int? { nil }
     public func mayRun(_ task: TaskRecord, role: Role) -> Bool { role.canEdit }
+    public func survey(_ task: TaskRecord) throws -> [String: JSONValue] { [:] }
+    public func finished(_ task: TaskRecord) {}
 }
 
 /// Runs tasks in this process, one at a time, on a Dispatch queue. Tasks are rows in SQLite: enqueued in a
@@ -165,11 +172,15 @@ public final class TaskRunner: Sendable {
             guard var task = try self.task(id), let handler = handlers[task.kind] else { return }
             let now = clock.now()
             let fresh = task.startedAt == nil
+            if fresh {
+                for (k, v) in try handler.survey(task) { task.parameters[k] = v }
+            }
+            let surveyed = task
             let started = try pool.write { db -> Bool in
                 guard try db.run(TaskStore.start.sql, [now, id]) == 1 else { return false }
                 if fresh {
-                    let prepared = try handler.prepare(task, db)
-                    var parameters = task.parameters
+                    let prepared = try handler.prepare(surveyed, db)
+                    var parameters = surveyed.parameters
                     for (k, v) in prepared.parameters { parameters[k] = v }
                     try db.run(TaskStore.prepared.sql, [prepared.total, JSONValue.object(parameters).canonical, id])
                 }
@@ -199,7 +210,10 @@ public final class TaskRunner: Sendable {
                     }
                     return outcome
                 }
-                if outcome.finished { return }
+                if outcome.finished {
+                    handler.finished(current)
+                    return
+                }
                 if pauseMilliseconds > 0 { usleep(useconds_t(pauseMilliseconds * 1000)) }
             }
         } catch {

@@ -24,7 +24,7 @@ public struct TaskRecord: Sendable, Equatable {
     public let databaseID: Int64?
     public let createdBy: Int64?
     public let createdByEmail: String?
-    public let parameters: [String: JSONValue]
+    public internal(set) var parameters: [String: JSONValue]
     public let cursor: Int64
     public let total: Int
     public let processed: Int

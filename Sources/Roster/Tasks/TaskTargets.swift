@@ -10,6 +10,20 @@ enum TaskTargets {
     static let drop = NamedQuery("taskTargets.drop", "DELETE FROM task_targets WHERE task_id = ?")
     static var queries: [NamedQuery] { [next, drop] }
 
+    /// The row ids a selection takes now, in order (a preview reads them on a read snapshot: no writer waits).
+    static func select(_ selection: ProfileSelection, now: Int64, _ db: Connection) throws -> [Int64] {
+        let compiled = try selection.compile(db, now: now)
+        let bound = try Segments.limitBoundary(compiled, db) ?? Int64.max
+        return try db.prepare("SELECT p.id FROM \(compiled.table) p WHERE \(compiled.whereClause) AND p.id <= ? ORDER BY p.id")
+            .query(compiled.whereParams + [.integer(bound)]).compactMap { $0.int64("id") }
+    }
+
+    /// Writes given row ids as the targets of `taskID` (a preview's chunk).
+    static func write(_ ids: ArraySlice<Int64>, taskID: Int64, _ db: Connection) throws {
+        let list = JSONValue.array(ids.map { .int($0) }).canonical
+        try db.run("INSERT INTO task_targets (task_id, profile) SELECT ?, value FROM json_each(?)", [taskID, list])
+    }
+
     /// Writes the targets of `taskID`; returns how many.
     static func freeze(_ selection: ProfileSelection, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
         let compiled = try selection.compile(db, now: now)
