@@ -1,7 +1,7 @@
 # Roster: `make run` to start it, `make test` to test it, `make bench` to measure it.
 SWIFT ?= swift
 
-.PHONY: run test bench build release deps clean
+.PHONY: run test bench fuzz build release deps clean
 
 deps:
 	@bash scripts/deps.sh
@@ -19,6 +19,10 @@ run: release
 test: release
 	@bash scripts/deps.sh --e2e
 	@bash scripts/test.sh
+
+# libFuzzer on every parser (FUZZ_SECONDS each, default 60), then the route fuzzer for ROSTER_FUZZ_SECONDS.
+fuzz: deps
+	@bash scripts/fuzz.sh
 
 bench: deps
 	@bash scripts/deps.sh --bench

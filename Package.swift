@@ -11,6 +11,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "roster", targets: ["roster"]),
+        // The parsers under libFuzzer: `make fuzz` builds this with -sanitize=fuzzer (see scripts/fuzz.sh).
+        .executable(name: "roster-fuzz", targets: ["roster-fuzz"]),
     ],
     targets: [
         // C at the edges: system libraries from Debian, each behind a module map and a shim header.
@@ -33,10 +35,13 @@ let package = Package(
         // libfcgi accept loop turning FastCGI requests into HTTP values. Knows nothing of pages.
         .target(name: "FastCGIServer", dependencies: ["CFastCGI", "HTTP"], swiftSettings: settings),
         .executableTarget(name: "roster", dependencies: ["Web", "FastCGIServer", "Roster"], swiftSettings: settings),
+        // Every parser of outside input as a function of bytes; replayed by the tests, fuzzed by `make fuzz`.
+        .target(name: "FuzzTargets", dependencies: ["Web", "FastCGIServer", "Roster", "HTTP"], swiftSettings: settings),
+        .executableTarget(name: "roster-fuzz", dependencies: ["FuzzTargets"], swiftSettings: settings),
 
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore"], swiftSettings: settings),
         .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "SQLiteStore"], swiftSettings: settings),
-        .testTarget(name: "WebTests", dependencies: ["Web"], swiftSettings: settings),
+        .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets"], swiftSettings: settings),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: settings),
     ]
 )

@@ -4,13 +4,13 @@ import Roster
 /// The rule builder's form, which works without JavaScript: the tree travels as one row per node, named by its
 /// path (`r` is the root group, `r.1.0` the first child of its second child). Buttons named `action` change the
 /// tree on the server (add a rule or a group to a group, remove a node) and the page comes back with the counts.
-enum SegmentBuilder {
+public enum SegmentBuilder {
     /// The tree the form describes. Unknown, malformed or orphaned rows are dropped; a missing root is an empty AND
     /// group. A path is `r` and up to `maxDepth + 1` small numbers (`r.`, `r..1`, `r.x` are not paths), and at most
     /// `maxNodes` rows are read, so any body costs time in proportion to its size, never to its square.
     static let maxNodes = 2 * RuleNode.maxRules + 50
 
-    static func tree(from form: FormData) -> RuleNode {
+    public static func tree(from form: FormData) -> RuleNode {
         var kinds: [String: Bool] = [:]  // path → is a group
         var children: [String: [(index: Int, path: String)]] = [:]
         for path in form.all("node") where kinds.count < maxNodes {
