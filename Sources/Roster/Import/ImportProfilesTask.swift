@@ -17,6 +17,8 @@ public struct ImportProfilesTask: TaskHandler {
     /// Rows per transaction. Every row touches random pages of the email and profile-id indexes, and each commit
     /// writes those pages again: bigger chunks write far less (about 0.3 s of writer lock each).
     public var preferredChunkSize: Int? { 5000 }
+    /// At most this much work per chunk (30 ms), whatever the row count.
+    static let chunkBudgetNanoseconds: UInt64 = 30_000_000
 
     struct Plan {
         let databaseID: Int64
@@ -101,7 +103,12 @@ public struct ImportProfilesTask: TaskHandler {
         }
         let now = Clock.system.now()
         let tally = EventTally()
+        // A chunk also ends after `chunkBudget` of work: the writer lock is shared with every page and API call, and
+        // rows that each touch random index pages make a 5,000-row chunk hold it for a third of a second.
+        let started = DispatchTime.now().uptimeNanoseconds
         while outcome.processed < limit {
+            if outcome.processed % 64 == 63,
+               DispatchTime.now().uptimeNanoseconds - started > ImportProfilesTask.chunkBudgetNanoseconds { break }
             guard let record = reader.next() else { outcome.finished = true; break }
             outcome.processed += 1
             outcome.cursor = reader.offset
