@@ -16,7 +16,7 @@ for target in csv fastcgi form json multipart selection xml; do
   mkdir -p "$work"
   log=".build/fuzz-$target.log"
   # The Swift runtime's own crash reporter would stall under libFuzzer: libFuzzer reports crashes itself.
-  SWIFT_BACKTRACE=enable=no "$bin" "$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+  SWIFT_BACKTRACE=enable=no ROSTER_FUZZ_TARGET="$target" "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix="Tests/fuzz-corpus/$target/crash-" "$work" "Tests/fuzz-corpus/$target" >"$log" 2>&1
   rc=$?
   runs=$(grep -oE "Done [0-9]+ runs" "$log" | grep -oE "[0-9]+" | tail -1)
