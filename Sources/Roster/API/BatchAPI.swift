@@ -538,6 +538,7 @@ extension BatchAPI {
                                 at = instant  // with its time of day
                             } else { return fail(ItemCode.invalidData, "at is a Unix time or an RFC 3339 date.") }
                             if at > now + 300 { return fail(ItemCode.invalidData, "at is in the future.") }
+                            if at < 0 { return fail(ItemCode.invalidData, "at is before 1970.") }
                         }
                         let row: Row?
                         do { row = try finder.find(event) } catch let e as ItemError { return fail(e.code, e.text) }

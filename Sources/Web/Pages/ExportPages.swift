@@ -23,13 +23,18 @@ enum ExportPages {
         let user = try ctx.requireUser()
         let db = try ctx.database(app)
         let custom = Set(try app.services.databases.fields(of: db.id).map(\.name))
-        let chosen = ctx.form.all("fields")
+        // Each field once, in the order chosen (a repeated name would only repeat a column).
+        var seen = Set<String>()
+        let chosen = ctx.form.all("fields").filter { seen.insert($0).inserted }
         // Only names from this database's catalogue are accepted: a forged field name is refused, not ignored.
         if let unknown = chosen.first(where: { StandardField.named($0) == nil && !custom.contains($0) }) {
             return try render(app, ctx, db, error: "\(unknown) is not a field of this database.", status: 422)
         }
         if chosen.isEmpty {
             return try render(app, ctx, db, error: "Choose at least one field to export.", status: 422)
+        }
+        do { try app.services.files.requireFreeSpace(at: app.services.export.directory) } catch let error as ValidationError {
+            return try render(app, ctx, db, error: error.fieldErrors.values.sorted().joined(separator: " "), status: 507)
         }
         let id = try app.services.tasks.enqueue(kind: ExportProfilesTask.kind, title: "Export profiles: \(db.name)", databaseID: db.id,
                                                 userID: user.id, parameters: ["fields": .array(chosen.map { .string($0) })])
