@@ -252,4 +252,49 @@ final class ServerThroughNginxTests: RosterServerTestCase {
         XCTAssertEqual(refused.status, 413)
         XCTAssertFalse(server.appLog.contains(token), "tokens are never logged")
     }
+
+    /// The hostile requests of the route fuzzer that matter most, sent through nginx to the release binary: the app
+    /// answers each without a 5xx, keeps serving, and stores nothing for requests it refuses.
+    func testHostileRequestsThroughNginxLeaveTheAppServingAndNothingBehind() throws {
+        let structure = server.folder.appendingPathComponent("s.json")
+        try #"{"format": "roster-database-structure/1", "name": "Hostile", "custom_fields": []}"#.write(to: structure, atomically: true, encoding: .utf8)
+        let (status, output) = try server.command(["database", "create", "--structure", structure.path])
+        XCTAssertEqual(status, 0, output)
+        let id = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let jar = try signIn()
+        let token = csrfToken(in: try get("/databases/\(id)/import", jar).body)
+        var fields: [(String, String)] = [("csrf_token", token), ("database", id), ("name", "S"), ("action", "count:r")]
+        for path in ["r", "r.", "r.0", "r..1", "r.x"] { fields += [("node", path), ("kind_\(path)", "rule")] }
+        for i in 0..<5_000 { fields += [("node", "r.\(i)")] }
+        let hostile: [(String, String, [(String, String)]?)] = [
+            ("GET", "/databases/\(id)/profiles?after=9223372036854775807&sort=%E2%80%AE&q=%00", nil),
+            ("GET", "/segments/new?database=-9223372036854775808", nil),
+            ("GET", "/tasks/9223372036854775807", nil),
+            ("GET", "/login?next=/%09/evil.example", nil),
+            ("POST", "/segments/new", fields),
+            ("POST", "/databases/\(id)/bulk-update", [("csrf_token", token), ("node", "r"), ("node", "r."), ("bulk_action", "unsubscribe"), ("action", "preview")]),
+        ]
+        for (method, path, form) in hostile {
+            let reply = method == "GET" ? try get(path, jar) : try post(path, form ?? [], jar)
+            XCTAssertLessThan(reply.status, 500, "\(method) \(path)")
+        }
+        // A 3 MB upload (spooled by the app) without a session, and with a forged token: refused, nothing stored.
+        let boundary = "----rosterHostile"
+        func upload(_ csrf: String) -> [UInt8] {
+            var body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n\(csrf)\r\n".utf8)
+            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\n\r\n".utf8)
+            body += Array(String(repeating: "someone@example.com\r\n", count: 150_000).utf8)
+            return body + Array("\r\n--\(boundary)--\r\n".utf8)
+        }
+        let type = ["Content-Type": "multipart/form-data; boundary=\(boundary)"]
+        let anonymous = try httpRequest(port: server.httpPort, method: "POST", path: "/databases/\(id)/import", headers: type, body: upload("x"))
+        XCTAssertEqual(anonymous.status, 401)
+        let forged = try httpRequest(port: server.httpPort, method: "POST", path: "/databases/\(id)/import",
+                                     headers: jar.header.merging(type) { a, _ in a }, body: upload("forged"))
+        XCTAssertEqual(forged.status, 403)
+        let uploads = server.folder.appendingPathComponent("data/uploads").path
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? [], [], "nothing stored for refused uploads")
+        XCTAssertEqual(try get("/login", Jar()).status, 200, "the app still serves")
+        XCTAssertEqual(try server.sql("PRAGMA integrity_check"), "ok")
+    }
 }
