@@ -102,9 +102,9 @@ public final class Segments: Sendable {
         try pool.read { try SelectionContext.load(databaseID, now: clock.now(), $0) }
     }
 
-    /// Compiles a selection against the database's current catalogue (throws the rule errors).
+    /// Compiles a selection against the database's current catalogue (throws the rule errors): see `ProfileSelection`.
     public func compile(databaseID: Int64, _ selection: Selection) throws -> CompiledSelection {
-        try SelectionCompiler.compile(selection, try context(databaseID: databaseID))
+        try pool.read { try ProfileSelection(databaseID: databaseID, narrowing: selection).compile($0, now: clock.now()) }
     }
 
     func validate(_ input: SegmentInput, databaseID: Int64, id: Int64, _ db: Connection) throws {
@@ -114,7 +114,7 @@ public final class Segments: Sendable {
         if name.count > 200 { errors["name"] = "A name has at most 200 characters." }
         if try db.queryOne(SegmentStore.nameTaken.sql, [databaseID, name, id]) != nil { errors["name"] = "This database already has a segment called \(name)." }
         if input.kind == .dynamic {
-            do { _ = try SelectionCompiler.compile(input.selection, try SelectionContext.load(databaseID, now: clock.now(), db)) }
+            do { _ = try ProfileSelection(databaseID: databaseID, narrowing: input.selection).compile(db, now: clock.now()) }
             catch let error as ValidationError { errors.merge(error.fieldErrors) { a, _ in a } }
         }
         if !errors.isEmpty { throw ValidationError(errors) }
@@ -218,7 +218,7 @@ public final class Segments: Sendable {
                 rows = try db.prepare("SELECT p.* FROM \(table) p JOIN \(SegmentStore.membersTable(segment.databaseID)) m ON m.profile = p.id WHERE m.segment_id = ? AND p.id > ? ORDER BY p.id LIMIT ?")
                     .query([segment.id, after, limit + 1])
             } else {
-                let c = try SelectionCompiler.compile(segment.selection, try SelectionContext.load(segment.databaseID, now: clock.now(), db))
+                let c = try ProfileSelection(databaseID: segment.databaseID, narrowing: segment.selection).compile(db, now: clock.now())
                 let bound = try Segments.limitBoundary(c, db) ?? Int64.max
                 rows = try db.prepare("SELECT p.* FROM \(table) p WHERE \(c.whereClause) AND p.id > ? AND p.id <= ? ORDER BY p.id LIMIT ?")
                     .query(c.whereParams + [.integer(after), .integer(bound), .integer(Int64(limit + 1))])
@@ -270,7 +270,7 @@ public final class Segments: Sendable {
         let now = clock.now()
         let databaseID = source.databaseID
         return try pool.write { db in
-            let c = try SelectionCompiler.compile(source.selection, try SelectionContext.load(databaseID, now: now, db))
+            let c = try ProfileSelection(databaseID: databaseID, segmentID: source.id).compile(db, now: now)
             let bound = try Segments.limitBoundary(c, db) ?? Int64.max
             let members = SegmentStore.membersTable(databaseID)
             try db.execute("CREATE TEMP TABLE IF NOT EXISTS joining (profile INTEGER PRIMARY KEY)")
