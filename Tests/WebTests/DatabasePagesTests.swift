@@ -168,7 +168,8 @@ final class ExportPagesTests: XCTestCase {
         let path = try XCTUnwrap(started.header("Location"))
         // The runner works in the background and may already have finished: then the file is there.
         let early = b.get(path + "/download").status
-        XCTAssertTrue(early == 404 || (try app.services.tasks.recent().first?.state == .done), "not before it is done (\(early))")
+        let finished = try app.services.tasks.recent().first?.state == .done
+        XCTAssertTrue(early == 404 || finished, "not before it is done (\(early))")
         app.services.tasks.runUntilIdle()
         XCTAssertTrue(b.get(path).bodyText.contains("Download the CSV"))
         let file = b.get(path + "/download")
