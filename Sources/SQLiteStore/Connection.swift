@@ -51,7 +51,6 @@ public final class Connection {
 
     deinit {
         statementCache.removeAll()
-        statementUse.removeAll()
         sqlite3_close_v2(handle)
     }
 
@@ -80,25 +79,22 @@ public final class Connection {
     /// (the API's field lists, per-database table names) could otherwise grow it without end. When it is full the
     /// least recently used half goes; a statement a caller still holds stays valid until released.
     public static let statementCacheLimit = 512
-    private var statementUse: [String: UInt64] = [:]
     private var useCounter: UInt64 = 0
 
     public func cached(_ sql: String) throws(SQLiteError) -> Statement {
         useCounter &+= 1
+        // One hash of the text per call, as before the bound: the use mark lives in the statement itself.
         if let stmt = statementCache[sql] {
-            statementUse[sql] = useCounter
+            stmt.lastUse = useCounter
             return stmt
         }
         let stmt = try Statement(connection: self, sql: sql)
         if statementCache.count >= Connection.statementCacheLimit {
-            let keep = statementUse.sorted { $0.value > $1.value }.prefix(Connection.statementCacheLimit / 2).map(\.key)
-            var kept: [String: Statement] = [:]
-            for key in keep { kept[key] = statementCache[key] }
-            statementCache = kept
-            statementUse = statementUse.filter { kept[$0.key] != nil }
+            let keep = statementCache.sorted { $0.value.lastUse > $1.value.lastUse }.prefix(Connection.statementCacheLimit / 2)
+            statementCache = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
         }
+        stmt.lastUse = useCounter
         statementCache[sql] = stmt
-        statementUse[sql] = useCounter
         return stmt
     }
 

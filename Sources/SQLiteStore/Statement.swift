@@ -5,6 +5,8 @@ public final class Statement {
     let handle: OpaquePointer
     public let sql: String
     unowned let connection: Connection
+    /// When the connection's cache last handed this statement out (it keeps the most recently used).
+    var lastUse: UInt64 = 0
 
     init(connection: Connection, sql: String) throws(SQLiteError) {
         self.connection = connection
