@@ -232,7 +232,8 @@ INSERT INTO history_$dbid (profile, at, type, details)
   SELECT id, $nowts - (id % 90) * 86400 - 43200, CASE id % 4 WHEN 0 THEN 'opened' WHEN 1 THEN 'sent' WHEN 2 THEN 'clicked' ELSE 'goal' END, '{}' FROM profiles_$dbid;
 PRAGMA wal_checkpoint(TRUNCATE);
 SQL
-since=$((nowts - 30 * 86400))
+# "In the last 30 days" counts UTC days: since the start of the day 30 days before today (README).
+since=$(( (nowts / 86400 - 30) * 86400 ))
 declare -a names selections rawsql
 names+=("indexed: global status is subscribed");     selections+=('{"rules":{"join":"and","rules":[{"subject":"status","op":"in","value":"subscribed"}]}}')
 rawsql+=("SELECT COUNT(*) FROM profiles_$dbid WHERE status IN (0)")
@@ -287,7 +288,7 @@ r1=$(raw_bulk "BEGIN IMMEDIATE" \
 b2=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$half" --action '{"action":"subscription_status","resource_id":'"$rid"',"channel":"email","status":"unsubscribed","include_unsafe":false}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
 r2=$(raw_bulk "BEGIN IMMEDIATE" \
   "INSERT INTO history_$dbid (profile, at, type, details) SELECT s.profile, strftime('%s','now'), 'unsubscribed', '{}' FROM subscriptions_$dbid s WHERE s.profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND s.resource_id = $rid AND s.channel = 'email' AND s.deleted = 0 AND s.status <> 1" \
-  "UPDATE profiles_$dbid SET last_interaction_at = strftime('%s','now') WHERE id IN (SELECT s.profile FROM subscriptions_$dbid s WHERE s.profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND s.resource_id = $rid AND s.channel = 'email' AND s.deleted = 0 AND s.status <> 1)" \
+  "UPDATE profiles_$dbid SET engaged_at = COALESCE(engaged_at, strftime('%s','now')) WHERE id IN (SELECT s.profile FROM subscriptions_$dbid s WHERE s.profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND s.resource_id = $rid AND s.channel = 'email' AND s.deleted = 0 AND s.status <> 1)" \
   "UPDATE subscriptions_$dbid SET status = 1, updated_at = strftime('%s','now') WHERE profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND resource_id = $rid AND channel = 'email' AND deleted = 0 AND status <> 1" "COMMIT")
 b3=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$tenth" --action '{"action":"delete_inactive"}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
 r3=$(raw_bulk "BEGIN IMMEDIATE" "DELETE FROM profiles_$dbid WHERE range_bucket < 1000 AND (last_interaction_at IS NULL OR last_interaction_at < $cutoff)" "COMMIT")

@@ -103,6 +103,9 @@ public struct ImportProfilesTask: TaskHandler {
         }
         let now = Clock.system.now()
         let tally = EventTally()
+        // One writer for the chunk: the field rules are built once, not per row.
+        let writer = ProfileWriter(db, databaseID: plan.databaseID, catalogue: plan.catalogue, actor: plan.actor, origin: .import,
+                                   now: now, skipTriggers: false, taskID: plan.taskID, tally: tally)
         // A chunk also ends after `chunkBudget` of work: the writer lock is shared with every page and API call, and
         // rows that each touch random index pages make a 5,000-row chunk hold it for a third of a second.
         let started = DispatchTime.now().uptimeNanoseconds
@@ -126,7 +129,7 @@ public struct ImportProfilesTask: TaskHandler {
                 } else {
                     try db.run("SAVEPOINT import_row")
                     do {
-                        result = try apply(fields, plan, now: now, db, tally: tally)
+                        result = try apply(fields, plan, now: now, db, writer: writer)
                         try db.run("RELEASE import_row")
                         tally.keepRow()
                     } catch let error as ValidationError {
@@ -160,7 +163,7 @@ public struct ImportProfilesTask: TaskHandler {
     enum RowResult { case added, updated, skipped, failed(String) }
 
     /// Validates and writes one row. Throws `ValidationError` with every problem of the row.
-    func apply(_ fields: [String], _ plan: Plan, now: Int64, _ db: Connection, tally: EventTally) throws -> RowResult {
+    func apply(_ fields: [String], _ plan: Plan, now: Int64, _ db: Connection, writer: ProfileWriter) throws -> RowResult {
         var values: [String: String] = [:]
         var statusText: String?
         for (index, target) in plan.targets.enumerated() where !target.isEmpty {
@@ -192,8 +195,6 @@ public struct ImportProfilesTask: TaskHandler {
                 }
             }
         }
-        let writer = ProfileWriter(db, databaseID: plan.databaseID, catalogue: plan.catalogue, actor: plan.actor, origin: .import,
-                                   now: now, skipTriggers: false, taskID: plan.taskID, tally: tally)
         let inputs = values.mapValues { FieldValueInput.text($0) }
         let status = statusText.flatMap { ProfileStatus(text: $0) }
         if let existing {

@@ -119,10 +119,15 @@ public struct ProfileWriter {
     var taskID: Int64?
     /// Imports count the day's statistics per chunk instead of per event.
     var tally: EventTally?
+    /// Every field with its rules, built once per writer (an import writes thousands of rows with one writer).
+    let fields: [FieldRef]
+    let fieldsByKey: [String: FieldRef]
 
     init(_ db: Connection, databaseID: Int64, catalogue: Profiles.Catalogue, actor: Int64?, origin: ChangeOrigin, now: Int64,
          skipTriggers: Bool = false, taskID: Int64? = nil, tally: EventTally? = nil) {
         self.tally = tally
+        self.fields = ProfileWriter.fieldRefs(catalogue)
+        self.fieldsByKey = Dictionary(fields.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
         self.db = db
         self.databaseID = databaseID
         self.catalogue = catalogue
@@ -168,7 +173,6 @@ public struct ProfileWriter {
         let isEmail: Bool
     }
 
-    var fields: [FieldRef] { ProfileWriter.fieldRefs(catalogue) }
 
     /// Every field of a catalogue with how it judges typed text and JSON.
     static func fieldRefs(_ catalogue: Profiles.Catalogue) -> [FieldRef] {
@@ -214,9 +218,9 @@ public struct ProfileWriter {
 
     /// Judges every given value by its field's type. Unknown keys are errors. The error of a field is keyed by the
     /// field's key and names it.
-    func judge(_ inputs: [String: FieldValueInput], refs: [FieldRef]) -> Judged {
+    func judge(_ inputs: [String: FieldValueInput]) -> Judged {
         var judged = Judged()
-        let byKey = Dictionary(refs.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        let byKey = fieldsByKey
         for (key, input) in inputs.sorted(by: { $0.key < $1.key }) {
             guard let ref = byKey[key] else {
                 judged.errors[key] = "\(key) is not a field of this database."
@@ -265,7 +269,7 @@ public struct ProfileWriter {
     func create(_ inputs: [String: FieldValueInput], status: ProfileStatus = .subscribed, details: [String: JSONValue] = [:],
                 otherErrors: [String: String] = [:]) throws -> (rowID: Int64, profileID: String) {
         let refs = fields
-        var judged = judge(inputs, refs: refs)
+        var judged = judge(inputs)
         judged.errors.merge(otherErrors) { a, _ in a }
         var row: [String: SQLValue] = [:]
         for ref in refs {
@@ -282,10 +286,16 @@ public struct ProfileWriter {
             if value != .null { row[ref.column] = value }
         }
         if !judged.errors.isEmpty { throw ValidationError(judged.errors) }
-        if let email = row["email"], try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
-            throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")
+        let rowID: Int64, profileID: String
+        do {
+            (rowID, profileID) = try Profiles.insert(db, databaseID: databaseID, values: row, status: status, now: now)
+        } catch let error as SQLiteError where error.isConstraintViolation {
+            // The email's UNIQUE index says so in the same step as the insert (no lookup before every new profile).
+            if let email = row["email"], try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
+                throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")
+            }
+            throw error
         }
-        let (rowID, profileID) = try Profiles.insert(db, databaseID: databaseID, values: row, status: status, now: now)
         try record(rowID, HistoryEvent.created, details)
         return (rowID, profileID)
     }
@@ -304,7 +314,7 @@ public struct ProfileWriter {
     func update(_ row: Row, _ inputs: [String: FieldValueInput], status: ProfileStatus? = nil, empty: EmptyValues = .clear,
                 details: [String: JSONValue] = [:], otherErrors: [String: String] = [:]) throws -> [String] {
         let refs = fields
-        var judged = judge(inputs, refs: refs)
+        var judged = judge(inputs)
         judged.errors.merge(otherErrors) { a, _ in a }
         let rowID = row.int64("id") ?? 0
         var changes: [String: SQLValue] = [:]
