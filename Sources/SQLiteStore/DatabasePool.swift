@@ -10,7 +10,7 @@ import Foundation
 public final class DatabasePool: @unchecked Sendable {
     public let path: String
     private let writer: Connection
-    private let writerLock = NSLock()
+    private let writerLock = FairLock()
     private let lock = NSLock()
     private var idleReaders: [Connection] = []
     private let queries: [NamedQuery]
@@ -133,5 +133,38 @@ final class ReadScope {
         let outer = pthread_getspecific(key).map { Unmanaged<ReadScope>.fromOpaque($0).takeRetainedValue() }
         pthread_setspecific(key, scope.map { Unmanaged.passRetained($0).toOpaque() })
         return outer
+    }
+}
+
+/// A first-come, first-served lock for the writer. A plain mutex lets the thread that just released it take it
+/// again at once, so a background task's back-to-back chunks could keep an API call waiting for several chunks;
+/// with tickets each waiter gets the writer right after the holder ahead of it.
+final class FairLock: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var nextTicket: UInt64 = 0
+    private var serving: UInt64 = 0
+
+    func lock() {
+        condition.lock()
+        let ticket = nextTicket
+        nextTicket &+= 1
+        while serving != ticket { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Takes the lock only if nobody holds it or waits for it.
+    func `try`() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard serving == nextTicket else { return false }
+        nextTicket &+= 1
+        return true
+    }
+
+    func unlock() {
+        condition.lock()
+        serving &+= 1
+        condition.broadcast()
+        condition.unlock()
     }
 }

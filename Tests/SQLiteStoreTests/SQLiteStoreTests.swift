@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+@testable import SQLiteStore
 import XCTest
 
 /// Each test gets its own database file in a fresh temporary folder.
@@ -247,5 +247,35 @@ final class DatabasePoolTests: XCTestCase {
             }
         }
         XCTAssertEqual(try pool.read { try $0.scalar("SELECT n FROM c").int }, 200, "no lost update")
+    }
+}
+
+final class FairLockTests: XCTestCase {
+    /// A holder that releases and at once asks again goes behind the one already waiting.
+    func testAWaiterIsServedBeforeTheHolderTakesTheLockAgain() {
+        let lock = FairLock()
+        let order = NSLock()
+        nonisolated(unsafe) var served: [String] = []
+        lock.lock()
+        let waiting = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            waiting.signal()
+            lock.lock()
+            order.lock(); served.append("waiter"); order.unlock()
+            lock.unlock()
+            done.signal()
+        }
+        waiting.wait()
+        usleep(50_000)  // the waiter is queued
+        lock.unlock()
+        lock.lock()
+        order.lock(); served.append("holder again"); order.unlock()
+        lock.unlock()
+        done.wait()
+        XCTAssertEqual(served, ["waiter", "holder again"])
+        XCTAssertTrue(lock.try())
+        XCTAssertFalse(lock.try(), "held")
+        lock.unlock()
     }
 }
