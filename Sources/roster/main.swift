@@ -94,6 +94,7 @@ case "serve":
         let interrupted = try services.tasks.recoverInterrupted()
         if interrupted > 0 { say("roster: \(interrupted) task(s) were running when Roster stopped; they are marked interrupted and can be resumed") }
     } catch { fail("cannot recover tasks: \(error)") }
+    do { try pool.startBackgroundCheckpoints() } catch { fail("cannot start the checkpoint thread: \(error)") }
     services.tasks.wake()
     services.webhooks.start()
     var webConfig = WebConfiguration()
