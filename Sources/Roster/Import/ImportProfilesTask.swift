@@ -17,8 +17,8 @@ public struct ImportProfilesTask: TaskHandler {
     /// Rows per transaction. Every row touches random pages of the email and profile-id indexes, and each commit
     /// writes those pages again: bigger chunks write far less (about 0.3 s of writer lock each).
     public var preferredChunkSize: Int? { 5000 }
-    /// At most this much work per chunk (30 ms), whatever the row count.
-    static let chunkBudgetNanoseconds: UInt64 = 30_000_000
+    /// At most this much work per chunk (15 ms), whatever the row count: an API call waits at most about that long.
+    static let chunkBudgetNanoseconds: UInt64 = 15_000_000
 
     struct Plan {
         let databaseID: Int64
@@ -106,7 +106,7 @@ public struct ImportProfilesTask: TaskHandler {
         // One writer for the chunk: the field rules are built once, not per row.
         let writer = ProfileWriter(db, databaseID: plan.databaseID, catalogue: plan.catalogue, actor: plan.actor, origin: .import,
                                    now: now, skipTriggers: false, taskID: plan.taskID, tally: tally)
-        // A chunk also ends after `chunkBudget` of work: the writer lock is shared with every page and API call, and
+        // A chunk also ends after `chunkBudgetNanoseconds` of work: the writer lock is shared with every page and API call, and
         // rows that each touch random index pages make a 5,000-row chunk hold it for a third of a second.
         let started = DispatchTime.now().uptimeNanoseconds
         while outcome.processed < limit {
