@@ -140,7 +140,7 @@ final class BulkUpdateTests: XCTestCase {
             } else {
                 XCTAssertEqual(task.updated, 2, "unconfirmed and suspended move; the four unsafe ones stay")
                 XCTAssertEqual(task.details[SkipReason.unsafeStatus], 4)
-                for unsafe in BulkAction.unsafeStatuses { XCTAssertEqual(statuses[unsafe.rawValue], unsafe, "\(unsafe) is left alone") }
+                for unsafe in EventRules.unsafeStatuses { XCTAssertEqual(statuses[unsafe.rawValue], unsafe, "\(unsafe) is left alone") }
             }
         }
     }

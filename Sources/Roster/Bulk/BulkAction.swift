@@ -46,8 +46,6 @@ public enum BulkAction: Sendable, Equatable {
         }
     }
 
-    /// Statuses a subscription is never moved out of into "subscribed" without the "Include unsafe statuses" option.
-    public static var unsafeStatuses: [ProfileStatus] { EventRules.unsafeStatuses }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = ["action": .string(kind)]

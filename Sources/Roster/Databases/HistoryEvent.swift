@@ -63,11 +63,6 @@ enum History {
     static func engageSQL(_ database: Int64) -> String {
         "UPDATE \(ProfileTable.name(database)) SET engaged_at = COALESCE(engaged_at, ?) WHERE id = ?"
     }
-
-    /// The event row only: the caller adds the statistics in bulk with `bumpStatsBy`.
-    static func recordEvent(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?, details: JSONValue) throws {
-        try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
-    }
 }
 
 /// Event counts of a chunk, for the daily statistics, written once per chunk instead of once per event. A row
