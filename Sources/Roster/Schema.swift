@@ -283,11 +283,29 @@ public enum Schema {
             -- A key reused with another body is refused instead of replaying the first answer.
             ALTER TABLE api_idempotency ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
             """),
+        Migration(version: 9, name: "automatic resume; backups", sql: """
+            -- Restarts that found the task running at the same cursor: the third one holds it (a poisonous chunk
+            -- must not crash-loop the server).
+            ALTER TABLE tasks ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE tasks ADD COLUMN interrupted_cursor INTEGER;
+            -- Backups taken by the server's schedule or by `roster backup`, for the Settings page.
+            CREATE TABLE backups (
+                id          INTEGER PRIMARY KEY,
+                path        TEXT NOT NULL,
+                started_at  INTEGER NOT NULL,
+                finished_at INTEGER NOT NULL,
+                bytes       INTEGER NOT NULL,
+                ok          INTEGER NOT NULL,
+                message     TEXT NOT NULL DEFAULT '',
+                scheduled   INTEGER NOT NULL DEFAULT 0
+            );
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
             + LoyaltyStore.queries + TaskStore.queries + TaskTargets.queries + History.queries + SegmentStore.queries + BulkStore.queries + WebhookStore.queries + APIStore.queries
+            + BackupStore.queries + OperationsStore.queries
     }
 }

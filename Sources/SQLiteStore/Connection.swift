@@ -49,6 +49,31 @@ public final class Connection {
         }
     }
 
+    /// Copies this connection's database into a new file at `path` with SQLite's online backup API, in one step: the
+    /// copy reads one snapshot (one read transaction), so it is consistent while writers go on beside it (in WAL mode a
+    /// reader never blocks the writer). The copy is left in rollback-journal mode: one self-contained file.
+    public func backup(to path: String) throws(SQLiteError) {
+        var target: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &target, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE, nil)
+        guard rc == SQLITE_OK, let target else {
+            if let target { sqlite3_close_v2(target) }
+            throw SQLiteError(extendedCode: rc, message: "cannot create the backup file \(path)")
+        }
+        defer { sqlite3_close_v2(target) }
+        guard let backup = sqlite3_backup_init(target, "main", handle, "main") else {
+            throw SQLiteError(extendedCode: sqlite3_extended_errcode(target), message: String(cString: sqlite3_errmsg(target)))
+        }
+        let step = sqlite3_backup_step(backup, -1)
+        let finish = sqlite3_backup_finish(backup)
+        guard step == SQLITE_DONE, finish == SQLITE_OK else {
+            throw SQLiteError(extendedCode: step == SQLITE_DONE ? finish : step, message: String(cString: sqlite3_errmsg(target)))
+        }
+        let journal = sqlite3_exec(target, "PRAGMA journal_mode = DELETE", nil, nil, nil)
+        guard journal == SQLITE_OK else {
+            throw SQLiteError(extendedCode: journal, message: String(cString: sqlite3_errmsg(target)))
+        }
+    }
+
     deinit {
         statementCache.removeAll()
         sqlite3_close_v2(handle)

@@ -64,6 +64,18 @@ public final class DatabasePool: @unchecked Sendable {
         thread.start()
     }
 
+    /// Copies the database to a new file at `path` from one consistent snapshot, on a reader connection: the writer
+    /// and the pages go on meanwhile.
+    public func backup(to path: String) throws {
+        let conn = try borrowReader()
+        defer { giveBack(conn) }
+        try conn.backup(to: path)
+    }
+
+    /// Since when (seconds since 1970) the writer has been held by one caller, or nil while it is free. A write that
+    /// holds it for minutes means something is stuck (/healthz).
+    public var writerHeldSince: Double? { writerLock.heldSince }
+
     /// Runs `body` on the writer without opening a transaction (checkpoints, VACUUM, pragmas).
     public func writerWithoutTransaction<T>(_ body: (Connection) throws -> T) throws -> T {
         writerLock.lock()
@@ -163,11 +175,14 @@ final class FairLock: @unchecked Sendable {
     private var nextTicket: UInt64 = 0
     private var serving: UInt64 = 0
 
+    private var acquiredAt: Double?
+
     func lock() {
         condition.lock()
         let ticket = nextTicket
         nextTicket &+= 1
         while serving != ticket { condition.wait() }
+        acquiredAt = Date().timeIntervalSince1970
         condition.unlock()
     }
 
@@ -177,11 +192,19 @@ final class FairLock: @unchecked Sendable {
         defer { condition.unlock() }
         guard serving == nextTicket else { return false }
         nextTicket &+= 1
+        acquiredAt = Date().timeIntervalSince1970
         return true
+    }
+
+    var heldSince: Double? {
+        condition.lock()
+        defer { condition.unlock() }
+        return acquiredAt
     }
 
     func unlock() {
         condition.lock()
+        acquiredAt = nil
         serving &+= 1
         condition.broadcast()
         condition.unlock()

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import COpenSSL
 import CSodium
 import CXXHash
@@ -69,6 +72,27 @@ public enum Secrets {
         var out = [UInt8](repeating: 0, count: 32)
         let bytes = Array(text.utf8)
         _ = crypto_generichash(&out, 32, bytes, UInt64(bytes.count), nil, 0)
+        return hex(out)
+    }
+
+    /// SHA-256 of a file's bytes, hex, read 1 MB at a time: how a backup's manifest pins the file it describes.
+    /// Nil when the file cannot be read.
+    public static func sha256Hex(fileAt path: String) -> String? {
+        precondition(initialized)
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var state = crypto_hash_sha256_state()
+        crypto_hash_sha256_init(&state)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            crypto_hash_sha256_update(&state, buffer, UInt64(n))
+        }
+        var out = [UInt8](repeating: 0, count: 32)
+        crypto_hash_sha256_final(&state, &out)
         return hex(out)
     }
 

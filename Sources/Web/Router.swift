@@ -13,6 +13,8 @@ public struct Route: Sendable {
     }
 
     public let method: String
+    /// The pattern as written in the route table (`/databases/:id`): how logs and metrics name the route.
+    public let path: String
     public let pattern: [Segment]
     public let access: Access
     public let handler: @Sendable (WebApp, RequestContext) throws -> Response
@@ -24,6 +26,7 @@ public struct Route: Sendable {
 
     public init(_ method: String, _ path: String, access: Access = .signedIn, _ handler: @escaping @Sendable (WebApp, RequestContext) throws -> Response) {
         self.method = method
+        self.path = path
         self.pattern = Route.parse(path)
         self.access = access
         self.handler = handler

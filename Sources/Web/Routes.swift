@@ -8,6 +8,8 @@ enum Routes {
             Route("GET", "/login", access: .anonymous) { try LoginPage.show($0, $1) },
             Route("POST", "/login", access: .anonymous) { try LoginPage.submit($0, $1) },
             Route("POST", "/logout") { try LogoutAction.run($0, $1) },
+            Route("GET", "/healthz", access: .anonymous) { try OperationsPages.health($0, $1) },
+            Route("GET", "/metrics", access: .anonymous) { try OperationsPages.metrics($0, $1) },
 
             Route("GET", "/databases") { try DatabasesPage.show($0, $1) },
             Route("GET", "/databases/new") { try DatabaseFormPage.new($0, $1) },

@@ -7,6 +7,8 @@ import SQLiteStore
 public struct WebConfiguration: Sendable {
     /// Adds `Secure` to cookies even on plain-HTTP requests (when TLS ends in front of nginx).
     public var forceSecureCookies = false
+    /// How the server's daily backup is set up, in words for the Settings page (nil: none scheduled).
+    public var backupSchedule: String?
     public init() {}
 }
 
@@ -28,15 +30,30 @@ public final class WebApp: RequestHandler {
         self.configuration = configuration
     }
 
+    /// What the request log and the metrics say of a request once it is answered.
+    final class Trace {
+        var route = "unmatched"
+        var userID: Int64?
+    }
+
     public func handle(_ request: Request) -> Response {
+        let started = DispatchTime.now().uptimeNanoseconds
         let requestID = Secrets.randomHex(bytes: 8)
+        let trace = Trace()
         var response: Response
+        defer {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e9
+            Metrics.shared.request(method: request.method, route: trace.route, status: response.status, seconds: seconds)
+            Log.info("request", ["method": request.method, "route": trace.route, "status": String(response.status),
+                                 "ms": String(format: "%.1f", seconds * 1000), "user": trace.userID.map(String.init) ?? "-",
+                                 "request_id": requestID])
+        }
         do {
             if request.method == "GET" || request.method == "HEAD" {
                 // A page is rendered from one read snapshot (see DatabasePool.readScope).
-                response = try services.pool.readScope { try route(request, requestID: requestID) }
+                response = try services.pool.readScope { try route(request, requestID: requestID, trace: trace) }
             } else {
-                response = try route(request, requestID: requestID)
+                response = try route(request, requestID: requestID, trace: trace)
             }
         } catch let error as HTTPError {
             response = errorPage(error, request: request, requestID: requestID)
@@ -83,13 +100,14 @@ public final class WebApp: RequestHandler {
         return nil
     }
 
-    private func route(_ request: Request, requestID: String) throws -> Response {
+    private func route(_ request: Request, requestID: String, trace: Trace) throws -> Response {
         let route: Route
         let params: [String: String]
         switch router.resolve(method: request.method, path: request.path) {
         case .notFound:
             throw HTTPError.notFound
         case .methodNotAllowed(let allowed):
+            trace.route = "method_not_allowed"
             var response = errorPage(HTTPError(405, "Method not allowed", "This address does not accept \(request.method) requests."),
                                      request: request, requestID: requestID)
             response.setHeader("Allow", Array(Set(allowed)).sorted().joined(separator: ", "))
@@ -97,6 +115,7 @@ public final class WebApp: RequestHandler {
         case .found(let r, let p):
             route = r
             params = p
+            trace.route = r.path
         }
 
         if route.access == .api {
@@ -107,6 +126,7 @@ public final class WebApp: RequestHandler {
 
         let token = request.cookies[WebApp.sessionCookie]
         let session = try token.flatMap { try accounts.session(token: $0) }
+        trace.userID = session?.user.id
         if route.access == .signedIn && session == nil && request.method == "POST" {
             throw HTTPError(401, "Signed out", "Your session has ended. Sign in again, then repeat what you were doing.")
         }
@@ -236,7 +256,10 @@ public struct Services: Sendable {
     public let apiTokens: APITokens
     public let batch: BatchAPI
     public let files: TaskFiles
+    public let backups: Backups
+    public let clock: Clock
     private let housekeeping = Webhooks.TimerBox()
+    private let backupTimer = Webhooks.TimerBox()
     public var pool: DatabasePool { apiTokens.pool }
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
@@ -245,6 +268,8 @@ public struct Services: Sendable {
                 profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments,
                 bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens, files: TaskFiles, clock: Clock = .system) {
         self.webhooks = webhooks
+        self.clock = clock
+        self.backups = Backups(pool: apiTokens.pool, clock: clock)
         self.apiTokens = apiTokens
         self.files = files
         self.batch = BatchAPI(pool: apiTokens.pool, tokens: apiTokens, clock: clock)
@@ -267,13 +292,22 @@ public struct Services: Sendable {
         let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "roster.housekeeping"))
         source.schedule(deadline: .now(), repeating: .seconds(seconds))
         source.setEventHandler { [self] in
-            let importing = Set(((try? tasks.recent(limit: 100_000)) ?? []).filter { !$0.state.isFinished }
-                .compactMap { $0.parameters["upload"]?.stringValue })
-            let removed = files.sweep(activeUploads: importing)
-            if removed > 0 { FileHandle.standardError.write(Data("roster: housekeeping removed \(removed) expired or orphaned file(s)\n".utf8)) }
+            let removed = files.sweep()
+            if removed > 0 { Log.info("housekeeping", ["removed_files": String(removed)]) }
         }
         source.resume()
         housekeeping.replace(with: source)
+    }
+
+    /// Scheduled backups: every minute, `Backups.runSchedule` takes the day's backup once its hour has come.
+    public func startBackups(directory: String, hour: Int, keep: Int) {
+        let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "roster.backups"))
+        source.schedule(deadline: .now() + 5, repeating: .seconds(60))
+        source.setEventHandler { [self] in
+            backups.runSchedule(directory: directory, hour: hour, keep: keep)
+        }
+        source.resume()
+        backupTimer.replace(with: source)
     }
 
     /// Every service over one pool, with the task handlers registered.

@@ -18,6 +18,12 @@ struct Configuration {
     var fileDays = 7
     /// Uploads and exports are refused while less than this many MB are free on the data folder's disk.
     var minFreeMB = 256
+    /// Scheduled backups go here, once a day (none when empty).
+    var backupDirectory = ""
+    /// The UTC hour of the daily backup.
+    var backupHour = 3
+    /// Scheduled backups kept in `backupDirectory`.
+    var backupKeep = 7
 
     static let help = """
         Configuration (flag, or environment variable):
@@ -30,6 +36,9 @@ struct Configuration {
                                               deletion by conditions requires; default: 1
                             ROSTER_FILE_DAYS  days a task's download is kept after the task ended; default: 7
                             ROSTER_MIN_FREE_MB  uploads and exports are refused below this much free disk; default: 256
+                            ROSTER_BACKUP_DIR  a folder for a checked backup every day (none when unset)
+                            ROSTER_BACKUP_HOUR  the UTC hour (0-23) of the daily backup; default: 3
+                            ROSTER_BACKUP_KEEP  scheduled backups kept; default: 7
         """
 
     struct Failure: Error, CustomStringConvertible { let description: String }
@@ -60,6 +69,15 @@ struct Configuration {
         if let v = environment["ROSTER_MIN_FREE_MB"], !v.isEmpty {
             guard let n = Int(v), (0...10_000_000).contains(n) else { throw Failure(description: "ROSTER_MIN_FREE_MB must be a number from 0 to 10000000") }
             config.minFreeMB = n
+        }
+        if let v = environment["ROSTER_BACKUP_DIR"], !v.isEmpty { config.backupDirectory = v }
+        if let v = environment["ROSTER_BACKUP_HOUR"], !v.isEmpty {
+            guard let n = Int(v), (0...23).contains(n) else { throw Failure(description: "ROSTER_BACKUP_HOUR must be a number from 0 to 23") }
+            config.backupHour = n
+        }
+        if let v = environment["ROSTER_BACKUP_KEEP"], !v.isEmpty {
+            guard let n = Int(v), (1...1000).contains(n) else { throw Failure(description: "ROSTER_BACKUP_KEEP must be a number from 1 to 1000") }
+            config.backupKeep = n
         }
 
         var rest: [String] = []

@@ -42,6 +42,10 @@ let usage = """
       token create --name N --databases 1,2 [--expires-days D]   an API token for the batch API (printed once)
       segment count --database ID --selection JSON   count what rules, range and limit select (matching, in range, selected)
       seed --database NAME --profiles N   add N realistic demo profiles (creating the database if needed)
+      supervise                           run `serve` and start it again within a second whenever it dies
+      backup --to FILE                    an online, checked copy of the database (and FILE.manifest.json)
+      restore --from FILE                 put a checked backup in place (refused while serve runs); keeps the old one
+      check                               integrity, foreign keys, schema, WAL size, leftover files; exit 1 on a problem
 
     \(Configuration.help)
     """
@@ -83,6 +87,17 @@ func readPasswordFromStdin() -> String {
 
 switch args.first {
 case "serve":
+    // One server per data folder; a restore waits for it to stop. Held until the process ends.
+    let dataLock: DataLock
+    do {
+        try config.prepareDataDirectory()
+        guard let lock = try DataLock.acquire(dataDirectory: config.dataDirectory) else {
+            let holder = DataLock.holder(dataDirectory: config.dataDirectory) ?? "?"
+            fail("another roster serve (pid \(holder)) is running on \(config.dataDirectory)")
+        }
+        dataLock = lock
+    } catch { fail("\(error)") }
+    Log.enable()
     let pool = openPool()
     let templates: TemplateSet
     do { templates = try TemplateSet.load(directory: config.templates) }
@@ -91,28 +106,41 @@ case "serve":
                                  removalMinMonths: config.removalMinMonths, taskPauseMilliseconds: config.taskPauseMilliseconds,
                                  fileDays: config.fileDays, minFreeMB: config.minFreeMB)
     do {
-        let interrupted = try services.tasks.recoverInterrupted()
-        if interrupted > 0 { say("roster: \(interrupted) task(s) were running when Roster stopped; they are marked interrupted and can be resumed") }
+        // Tasks a crash left running continue by themselves from their last committed chunk, unless the crashes keep
+        // coming at the same chunk (then they wait for a person, with the reason on the Tasks page).
+        let recovery = try services.tasks.recover()
+        for id in recovery.resumed { Log.info("task resumed after a restart", ["task": String(id)]) }
+        for id in recovery.held {
+            Log.error("task held: interrupted \(TaskRunner.autoResumeLimit) times at the same point", ["task": String(id)])
+        }
     } catch { fail("cannot recover tasks: \(error)") }
     do { try pool.startBackgroundCheckpoints() } catch { fail("cannot start the checkpoint thread: \(error)") }
     services.tasks.wake()
     services.webhooks.start()
     var webConfig = WebConfiguration()
     webConfig.forceSecureCookies = config.secureCookies
+    if !config.backupDirectory.isEmpty {
+        webConfig.backupSchedule = "A backup is taken every day at \(config.backupHour):00 UTC into \(config.backupDirectory); "
+            + "the newest \(config.backupKeep) are kept."
+    }
     let app = WebApp(services: services, templates: templates, configuration: webConfig)
     // Large uploads (CSV imports) are written to the data folder while they are read, never held in memory.
     let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers, spoolDirectory: services.uploadDirectory), handler: app)
     // Expired task files, files of deleted databases and request leftovers go now and every hour.
     services.startHousekeeping()
+    if !config.backupDirectory.isEmpty {
+        services.startBackups(directory: config.backupDirectory, hour: config.backupHour, keep: config.backupKeep)
+    }
     do {
         try server.run {
             say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.dataDirectory)")
         }
-        services.tasks.stop()
+        services.tasks.shutDown()
         services.webhooks.stop()
         // Fold the WAL back into the database file so a copy of roster.sqlite alone is complete.
         try? pool.writerWithoutTransaction { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
         say("roster: stopped")
+        withExtendedLifetime(dataLock) {}
         exit(0)
     } catch {
         fail("\(error)")
@@ -350,6 +378,52 @@ case "seed":
     } catch {
         fail("\(error)")
     }
+
+case "supervise":
+    // The child gets every argument but this command's name (configuration flags included).
+    var childArguments = Array(CommandLine.arguments.dropFirst())
+    if let i = childArguments.firstIndex(of: "supervise") { childArguments.remove(at: i) }
+    Supervisor.run(arguments: childArguments)
+
+case "backup":
+    // An online, checked copy: pages, API calls and tasks go on meanwhile.
+    guard let target = option("--to", in: args) else { fail("backup needs --to FILE", code: 2) }
+    let pool = openPool()
+    do {
+        let started = Date()
+        let manifest = try Backups(pool: pool).take(to: target)
+        let seconds = Date().timeIntervalSince(started)
+        let rows = manifest.tables.filter { $0.key.hasPrefix("profiles_") }.values.reduce(0, +)
+        say("roster: backup written to \(target) (\(manifest.bytes) bytes, \(rows) profiles, schema \(manifest.schemaVersion), "
+            + "integrity \(manifest.integrity)) in \(String(format: "%.2f", seconds)) s; manifest: \(BackupManifest.path(for: target))")
+    } catch {
+        fail("backup failed: \(error)")
+    }
+
+case "restore":
+    guard let source = option("--from", in: args) else { fail("restore needs --from FILE", code: 2) }
+    do {
+        try config.prepareDataDirectory()
+        guard let lock = try DataLock.acquire(dataDirectory: config.dataDirectory) else {
+            let holder = DataLock.holder(dataDirectory: config.dataDirectory) ?? "?"
+            fail("Roster is serving from \(config.dataDirectory) (pid \(holder)); stop it first, then restore")
+        }
+        let aside = try Backups.restore(from: source, to: config.databasePath, now: Int64(Date().timeIntervalSince1970))
+        withExtendedLifetime(lock) {}
+        say("roster: restored \(source) into \(config.databasePath)")
+        if !aside.isEmpty { say("roster: the previous database is kept as \(aside)") }
+    } catch {
+        fail("restore refused: \(error)")
+    }
+
+case "check":
+    let pool = openPool()
+    let files = TaskFiles(pool: pool, exportDirectory: (config.dataDirectory as NSString).appendingPathComponent("exports"),
+                          uploadDirectory: (config.dataDirectory as NSString).appendingPathComponent("uploads"),
+                          keepDays: config.fileDays, minFreeBytes: Int64(config.minFreeMB) << 20)
+    let results = Checkup.database(pool: pool, files: files)
+    for result in results { say("\(result.ok ? "ok     " : "PROBLEM") \(result.name): \(result.detail)") }
+    exit(results.allSatisfy(\.ok) ? 0 : 1)
 
 case "migrate":
     _ = openPool()

@@ -10,8 +10,11 @@ public struct APIToken: Sendable {
     public let lastUsedAt: Int64?
     public let revoked: Bool
     public let expiresAt: Int64?
+    /// The user who created it (nil for tokens made on the command line, or once that user is deleted).
+    public let createdBy: Int64?
 
     init(row: Row) {
+        createdBy = row.int64("created_by")
         id = row.int64("id") ?? 0
         name = row.string("name") ?? ""
         if case .array(let items)? = JSONValue.parse(row.string("databases") ?? "[]") {

@@ -50,6 +50,12 @@ public enum UTCTime {
         return "\(day(seconds)) \(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2)) UTC"
     }
 
+    /// `20261123-140509`: sortable, and safe in a file name.
+    public static func compactStamp(_ seconds: Int64) -> String {
+        let p = parts(seconds)
+        return "\(pad(p.year, 4))\(pad(p.month, 2))\(pad(p.day, 2))-\(pad(p.hour, 2))\(pad(p.minute, 2))\(pad(p.second, 2))"
+    }
+
     /// RFC 3339 with milliseconds: `2019-08-22T00:00:00.000Z`
     public static func rfc3339(milliseconds: Int64) -> String {
         var seconds = milliseconds / 1000

@@ -51,7 +51,13 @@ public final class TaskFiles: Sendable {
     /// Removes expired task files, files of tasks or databases that are gone, and request leftovers older than an
     /// hour (no request takes that long without writing). Returns how many files it removed.
     @discardableResult
-    public func sweep(activeUploads: Set<String> = []) -> Int {
+    public func sweep() -> Int {
+        (leftovers() ?? []).filter { unlink($0) == 0 }.count
+    }
+
+    /// The files `sweep` would remove (`roster check` lists them), or nil when the task list could not be read.
+    /// Uploads of imports that have not finished are kept.
+    public func leftovers() -> [String]? {
         let tasks: [Int64: TaskRecord]
         let databases: Set<Int64>
         do {
@@ -61,10 +67,11 @@ public final class TaskFiles: Sendable {
                 return (Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }), Set(ids))
             }
         } catch {
-            return 0
+            return nil
         }
+        let activeUploads = Set(tasks.values.filter { !$0.state.isFinished }.compactMap { $0.parameters["upload"]?.stringValue })
         let now = Date()
-        var removed = 0
+        var found: [String] = []
         func age(_ path: String) -> TimeInterval {
             let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
             return now.timeIntervalSince(modified ?? now)
@@ -86,10 +93,10 @@ public final class TaskFiles: Sendable {
                     let token = String(name.dropFirst("import-".count).prefix(32))
                     remove = !activeUploads.contains(token) && age(path) > 86_400
                 }
-                if remove && unlink(path) == 0 { removed += 1 }
+                if remove { found.append(path) }
             }
         }
-        return removed
+        return found.sorted()
     }
 
     /// `export-12.csv` → 12.

@@ -60,6 +60,11 @@ public final class TaskRunner: Sendable {
     private let queue = DispatchQueue(label: "roster.tasks")
     private let scheduled = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
+    private let activity = Atomic<Int64>(Int64(Date().timeIntervalSince1970))
+    private let busy = Atomic<Bool>(false)
+    /// For the crash tests only (ROSTER_TEST_ABORT_AT_CURSOR): the process aborts inside any chunk that starts at or
+    /// after this cursor, before the chunk commits, as a crash in the middle of real work would.
+    private let abortAtCursor: Int64? = ProcessInfo.processInfo.environment["ROSTER_TEST_ABORT_AT_CURSOR"].flatMap { Int64($0) }
 
     public init(pool: DatabasePool, handlers: [String: any TaskHandler], clock: Clock = .system, chunkSize: Int = 2000, pauseMilliseconds: Int = 0) {
         self.pauseMilliseconds = pauseMilliseconds
@@ -69,10 +74,50 @@ public final class TaskRunner: Sendable {
         self.chunkSize = chunkSize
     }
 
-    /// At start-up: tasks left running by a crash become interrupted (their counts are those of committed chunks).
+    /// What a start found of the tasks a crash left running.
+    public struct Recovery: Sendable, Equatable {
+        /// Queued again: they continue from their committed cursor.
+        public var resumed: [Int64] = []
+        /// Held as interrupted: stopped at the same cursor `autoResumeLimit` times.
+        public var held: [Int64] = []
+    }
+
+    /// Restarts that find a task running at the same cursor before it is held instead of resumed.
+    public static let autoResumeLimit = 3
+
+    /// At start-up, for the tasks a crash left running (their counts are those of committed chunks): each restart
+    /// counts as an interruption at the task's cursor. Below `autoResumeLimit` interruptions at the same cursor the
+    /// task is queued again and continues by itself; at the limit it stays interrupted with the reason, so one
+    /// poisonous chunk cannot crash-loop the server. A person can still resume it from the Tasks page.
+    @discardableResult
+    public func recover(autoResumeLimit: Int = TaskRunner.autoResumeLimit) throws -> Recovery {
+        try pool.write { db in
+            var recovery = Recovery()
+            for row in try db.query(TaskStore.running.sql) {
+                guard let id = row.int64("id") else { continue }
+                let cursor = row.int64("cursor") ?? 0
+                let sameCursor = row.int64("interrupted_cursor") == cursor
+                let count = sameCursor ? (row.int("interruptions") ?? 0) + 1 : 1
+                if count < autoResumeLimit {
+                    try db.run(TaskStore.interrupted.sql, ["queued", count, "Roster restarted while this task ran; it continued by itself.", id])
+                    recovery.resumed.append(id)
+                } else {
+                    let reason = autoResumeLimit <= 1
+                        ? "Roster stopped while this task ran. Resume it to continue from where it stopped."
+                        : "Roster stopped \(count) times while this task was at the same point, so it was not started again "
+                          + "automatically. Resume it once the cause is found (see the server's log)."
+                    try db.run(TaskStore.interrupted.sql, ["interrupted", count, reason, id])
+                    recovery.held.append(id)
+                }
+            }
+            return recovery
+        }
+    }
+
+    /// At start-up, without resuming anything: every task left running becomes interrupted (tools and tests).
     @discardableResult
     public func recoverInterrupted() throws -> Int {
-        try pool.write { try $0.run(TaskStore.markInterrupted.sql) }
+        try recover(autoResumeLimit: 1).held.count
     }
 
     /// Records a task (committed when this returns) and wakes the runner.
@@ -137,6 +182,19 @@ public final class TaskRunner: Sendable {
         queue.sync {}
     }
 
+    /// A clean stop (SIGTERM): after the current chunk, the task that was running is queued again without counting
+    /// as an interruption; the next start continues it.
+    public func shutDown() {
+        stop()
+        _ = try? pool.write { try $0.run(TaskStore.requeueRunning.sql) }
+    }
+
+    /// When a chunk last committed or the runner last looked for work (for /healthz), in seconds since 1970.
+    public var lastActivity: Int64 { activity.load(ordering: .relaxed) }
+    /// Whether a task is being worked on right now.
+    public var isBusy: Bool { busy.load(ordering: .relaxed) }
+    public var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
     /// Runs every queued task to its end, synchronously (tests and the CLI use it).
     public func runUntilIdle() {
         queue.sync { drain() }
@@ -156,7 +214,10 @@ public final class TaskRunner: Sendable {
         while true {
             while !stopping.load(ordering: .relaxed) {
                 guard let next = try? pool.read({ try $0.scalar(TaskStore.nextQueued.sql).int64 }) else { break }
+                busy.store(true, ordering: .relaxed)
                 run(next)
+                busy.store(false, ordering: .relaxed)
+                activity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
             }
             scheduled.store(false, ordering: .sequentiallyConsistent)
             // A task enqueued between the last look and the line above found `scheduled` still set and did not
@@ -196,8 +257,10 @@ public final class TaskRunner: Sendable {
                 }
                 if stopping.load(ordering: .relaxed) { return }  // left running: marked interrupted at next start
                 let current = task
+                let chunkStarted = Date()
                 let outcome = try pool.write { db -> ChunkOutcome in
                     let outcome = try handler.runChunk(current, limit: max(chunkSize, handler.preferredChunkSize ?? 0), db)
+                    if let abortAtCursor, current.cursor >= abortAtCursor { abort() }
                     try db.run(TaskStore.progress.sql, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
                                                         outcome.failed, outcome.deleted, outcome.message, outcome.message, outcome.outputBytes, id])
                     if !outcome.reasons.isEmpty {
@@ -210,6 +273,12 @@ public final class TaskRunner: Sendable {
                     }
                     return outcome
                 }
+                let seconds = Date().timeIntervalSince(chunkStarted)
+                activity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
+                Metrics.shared.chunk(kind: current.kind, rows: outcome.processed, seconds: seconds)
+                Log.info("chunk", ["task": String(id), "kind": current.kind, "rows": String(outcome.processed),
+                                   "ms": String(format: "%.1f", seconds * 1000), "cursor": String(outcome.cursor),
+                                   "finished": outcome.finished ? "1" : "0"])
                 if outcome.finished {
                     handler.finished(current)
                     return
@@ -218,7 +287,8 @@ public final class TaskRunner: Sendable {
             }
         } catch {
             let message = (error as? ValidationError)?.description ?? "Stopped by an error: \(error)"
-            FileHandle.standardError.write(Data("roster: task \(id) failed: \(error)\n".utf8))
+            if !Log.isEnabled { FileHandle.standardError.write(Data("roster: task \(id) failed: \(error)\n".utf8)) }
+            Log.error("task failed", ["task": String(id), "error": String(describing: error)])
             _ = try? pool.write { try finish(id, .failed, message: message, $0) }
         }
     }

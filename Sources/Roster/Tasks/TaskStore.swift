@@ -42,6 +42,8 @@ public struct TaskRecord: Sendable, Equatable {
     /// Skipped items by reason.
     public let details: [String: Int]
     public let segmentID: Int64?
+    /// Restarts that found this task running at the same cursor (reset when a person resumes it).
+    public let interruptions: Int
 
     static func details(_ text: String?) -> [String: Int] {
         guard case .object(let o)? = JSONValue.parse(text ?? "{}") else { return [:] }
@@ -51,6 +53,7 @@ public struct TaskRecord: Sendable, Equatable {
     init(row: Row) {
         details = TaskRecord.details(row.string("details"))
         segmentID = row.int64("segment_id")
+        interruptions = row.int("interruptions") ?? 0
         id = row.int64("id") ?? 0
         kind = row.string("kind") ?? ""
         state = TaskState(rawValue: row.string("state") ?? "") ?? .failed
@@ -111,14 +114,25 @@ public enum TaskStore {
         WHERE id = ? AND state IN ('queued', 'running', 'interrupted')
         """)
     static let cancelRequested = NamedQuery("tasks.cancelRequested", "SELECT cancel_requested FROM tasks WHERE id = ?")
-    static let markInterrupted = NamedQuery("tasks.markInterrupted", "UPDATE tasks SET state = 'interrupted' WHERE state = 'running'")
-    static let resume = NamedQuery("tasks.resume", "UPDATE tasks SET state = 'queued' WHERE id = ? AND state = 'interrupted'")
+    static let running = NamedQuery("tasks.running", "SELECT id, cursor, interruptions, interrupted_cursor FROM tasks WHERE state = 'running'")
+    /// A restart found the task running: it counts as an interruption at its cursor, then it is queued again or held.
+    static let interrupted = NamedQuery("tasks.interrupted", """
+        UPDATE tasks SET state = ?, interruptions = ?, interrupted_cursor = cursor, message = ? WHERE id = ? AND state = 'running'
+        """)
+    /// A clean stop (SIGTERM): the task stopped between chunks and simply waits for the next start.
+    static let requeueRunning = NamedQuery("tasks.requeueRunning", "UPDATE tasks SET state = 'queued' WHERE state = 'running'")
+    /// A person resumes: the interruption count starts again.
+    static let resume = NamedQuery("tasks.resume", """
+        UPDATE tasks SET state = 'queued', interruptions = 0, interrupted_cursor = NULL WHERE id = ? AND state = 'interrupted'
+        """)
+    static let countByState = NamedQuery("tasks.countByState", "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
     static let details = NamedQuery("tasks.details", "SELECT details FROM tasks WHERE id = ?")
     static let setDetails = NamedQuery("tasks.setDetails", "UPDATE tasks SET details = ? WHERE id = ?")
     static let setSegment = NamedQuery("tasks.setSegment", "UPDATE tasks SET segment_id = ? WHERE id = ?")
     static let countActive = NamedQuery("tasks.countActive", "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running')")
 
     static var queries: [NamedQuery] {
-        [insert, byID, recent, nextQueued, start, prepared, progress, finish, requestCancel, cancelRequested, markInterrupted, resume, countActive, details, setDetails, setSegment]
+        [insert, byID, recent, nextQueued, start, prepared, progress, finish, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
+         countActive, countByState, details, setDetails, setSegment]
     }
 }

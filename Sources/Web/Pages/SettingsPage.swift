@@ -77,7 +77,13 @@ enum SettingsPage {
                  "error": .string(d.error), "at": .string(View.time(d.at))]
             }
         }
+        var backup: TemplateValue = .null
+        if me.role.canManageUsers, let last = try app.services.backups.last() {
+            backup = ["ok": .bool(last.ok), "finished": .string(View.time(last.finishedAt)), "size": .string(View.bytes(last.bytes)),
+                      "kind": .string(last.scheduled ? "scheduled" : "by hand"), "path": .string(last.path), "message": .string(last.message)]
+        }
         return try app.page("settings/index.html", title: "Settings", context: ctx, nav: .settings, status: status, [
+            "backup": backup, "backup_schedule": TemplateValue(app.configuration.backupSchedule),
             "webhooks": .list(webhooks), "deliveries": .list(deliveries), "webhook_error": err("webhook", "url"),
             "tokens": .list(tokens), "token_databases": .list(databaseChoices),
             "new_token": state.newToken.map { ["name": .string($0.name), "token": .string($0.token)] } ?? .null,

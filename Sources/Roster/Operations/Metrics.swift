@@ -1,0 +1,100 @@
+import Foundation
+import Synchronization
+
+/// The process's counters and histograms, rendered in Prometheus' text format by `/metrics`. One registry per
+/// process (as Prometheus client libraries keep a default one): requests are counted where they are answered, task
+/// rows where chunks commit. Gauges that live in the database (queue depth, backlog, file sizes) are read when scraped.
+public final class Metrics: Sendable {
+    public static let shared = Metrics()
+
+    /// Upper bounds of the latency buckets, in seconds.
+    static let buckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    struct RequestKey: Hashable { let method: String; let route: String; let status: Int }
+    struct Histogram { var counts = [Int](repeating: 0, count: Metrics.buckets.count); var count = 0; var sum = 0.0 }
+    struct TaskRows { var rows = 0; var chunks = 0; var seconds = 0.0; var lastRate = 0.0 }
+    struct State {
+        var requests: [RequestKey: Int] = [:]
+        var latency: [String: Histogram] = [:]
+        var tasks: [String: TaskRows] = [:]
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// One answered request: `route` is the route's pattern (`/databases/:id`), never the raw path, so ids do not
+    /// turn into unbounded label values; unknown paths count as `unmatched`.
+    public func request(method: String, route: String, status: Int, seconds: Double) {
+        let method = ["GET", "HEAD", "POST"].contains(method) ? method : "OTHER"
+        state.withLock { s in
+            s.requests[RequestKey(method: method, route: route, status: status), default: 0] += 1
+            var h = s.latency[route, default: Histogram()]
+            for (i, bound) in Metrics.buckets.enumerated() where seconds <= bound { h.counts[i] += 1 }
+            h.count += 1
+            h.sum += seconds
+            s.latency[route] = h
+        }
+    }
+
+    /// One committed chunk of a task.
+    public func chunk(kind: String, rows: Int, seconds: Double) {
+        state.withLock { s in
+            var t = s.tasks[kind, default: TaskRows()]
+            t.rows += rows
+            t.chunks += 1
+            t.seconds += seconds
+            if seconds > 0 { t.lastRate = Double(rows) / seconds }
+            s.tasks[kind] = t
+        }
+    }
+
+    /// The counters in Prometheus' text exposition format (version 0.0.4).
+    public func render() -> String {
+        let s = state.withLock { $0 }
+        var out = "# HELP roster_http_requests_total Requests answered, by method, route pattern and status.\n"
+        out += "# TYPE roster_http_requests_total counter\n"
+        for (key, n) in s.requests.sorted(by: { ($0.key.route, $0.key.method, $0.key.status) < ($1.key.route, $1.key.method, $1.key.status) }) {
+            out += "roster_http_requests_total{method=\"\(key.method)\",route=\"\(Metrics.label(key.route))\",status=\"\(key.status)\"} \(n)\n"
+        }
+        out += "# HELP roster_http_request_duration_seconds Time to answer, by route pattern.\n"
+        out += "# TYPE roster_http_request_duration_seconds histogram\n"
+        for (route, h) in s.latency.sorted(by: { $0.key < $1.key }) {
+            let r = Metrics.label(route)
+            for (i, bound) in Metrics.buckets.enumerated() {
+                out += "roster_http_request_duration_seconds_bucket{route=\"\(r)\",le=\"\(bound)\"} \(h.counts[i])\n"
+            }
+            out += "roster_http_request_duration_seconds_bucket{route=\"\(r)\",le=\"+Inf\"} \(h.count)\n"
+            out += "roster_http_request_duration_seconds_sum{route=\"\(r)\"} \(h.sum)\n"
+            out += "roster_http_request_duration_seconds_count{route=\"\(r)\"} \(h.count)\n"
+        }
+        out += "# HELP roster_task_rows_total Items processed by task chunks that committed, by task kind.\n"
+        out += "# TYPE roster_task_rows_total counter\n"
+        for (kind, t) in s.tasks.sorted(by: { $0.key < $1.key }) { out += "roster_task_rows_total{kind=\"\(Metrics.label(kind))\"} \(t.rows)\n" }
+        out += "# HELP roster_task_chunks_total Task chunks that committed, by task kind.\n"
+        out += "# TYPE roster_task_chunks_total counter\n"
+        for (kind, t) in s.tasks.sorted(by: { $0.key < $1.key }) { out += "roster_task_chunks_total{kind=\"\(Metrics.label(kind))\"} \(t.chunks)\n" }
+        out += "# HELP roster_task_rows_per_second Items per second of the last committed chunk, by task kind.\n"
+        out += "# TYPE roster_task_rows_per_second gauge\n"
+        for (kind, t) in s.tasks.sorted(by: { $0.key < $1.key }) {
+            out += "roster_task_rows_per_second{kind=\"\(Metrics.label(kind))\"} \(String(format: "%.1f", t.lastRate))\n"
+        }
+        return out
+    }
+
+    /// A gauge line with its help and type.
+    public static func gauge(_ name: String, _ help: String, _ samples: [(labels: String, value: Double)]) -> String {
+        var out = "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+        for sample in samples {
+            let value = sample.value == sample.value.rounded() && abs(sample.value) < 1e15
+                ? String(Int64(sample.value)) : String(sample.value)
+            out += sample.labels.isEmpty ? "\(name) \(value)\n" : "\(name){\(sample.labels)} \(value)\n"
+        }
+        return out
+    }
+
+    /// A label value escaped as the format requires.
+    public static func label(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
