@@ -475,3 +475,60 @@ echo "$(cat "$work/preview.out"); $(cat "$work/import.out")"
 echo "imported: $(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT COUNT(*) FROM profiles_$bigdb") of $big_rows"
 shared_ok=$(awk -v a="$p99_1" -v b="$p99_2" 'BEGIN{print (a<50 && b<50)}')
 echo "shared-writer bar (API p99 < 50 ms during a preview and during an import): $(verdict "$shared_ok")"
+
+# ---------------------------------------------------------------------------------------------------------
+# Operations. (1) WAL growth while readers never stop: a bulk update of about half the PROFILES-profile database,
+# launched in the app as a marketer does, while wrk keeps 50 connections reading the profile page; the WAL file's size
+# is sampled every 0.2 s. (2) `roster backup` of the whole data file while the app serves, against SQLite's own
+# online backup (`sqlite3 .backup`) of the same file in the same run (roster also checks the copy: integrity_check,
+# rows per table, SHA-256).
+cat > "$work/launch.py" <<'PY'
+import http.client, re, sys
+from urllib.parse import urlencode
+port, cookie, db = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+c.request("GET", f"/databases/{db}/bulk-update", headers={"Cookie": cookie}); html = c.getresponse().read().decode()
+token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+c.request("POST", f"/databases/{db}/bulk-update", urlencode([("csrf_token", token), ("node", "r"), ("kind_r", "group"), ("join_r", "and"),
+    ("range_from", "0"), ("range_to", "50"), ("limit", ""), ("bulk_action", "update_fields"), ("field_0", "city_code"),
+    ("mode_0", "set"), ("value_0", "WAL"), ("action", "launch")]), {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+r = c.getresponse(); r.read(); print(r.getheader("Location", "").rsplit("/", 1)[-1])
+PY
+wal="$ROSTER_DATA/roster.sqlite-wal"
+wal_task=$(python3 "$work/launch.py" "$http_port" "roster_session=$session" "$dbid")
+wal_started=$(date +%s.%N)
+( peak=0; while [ ! -e "$work/wal-stop" ]; do s=$(stat -c %s "$wal" 2>/dev/null || echo 0); [ "$s" -gt "$peak" ] && peak=$s; echo "$peak" > "$work/wal-peak"; sleep 0.2; done ) &
+sampler=$!
+readers_out=$(wrk -t2 -c50 -d"${seconds}s" --latency -H "$cookie" "$base/databases/$dbid/profiles/$pid_profile")
+w_rps=$(echo "$readers_out" | awk '/Requests\/sec/ {print $2}')
+w_p99=$(to_ms "$(echo "$readers_out" | awk '$1 == "99%" {print $2}')")
+w_err=$(echo "$readers_out" | awk '/Non-2xx/ {print $5}'); w_err=${w_err:-0}
+for _ in $(seq 1 3000); do
+  state=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT state FROM tasks WHERE id = ${wal_task:-0}")
+  [ "$state" = done ] || [ "$state" = failed ] || [ -z "$state" ] && break
+  sleep 0.2
+done
+wal_took=$(awk -v a="$wal_started" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}')
+touch "$work/wal-stop"; wait "$sampler"
+wal_peak=$(cat "$work/wal-peak"); wal_end=$(stat -c %s "$wal" 2>/dev/null || echo 0)
+wal_rows=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT updated || ' updated, state ' || state FROM tasks WHERE id = ${wal_task:-0}")
+echo
+echo "WAL while 50 readers never stop (profile page, wrk -c50 for ${seconds}s) and a bulk task updates range 0–50%"
+echo "task: $wal_rows, ${wal_took} s; WAL peak $((wal_peak >> 20)) MB, after the task $((wal_end >> 20)) MB"
+printf "%-44s %10.0f %9s %9.2f %7s\n" "profile page under 50 readers during the task" "$w_rps" "" "$w_p99" "$w_err"
+wal_ok=$(awk -v w="$wal_peak" -v p="$w_p99" 'BEGIN{print (w < 256*1048576 && p < 50)}')
+echo "WAL bar (peak < 256 MB; page p99 < 50 ms): $(verdict "$wal_ok")"
+
+b_started=$(date +%s.%N)
+"$bin" backup --to "$work/bench-backup.sqlite" >"$work/backup.out" 2>&1 || echo "bench: backup failed: $(cat "$work/backup.out")"
+b_took=$(awk -v a="$b_started" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}')
+rb_started=$(date +%s.%N)
+sqlite3 "$ROSTER_DATA/roster.sqlite" ".backup '$work/raw-backup.sqlite'"
+rb_took=$(awk -v a="$rb_started" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}')
+b_size=$(stat -c %s "$work/bench-backup.sqlite" 2>/dev/null || echo 0)
+b_profiles=$(sqlite3 "$work/bench-backup.sqlite" "SELECT COUNT(*) FROM profiles_$dbid")
+echo
+echo "Backup of the data file while the app serves ($b_profiles profiles in the benchmark database, all databases copied)"
+printf "%-52s %10s %10s %7s\n" "what" "roster s" "raw s" "ratio"
+printf "%-52s %10s %10s %7s\n" "roster backup (copy + integrity + counts + SHA-256)" "$b_took" "$rb_took" "$(awk -v a="$b_took" -v b="$rb_took" 'BEGIN{printf "%.2f", a/b}')"
+echo "backup size: $((b_size >> 20)) MB; $(cat "$work/backup.out")"

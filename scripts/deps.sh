@@ -5,6 +5,8 @@ packages=(nginx-light libfcgi-dev libsqlite3-dev libsodium-dev libxxhash-dev lib
 if [ "${1:-}" = "--bench" ]; then packages+=(wrk); fi
 # The browser suite: Debian's Chromium, its WebDriver, and Python's selenium (run with /usr/bin/python3).
 if [ "${1:-}" = "--e2e" ]; then packages+=(chromium chromium-driver python3-selenium); fi
+# The deployment files' check (scripts/verify-deploy.sh): systemd-analyze, a self-signed certificate, logrotate -d.
+if [ "${1:-}" = "--e2e" ]; then packages+=(systemd openssl logrotate); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

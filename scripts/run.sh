@@ -30,7 +30,8 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$bin" serve &
+# The supervisor runs `roster serve` and starts it again within a second if it ever dies (its log says so).
+"$bin" supervise &
 app_pid=$!
 (cd "$prefix" && exec nginx -p "$prefix/" -c "$prefix/nginx.conf") &
 nginx_pid=$!

@@ -4,6 +4,8 @@ set -uo pipefail
 mkdir -p .build
 # Input must never trap the process: no force unwraps, try! or as! in the sources outside a reviewed allow-list.
 /usr/bin/python3 scripts/check_unwraps.py || exit 1
+# The systemd unit, the nginx site and the logrotate file in deploy/ are checked as installed (scratch root, nginx -t).
+bash scripts/verify-deploy.sh || exit 1
 swift test --disable-swift-testing "$@" 2>&1 | tee .build/test-output.log
 status=${PIPESTATUS[0]}
 summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test-output.log | tail -1)

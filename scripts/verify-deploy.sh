@@ -29,7 +29,8 @@ say() { echo "deploy: $*"; }
 need() { command -v "$1" >/dev/null 2>&1 || fail "$1 is needed for this check but is not installed ($2)"; }
 
 for f in "$unit_src" "$site_src" "$logrotate_src"; do [ -f "$f" ] || fail "missing $f"; done
-long="$(awk 'length > 119 { print FILENAME ":" FNR " is " length " characters" }' "$unit_src" "$site_src" "$logrotate_src")"
+long="$(awk 'length > 119 { print FILENAME ":" FNR " is " length " characters" }' \
+  "$unit_src" "$site_src" "$logrotate_src" "$0")"
 [ -z "$long" ] || fail "lines of 120 characters or more:"$'\n'"$long"
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -55,6 +56,7 @@ expect_unit StartLimitIntervalSec 0
 expect_unit ProtectSystem strict
 expect_unit PrivateTmp yes
 expect_unit NoNewPrivileges yes
+expect_unit WorkingDirectory /var/lib/roster
 expect_unit ReadWritePaths "/var/lib/roster /var/backups/roster"
 expect_env ROSTER_DATA=/var/lib/roster
 expect_env ROSTER_TEMPLATES=/opt/roster/Templates
@@ -64,8 +66,6 @@ expect_env ROSTER_BACKUP_DIR=/var/backups/roster
 for key in StateDirectory CacheDirectory LogsDirectory RuntimeDirectory ReadWriteDirectories DynamicUser; do
   ! grep -q "^$key=" "$unit_src" || fail "roster.service: $key= would add a writable path or change the user"
 done
-# The unit's environment must name the folders the upgrade and backup steps of the guide use.
-[ "$(unit_value WorkingDirectory)" = /var/lib/roster ] || fail "roster.service: WorkingDirectory is not /var/lib/roster"
 
 root="$tmp/root"
 mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd"
@@ -99,8 +99,11 @@ fi
 mv "$root$exec_path.away" "$root$exec_path"
 # 4.0 ("OK") is the ceiling: losing a sandbox setting by accident raises the exposure above it.
 if [ ${#security[@]} -gt 0 ]; then
-  out="$("${security[@]}" 2>&1)" || fail "the unit's sandbox got weaker:"$'\n'"$(printf '%s\n' "$out" | tail -n 3)"
-  say "roster.service verified ($(printf '%s\n' "$out" | sed -n 's/^→ Overall exposure level for roster.service: //p'))"
+  status=0; out="$("${security[@]}" 2>&1)" || status=$?
+  exposure="$(printf '%s\n' "$out" | sed -n 's/^→ Overall exposure level for roster.service: \([0-9.]*\).*/\1/p')"
+  [ -n "$exposure" ] || fail "systemd-analyze security gave no exposure level:"$'\n'"$out"
+  [ "$status" = 0 ] || fail "the unit's sandbox got weaker: systemd-analyze security rates it $exposure, above 4.0"
+  say "roster.service verified (systemd-analyze security: exposure $exposure)"
 else
   say "roster.service verified"
 fi
@@ -116,6 +119,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$prefix/cert/privkey.pem" -out "$prefix/cert/fullchain.pem" >/dev/null 2>&1 \
   || fail "openssl could not make a self-signed certificate"
 printf 'static ok\n' > "$prefix/Public/verify.txt"
+printf '<!doctype html><title>verify</title><p>%s</p>\n' "$(head -c 200 /dev/zero | tr '\0' x)" \
+  > "$prefix/Public/verify.html"
 printf 'User-agent: *\n' > "$prefix/Public/robots.txt"
 
 # Every absolute path of the site, pointed into the prefix; nothing may be left pointing at the system.
@@ -125,12 +130,13 @@ sed -e "s#/etc/letsencrypt/live/roster.example.com/#$prefix/cert/#g" \
     -e "s#unix:/var/lib/roster/roster.sock#unix:$prefix/roster.sock#g" \
     "$site_src" > "$tmp/site.conf"
 left="$(grep -nE '(^|[ :])/(etc|var|opt|run|usr|srv|home)/' "$tmp/site.conf" | grep -v '^\s*[0-9]*:\s*#' || true)"
-[ -z "$left" ] || fail "the test does not know these paths of nginx-roster.conf (add them to the sed above):"$'\n'"$left"
+[ -z "$left" ] || fail "the test does not know these paths of nginx-roster.conf (add them to the sed):"$'\n'"$left"
 
 # Debian 12's /etc/nginx/nginx.conf, with its paths in the prefix: the site must load inside exactly this.
 write_nginx_conf() {
   {
-    [ "$(id -u)" -eq 0 ] && echo "user root;"
+    # As root, nginx would run its workers as nobody, who may not enter the temporary folder.
+    if [ "$(id -u)" -eq 0 ]; then echo "user root;"; fi
     cat <<EOF
 worker_processes 2;
 pid $prefix/nginx.pid;
@@ -170,8 +176,8 @@ else
 
   # Starts nginx on 127.0.0.1 only with the given variant of the site. Free ports are found by trying.
   start_nginx() {
-    local variant="$1" try
-    for try in 1 2 3 4 5 6 7 8; do
+    local variant="$1"
+    for _ in 1 2 3 4 5 6 7 8; do
       http_port=$(( 20000 + RANDOM % 20000 )); https_port=$(( http_port + 1 ))
       sed -e "s#^\(\s*\)listen 80;#\1listen 127.0.0.1:$http_port;#" \
           -e "s#^\(\s*\)listen 443 #\1listen 127.0.0.1:$https_port #" \
@@ -182,12 +188,15 @@ else
       : > "$prefix/logs/error.log"
       nginx -p "$prefix/" -e "$prefix/logs/error.log" -c "$prefix/nginx.conf" -g 'daemon off;' 2>>"$tmp/nginx.out" &
       nginx_pid=$!
-      local i
-      for i in $(seq 1 50); do
+      for _ in $(seq 1 50); do
         if curl -s --noproxy '*' -o /dev/null "http://127.0.0.1:$http_port/" 2>/dev/null; then return 0; fi
         kill -0 "$nginx_pid" 2>/dev/null || break
         sleep 0.1
       done
+      if kill -0 "$nginx_pid" 2>/dev/null; then
+        stop_nginx
+        fail "nginx runs but did not answer on 127.0.0.1:$http_port within 5 seconds"
+      fi
       stop_nginx
       grep -q 'Address already in use' "$tmp/nginx.out" "$prefix/logs/error.log" 2>/dev/null \
         || fail "nginx did not start:"$'\n'"$(cat "$tmp/nginx.out" "$prefix/logs/error.log")"
@@ -235,9 +244,13 @@ else
   expect_status 200 "a static file" https /static/verify.txt
   [ "$(cat "$tmp/body")" = "static ok" ] || fail "/static/ does not serve the Public folder"
   check_security_headers "/static/"
-  [ "$(header Cache-Control)" = "max-age=3600, public" ] || [ "$(header Cache-Control)" = "public" ] \
-    || fail "/static/: Cache-Control is '$(header Cache-Control)'"
+  for value in max-age=3600 public; do
+    tr -d '\r' < "$tmp/headers" | grep -qix "Cache-Control: $value" || fail "/static/: no Cache-Control: $value"
+  done
   expect_status 200 "robots.txt" https /robots.txt
+  # Debian's nginx.conf compresses HTML for every site; this one must not (BREACH).
+  expect_status 200 "an HTML file" https /static/verify.html -H 'Accept-Encoding: gzip'
+  [ -z "$(header Content-Encoding)" ] || fail "HTML is sent compressed ($(header Content-Encoding)): gzip must be off"
 
   # No app runs: 502 means nginx passed the request on.
   expect_status 502 "a page" https /databases/1
@@ -247,9 +260,14 @@ else
       -w '%{http_version}' "https://roster.example.com:$https_port/static/verify.txt" || true)"
     [ "$v" = 2 ] || fail "HTTPS does not speak HTTP/2 (got '$v')"
   fi
-  out="$(curl -sk --noproxy '*' --tlsv1.2 --tls-max 1.2 --ciphers AES128-SHA --resolve "roster.example.com:$https_port:127.0.0.1" \
-    -o /dev/null -w '%{http_code}' "https://roster.example.com:$https_port/" 2>/dev/null || true)"
-  [ "$out" = 000 ] || fail "TLS 1.2 without forward secrecy (AES128-SHA) was accepted"
+  # TLS 1.2 with one cipher offered (the test certificate is ECDSA): GCM is accepted, CBC with SHA-1 is not.
+  tls12() {
+    curl -sk --noproxy '*' --tlsv1.2 --tls-max 1.2 --ciphers "$1" \
+      --resolve "roster.example.com:$https_port:127.0.0.1" \
+      -o /dev/null -w '%{http_code}' "https://roster.example.com:$https_port/" 2>/dev/null || true
+  }
+  [ "$(tls12 ECDHE-ECDSA-AES128-GCM-SHA256)" = 502 ] || fail "TLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256 was refused"
+  [ "$(tls12 ECDHE-ECDSA-AES128-SHA)" = 000 ] || fail "TLS 1.2 with a CBC cipher (ECDHE-ECDSA-AES128-SHA) was accepted"
 
   expect_status 502 "/healthz from 127.0.0.1" https /healthz
   expect_status 502 "/metrics from 127.0.0.1" https /metrics
@@ -268,10 +286,11 @@ else
 
   # The login limit: 1 + burst 20 POSTs pass at once, the next are refused; showing the form never is.
   codes=""
-  for i in $(seq 1 24); do codes+="$(request https /login --data-binary 'email=a&password=b') "; done
+  for _ in $(seq 1 24); do codes+="$(request https /login --data-binary 'email=a&password=b') "; done
   [ "$(echo "$codes" | tr ' ' '\n' | grep -c '^502$')" = 21 ] \
     || fail "login POSTs: expected 21 passed on before the limit, got: $codes"
-  [ "$(echo "$codes" | awk '{print $NF}')" = 429 ] || fail "login POSTs beyond the burst are not refused with 429: $codes"
+  [ "$(echo "$codes" | awk '{print $NF}')" = 429 ] \
+    || fail "login POSTs beyond the burst are not refused with 429: $codes"
   for spelling in //login /login/ ///login// '/login?next=/'; do
     expect_status 429 "a POST to $spelling after the burst" https "$spelling" --data-binary 'email=a&password=b'
   done
@@ -280,7 +299,7 @@ else
   stop_nginx
 
   # The health check's deny: the same site with loopback no longer allowed must refuse every spelling of the path.
-  grep -Pzo '(?s)location ~ \^/\+healthz/\*\$ \{\s*allow 127\.0\.0\.1;\s*allow ::1;\s*deny all;' "$site_src" >/dev/null \
+  grep -Pzq '(?s)location ~ \^/\+healthz/\*\$ \{\s*allow 127\.0\.0\.1;\s*allow ::1;\s*deny all;' "$site_src" \
     || fail "nginx-roster.conf: /healthz must allow 127.0.0.1 and ::1 then deny all"
   sed '/allow 127\.0\.0\.1;/d' "$tmp/site.conf" > "$tmp/site-deny.conf"
   start_nginx "$tmp/site-deny.conf"
@@ -299,11 +318,11 @@ if ! command -v logrotate >/dev/null 2>&1; then
 else
   logs="$tmp/log"
   mkdir -p "$logs/nginx/roster" "$tmp/logrotate.d"
-  for f in "$logs/nginx/access.log" "$logs/nginx/error.log" "$logs/nginx/roster/access.log" "$logs/nginx/roster/error.log"
-  do echo line > "$f"; done
+  for f in access error roster/access roster/error; do echo line > "$logs/nginx/$f.log"; done
   sed -e "s#/var/log/nginx/#$logs/nginx/#g" -e "s#/run/nginx.pid#$tmp/nginx.pid#g" "$logrotate_src" \
     > "$tmp/logrotate.d/roster-nginx"
-  grep -q "$logs/nginx/roster/" "$tmp/logrotate.d/roster-nginx" || fail "logrotate-roster does not name /var/log/nginx/roster/"
+  grep -q "$logs/nginx/roster/" "$tmp/logrotate.d/roster-nginx" \
+    || fail "logrotate-roster does not name /var/log/nginx/roster/"
   configs=("$tmp/logrotate.d/roster-nginx")
   # Debian's own entry for nginx beside it: a log claimed by both would be an error.
   if [ -f /etc/logrotate.d/nginx ]; then
@@ -312,7 +331,7 @@ else
   fi
   chmod 644 "${configs[@]}"
   if ! out="$(logrotate -d -f -s "$tmp/logrotate.state" "${configs[@]}" 2>&1)" || grep -q '^error:' <<<"$out"; then
-    fail "logrotate -d rejected deploy/logrotate-roster:"$'\n'"$out"
+    fail "logrotate -d rejected deploy/logrotate-roster:"$'\n'"$(grep '^error:' <<<"$out" || tail -n 20 <<<"$out")"
   fi
   grep -q "rotating log $logs/nginx/roster/access.log" <<<"$out" \
     || fail "logrotate would not rotate the Roster access log:"$'\n'"$out"

@@ -46,6 +46,9 @@ public final class Connection {
             // Checkpoint every 10,000 pages (40 MB of WAL) instead of every 1,000: a bulk task then copies and
             // fsyncs the database a tenth as often, and the pages served meanwhile keep their latency.
             try execute("PRAGMA wal_autocheckpoint = 10000")
+            // After a checkpoint lets the WAL start over, cut the file back to 64 MB: a burst (a large import) must not
+            // leave a WAL of its peak size on disk for ever.
+            try execute("PRAGMA journal_size_limit = 67108864")
         }
     }
 

@@ -90,6 +90,10 @@ final class RunningRoster {
     private var nginx: Process?
     /// Serve FastCGI on the default Unix socket (DATA/roster.sock) instead of a TCP port.
     var unixSocket = false
+    /// Run `roster supervise` (which runs `serve` and restarts it) instead of `serve`.
+    var supervised = false
+    /// More environment for the app (ROSTER_TASK_PAUSE_MS, the crash tests' ROSTER_TEST_ABORT_AT_CURSOR…).
+    var extraEnvironment: [String: String] = [:]
     var socketPath: String { folder.appendingPathComponent("data/roster.sock").path }
     var appAddress: String { unixSocket ? "unix:" + socketPath : "127.0.0.1:\(appPort)" }
     let appOutput: URL
@@ -115,6 +119,7 @@ final class RunningRoster {
         env["ROSTER_WORKERS"] = "4"
         env["ROSTER_ADMIN_EMAIL"] = adminEmail
         env["ROSTER_ADMIN_PASSWORD"] = adminPassword
+        for (k, v) in extraEnvironment { env[k] = v }
         return env
     }
 
@@ -144,7 +149,7 @@ final class RunningRoster {
 
         let app = Process()
         app.executableURL = URL(fileURLWithPath: binary)
-        app.arguments = ["serve"]
+        app.arguments = [supervised ? "supervise" : "serve"]
         app.environment = environment
         let log = try FileHandle(forWritingTo: appOutput)
         app.standardOutput = log
@@ -203,6 +208,29 @@ final class RunningRoster {
             usleep(100_000)
         }
         throw HarnessError(description: "Roster did not come back within 20 s; app log: \(appLog)")
+    }
+
+    /// The pid of the `roster serve` that holds the data folder's lock (under `supervise`, the child).
+    func servePID() -> pid_t? {
+        let text = try? String(contentsOf: folder.appendingPathComponent("data/roster.lock"), encoding: .utf8)
+        return text.flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Under `supervise`: kills the serving child with SIGKILL and waits until the supervisor's next child answers
+    /// through nginx. Returns the seconds from the kill to the first answer.
+    @discardableResult
+    func killServeAndWaitForRestart(timeout: TimeInterval = 20) throws -> TimeInterval {
+        guard let pid = servePID() else { throw HarnessError(description: "no serve pid in roster.lock") }
+        kill(pid, SIGKILL)
+        let killed = Date()
+        while Date().timeIntervalSince(killed) < timeout {
+            if let now = servePID(), now != pid, kill(now, 0) == 0,
+               let reply = try? httpRequest(port: httpPort, method: "GET", path: "/login", timeout: 2), reply.status == 200 {
+                return Date().timeIntervalSince(killed)
+            }
+            usleep(20_000)
+        }
+        throw HarnessError(description: "the supervisor did not bring roster serve back within \(timeout) s; log: \(appLog.suffix(2000))")
     }
 
     /// One value from the database file, read with the sqlite3 shell (what an operator would do).

@@ -115,6 +115,18 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try reopened.scalar("PRAGMA integrity_check").string, "ok")
     }
 
+    // A new server: the restore goes into a data folder that has no database yet.
+    func testRestoreIntoAnEmptyDataFolder() throws {
+        let (app, _) = try makeApp()
+        let db = try makeProfiles(app, count: 4)
+        let file = try temporaryFolder("roster-backup").appendingPathComponent("b.sqlite").path
+        try app.services.backups.take(to: file)
+        let target = try temporaryFolder("roster-new").appendingPathComponent("roster.sqlite").path
+        XCTAssertEqual(try Backups.restore(from: file, to: target, now: 0), "", "nothing to keep aside")
+        let pool = try DatabasePool(path: target, migrations: Schema.migrations, queries: Schema.queries)
+        XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int }, 4)
+    }
+
     // A backup that is not what its manifest says is refused, and so is one without a manifest.
     func testRestoreRefusesADamagedOrIncompleteBackup() throws {
         let (app, _) = try makeApp()
