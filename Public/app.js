@@ -13,3 +13,19 @@ document.addEventListener("change", function (event) {
   var button = document.getElementById("refresh-button");
   if (button) button.click();
 });
+
+// The import mapping: the list of columns that will not be imported follows the menus.
+document.addEventListener("change", function (event) {
+  if (!event.target.hasAttribute || !event.target.hasAttribute("data-mapping")) return;
+  var names = [];
+  document.querySelectorAll("select[data-mapping]").forEach(function (select) {
+    if (select.value !== "") return;
+    var label = document.querySelector('label[for="' + select.id + '"]');
+    names.push(label ? label.getAttribute("data-column-name") : select.id);
+  });
+  var box = document.getElementById("unmapped");
+  var list = document.getElementById("unmapped-names");
+  if (!box || !list) return;
+  list.textContent = names.join(", ");
+  box.hidden = names.length === 0;
+});

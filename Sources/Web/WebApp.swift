@@ -45,7 +45,7 @@ public final class WebApp: RequestHandler {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e9
             Metrics.shared.request(method: request.method, route: trace.route, status: response.status, seconds: seconds)
             Log.info("request", ["method": request.method, "route": trace.route, "status": String(response.status),
-                                 "ms": String(format: "%.1f", seconds * 1000), "user": trace.userID.map(String.init) ?? "-",
+                                 "ms": Log.milliseconds(seconds), "user": trace.userID.map(String.init) ?? "-",
                                  "request_id": requestID])
         }
         do {

@@ -11,17 +11,63 @@ public struct ImportUpload: Sendable {
     public let samples: [[String]]
     public let size: Int64
 
-    /// The field each column maps to by default: a standard field key, a custom field name, or "status",
-    /// matched by the header text without case (and with or without the standard keys' leading `_`).
+    /// The field each column maps to by default: a standard field key, a custom field name, or "status", matched by
+    /// the header text without case, spaces, `_`, `-` or `.` (`First_Name`, `first-name` and `First name` are one),
+    /// against each field's key, label and common spellings (`e-mail`, `mobile`, `date_of_birth`…). "" when none.
     public func suggestedTargets(custom: [CustomField]) -> [String] {
-        header.map { raw in
-            let name = raw.trimmingCharacters(in: .whitespaces).lowercased()
-            if name == "status" { return "status" }
-            if let f = StandardField.all.first(where: { $0.key.lowercased() == name || $0.key.dropFirst().lowercased() == name || $0.label.lowercased() == name }) {
-                return f.key
-            }
-            if name == "phone" { return "phones" }
-            return custom.first { $0.name.lowercased() == name }?.name ?? ""
+        ImportColumns.suggest(header, custom: custom)
+    }
+
+    /// The columns `targets` leaves out, by their header text (`(column 3)` for a column without a name).
+    public func unmapped(_ targets: [String]) -> [String] {
+        header.indices.filter { !targets.indices.contains($0) || targets[$0].isEmpty }.map {
+            let name = header[$0].trimmingCharacters(in: .whitespaces)
+            return name.isEmpty ? "(column \($0 + 1))" : name
+        }
+    }
+}
+
+/// How a CSV header names the fields it holds.
+enum ImportColumns {
+    /// Spellings seen in exports of other tools, compacted (see `compact`), per standard field key.
+    static let synonyms: [String: [String]] = [
+        "_fname": ["firstname", "fname", "first", "givenname", "forename", "name1"],
+        "_lname": ["lastname", "lname", "last", "surname", "familyname", "name2"],
+        "_mname": ["middlename", "mname", "middle", "patronymic", "secondname"],
+        "_sex": ["sex", "gender"],
+        "_bdate": ["birthday", "birthdate", "bdate", "dateofbirth", "dob", "birth", "bday"],
+        "email": ["email", "emailaddress", "mail", "emailaddr"],
+        "phones": ["phone", "phones", "mobile", "mobilephone", "mobilenumber", "phonenumber", "cell", "cellphone", "tel",
+                   "telephone", "msisdn", "phonenumbers"],
+        "_regdate": ["regdate", "registrationdate", "registered", "signupdate", "registeredat", "signedup"],
+        "_regip": ["regip", "registrationip", "signupip"],
+        "_regcountry": ["regcountry", "registrationcountry"],
+        "_regcity": ["regcity", "registrationcity"],
+        "_ip": ["ip", "ipaddress", "lastip"],
+        "_country": ["country", "countryname"],
+        "_region": ["region", "state", "province"],
+        "_city": ["city", "town"],
+        "_zip": ["zip", "zipcode", "postcode", "postalcode"],
+        "_timezone": ["timezone", "tz"],
+    ]
+
+    /// Lower case without spaces, `_`, `-`, `.` or quotes: how two spellings of one name are compared.
+    static func compact(_ text: String) -> String {
+        String(text.lowercased().unicodeScalars.filter { !" _-.'\"\t".unicodeScalars.contains($0) }.map(Character.init))
+    }
+
+    static func suggest(_ header: [String], custom: [CustomField]) -> [String] {
+        var byName: [String: String] = ["status": "status", "globalstatus": "status"]
+        for field in StandardField.all {
+            for name in [field.key, field.label] + (synonyms[field.key] ?? []) { byName[compact(name)] = field.key }
+        }
+        // A custom field named like a standard spelling wins for its own name: it is what this database calls it.
+        for field in custom { byName[compact(field.name)] = field.name }
+        var taken = Set<String>()
+        return header.map { raw in
+            guard let target = byName[compact(raw)], !taken.contains(target) else { return "" }
+            taken.insert(target)
+            return target
         }
     }
 }

@@ -68,12 +68,14 @@ public enum Log {
         }
     }
 
+    /// RFC 3339 in UTC with milliseconds, without Foundation's formatters (slow, and locked, on Linux).
     private static func timestamp(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970)
-        let millis = Int((date.timeIntervalSince1970 - Double(seconds)) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), max(0, min(999, millis)))
+        UTCTime.rfc3339(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)))
+    }
+
+    /// `12.3`: milliseconds with one decimal, without `String(format:)` (a request logs one of these).
+    public static func milliseconds(_ seconds: Double) -> String {
+        let tenths = Int64((max(0, seconds) * 10_000).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
     }
 }

@@ -16,6 +16,15 @@ public struct Profile: Sendable {
     public let lastInteractionAt: Int64?
     public let version: Int64
 
+    /// The profile's own addresses, to offer as a subscription's contact: its email (not the placeholder a profile
+    /// without one gets) and each of its phones.
+    public var contacts: [String] {
+        let phones = (values["phones"] ?? "").split(whereSeparator: { $0 == "," || $0 == ";" || $0 == "\n" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let real = email.isEmpty || email == ProfileIdentity.placeholderEmail(profileID) ? [] : [email]
+        return real + phones
+    }
+
     /// The profile id's MD5, hex (a second identifier some integrations use).
     public var md5: String { Secrets.md5Hex(profileID) }
     /// The profile id's XXH64, hex.

@@ -277,7 +277,7 @@ public final class TaskRunner: Sendable {
                 activity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
                 Metrics.shared.chunk(kind: current.kind, rows: outcome.processed, seconds: seconds)
                 Log.info("chunk", ["task": String(id), "kind": current.kind, "rows": String(outcome.processed),
-                                   "ms": String(format: "%.1f", seconds * 1000), "cursor": String(outcome.cursor),
+                                   "ms": Log.milliseconds(seconds), "cursor": String(outcome.cursor),
                                    "finished": outcome.finished ? "1" : "0"])
                 if outcome.finished {
                     handler.finished(current)

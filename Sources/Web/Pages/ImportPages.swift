@@ -97,6 +97,7 @@ enum ImportPages {
                  "targets": targets(selected: settings.targets.indices.contains(index) ? settings.targets[index] : ""),
                  "error": TemplateValue(errors["column_\(index)"])]
             }),
+            "unmapped": .string(upload.unmapped(settings.targets).joined(separator: ", ")),
             "matches": .list(matches),
             "update_existing": .bool(settings.existing != "skip"),
             "subscribe_options": .list(subscribeOptions),

@@ -100,6 +100,16 @@ enum ProfilePages {
         try show(app, ctx, addForm: nil)
     }
 
+    /// Notices after a redirect, picked by key (no text from the URL is ever shown).
+    static let notices: [String: String] = [
+        "saved": "The profile was saved.",
+        "created": "The profile was created.",
+        "subscription-added": "The subscription was added.",
+        "subscription-changed": "The subscription was changed.",
+        "subscription-deleted": "The subscription was marked deleted. Restore it from the list below.",
+        "subscription-restored": "The subscription was restored.",
+    ]
+
     /// The profile page; `addForm` carries a refused add-subscription form back with its errors.
     static func show(_ app: WebApp, _ ctx: RequestContext, addForm: TemplateValue?) throws -> Response {
         let db = try ctx.database(app)
@@ -120,7 +130,8 @@ enum ProfilePages {
         return try app.page("profiles/show.html", title: p.email, context: ctx, nav: .databases, values.merging([
             "database": View.database(db),
             "subscriptions": try SubscriptionPages.groups(app, db, p, resources: attached),
-            "add_subscription": try addForm ?? SubscriptionPages.addForm(app, db, input: nil, errors: [:], resources: attached),
+            "add_subscription": try addForm ?? SubscriptionPages.addForm(app, db, input: nil, errors: [:], resources: attached,
+                                                                                   contacts: p.contacts),
             "profile": profileValue(p),
             "groups": try formGroups(app, db, values: p.values, errors: [:]),
             "history": .list(history.map { ["time": .string(View.time($0.at)), "type": .string($0.type), "actor": .string($0.actorEmail ?? "—"), "details": .string($0.details)] }),
@@ -128,7 +139,7 @@ enum ProfilePages {
             "periods": .list([(7, "Last 7 days"), (30, "Last 30 days"), (365, "Last year"), (0, "All time")].map {
                 ["value": .int($0.0), "label": .string($0.1), "selected": .bool($0.0 == days)]
             }),
-            "notice": TemplateValue(ctx.request.query["done"] == "saved" ? "The profile was saved." : ctx.request.query["done"] == "created" ? "The profile was created." : nil),
+            "notice": TemplateValue(ctx.request.query["done"].flatMap { ProfilePages.notices[$0] }),
         ]))
     }
 

@@ -104,10 +104,10 @@ enum SegmentsPage {
             let input = SegmentInput(name: name, kind: kind, selection: selection)
             if let existing {
                 try app.services.segments.update(existing.id, input)
-                return Response.redirect(to: "/segments/\(existing.id)")
+                return Response.redirect(to: "/segments/\(existing.id)?done=saved")
             }
             let created = try app.services.segments.create(databaseID: db.id, input, actor: user.id)
-            return Response.redirect(to: "/segments/\(created.id)")
+            return Response.redirect(to: "/segments/\(created.id)?done=created")
         } catch let error as ValidationError {
             return try builder(app, ctx, db, segment: existing, name: name, kind: kind, selection: selection, errors: error.fieldErrors, status: 422)
         }
@@ -155,6 +155,12 @@ enum SegmentsPage {
 
     /// Keyed notices only: the URL says which one and its numbers; the words come from here (never from the URL).
     static func notice(_ app: WebApp, _ ctx: RequestContext) throws -> String? {
+        switch ctx.request.query["done"] {
+        case "saved": return "The segment was saved."
+        case "created": return "The segment was created."
+        case "member-removed": return "The profile was removed from this segment."
+        default: break
+        }
         guard ctx.request.query["done"] == "joined", let n = Int(ctx.request.query["n"] ?? ""), (0...100_000_000).contains(n),
               let from = Int64(ctx.request.query["from"] ?? ""), let source = try app.services.segments.get(from) else { return nil }
         return "\(View.count(n)) profiles joined from \(source.name)."
@@ -212,7 +218,7 @@ enum SegmentsPage {
         } catch let error as ValidationError {
             throw HTTPError(422, "Cannot remove the profile", error.fieldErrors.values.sorted().joined(separator: " "))
         }
-        return Response.redirect(to: "/segments/\(segment.id)")
+        return Response.redirect(to: "/segments/\(segment.id)?done=member-removed")
     }
 
     /// POST /segments/:id/export: the segment's profiles to CSV (all standard and custom fields).

@@ -26,9 +26,13 @@ enum SubscriptionPages {
         })
     }
 
-    static func addForm(_ app: WebApp, _ db: ProfileDatabase, input: SubscriptionInput?, errors: [String: String], resources: [Resource]? = nil) throws -> TemplateValue {
+    /// The add-subscription form. A new form offers the profile's own email and phones as the contact (the email
+    /// filled in), so nobody retypes what the profile already holds.
+    static func addForm(_ app: WebApp, _ db: ProfileDatabase, input: SubscriptionInput?, errors: [String: String], resources: [Resource]? = nil,
+                        contacts: [String] = []) throws -> TemplateValue {
         let attached = try resources ?? app.services.databases.attachedResources(db.id)
         return [
+            "contact_options": .list(contacts.map { .string($0) }),
             "options": .list(attached.flatMap { r in
                 r.channels.map { c in
                     let value = "\(r.id):\(c.rawValue)"
@@ -37,7 +41,7 @@ enum SubscriptionPages {
                 }
             }),
             "categories": .string(attached.map { "\($0.name): \($0.categories.isEmpty ? "none" : $0.categories.joined(separator: ", "))" }.joined(separator: "; ")),
-            "contact": .string(input?.contact ?? ""), "provider": .string(input?.provider ?? ""),
+            "contact": .string(input?.contact ?? contacts.first ?? ""), "provider": .string(input?.provider ?? ""),
             "priority": .string(input?.priority.map(String.init) ?? ""), "chosen_categories": .string(input?.categories.joined(separator: ", ") ?? ""),
             "statuses": .list(ProfileStatus.allCases.map { ["value": .string($0.name), "label": .string($0.label), "selected": .bool($0.name == (input?.status ?? "subscribed"))] }),
             "errors": View.errors(errors),
@@ -60,12 +64,12 @@ enum SubscriptionPages {
         if errors.isEmpty {
             do {
                 try app.services.subscriptions.add(databaseID: db.id, profileRowID: p.rowID, input, actor: user.id)
-                return Response.redirect(to: "/databases/\(db.id)/profiles/\(p.profileID)#subscriptions")
+                return Response.redirect(to: "/databases/\(db.id)/profiles/\(p.profileID)?done=subscription-added#subscriptions")
             } catch let error as ValidationError {
                 errors = error.fieldErrors
             }
         }
-        var response = try ProfilePages.show(app, ctx, addForm: try addForm(app, db, input: input, errors: errors))
+        var response = try ProfilePages.show(app, ctx, addForm: try addForm(app, db, input: input, errors: errors, contacts: p.contacts))
         response.status = 422
         return response
     }
@@ -82,7 +86,7 @@ enum SubscriptionPages {
         } catch let error as ValidationError {
             throw HTTPError(422, "The subscription was not changed", error.fieldErrors.values.joined(separator: " "))
         }
-        return Response.redirect(to: "/databases/\(db.id)/profiles/\(p.profileID)#subscriptions")
+        return Response.redirect(to: "/databases/\(db.id)/profiles/\(p.profileID)?done=subscription-changed#subscriptions")
     }
 
     static func setDeleted(_ app: WebApp, _ ctx: RequestContext, deleted: Bool) throws -> Response {
@@ -94,6 +98,6 @@ enum SubscriptionPages {
         } catch is ValidationError {
             throw HTTPError.notFound
         }
-        return Response.redirect(to: "/databases/\(db.id)/profiles/\(p.profileID)#subscriptions")
+        return Response.redirect(to: "/databases/\(db.id)/profiles/\(p.profileID)?done=subscription-\(deleted ? "deleted" : "restored")#subscriptions")
     }
 }
