@@ -64,10 +64,10 @@ public final class WebApp: RequestHandler {
         } catch let error as PermissionError {
             response = errorPage(HTTPError(403, "Not allowed", error.message), request: request, requestID: requestID)
         } catch let error as TemplateError {
-            FileHandle.standardError.write(Data("roster: request \(requestID) \(request.method) \(request.path): template error \(error)\n".utf8))
+            WebApp.logFailure(request, requestID: requestID, "template error \(error)")
             response = errorPage(HTTPError(500, "Something went wrong", ""), request: request, requestID: requestID)
         } catch {
-            FileHandle.standardError.write(Data("roster: request \(requestID) \(request.method) \(request.path): \(String(reflecting: error))\n".utf8))
+            WebApp.logFailure(request, requestID: requestID, String(reflecting: error))
             response = errorPage(HTTPError(500, "Something went wrong", ""), request: request, requestID: requestID)
         }
         // Pages show personal data: never cache them, anywhere.
@@ -75,6 +75,16 @@ public final class WebApp: RequestHandler {
         response.addHeader("X-Request-Id", requestID)
         if request.method == "HEAD" { response.body = []; response.bodyFile = nil }
         return response
+    }
+
+    /// An unexpected error, for the operator: through the log (values quoted, so a path cannot forge a line), or as
+    /// one quoted line on standard error when the log is off (tools, tests).
+    static func logFailure(_ request: Request, requestID: String, _ error: String) {
+        if Log.isEnabled {
+            Log.error("request failed", ["request_id": requestID, "method": request.method, "path": request.path, "error": error])
+        } else {
+            FileHandle.standardError.write(Data("roster: request \(requestID) \(Log.quote(request.method)) \(Log.quote(request.path)): \(Log.quote(error))\n".utf8))
+        }
     }
 
     /// Before a large upload is stored: the address must exist, the session be valid, the role one that changes

@@ -11,7 +11,13 @@ import Glibc
 enum Supervisor {
     static func run(arguments: [String]) -> Never {
         Log.enable()
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        // SIGHUP (a closed terminal) stops the supervisor and its child like SIGTERM, never leaving the child orphaned.
+        var hangup = sigset_t()
+        sigemptyset(&hangup)
+        sigaddset(&hangup, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &hangup, nil)
+        // The running executable itself, even once a rebuild has replaced (deleted) the file it was started from.
+        let executable = "/proc/self/exe"
         var restarts = 0
         var quickExits = 0
         while true {
@@ -56,6 +62,7 @@ enum Supervisor {
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGHUP)
         return set
     }
 
@@ -67,8 +74,8 @@ enum Supervisor {
         while true {
             var timeout = timespec(tv_sec: 0, tv_nsec: 100_000_000)
             let signal = sigtimedwait(&set, nil, &timeout)
-            if signal == SIGTERM || signal == SIGINT {
-                kill(pid, signal)
+            if signal == SIGTERM || signal == SIGINT || signal == SIGHUP {
+                kill(pid, signal == SIGHUP ? SIGTERM : signal)
                 while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
                 Log.info("supervise: stopped", ["signal": String(signal)])
                 exit(0)
@@ -83,6 +90,6 @@ enum Supervisor {
         var set = shutdownSignals()
         var timeout = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - floor(seconds)) * 1e9))
         let signal = sigtimedwait(&set, nil, &timeout)
-        return signal == SIGTERM || signal == SIGINT
+        return signal == SIGTERM || signal == SIGINT || signal == SIGHUP
     }
 }

@@ -417,12 +417,16 @@ case "restore":
     }
 
 case "check":
-    let pool = openPool()
+    // Opened as it is: no migration runs, so a database older than this build is reported, not upgraded.
+    guard FileManager.default.fileExists(atPath: config.databasePath) else { fail("no database at \(config.databasePath)") }
+    let pool: DatabasePool
+    do { pool = try DatabasePool(path: config.databasePath, migrations: [], queries: []) }
+    catch { fail("cannot open the database at \(config.databasePath): \(error)") }
     let files = TaskFiles(pool: pool, exportDirectory: (config.dataDirectory as NSString).appendingPathComponent("exports"),
                           uploadDirectory: (config.dataDirectory as NSString).appendingPathComponent("uploads"),
                           keepDays: config.fileDays, minFreeBytes: Int64(config.minFreeMB) << 20)
     let results = Checkup.database(pool: pool, files: files)
-    for result in results { say("\(result.ok ? "ok     " : "PROBLEM") \(result.name): \(result.detail)") }
+    for result in results { say("\(!result.ok ? "PROBLEM" : result.warning ? "warning" : "ok     ") \(result.name): \(result.detail)") }
     exit(results.allSatisfy(\.ok) ? 0 : 1)
 
 case "migrate":

@@ -44,6 +44,8 @@ final class BulkUpdateCrashTests: RosterServerTestCase {
         XCTAssertLessThan(processed, profiles, "the crash came before the end")
         XCTAssertEqual(try server.sql("SELECT updated FROM tasks WHERE id = \(task)"),
                        try server.sql("SELECT COUNT(*) FROM profiles_\(db) WHERE s_city = 'Crashville'"), "the counts are the rows changed")
+        XCTAssertEqual(try server.sql("SELECT updated FROM tasks WHERE id = \(task)"),
+                       try server.sql("SELECT COUNT(*) FROM task_changes WHERE task_id = \(task)"), "one change-log row per change")
         XCTAssertEqual(try server.sql("PRAGMA integrity_check"), "ok")
         // The next start continues the task by itself, from its last committed chunk.
         try server.restartApp()

@@ -314,10 +314,18 @@ final class OperationsIntegrationTests: XCTestCase {
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        usleep(60_000)
+        // Killed while it writes: once its partial file exists.
+        var sawPartial = false
+        for _ in 0..<500 {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: backups.path)) ?? []
+            if names.contains(where: { $0.hasPrefix("killed.sqlite.partial-") }) { sawPartial = true; break }
+            usleep(2_000)
+        }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
+        XCTAssertTrue(sawPartial, "the kill came while the backup was being written")
         XCTAssertFalse(FileManager.default.fileExists(atPath: partial), "a killed backup leaves no complete-looking file")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: partial + ".manifest.json"))
 
         _ = server.stopApp()
         let restored = try server.command(["restore", "--from", file])

@@ -127,6 +127,65 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int }, 4)
     }
 
+    // A crash leaves the live database with a WAL of recent commits: the restore keeps both aside, together, and
+    // the backup never meets the old WAL.
+    func testRestoreKeepsTheOldDatabaseWithItsWALAside() throws {
+        let (app, _) = try makeApp()
+        let db = try makeProfiles(app, count: 5)
+        let backup = try temporaryFolder("roster-backup").appendingPathComponent("b.sqlite").path
+        try app.services.backups.take(to: backup)
+        // Five more profiles, committed to the WAL only; the files are copied as a crash would leave them.
+        try app.services.pool.writerWithoutTransaction { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        for i in 5..<10 { _ = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "b\(i)@x.io"]), actor: nil) }
+        let live = try temporaryFolder("roster-live").appendingPathComponent("roster.sqlite").path
+        try FileManager.default.copyItem(atPath: app.services.pool.path, toPath: live)
+        try FileManager.default.copyItem(atPath: app.services.pool.path + "-wal", toPath: live + "-wal")
+        XCTAssertGreaterThan(Checkup.fileSize(live + "-wal"), 0)
+
+        let aside = try Backups.restore(from: backup, to: live, now: 0)
+        let restored = try Connection(path: live, mode: .readOnly)
+        XCTAssertEqual(try restored.scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int, 5, "the backup's rows, not the old WAL's")
+        XCTAssertEqual(try restored.scalar("PRAGMA integrity_check").string, "ok")
+        let old = try Connection(path: aside, mode: .readOnly)
+        XCTAssertEqual(try old.scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int, 10, "the old database kept its recent commits")
+        // A second restore at the same second keeps the first one's copy.
+        let second = try Backups.restore(from: backup, to: live, now: 0)
+        XCTAssertNotEqual(second, aside)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: aside))
+        // Not a database at all: refused, nothing moved.
+        let junk = try temporaryFolder("roster-junk").appendingPathComponent("junk.sqlite").path
+        FileManager.default.createFile(atPath: junk, contents: Data(repeating: 7, count: 4096))
+        XCTAssertThrowsError(try Backups.restore(from: junk, to: live, now: 0))
+        XCTAssertEqual(try Connection(path: live, mode: .readOnly).scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int, 5)
+    }
+
+    // The runner marks a task running before its survey: a crash there is an interruption the next start counts.
+    func testATaskIsRunningBeforeItsSurvey() throws {
+        struct Probe: TaskHandler {
+            let pool: DatabasePool
+            func survey(_ task: TaskRecord) throws -> [String: JSONValue] {
+                let state = try pool.read { try $0.scalar("SELECT state FROM tasks WHERE id = ?", [task.id]).string } ?? ""
+                return ["state_in_survey": .string(state)]
+            }
+            func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) { (1, [:]) }
+            func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
+                var outcome = ChunkOutcome(cursor: 1)
+                outcome.processed = 1
+                outcome.finished = true
+                return outcome
+            }
+        }
+        let (app, _) = try makeApp()
+        let runner = TaskRunner(pool: app.services.pool, handlers: ["probe": Probe(pool: app.services.pool)])
+        runner.stop()
+        let id = try runner.enqueue(kind: "probe", title: "probe", databaseID: nil, userID: nil, parameters: [:])
+        let worker = TaskRunner(pool: app.services.pool, handlers: ["probe": Probe(pool: app.services.pool)])
+        worker.runUntilIdle()
+        let task = try XCTUnwrap(worker.task(id))
+        XCTAssertEqual(task.state, .done)
+        XCTAssertEqual(task.parameters["state_in_survey"], .string("running"))
+    }
+
     // A backup that is not what its manifest says is refused, and so is one without a manifest.
     func testRestoreRefusesADamagedOrIncompleteBackup() throws {
         let (app, _) = try makeApp()
@@ -177,7 +236,8 @@ final class OperationsTests: XCTestCase {
         try app.accounts.createUser(email: "root@example.com", name: "", role: .admin, password: "password for root")
         XCTAssertEqual(settings.login("root@example.com", "password for root").status, 303)
         let page = settings.get("/settings").bodyText
-        XCTAssertTrue(page.contains("Last backup") && page.contains("checked") && page.contains("scheduled"), page)
+        XCTAssertTrue(page.contains("Last backup: <span class=\"state state-done\">✓ checked</span>"), page)
+        XCTAssertTrue(page.contains("· scheduled</p>"), page)
     }
 
     // "roster check: integrity and foreign keys, orphan files, WAL size, schema version; exit status non-zero on a problem."
@@ -190,7 +250,8 @@ final class OperationsTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: exports, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: exports + "/export-999.csv", contents: Data("email\n".utf8))
         let found = Checkup.database(pool: app.services.pool, files: app.services.files)
-        XCTAssertEqual(found.first { $0.name == "files" }?.ok, false)
+        XCTAssertEqual(found.first { $0.name == "files" }?.ok, true, "the hourly sweep removes them: a warning, not a problem")
+        XCTAssertEqual(found.first { $0.name == "files" }?.warning, true)
         XCTAssertTrue(found.first { $0.name == "files" }?.detail.contains("export-999.csv") ?? false)
     }
 
@@ -243,6 +304,9 @@ final class OperationsTests: XCTestCase {
         let local = Browser(app)
         local.remoteAddress = "127.0.0.1"
         XCTAssertEqual(local.get("/metrics").status, 200)
+        // A failed sign-in shows up as a sample, not only as the metric's help line.
+        XCTAssertNotEqual(Browser(app).login("admin@example.com", "not the password").status, 303)
+        XCTAssertTrue(local.get("/metrics").bodyText.contains("roster_login_failures_recent{kind=\"email\"}"))
     }
 
     // "One line per request (method, route pattern, status, milliseconds, user id, request id) … machine-readable."

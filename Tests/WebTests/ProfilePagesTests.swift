@@ -31,7 +31,7 @@ final class ProfilePagesTests: XCTestCase {
         let page = b.get(path).bodyText
         XCTAssertTrue(page.contains("ann@example.com") && page.contains("&lt;script&gt;x&lt;/script&gt;"))
         XCTAssertFalse(page.contains("<script>x</script>"))
-        XCTAssertTrue(page.contains(">created<"), "history shows the creation")
+        XCTAssertTrue(page.contains(">Created<") && page.contains("Profile created."), "history shows the creation in words")
         let p = try XCTUnwrap(app.services.profiles.list(databaseID: db.id, ProfileQuery()).profiles.first)
         XCTAssertTrue(page.contains(p.md5) && page.contains(p.xxh))
 

@@ -196,13 +196,27 @@ public final class Backups: Sendable {
         do { try manager.copyItem(atPath: path, toPath: incoming) } catch { throw BackupError("cannot copy \(path): \(error.localizedDescription)") }
         try Backups.sync(incoming)
         var aside = ""
+        let wal = databasePath + "-wal"
         if manager.fileExists(atPath: databasePath) {
+            // The old database keeps both its names until the backup takes the live one: hard links first (a name
+            // that exists already is never overwritten), so a crash at any point leaves it whole under `aside`.
             let stamp = UTCTime.compactStamp(now)
-            aside = "\(databasePath).before-restore-\(stamp)"
-            // The WAL goes with its database (SQLite finds it by name); the shared-memory index is rebuilt on open.
-            guard rename(databasePath, aside) == 0 else { throw BackupError("cannot move the old database aside: \(String(cString: strerror(errno)))") }
-            if manager.fileExists(atPath: databasePath + "-wal") { _ = rename(databasePath + "-wal", aside + "-wal") }
+            var attempt = 1
+            repeat {
+                aside = "\(databasePath).before-restore-\(stamp)" + (attempt == 1 ? "" : "-\(attempt)")
+                attempt += 1
+            } while manager.fileExists(atPath: aside) || manager.fileExists(atPath: aside + "-wal")
+            guard link(databasePath, aside) == 0 else { throw BackupError("cannot keep the old database aside: \(String(cString: strerror(errno)))") }
+            // Its WAL goes with it (SQLite finds a WAL by its database's name) and leaves the live name before the
+            // backup arrives: a WAL beside the wrong database would be replayed onto it.
+            if manager.fileExists(atPath: wal) {
+                guard link(wal, aside + "-wal") == 0, unlink(wal) == 0 else {
+                    throw BackupError("cannot move the old database's WAL aside: \(String(cString: strerror(errno)))")
+                }
+            }
             unlink(databasePath + "-shm")
+        } else if manager.fileExists(atPath: wal) {
+            throw BackupError("\(wal) exists without its database: move it away (it belongs to a database that is gone) and retry")
         }
         guard rename(incoming, databasePath) == 0 else { throw BackupError("cannot put the backup in place: \(String(cString: strerror(errno)))") }
         try Backups.sync((databasePath as NSString).deletingLastPathComponent)

@@ -27,7 +27,7 @@ public enum Log {
         return out + "\n"
     }
 
-    static func quote(_ value: String) -> String {
+    public static func quote(_ value: String) -> String {
         let plain = !value.isEmpty && value.unicodeScalars.allSatisfy { s in
             s.value > 0x20 && s.value < 0x7F && s != "\"" && s != "=" && s != "\\"
         }

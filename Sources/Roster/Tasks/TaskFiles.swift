@@ -58,6 +58,10 @@ public final class TaskFiles: Sendable {
     /// The files `sweep` would remove (`roster check` lists them), or nil when the task list could not be read.
     /// Uploads of imports that have not finished are kept.
     public func leftovers() -> [String]? {
+        // The folders first, the tasks after: a file that appears in between belongs to a task the snapshot sees.
+        let listed = [exportDirectory, uploadDirectory].map { directory in
+            (directory, (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        }
         let tasks: [Int64: TaskRecord]
         let databases: Set<Int64>
         do {
@@ -81,8 +85,8 @@ public final class TaskFiles: Sendable {
             if let database = task.databaseID, !databases.contains(database) { return true }
             return task.state.isFinished && isExpired(task)
         }
-        for directory in [exportDirectory, uploadDirectory] {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+        for (directory, names) in listed {
+            for name in names {
                 let path = (directory as NSString).appendingPathComponent(name)
                 var remove = false
                 if let id = TaskFiles.taskID(name, prefix: "export-") ?? TaskFiles.taskID(name, prefix: "failed-") {

@@ -231,23 +231,24 @@ public final class TaskRunner: Sendable {
     private func run(_ id: Int64) {
         do {
             guard var task = try self.task(id), let handler = handlers[task.kind] else { return }
-            let now = clock.now()
+            activity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
+            // Running from here on, committed before any work: a crash in the survey or the prepare below is an
+            // interruption at cursor 0, counted like any other (so it cannot crash-loop the server either).
+            guard try pool.write({ try $0.run(TaskStore.start.sql, [id]) }) == 1 else { return }
             let fresh = task.startedAt == nil
             if fresh {
                 for (k, v) in try handler.survey(task) { task.parameters[k] = v }
             }
             let surveyed = task
-            let started = try pool.write { db -> Bool in
-                guard try db.run(TaskStore.start.sql, [now, id]) == 1 else { return false }
+            try pool.write { db in
+                try db.run(TaskStore.began.sql, [clock.now(), id])
                 if fresh {
                     let prepared = try handler.prepare(surveyed, db)
                     var parameters = surveyed.parameters
                     for (k, v) in prepared.parameters { parameters[k] = v }
                     try db.run(TaskStore.prepared.sql, [prepared.total, JSONValue.object(parameters).canonical, id])
                 }
-                return true
             }
-            guard started else { return }
             while true {
                 guard let fresh = try self.task(id) else { return }  // deleted with its database meanwhile
                 task = fresh
@@ -258,7 +259,9 @@ public final class TaskRunner: Sendable {
                 if stopping.load(ordering: .relaxed) { return }  // left running: marked interrupted at next start
                 let current = task
                 let chunkStarted = Date()
-                let outcome = try pool.write { db -> ChunkOutcome in
+                let outcome = try pool.write { db -> ChunkOutcome? in
+                    let now = try db.queryOne(TaskStore.cursorCheck.sql, [id])
+                    guard now?.int64("cursor") == current.cursor, now?.string("state") == TaskState.running.rawValue else { return nil }
                     let outcome = try handler.runChunk(current, limit: max(chunkSize, handler.preferredChunkSize ?? 0), db)
                     if let abortAtCursor, current.cursor >= abortAtCursor { abort() }
                     try db.run(TaskStore.progress.sql, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
@@ -273,6 +276,8 @@ public final class TaskRunner: Sendable {
                     }
                     return outcome
                 }
+                // Another runner moved the task (or it ended): leave it to that runner.
+                guard let outcome else { return }
                 let seconds = Date().timeIntervalSince(chunkStarted)
                 activity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
                 Metrics.shared.chunk(kind: current.kind, rows: outcome.processed, seconds: seconds)

@@ -99,7 +99,13 @@ public enum TaskStore {
     static let byID = NamedQuery("tasks.byID", "\(columns) WHERE t.id = ?")
     static let recent = NamedQuery("tasks.recent", "\(columns) ORDER BY t.id DESC LIMIT ?")
     static let nextQueued = NamedQuery("tasks.nextQueued", "SELECT id FROM tasks WHERE state = 'queued' ORDER BY id LIMIT 1")
-    static let start = NamedQuery("tasks.start", "UPDATE tasks SET state = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND state = 'queued'")
+    /// Committed on its own before any work, so a crash anywhere after it (a survey, a prepare) counts as an
+    /// interruption at the next start.
+    static let start = NamedQuery("tasks.start", "UPDATE tasks SET state = 'running' WHERE id = ? AND state = 'queued'")
+    static let began = NamedQuery("tasks.began", "UPDATE tasks SET started_at = COALESCE(started_at, ?) WHERE id = ?")
+    /// A chunk commits only if no other runner moved the task meanwhile (a `roster bulk` process and a restarted
+    /// server could otherwise both work on it).
+    static let cursorCheck = NamedQuery("tasks.cursorCheck", "SELECT cursor, state FROM tasks WHERE id = ?")
     static let prepared = NamedQuery("tasks.prepared", "UPDATE tasks SET total = ?, parameters = ? WHERE id = ?")
     static let progress = NamedQuery("tasks.progress", """
         UPDATE tasks SET cursor = ?, processed = processed + ?, added = added + ?, updated = updated + ?, skipped = skipped + ?,
@@ -132,7 +138,7 @@ public enum TaskStore {
     static let countActive = NamedQuery("tasks.countActive", "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running')")
 
     static var queries: [NamedQuery] {
-        [insert, byID, recent, nextQueued, start, prepared, progress, finish, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
+        [insert, byID, recent, nextQueued, start, began, cursorCheck, prepared, progress, finish, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
          countActive, countByState, details, setDetails, setSegment]
     }
 }

@@ -119,6 +119,8 @@ enum ProfilePages {
         let type = ctx.request.query["type"].flatMap { HistoryEvent.all.contains($0) ? $0 : nil }
         let since = days > 0 ? Int64(Date().timeIntervalSince1970) - Int64(days) * 86_400 : nil
         let history = try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: type, since: since)
+        // Names for the events in words (resources, programs, field labels): read only when there are events.
+        let words = history.isEmpty ? nil : try HistoryText(app: app, databaseID: db.id)
         let attached = try app.services.databases.attachedResources(db.id)
         var values = try ProfileExtraPages.section(app, db, p)
         values["error"] = TemplateValue(ctx.request.query["problem"].flatMap { ProfileExtraPages.problems[$0] })
@@ -134,8 +136,9 @@ enum ProfilePages {
                                                                                    contacts: p.contacts),
             "profile": profileValue(p),
             "groups": try formGroups(app, db, values: p.values, errors: [:]),
-            "history": .list(history.map { ["time": .string(View.time($0.at)), "type": .string($0.type), "actor": .string($0.actorEmail ?? "—"), "details": .string($0.details)] }),
-            "history_types": .list(historyTypes.map { ["value": .string($0), "selected": .bool($0 == type)] }),
+            "history": .list(history.map { ["time": .string(View.time($0.at)), "type": .string(HistoryText.typeLabel($0.type)),
+                                              "actor": .string($0.actorEmail ?? "—"), "details": .string(words?.describe(type: $0.type, details: $0.details) ?? "")] }),
+            "history_types": .list(historyTypes.map { ["value": .string($0), "label": .string(HistoryText.typeLabel($0)), "selected": .bool($0 == type)] }),
             "periods": .list([(7, "Last 7 days"), (30, "Last 30 days"), (365, "Last year"), (0, "All time")].map {
                 ["value": .int($0.0), "label": .string($0.1), "selected": .bool($0.0 == days)]
             }),

@@ -36,7 +36,9 @@ enum SegmentsPage {
             throw HTTPError.badRequest("Choose a database for the segment.")
         }
         let kind = SegmentKind(rawValue: ctx.request.query["kind"] ?? "") ?? .dynamic
-        let start = Selection(rules: .group(.and, kind == .dynamic ? [.rule(Rule(subject: "status", op: "in", value: "subscribed"))] : []))
+        // A new segment starts with no rule: it selects the whole database until a rule is added, and the count says
+        // so. (A preset rule narrowed new segments without anyone noticing.)
+        let start = Selection(rules: .group(.and, []))
         return try builder(app, ctx, db, segment: nil, name: "", kind: kind, selection: start, errors: [:], status: 200)
     }
 
