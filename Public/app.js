@@ -29,3 +29,20 @@ document.addEventListener("change", function (event) {
   list.textContent = names.join(", ");
   box.hidden = names.length === 0;
 });
+
+// The bulk form: only the chosen action's inputs are shown; without JavaScript, "Show its options" asks the server.
+document.querySelectorAll("[data-without-js]").forEach(function (el) { el.hidden = true; });
+document.addEventListener("change", function (event) {
+  var target = event.target;
+  if (target.hasAttribute && target.hasAttribute("data-action-menu")) {
+    document.querySelectorAll("[data-actions]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-actions").split(" ").indexOf(target.value) < 0;
+    });
+  }
+  // A field chosen in the last visible row opens the next one.
+  if (target.hasAttribute && target.hasAttribute("data-field-menu") && target.value !== "") {
+    var row = target.closest("[data-field-row]");
+    var next = row && document.querySelector('[data-field-row="' + (parseInt(row.getAttribute("data-field-row"), 10) + 1) + '"]');
+    if (next) next.hidden = false;
+  }
+});

@@ -49,15 +49,27 @@ public final class DatabasePool: @unchecked Sendable {
     /// threshold, holding the writer (and so every API call behind it) for the hundreds of milliseconds it takes to
     /// copy 40 MB of WAL. Instead a second connection checkpoints (PASSIVE: alongside the writer, never blocking it)
     /// every `seconds`. For the long-running server; tools keep the automatic checkpoint.
-    public func startBackgroundCheckpoints(every seconds: Double = 1) throws {
+    ///
+    /// PASSIVE alone never lets the WAL start over while writes keep coming (a million-row import grew it to 9 GB):
+    /// SQLite rewinds the WAL only when every frame is checkpointed at the moment a write begins. So when the WAL file
+    /// passes `walLimitBytes`, the checkpointer also takes its turn at the writer (the same queue as every write, so
+    /// nothing writes meanwhile), checkpoints the few frames written since its last pass and truncates the file
+    /// (TRUNCATE), waiting at most 100 ms for readers still on old frames; if they are not done it tries next time.
+    public func startBackgroundCheckpoints(every seconds: Double = 1, walLimitBytes: Int64 = 64 << 20) throws {
         let checkpointer = try Connection(path: path, mode: .readWrite)
         try writerWithoutTransaction { try $0.execute("PRAGMA wal_autocheckpoint = 0") }
         try checkpointer.execute("PRAGMA wal_autocheckpoint = 0")
         let box = CheckpointConnection(checkpointer)
-        let thread = Thread {
+        let wal = path + "-wal"
+        let thread = Thread { [self] in
             while true {
                 Thread.sleep(forTimeInterval: seconds)
                 try? box.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                var info = stat()
+                guard stat(wal, &info) == 0, Int64(info.st_size) > walLimitBytes else { continue }
+                writerLock.lock()
+                _ = try? box.connection.withBusyTimeout(100) { try box.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+                writerLock.unlock()
             }
         }
         thread.name = "roster-checkpoint"
@@ -75,6 +87,10 @@ public final class DatabasePool: @unchecked Sendable {
     /// Since when (seconds since 1970) the writer has been held by one caller, or nil while it is free. A write that
     /// holds it for minutes means something is stuck (/healthz).
     public var writerHeldSince: Double? { writerLock.heldSince }
+
+    /// Whether a write queues behind the current one: long background work (an import's chunk) ends early then, so a
+    /// page or an API call waits for a row or two instead of a whole chunk.
+    public var writerHasWaiters: Bool { writerLock.hasWaiters }
 
     /// Runs `body` on the writer without opening a transaction (checkpoints, VACUUM, pragmas).
     public func writerWithoutTransaction<T>(_ body: (Connection) throws -> T) throws -> T {
@@ -194,6 +210,13 @@ final class FairLock: @unchecked Sendable {
         nextTicket &+= 1
         acquiredAt = Date().timeIntervalSince1970
         return true
+    }
+
+    /// Whether someone queues behind the holder.
+    var hasWaiters: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return nextTicket &- serving > 1
     }
 
     var heldSince: Double? {

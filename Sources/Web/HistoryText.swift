@@ -10,8 +10,8 @@ struct HistoryText {
     let fieldLabels: [String: String]
 
     init(app: WebApp, databaseID: Int64) throws {
-        resources = Dictionary(try app.services.resources.list().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
-        programs = Dictionary(try app.services.loyalty.list().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        resources = try app.services.resources.names()
+        programs = try app.services.loyalty.names()
         var labels = Dictionary(StandardField.all.map { ($0.key, $0.label) }, uniquingKeysWith: { a, _ in a })
         for field in try app.services.databases.fields(of: databaseID) { labels[field.name] = field.name }
         fieldLabels = labels

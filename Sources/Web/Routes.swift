@@ -21,6 +21,7 @@ enum Routes {
             Route("POST", "/databases/:id") { try DatabaseFormPage.update($0, $1) },
             Route("GET", "/databases/:id/delete") { try DatabaseDeletePage.confirm($0, $1) },
             Route("POST", "/databases/:id/delete") { try DatabaseDeletePage.delete($0, $1) },
+            Route("POST", "/databases/:id/resources") { try DatabasePage.attachResource($0, $1) },
             Route("GET", "/databases/:id/standard-fields") { try StandardFieldsAction.edit($0, $1) },
             Route("POST", "/databases/:id/standard-fields") { try StandardFieldsAction.save($0, $1) },
             Route("GET", "/databases/:id/fields/new") { try FieldPages.new($0, $1) },

@@ -52,6 +52,18 @@ enum View {
         ]
     }
 
+    /// "1,204 added · 3 skipped": the counts that are not zero, for the Tasks list ("—" before any).
+    static func result(_ t: TaskRecord) -> String {
+        let parts = [(t.added, "added"), (t.updated, "updated"), (t.deleted, "deleted"), (t.skipped, "skipped"), (t.failed, "failed")]
+            .filter { $0.0 > 0 }.map { "\(count($0.0)) \($0.1)" }
+        return parts.isEmpty ? "—" : parts.joined(separator: " · ")
+    }
+
+    /// "1 matching profile", "2 matching profiles": a count with its noun.
+    static func counted(_ n: Int, _ singular: String, _ plural: String? = nil) -> String {
+        "\(count(n)) \(n == 1 ? singular : plural ?? singular + "s")"
+    }
+
     static func task(_ t: TaskRecord) -> TemplateValue {
         [
             "id": .string(String(t.id)), "kind": .string(t.kind), "title": .string(t.title), "state": .string(t.state.rawValue),
@@ -59,6 +71,7 @@ enum View {
             "total": .string(count(t.total)), "processed": .string(count(t.processed)), "added": .string(count(t.added)),
             "updated": .string(count(t.updated)), "skipped": .string(count(t.skipped)), "failed": .string(count(t.failed)),
             "deleted": .string(count(t.deleted)), "message": .string(t.message),
+            "result": .string(result(t)),
             "created_by": .string(t.createdByEmail ?? "—"), "created": .string(time(t.createdAt)),
             "started": .string(time(t.startedAt)), "finished": .string(time(t.finishedAt)),
             "is_active": .bool(t.state == .queued || t.state == .running), "is_interrupted": .bool(t.state == .interrupted),

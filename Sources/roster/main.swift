@@ -391,11 +391,14 @@ case "backup":
     let pool = openPool()
     do {
         let started = Date()
-        let manifest = try Backups(pool: pool).take(to: target)
+        let backups = Backups(pool: pool)
+        let manifest = try backups.take(to: target)
         let seconds = Date().timeIntervalSince(started)
+        let timing = backups.lastTiming
         let rows = manifest.tables.filter { $0.key.hasPrefix("profiles_") }.values.reduce(0, +)
         say("roster: backup written to \(target) (\(manifest.bytes) bytes, \(rows) profiles, schema \(manifest.schemaVersion), "
-            + "integrity \(manifest.integrity)) in \(String(format: "%.2f", seconds)) s; manifest: \(BackupManifest.path(for: target))")
+            + "integrity \(manifest.integrity)) in \(String(format: "%.2f", seconds)) s (copy \(String(format: "%.2f", timing.copy)) s, "
+            + "check \(String(format: "%.2f", timing.check)) s); manifest: \(BackupManifest.path(for: target))")
     } catch {
         fail("backup failed: \(error)")
     }

@@ -80,12 +80,12 @@ final class BulkUpdateTests: XCTestCase {
         XCTAssertEqual([again.updated, again.skipped], [0, 6])
         XCTAssertEqual(again.details, [SkipReason.unchanged: 6])
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("changes-\(UUID().uuidString).csv").path
-        try s.bulk.writeChanges(taskID: task.id, to: path)
+        try s.bulk.writeChanges(taskID: task.id, databaseID: s.db.id, to: path)
         let csv = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\r\n")
-        XCTAssertEqual(csv.first, "profile_id,field,before,after")
+        XCTAssertEqual(csv.first, "profile_id,email,field,field_key,before,after")
         XCTAssertEqual(csv.count, 1 + 12, "vip and score for six profiles")
-        XCTAssertTrue(csv.contains { $0.hasSuffix(",score,0,") }, "\(csv)")
-        XCTAssertTrue(csv.contains { $0.hasSuffix(",vip,,true") }, "\(csv)")
+        XCTAssertTrue(csv.contains { $0.contains(",p0@x.io,score,score,0,") }, "each row has the profile's email: \(csv)")
+        XCTAssertTrue(csv.contains { $0.hasSuffix(",vip,vip,,true") }, "\(csv)")
         XCTAssertEqual(try s.profiles.history(databaseID: s.db.id, rowID: people[0].rowID, type: HistoryEvent.fieldChanged, since: nil).count, 1)
         let triggers = try s.pool.read { try $0.scalar("SELECT COUNT(*) FROM trigger_events WHERE type = 'field_updated'").int }
         XCTAssertEqual(triggers, 6)

@@ -67,7 +67,7 @@ final class ProfilePagesTests: XCTestCase {
         let second = b.get(String(next).replacingOccurrences(of: "&amp;", with: "&")).bodyText
         XCTAssertTrue(second.contains("p9@example.com") && !second.contains("p59@example.com"))
         XCTAssertTrue(b.get("/databases/\(db.id)/profiles?status=complainer").bodyText.contains("6 matching profiles"))
-        XCTAssertTrue(b.get("/databases/\(db.id)/profiles?q=p7%40example.com").bodyText.contains("1 matching profiles"))
+        XCTAssertTrue(b.get("/databases/\(db.id)/profiles?q=p7%40example.com").bodyText.contains("1 matching profile."))
         // A viewer reads but cannot change.
         let t = Browser.csrf(in: b.get("/settings"))
         XCTAssertEqual(b.post("/databases/\(db.id)/profiles", [("csrf_token", t), ("status", "subscribed")]).status, 403)

@@ -10,7 +10,8 @@ public struct BulkPreview: Sendable {
     public let failed: Int
     public let reasons: [String: Int]
     /// A few of the changes: profile id, field, before, after.
-    public let sample: [(profileID: String, field: String, before: String, after: String)]
+    /// A few changes as a person reads them: the profile's email beside its id, labels and names for the field.
+    public let sample: [ChangeRow]
     /// Deletion: profiles with no interaction since this time are deleted.
     public let cutoff: Int64
 }
@@ -146,14 +147,14 @@ public final class BulkUpdates: Sendable {
     /// million profiles never holds the write lock longer than one chunk. Checked first exactly as a launch is.
     public func preview(_ request: BulkRequest, actor user: User) throws -> BulkPreview {
         try validate(request, role: user.role)
-        struct Rollback: Error { let chunk: BulkChunk; let sample: [(profileID: String, field: String, before: String, after: String)] }
+        struct Rollback: Error { let chunk: BulkChunk; let sample: [ChangeRow] }
         let now = clock.now()
         let cutoff = BulkUpdates.cutoff(now: now, months: removalMinMonths)
         // A task id no task has: the dry run's targets and change-log rows vanish with each rollback.
         let dryID: Int64 = -Int64.random(in: 1...Int64(Int32.max))
         let ids = try pool.read { try TaskTargets.select(request.scope, now: now, $0) }
         var total = BulkChunk()
-        var sample: [(profileID: String, field: String, before: String, after: String)] = []
+        var sample: [ChangeRow] = []
         var start = 0
         while start < ids.count {
             let slice = ids[start..<min(ids.count, start + previewChunk)]
@@ -166,10 +167,8 @@ public final class BulkUpdates: Sendable {
                                                 catalogue: try Profiles.catalogue(request.databaseID, db))
                     executor.codesAlreadyAttached = total.updated
                     let chunk = try executor.run(after: after, upTo: slice.last ?? after, count: slice.count, db)
-                    let rows = sample.count >= 10 ? [] : try db.query(BulkStore.changes.sql, [dryID, 0, 10 - sample.count]).map {
-                        (profileID: $0.string("profile_id") ?? "", field: $0.string("field") ?? "", before: $0.string("before") ?? "",
-                         after: $0.string("after") ?? "")
-                    }
+                    let rows = sample.count >= 10 ? [] : try ChangeRow.read(databaseID: request.databaseID, taskID: dryID, after: 0,
+                                                                             limit: 10 - sample.count, db)
                     throw Rollback(chunk: chunk, sample: rows)
                 }
             } catch let rollback as Rollback {
@@ -194,22 +193,24 @@ public final class BulkUpdates: Sendable {
     }
 
     /// The change log of a task, as CSV written to `path` (page by page, so a million changes never sit in memory).
-    public func writeChanges(taskID: Int64, to path: String) throws {
+    /// The change log as CSV: each profile's id and email, the field as a person reads it and as stored (for
+    /// scripts), before and after.
+    public func writeChanges(taskID: Int64, databaseID: Int64, to path: String) throws {
         FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
         guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError(field: "file", "Cannot write the change log.") }
         defer { try? handle.close() }
-        handle.write(Data("profile_id,field,before,after\r\n".utf8))
+        handle.write(Data("profile_id,email,field,field_key,before,after\r\n".utf8))
         var after: Int64 = 0
         while true {
-            let rows = try pool.read { try $0.query(BulkStore.changes.sql, [taskID, after, 10_000]) }
+            let rows = try pool.read { try ChangeRow.read(databaseID: databaseID, taskID: taskID, after: after, limit: 10_000, $0) }
             guard let last = rows.last else { break }
             var text = ""
             for row in rows {
-                text += [row.string("profile_id") ?? "", row.string("field") ?? "", row.string("before") ?? "", row.string("after") ?? ""]
+                text += [row.profileID, row.email, row.field, row.key, row.before, row.after]
                     .map { ExportProfilesTask.cell($0, neutralize: true) }.joined(separator: ",") + "\r\n"
             }
             handle.write(Data(text.utf8))
-            after = last.int64("id") ?? after
+            after = last.id
         }
     }
 

@@ -129,6 +129,17 @@ public final class Databases: Sendable {
         return settings
     }
 
+    /// Attaches one more resource to a database (from the database's page), keeping the ones it has.
+    public func attachResource(_ databaseID: Int64, resourceID: Int64) throws {
+        try pool.write { db in
+            guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            guard try db.queryOne(ResourceStore.byID.sql, [resourceID]) != nil else {
+                throw ValidationError(field: "resource", "Choose one of the resources.")
+            }
+            try db.run(DatabaseStore.attach.sql, [databaseID, resourceID])
+        }
+    }
+
     public func attachedResources(_ databaseID: Int64) throws -> [Resource] {
         try pool.read { db in try db.query(DatabaseStore.attachedResources.sql, [databaseID]).map { try ResourceStore.load(row: $0, db) } }
     }

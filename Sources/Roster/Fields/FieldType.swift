@@ -147,6 +147,9 @@ public enum FieldType: String, Sendable, CaseIterable, Codable {
             return t
         case (.float, .real(let d)):
             return d == d.rounded() && abs(d) < 1e15 ? String(format: "%.1f", d) : String(d)
+        case (.date, .text(let t)) where t.hasSuffix("T00:00:00.000Z") && t.utf8.count == 24:
+            // A date without a time of day (a birthday) reads as a date; typed back, it is the same value.
+            return String(t.prefix(10))
         default: return value.string ?? ""
         }
     }

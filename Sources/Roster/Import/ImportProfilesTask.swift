@@ -19,6 +19,9 @@ public struct ImportProfilesTask: TaskHandler {
     public var preferredChunkSize: Int? { 5000 }
     /// At most this much work per chunk (15 ms), whatever the row count: an API call waits at most about that long.
     static let chunkBudgetNanoseconds: UInt64 = 15_000_000
+    /// Once another write waits for the writer, the chunk ends after this much work (2 ms): the import still moves,
+    /// and the waiting page or API call gets the writer after a row or two.
+    static let yieldAfterNanoseconds: UInt64 = 2_000_000
 
     struct Plan {
         let databaseID: Int64
@@ -108,10 +111,15 @@ public struct ImportProfilesTask: TaskHandler {
                                    now: now, skipTriggers: false, taskID: plan.taskID, tally: tally)
         // A chunk also ends after `chunkBudgetNanoseconds` of work: the writer lock is shared with every page and API call, and
         // rows that each touch random index pages make a 5,000-row chunk hold it for a third of a second.
+        // The clock is read after every row (a vDSO call, nanoseconds): checking every 64 rows let a chunk of slow rows
+        // run past its budget to 50 ms.
         let started = DispatchTime.now().uptimeNanoseconds
         while outcome.processed < limit {
-            if outcome.processed % 64 == 63,
-               DispatchTime.now().uptimeNanoseconds - started > ImportProfilesTask.chunkBudgetNanoseconds { break }
+            if outcome.processed > 0 {
+                let spent = DispatchTime.now().uptimeNanoseconds &- started
+                if spent > ImportProfilesTask.chunkBudgetNanoseconds
+                    || (spent > ImportProfilesTask.yieldAfterNanoseconds && imports.pool.writerHasWaiters) { break }
+            }
             guard let record = reader.next() else { outcome.finished = true; break }
             outcome.processed += 1
             outcome.cursor = reader.offset

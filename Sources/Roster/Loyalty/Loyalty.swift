@@ -44,6 +44,13 @@ public enum LoyaltyStore {
         FROM loyalty_programs p
         """
     static let all = NamedQuery("loyalty.all", "\(programColumns) ORDER BY p.name COLLATE NOCASE")
+    /// Names only, for labels: the code counts of `all` read every program's codes.
+    static let names = NamedQuery("loyalty.names", "SELECT id, name FROM loyalty_programs")
+    static func names(_ db: Connection) throws -> [Int64: String] {
+        var names: [Int64: String] = [:]
+        for row in try db.query(LoyaltyStore.names.sql) { if let id = row.int64("id") { names[id] = row.string("name") ?? "" } }
+        return names
+    }
     static let byID = NamedQuery("loyalty.byID", "\(programColumns) WHERE p.id = ?")
     static let byName = NamedQuery("loyalty.byName", "SELECT id, name FROM loyalty_programs WHERE name = ? COLLATE NOCASE")
     static let insert = NamedQuery("loyalty.insert", "INSERT INTO loyalty_programs (name, description, created_at) VALUES (?, ?, ?)")
@@ -53,7 +60,7 @@ public enum LoyaltyStore {
         SELECT code, status, profile_id, attached_at FROM promo_codes WHERE program_id = ? ORDER BY id DESC LIMIT ?
         """)
 
-    static var queries: [NamedQuery] { [all, byID, byName, insert, delete, insertCode, recentCodes] }
+    static var queries: [NamedQuery] { [all, names, byID, byName, insert, delete, insertCode, recentCodes] }
 }
 
 public final class Loyalty: Sendable {
@@ -66,6 +73,11 @@ public final class Loyalty: Sendable {
     }
 
     public static let maxCodeLength = 64
+
+    /// Every program's name by id (one light query: what labels need).
+    public func names() throws -> [Int64: String] {
+        try pool.read { try LoyaltyStore.names($0) }
+    }
 
     public func list() throws -> [LoyaltyProgram] {
         try pool.read { try $0.query(LoyaltyStore.all.sql).map(LoyaltyProgram.init(row:)) }

@@ -1,6 +1,7 @@
 import Foundation
 import Secrets
 import SQLiteStore
+import Synchronization
 
 /// What a backup holds, written beside it as `FILE.manifest.json` and checked again before any restore.
 public struct BackupManifest: Sendable, Equatable {
@@ -97,6 +98,11 @@ public final class Backups: Sendable {
         self.clock = clock
     }
 
+    /// Seconds spent copying and checking the last backup this instance took (for `roster backup`'s report).
+    public struct Timing: Sendable { public var copy = 0.0; public var check = 0.0 }
+    private let timing = Mutex(Timing())
+    public var lastTiming: Timing { timing.withLock { $0 } }
+
     /// Takes a checked backup to `path` and records it (failures too). Returns its manifest.
     @discardableResult
     public func take(to path: String, scheduled: Bool = false) throws -> BackupManifest {
@@ -127,9 +133,12 @@ public final class Backups: Sendable {
                 unlink(manifestPartial)
             }
         }
+        let copyStarted = Date()
         try pool.backup(to: partial)
         try Backups.sync(partial)
+        let checkStarted = Date()
         var manifest = try Backups.inspect(partial)
+        timing.withLock { $0 = Timing(copy: checkStarted.timeIntervalSince(copyStarted), check: Date().timeIntervalSince(checkStarted)) }
         guard manifest.integrity == "ok" else { throw BackupError("the copy failed its integrity check: \(manifest.integrity)") }
         manifest.createdAt = clock.now()
         guard manager.createFile(atPath: manifestPartial, contents: Data(manifest.json.utf8), attributes: [.posixPermissions: 0o600]) else {

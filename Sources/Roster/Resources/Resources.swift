@@ -51,7 +51,15 @@ public struct ResourceInput: Sendable {
 }
 
 public enum ResourceStore {
+    static func names(_ db: Connection) throws -> [Int64: String] {
+        var names: [Int64: String] = [:]
+        for row in try db.query(ResourceStore.names.sql) { if let id = row.int64("id") { names[id] = row.string("name") ?? "" } }
+        return names
+    }
+
     static let all = NamedQuery("resources.all", "SELECT * FROM resources ORDER BY name COLLATE NOCASE")
+    /// Names only, for labels (history, change logs): no channels, no categories.
+    static let names = NamedQuery("resources.names", "SELECT id, name FROM resources")
     static let byID = NamedQuery("resources.byID", "SELECT * FROM resources WHERE id = ?")
     static let byName = NamedQuery("resources.byName", "SELECT * FROM resources WHERE name = ? COLLATE NOCASE")
     static let insert = NamedQuery("resources.insert", "INSERT INTO resources (name, description, increase_priority, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
@@ -71,7 +79,7 @@ public enum ResourceStore {
         """)
 
     static var queries: [NamedQuery] {
-        [all, byID, byName, insert, update, delete, channels, clearChannels, addChannel, categories, clearCategories, addCategory,
+        [names, all, byID, byName, insert, update, delete, channels, clearChannels, addChannel, categories, clearCategories, addCategory,
          fields, clearFields, addField, attachedTo]
     }
 
@@ -94,6 +102,11 @@ public final class Resources: Sendable {
     public init(pool: DatabasePool, clock: Clock = .system) {
         self.pool = pool
         self.clock = clock
+    }
+
+    /// Every resource's name by id (one light query: what labels need).
+    public func names() throws -> [Int64: String] {
+        try pool.read { db in try ResourceStore.names(db) }
     }
 
     public func list() throws -> [Resource] {

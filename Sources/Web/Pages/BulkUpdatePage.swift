@@ -100,6 +100,7 @@ enum BulkUpdatePage {
         let custom = try app.services.databases.fields(of: db.id)
         let attached = try app.services.databases.attachedResources(db.id)
         let chosenAction = form["bulk_action"] ?? "update_fields"
+        let lastFilledRow = (0..<fieldRows).last { !(form["field_\($0)"] ?? "").isEmpty } ?? -1
         let isAdmin = ctx.user?.role.canDelete ?? false
         var actions: [(String, String)] = [("update_fields", "Update profile fields"), ("add_subscription", "Add a subscription to a resource"),
                                            ("subscription_status", "Change the status of subscriptions"), ("attach_promo", "Attach promo codes"),
@@ -115,7 +116,8 @@ enum BulkUpdatePage {
                 "selected": .string(View.count(p.selected)), "updated": .string(View.count(p.updated)), "deleted": .string(View.count(p.deleted)),
                 "skipped": .string(View.count(p.skipped)), "failed": .string(View.count(p.failed)),
                 "reasons": .list(p.reasons.sorted { $0.key < $1.key }.map { ["count": .string(View.count($0.value)), "label": .string(SkipReason.label($0.key))] }),
-                "sample": .list(p.sample.map { ["profile_id": .string($0.profileID), "field": .string($0.field), "before": .string($0.before), "after": .string($0.after)] }),
+                "sample": .list(p.sample.map { ["profile_id": .string($0.profileID), "email": .string($0.email), "field": .string($0.field),
+                                                  "before": .string($0.before), "after": .string($0.after)] }),
                 "subscriptions": .bool(chosenAction == "subscription_status"),
             ]
         }
@@ -131,9 +133,18 @@ enum BulkUpdatePage {
             "range_from": .string(String(selection.rangeFrom)), "range_to": .string(String(selection.rangeTo)),
             "limit": .string(selection.limit.map(String.init) ?? ""),
             "actions": .list(actions.map { ["value": .string($0.0), "label": .string($0.1), "selected": .bool($0.0 == chosenAction)] }),
+            "action_shows": ["fields": .bool(chosenAction == "update_fields"),
+                             "target": .bool(["add_subscription", "subscription_status"].contains(chosenAction)),
+                             "source": .bool(chosenAction == "add_subscription"),
+                             "program": .bool(["attach_promo", "detach_promo"].contains(chosenAction)),
+                             "delete": .bool(chosenAction == "delete_inactive"),
+                             "condition": .bool(["delete_inactive", "unsubscribe"].contains(chosenAction))],
+            "selection_words": .string(try SegmentBuilder.words(app, databaseID: db.id, selection)),
             "field_rows": .list((0..<fieldRows).map { i in
                 let chosen = form["field_\(i)"] ?? ""
+                // The rows in use and one empty row for the next field (JavaScript shows the next one as each is chosen).
                 return ["index": .int(i), "value": .string(form["value_\(i)"] ?? ""), "delete": .bool(form["mode_\(i)"] == "delete"),
+                        "hidden": .bool(i > lastFilledRow + 1),
                         "error": TemplateValue(errors["field_" + chosen]),
                         "choices": .list([["value": "", "label": "— no field —", "selected": .bool(chosen.isEmpty)]] + fieldChoices.map {
                             ["value": .string($0.0), "label": .string($0.1), "selected": .bool($0.0 == chosen)]
@@ -146,6 +157,7 @@ enum BulkUpdatePage {
             "programs": .list(try app.services.loyalty.list().map { ["value": .string(String($0.id)), "label": .string($0.name), "selected": .bool(String($0.id) == form["program"])] }),
             "include_unsafe": .bool(form["include_unsafe"] != nil), "skip_triggers": .bool(form["skip_triggers"] != nil),
             "cutoff": .string(UTCTime.day(cutoff)), "removal_months": .int(app.services.bulk.removalMinMonths),
+            "removal_months_text": .string(View.counted(app.services.bulk.removalMinMonths, "month")),
             "preview": previewValue,
             "errors": View.errors(errors), "has_errors": .bool(!errors.isEmpty),
         ])
@@ -161,7 +173,7 @@ enum BulkUpdatePage {
         try app.services.files.requireFreeSpace(at: app.services.export.directory)
         let path = (app.services.export.directory as NSString).appendingPathComponent("changes-\(task.id)-\(UUID().uuidString).csv")
         try FileManager.default.createDirectory(atPath: app.services.export.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try app.services.bulk.writeChanges(taskID: task.id, to: path)
+        try app.services.bulk.writeChanges(taskID: task.id, databaseID: task.databaseID ?? 0, to: path)
         var response = Response(status: 200, headers: headers)
         response.bodyFile = path
         response.deleteBodyFileAfterSending = true

@@ -8,7 +8,19 @@ enum DatabasePage {
         "created": "The database was created.", "saved": "The settings were saved.", "field-added": "The field was added.",
         "field-saved": "The field was saved.", "field-deleted": "The field was deleted with its values.",
         "standard-saved": "The standard fields were saved.", "cloned": "This is the new empty database with the same structure.",
+        "resource-attached": "The resource was attached: its channels can now hold this database's subscriptions.",
     ]
+
+    /// POST /databases/:id/resources: attach a resource from the database's page (no round trip through the settings).
+    static func attachResource(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireEditor()
+        let db = try ctx.database(app)
+        guard let resourceID = Int64(ctx.form["resource"] ?? "") else {
+            throw HTTPError(422, "Not attached", "Choose one of the resources.")
+        }
+        try app.services.databases.attachResource(db.id, resourceID: resourceID)
+        return Response.redirect(to: "/databases/\(db.id)?done=resource-attached#resources")
+    }
 
     static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let db = try ctx.database(app)
@@ -17,10 +29,12 @@ enum DatabasePage {
         let settings = try services.databases.standardSettings(of: db.id)
         let others = try services.databases.list().filter { $0.database.id != db.id }
         let charts = try services.databases.charts(db.id, now: Int64(Date().timeIntervalSince1970))
+        let attached = try services.databases.attachedResources(db.id)
+        let profileCount = try services.databases.profileCount(db.id)
         let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         return try app.page("databases/show.html", title: db.name, context: ctx, nav: .databases, [
             "database": View.database(db),
-            "profile_count": .string(View.count(try services.databases.profileCount(db.id))),
+            "profile_count": .string(View.count(profileCount)),
             "fields": .list(fields.map(View.field)),
             "standard_groups": .list(StandardField.Group.allCases.map { group in
                 [
@@ -32,7 +46,11 @@ enum DatabasePage {
                     }),
                 ]
             }),
-            "resources": .list(try services.databases.attachedResources(db.id).map(View.resource)),
+            "resources": .list(attached.map(View.resource)),
+            "attachable": .list(try services.resources.list().filter { r in !attached.contains { $0.id == r.id } }.map {
+                ["id": .string(String($0.id)), "name": .string($0.name)]
+            }),
+            "is_empty": .bool(profileCount == 0),
             "status_chart": .trustedHTML(SVGChart.bars(title: "Profiles by global status",
                 charts.statuses.map { SVGChart.Bar(label: $0.0.label, value: $0.1, color: SVGChart.color($0.0.name)) })),
             "channel_charts": .list(charts.subscriptions.map { channel, counts in

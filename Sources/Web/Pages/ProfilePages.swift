@@ -37,7 +37,7 @@ enum ProfilePages {
             "q": .string(query.search),
             "statuses": .list(ProfileStatus.allCases.map { ["value": .string($0.name), "label": .string($0.label), "selected": .bool($0 == query.status)] }),
             "sort_activity": .bool(query.sort == .activity),
-            "total": .string(View.count(total)),
+            "total": .string(View.count(total)), "total_text": .string(View.counted(total, "matching profile")),
             "next": TemplateValue(nextLink),
             "is_first_page": .bool(query.after == nil),
             "first_link": .string("/databases/\(db.id)/profiles"),

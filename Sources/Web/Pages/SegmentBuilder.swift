@@ -48,6 +48,30 @@ public enum SegmentBuilder {
     }
 
     /// Applies a button: `add_rule:<path>`, `add_group:<path>`, `remove:<path>`.
+    /// A selection in words: "City equals “Moscow” and (…); range 0–50%; at most 1,000 profiles (the first created)".
+    static func words(_ app: WebApp, databaseID: Int64, _ selection: Selection) throws -> String {
+        let subjects = Dictionary(try subjects(app, databaseID: databaseID).map { ($0.value, $0.label) }, uniquingKeysWith: { a, _ in a })
+        let context = try? app.services.segments.context(databaseID: databaseID)
+        func words(_ node: RuleNode) -> String {
+            switch node {
+            case .group(let join, let children):
+                if children.isEmpty { return "every profile" }
+                let inner = children.map(words).joined(separator: join == .and ? " and " : " or ")
+                return children.count > 1 ? "(\(inner))" : inner
+            case .rule(let r):
+                let kind = context.flatMap { SelectionCompiler.kind(of: r.subject, $0) }
+                let op = kind.flatMap { RuleOperators.operators($0).first { $0.op == r.op }?.label } ?? r.op
+                let values = [r.value, r.value2].filter { !$0.isEmpty }.joined(separator: " / ")
+                return "\(subjects[r.subject] ?? r.subject) \(op)\(values.isEmpty ? "" : " “\(values)”")"
+            }
+        }
+        var text = words(selection.rules)
+        if text.hasPrefix("("), text.hasSuffix(")") { text = String(text.dropFirst().dropLast()) }
+        if selection.hasRange { text += "; range \(selection.rangeFrom)–\(selection.rangeTo)%" }
+        if let limit = selection.limit { text += "; at most \(View.count(limit)) profiles (the first created)" }
+        return text
+    }
+
     static func apply(_ action: String, to tree: RuleNode) -> RuleNode {
         let parts = action.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { return tree }

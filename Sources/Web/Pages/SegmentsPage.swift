@@ -171,25 +171,7 @@ enum SegmentsPage {
     /// The rules in words, for the segment's page.
     static func summary(_ app: WebApp, _ segment: Segment) throws -> String {
         if segment.kind == .static { return "A fixed list of profiles, added and removed by hand." }
-        let subjects = Dictionary(try SegmentBuilder.subjects(app, databaseID: segment.databaseID).map { ($0.value, $0.label) }, uniquingKeysWith: { a, _ in a })
-        let context = try? app.services.segments.context(databaseID: segment.databaseID)
-        func words(_ node: RuleNode) -> String {
-            switch node {
-            case .group(let join, let children):
-                if children.isEmpty { return "every profile" }
-                let inner = children.map(words).joined(separator: join == .and ? " and " : " or ")
-                return children.count > 1 ? "(\(inner))" : inner
-            case .rule(let r):
-                let kind = context.flatMap { SelectionCompiler.kind(of: r.subject, $0) }
-                let op = kind.flatMap { RuleOperators.operators($0).first { $0.op == r.op }?.label } ?? r.op
-                let values = [r.value, r.value2].filter { !$0.isEmpty }.joined(separator: " / ")
-                return "\(subjects[r.subject] ?? r.subject) \(op)\(values.isEmpty ? "" : " “\(values)”")"
-            }
-        }
-        var text = words(segment.selection.rules)
-        if segment.selection.hasRange { text += "; range \(segment.selection.rangeFrom)–\(segment.selection.rangeTo)%" }
-        if let limit = segment.selection.limit { text += "; at most \(View.count(limit)) profiles (the first created)" }
-        return text
+        return try SegmentBuilder.words(app, databaseID: segment.databaseID, segment.selection)
     }
 
     static func delete(_ app: WebApp, _ ctx: RequestContext) throws -> Response {

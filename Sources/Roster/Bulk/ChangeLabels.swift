@@ -1,0 +1,71 @@
+import SQLiteStore
+
+/// The change log stores what changed in stable machine terms (`_country`, `subscription 3 email a@x.io`,
+/// `promo code 2`); people read it through this: field labels, resource and program names, channel labels. Used by
+/// the bulk preview's sample and by the change-log CSV, so both say the same.
+public struct ChangeLabels: Sendable {
+    let resources: [Int64: String]
+    let programs: [Int64: String]
+
+    init(_ db: Connection) throws {
+        resources = try ResourceStore.names(db)
+        programs = try LoyaltyStore.names(db)
+    }
+
+    /// "City", "Global status", "News — Email (ann@example.com)", "Promo code from Spring sale".
+    public func field(_ raw: String) -> String {
+        if raw == "status" { return "Global status" }
+        if raw == "profile" { return "Profile" }
+        if let standard = StandardField.named(raw) { return standard.label }
+        let parts = raw.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+        if parts.count >= 3, parts[0] == "subscription", let id = Int64(parts[1]) {
+            let channel = Channel(rawValue: parts[2])?.label ?? parts[2]
+            let contact = parts.count > 3 && !parts[3].isEmpty ? " (\(parts[3]))" : ""
+            return "\(resources[id] ?? "Resource #\(id)") — \(channel)\(contact)"
+        }
+        if parts.count == 3, parts[0] == "promo", parts[1] == "code", let id = Int64(parts[2]) {
+            return "Promo code from \(programs[id] ?? "program #\(id)")"
+        }
+        return raw
+    }
+
+    /// The address to show beside a change: none for a profile that never had one (its placeholder).
+    static func email(_ stored: String?, profileID: String) -> String {
+        guard let stored, stored != ProfileIdentity.placeholderEmail(profileID) else { return "" }
+        return stored
+    }
+
+    /// The change-log rows of a task, with each profile's email (for a deleted profile, the email the log kept).
+    static func changesSQL(databaseID: Int64) -> String {
+        """
+        SELECT c.id, c.profile_id, COALESCE(p.email, CASE WHEN c.field = 'profile' THEN c.before END) AS email, c.field, c.before, c.after
+        FROM task_changes c LEFT JOIN \(ProfileTable.name(databaseID)) p ON p.profile_id = c.profile_id
+        WHERE c.task_id = ? AND c.id > ? ORDER BY c.id LIMIT ?
+        """
+    }
+}
+
+/// One change-log row as people read it.
+public struct ChangeRow: Sendable {
+    public let id: Int64
+    public let profileID: String
+    public let email: String
+    /// The label: "City", "News — Email (ann@example.com)".
+    public let field: String
+    /// As stored: "_city", "subscription 3 email ann@example.com".
+    public let key: String
+    public let before: String
+    public let after: String
+
+    static func read(databaseID: Int64, taskID: Int64, after: Int64, limit: Int, _ db: Connection) throws -> [ChangeRow] {
+        let rows = try db.query(ChangeLabels.changesSQL(databaseID: databaseID), [taskID, after, limit])
+        if rows.isEmpty { return [] }
+        let labels = try ChangeLabels(db)
+        return rows.map { row in
+            let profileID = row.string("profile_id") ?? ""
+            let key = row.string("field") ?? ""
+            return ChangeRow(id: row.int64("id") ?? 0, profileID: profileID, email: ChangeLabels.email(row.string("email"), profileID: profileID),
+                             field: labels.field(key), key: key, before: row.string("before") ?? "", after: row.string("after") ?? "")
+        }
+    }
+}
