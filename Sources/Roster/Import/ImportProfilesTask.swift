@@ -17,8 +17,9 @@ public struct ImportProfilesTask: TaskHandler {
     /// Rows per transaction. Every row touches random pages of the email and profile-id indexes, and each commit
     /// writes those pages again: bigger chunks write far less (about 0.3 s of writer lock each).
     public var preferredChunkSize: Int? { 5000 }
-    /// At most this much work per chunk (15 ms), whatever the row count: an API call waits at most about that long.
-    static let chunkBudgetNanoseconds: UInt64 = 15_000_000
+    /// At most this much work per chunk (50 ms), whatever the row count. A write that arrives meanwhile does not wait
+    /// for it: the chunk ends early for it (below), so this only sets how often an import alone commits.
+    static let chunkBudgetNanoseconds: UInt64 = 50_000_000
     /// Once another write waits for the writer, the chunk ends after this much work (2 ms): the import still moves,
     /// and the waiting page or API call gets the writer after a row or two.
     static let yieldAfterNanoseconds: UInt64 = 2_000_000

@@ -1,3 +1,4 @@
+import Foundation
 import SQLiteStore
 import Synchronization
 
@@ -24,16 +25,47 @@ extension Profiles {
 /// checking the version is one indexed read. Because the version lives in the database, the check is right for any
 /// number of processes or hosts sharing it, and for every writer, including ones that bypass the services.
 public final class CatalogueCache: Sendable {
-    private let entries = Mutex<[Int64: (version: Int64, catalogue: Profiles.Catalogue)]>([:])
+    /// Read by every page and API call, written when a catalogue changes: a readers-writer lock, so readers never
+    /// queue behind each other (a mutex here cost the profile page a tenth of its time in futex hand-offs).
+    private let entries = ReadMostly<[Int64: (version: Int64, catalogue: Profiles.Catalogue)]>([:])
 
     public init() {}
 
     /// The catalogue as of `db`'s current transaction.
     func catalogue(_ databaseID: Int64, _ db: Connection) throws -> Profiles.Catalogue {
         let version = try db.scalar(DatabaseStore.catalogueVersion.sql, [databaseID]).int64 ?? -1
-        if let hit = entries.withLock({ $0[databaseID] }), hit.version == version { return hit.catalogue }
+        if let hit = entries.read({ $0[databaseID] }), hit.version == version { return hit.catalogue }
         let fresh = try Profiles.catalogue(databaseID, db)
-        if version >= 0 { entries.withLock { $0[databaseID] = (version, fresh) } }
+        if version >= 0 { entries.write { $0[databaseID] = (version, fresh) } }
         return fresh
+    }
+}
+
+/// A value behind a pthread readers-writer lock: many readers at once, one writer alone.
+final class ReadMostly<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+
+    init(_ value: Value) {
+        self.value = value
+        lock.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    func read<T>(_ body: (Value) throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body(value)
+    }
+
+    func write<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body(&value)
     }
 }
