@@ -30,9 +30,9 @@ enum Supervisor {
             let status = waitForChild(pid)
             let signal = status & 0x7f
             let how = signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
-            // A child that dies at once (bad configuration, database unreadable) is retried ever more slowly, up to 10 s
-            // apart; one that ran comes back after half a second.
-            if Date().timeIntervalSince(started) < 2 { quickExits += 1 } else { quickExits = 0 }
+            // A child that stops by itself at once with an error (bad configuration, database unreadable) is retried
+            // ever more slowly, up to 10 s apart; a crash or a kill comes back after half a second, every time.
+            if signal == 0 && Date().timeIntervalSince(started) < 2 { quickExits += 1 } else { quickExits = 0 }
             let delay = quickExits == 0 ? 0.5 : min(10, 0.5 * pow(2, Double(quickExits - 1)))
             restarts += 1
             Log.error("supervise: roster serve \(how); restarting", ["pid": String(pid), "delay_s": String(delay),

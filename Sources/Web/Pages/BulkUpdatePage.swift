@@ -140,6 +140,7 @@ enum BulkUpdatePage {
                              "delete": .bool(chosenAction == "delete_inactive"),
                              "condition": .bool(["delete_inactive", "unsubscribe"].contains(chosenAction))],
             "selection_words": .string(try SegmentBuilder.words(app, databaseID: db.id, selection)),
+            "can_delete": .bool(isAdmin), "condition_actions": .string(isAdmin ? "delete_inactive unsubscribe" : "unsubscribe"),
             "field_rows": .list((0..<fieldRows).map { i in
                 let chosen = form["field_\(i)"] ?? ""
                 // The rows in use and one empty row for the next field (JavaScript shows the next one as each is chosen).
