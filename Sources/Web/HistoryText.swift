@@ -4,17 +4,11 @@ import Roster
 /// Names are looked up now (a renamed resource shows its new name); what the event itself recorded (a segment's name
 /// at the time, a code) is used when the thing is gone.
 struct HistoryText {
-    let resources: [Int64: String]
-    let programs: [Int64: String]
-    /// Standard field keys and custom field names → the label a marketer sees.
-    let fieldLabels: [String: String]
+    /// Resource and program names and field labels: the same ones the change log uses.
+    let labels: ChangeLabels
 
-    init(app: WebApp, databaseID: Int64) throws {
-        resources = try app.services.resources.names()
-        programs = try app.services.loyalty.names()
-        var labels = Dictionary(StandardField.all.map { ($0.key, $0.label) }, uniquingKeysWith: { a, _ in a })
-        for field in try app.services.databases.fields(of: databaseID) { labels[field.name] = field.name }
-        fieldLabels = labels
+    init(app: WebApp) throws {
+        labels = try ChangeLabels.read(app.services.pool)
     }
 
     /// The event type as a heading: "Field changed".
@@ -48,10 +42,7 @@ struct HistoryText {
         func int(_ key: String) -> Int64? { if case .int(let i)? = d[key] { return i } else { return nil } }
         func status(_ key: String) -> String? { string(key).map { ProfileStatus(text: $0)?.label ?? ($0 == "deleted" ? "Deleted" : $0) } }
         var target: String? {
-            guard let channel = string("channel") else { return nil }
-            let resource = int("resource").flatMap { resources[$0] } ?? string("resource_name") ?? int("resource").map { "resource #\($0)" }
-            let channelLabel = Channel(rawValue: channel)?.label ?? channel
-            return [resource, channelLabel].compactMap { $0 }.joined(separator: " — ")
+            string("channel").map { labels.subscription(resourceID: int("resource"), recordedName: string("resource_name"), channel: $0) }
         }
         var sentence: String
         switch type {
@@ -59,7 +50,7 @@ struct HistoryText {
             sentence = "Profile created"
         case HistoryEvent.fieldChanged:
             let names: [String]
-            if case .array(let items)? = d["fields"] { names = items.compactMap { $0.stringValue }.map { fieldLabels[$0] ?? $0 } } else { names = [] }
+            if case .array(let items)? = d["fields"] { names = items.compactMap { $0.stringValue }.map(labels.field) } else { names = [] }
             sentence = names.isEmpty ? "Fields changed" : "Changed " + names.joined(separator: ", ")
         case HistoryEvent.statusChanged:
             sentence = "Global status: \(status("from") ?? "?") → \(status("to") ?? "?")"
@@ -79,7 +70,7 @@ struct HistoryText {
                 : "Subscription\(target.map { " to \($0)" } ?? "") deleted (restorable)"
         case HistoryEvent.promoAttached:
             sentence = "Promo code \(string("code") ?? "?") attached"
-            if let program = int("program").flatMap({ programs[$0] }) { sentence += " from \(program)" }
+            if let program = int("program").flatMap(labels.program) { sentence += " from \(program)" }
         case HistoryEvent.promoDetached:
             sentence = "Promo code \(string("code") ?? "?") detached"
         case HistoryEvent.promoActivated:

@@ -46,39 +46,26 @@ struct Configuration {
     /// Reads the environment, then the flags; returns the arguments that were not configuration.
     static func parse(_ arguments: [String], environment: [String: String]) throws -> (Configuration, [String]) {
         var config = Configuration()
+        /// A whole number from the environment within `range`; nil when the variable is unset or empty.
+        func number(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            guard let n = Int(text), range.contains(n) else {
+                throw Failure(description: "\(name) must be a number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return n
+        }
         if let v = environment["ROSTER_DATA"], !v.isEmpty { config.dataDirectory = v }
         if let v = environment["ROSTER_LISTEN"], !v.isEmpty { config.listen = v }
-        if let v = environment["ROSTER_WORKERS"], !v.isEmpty {
-            guard let n = Int(v), (1...256).contains(n) else { throw Failure(description: "ROSTER_WORKERS must be a number from 1 to 256") }
-            config.workers = n
-        }
+        if let n = try number("ROSTER_WORKERS", 1...256) { config.workers = n }
         if let v = environment["ROSTER_TEMPLATES"], !v.isEmpty { config.templates = v }
         if environment["ROSTER_SECURE_COOKIES"] == "1" { config.secureCookies = true }
-        if let v = environment["ROSTER_TASK_PAUSE_MS"], !v.isEmpty {
-            guard let n = Int(v), (0...60_000).contains(n) else { throw Failure(description: "ROSTER_TASK_PAUSE_MS must be a number from 0 to 60000") }
-            config.taskPauseMilliseconds = n
-        }
-        if let v = environment["ROSTER_PROFILES_REMOVAL_MIN_MONTHS"], !v.isEmpty {
-            guard let n = Int(v), (0...120).contains(n) else { throw Failure(description: "ROSTER_PROFILES_REMOVAL_MIN_MONTHS must be a number from 0 to 120") }
-            config.removalMinMonths = n
-        }
-        if let v = environment["ROSTER_FILE_DAYS"], !v.isEmpty {
-            guard let n = Int(v), (1...3650).contains(n) else { throw Failure(description: "ROSTER_FILE_DAYS must be a number from 1 to 3650") }
-            config.fileDays = n
-        }
-        if let v = environment["ROSTER_MIN_FREE_MB"], !v.isEmpty {
-            guard let n = Int(v), (0...10_000_000).contains(n) else { throw Failure(description: "ROSTER_MIN_FREE_MB must be a number from 0 to 10000000") }
-            config.minFreeMB = n
-        }
+        if let n = try number("ROSTER_TASK_PAUSE_MS", 0...60_000) { config.taskPauseMilliseconds = n }
+        if let n = try number("ROSTER_PROFILES_REMOVAL_MIN_MONTHS", 0...120) { config.removalMinMonths = n }
+        if let n = try number("ROSTER_FILE_DAYS", 1...3650) { config.fileDays = n }
+        if let n = try number("ROSTER_MIN_FREE_MB", 0...10_000_000) { config.minFreeMB = n }
         if let v = environment["ROSTER_BACKUP_DIR"], !v.isEmpty { config.backupDirectory = v }
-        if let v = environment["ROSTER_BACKUP_HOUR"], !v.isEmpty {
-            guard let n = Int(v), (0...23).contains(n) else { throw Failure(description: "ROSTER_BACKUP_HOUR must be a number from 0 to 23") }
-            config.backupHour = n
-        }
-        if let v = environment["ROSTER_BACKUP_KEEP"], !v.isEmpty {
-            guard let n = Int(v), (1...1000).contains(n) else { throw Failure(description: "ROSTER_BACKUP_KEEP must be a number from 1 to 1000") }
-            config.backupKeep = n
-        }
+        if let n = try number("ROSTER_BACKUP_HOUR", 0...23) { config.backupHour = n }
+        if let n = try number("ROSTER_BACKUP_KEEP", 1...1000) { config.backupKeep = n }
 
         var rest: [String] = []
         var index = 0

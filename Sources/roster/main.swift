@@ -80,6 +80,19 @@ func option(_ name: String, in args: [String]) -> String? {
     return args[i + 1]
 }
 
+/// Takes the data folder's lock (creating the folder), or stops with `refusal(holder's pid)` when a server holds it.
+func lockDataFolder(_ refusal: (String) -> String) -> DataLock {
+    do {
+        try config.prepareDataDirectory()
+        guard let lock = try DataLock.acquire(dataDirectory: config.dataDirectory) else {
+            fail(refusal(DataLock.holder(dataDirectory: config.dataDirectory) ?? "?"))
+        }
+        return lock
+    } catch {
+        fail("\(error)")
+    }
+}
+
 func readPasswordFromStdin() -> String {
     guard let line = readLine(strippingNewline: true), !line.isEmpty else { fail("expected the password on standard input", code: 2) }
     return line
@@ -88,15 +101,7 @@ func readPasswordFromStdin() -> String {
 switch args.first {
 case "serve":
     // One server per data folder; a restore waits for it to stop. Held until the process ends.
-    let dataLock: DataLock
-    do {
-        try config.prepareDataDirectory()
-        guard let lock = try DataLock.acquire(dataDirectory: config.dataDirectory) else {
-            let holder = DataLock.holder(dataDirectory: config.dataDirectory) ?? "?"
-            fail("another roster serve (pid \(holder)) is running on \(config.dataDirectory)")
-        }
-        dataLock = lock
-    } catch { fail("\(error)") }
+    let dataLock = lockDataFolder { "another roster serve (pid \($0)) is running on \(config.dataDirectory)" }
     Log.enable()
     let pool = openPool()
     let templates: TemplateSet
@@ -391,26 +396,21 @@ case "backup":
     let pool = openPool()
     do {
         let started = Date()
-        let backups = Backups(pool: pool)
-        let manifest = try backups.take(to: target)
+        let taken = try Backups(pool: pool).take(to: target)
+        let manifest = taken.manifest
         let seconds = Date().timeIntervalSince(started)
-        let timing = backups.lastTiming
         let rows = manifest.tables.filter { $0.key.hasPrefix("profiles_") }.values.reduce(0, +)
         say("roster: backup written to \(target) (\(manifest.bytes) bytes, \(rows) profiles, schema \(manifest.schemaVersion), "
-            + "integrity \(manifest.integrity)) in \(String(format: "%.2f", seconds)) s (copy \(String(format: "%.2f", timing.copy)) s, "
-            + "check \(String(format: "%.2f", timing.check)) s); manifest: \(BackupManifest.path(for: target))")
+            + "integrity \(manifest.integrity)) in \(String(format: "%.2f", seconds)) s (copy \(String(format: "%.2f", taken.copySeconds)) s, "
+            + "check \(String(format: "%.2f", taken.checkSeconds)) s); manifest: \(BackupManifest.path(for: target))")
     } catch {
         fail("backup failed: \(error)")
     }
 
 case "restore":
     guard let source = option("--from", in: args) else { fail("restore needs --from FILE", code: 2) }
+    let lock = lockDataFolder { "Roster is serving from \(config.dataDirectory) (pid \($0)); stop it first, then restore" }
     do {
-        try config.prepareDataDirectory()
-        guard let lock = try DataLock.acquire(dataDirectory: config.dataDirectory) else {
-            let holder = DataLock.holder(dataDirectory: config.dataDirectory) ?? "?"
-            fail("Roster is serving from \(config.dataDirectory) (pid \(holder)); stop it first, then restore")
-        }
         let aside = try Backups.restore(from: source, to: config.databasePath, now: Int64(Date().timeIntervalSince1970))
         withExtendedLifetime(lock) {}
         say("roster: restored \(source) into \(config.databasePath)")

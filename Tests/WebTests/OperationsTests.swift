@@ -94,7 +94,7 @@ final class OperationsTests: XCTestCase {
         let db = try makeProfiles(app, count: 25)
         let folder = try temporaryFolder("roster-backup")
         let file = folder.appendingPathComponent("nightly.sqlite").path
-        let manifest = try app.services.backups.take(to: file)
+        let manifest = try app.services.backups.take(to: file).manifest
         XCTAssertEqual(manifest.integrity, "ok")
         XCTAssertEqual(manifest.tables["profiles_\(db.id)"], 25)
         XCTAssertEqual(manifest.schemaVersion, Schema.migrations.last?.version)

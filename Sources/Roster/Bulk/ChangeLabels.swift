@@ -12,6 +12,19 @@ public struct ChangeLabels: Sendable {
         programs = try LoyaltyStore.names(db)
     }
 
+    /// The names as of now (the history page reads them once per page).
+    public static func read(_ pool: DatabasePool) throws -> ChangeLabels {
+        try pool.read { try ChangeLabels($0) }
+    }
+
+    /// "News — Email": the resource's current name (or the one recorded, when it is gone) and the channel's label.
+    public func subscription(resourceID: Int64?, recordedName: String? = nil, channel: String) -> String {
+        let resource = resourceID.flatMap { resources[$0] } ?? recordedName ?? resourceID.map { "Resource #\($0)" } ?? "A resource"
+        return "\(resource) — \(Channel(rawValue: channel)?.label ?? channel)"
+    }
+
+    public func program(_ id: Int64) -> String? { programs[id] }
+
     /// "City", "Global status", "News — Email (ann@example.com)", "Promo code from Spring sale".
     public func field(_ raw: String) -> String {
         if raw == "status" { return "Global status" }
@@ -19,20 +32,13 @@ public struct ChangeLabels: Sendable {
         if let standard = StandardField.named(raw) { return standard.label }
         let parts = raw.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
         if parts.count >= 3, parts[0] == "subscription", let id = Int64(parts[1]) {
-            let channel = Channel(rawValue: parts[2])?.label ?? parts[2]
             let contact = parts.count > 3 && !parts[3].isEmpty ? " (\(parts[3]))" : ""
-            return "\(resources[id] ?? "Resource #\(id)") — \(channel)\(contact)"
+            return subscription(resourceID: id, channel: parts[2]) + contact
         }
         if parts.count == 3, parts[0] == "promo", parts[1] == "code", let id = Int64(parts[2]) {
             return "Promo code from \(programs[id] ?? "program #\(id)")"
         }
         return raw
-    }
-
-    /// The address to show beside a change: none for a profile that never had one (its placeholder).
-    static func email(_ stored: String?, profileID: String) -> String {
-        guard let stored, stored != ProfileIdentity.placeholderEmail(profileID) else { return "" }
-        return stored
     }
 
     /// The change-log rows of a task, with each profile's email (for a deleted profile, the email the log kept).
@@ -64,7 +70,7 @@ public struct ChangeRow: Sendable {
         return rows.map { row in
             let profileID = row.string("profile_id") ?? ""
             let key = row.string("field") ?? ""
-            return ChangeRow(id: row.int64("id") ?? 0, profileID: profileID, email: ChangeLabels.email(row.string("email"), profileID: profileID),
+            return ChangeRow(id: row.int64("id") ?? 0, profileID: profileID, email: ProfileIdentity.shownEmail(row.string("email"), profileID: profileID),
                              field: labels.field(key), key: key, before: row.string("before") ?? "", after: row.string("after") ?? "")
         }
     }

@@ -14,4 +14,10 @@ public enum ProfileIdentity {
     }
 
     public static func placeholderEmail(_ profileID: String) -> String { "\(profileID)@localhost" }
+
+    /// The email to show or offer for a profile: "" for none, or for the placeholder a profile without one gets.
+    public static func shownEmail(_ stored: String?, profileID: String) -> String {
+        guard let stored, stored != placeholderEmail(profileID) else { return "" }
+        return stored
+    }
 }

@@ -48,7 +48,9 @@ public indirect enum JSONValue: Sendable, Equatable, Decodable {
         }
     }
 
-    static func quote(_ s: String) -> String {
+    /// A JSON string literal. `escapingInvisible` also escapes DEL, the C1 controls and the bidirectional marks (valid
+    /// JSON either way): for text a person reads in a terminal, where those would hide or reorder what follows.
+    static func quote(_ s: String, escapingInvisible: Bool = false) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -58,7 +60,10 @@ public indirect enum JSONValue: Sendable, Equatable, Decodable {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+                let v = scalar.value
+                let invisible = escapingInvisible && (v == 0x7F || (0x80...0x9F).contains(v) || (0x202A...0x202E).contains(v)
+                                                      || (0x2066...0x2069).contains(v))
+                if v < 0x20 || invisible { out += String(format: "\\u%04x", v) } else { out.unicodeScalars.append(scalar) }
             }
         }
         return out + "\""

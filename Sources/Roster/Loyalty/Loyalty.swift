@@ -74,11 +74,6 @@ public final class Loyalty: Sendable {
 
     public static let maxCodeLength = 64
 
-    /// Every program's name by id (one light query: what labels need).
-    public func names() throws -> [Int64: String] {
-        try pool.read { try LoyaltyStore.names($0) }
-    }
-
     public func list() throws -> [LoyaltyProgram] {
         try pool.read { try $0.query(LoyaltyStore.all.sql).map(LoyaltyProgram.init(row:)) }
     }

@@ -1,7 +1,6 @@
 import Foundation
 import Secrets
 import SQLiteStore
-import Synchronization
 
 /// What a backup holds, written beside it as `FILE.manifest.json` and checked again before any restore.
 public struct BackupManifest: Sendable, Equatable {
@@ -98,26 +97,28 @@ public final class Backups: Sendable {
         self.clock = clock
     }
 
-    /// Seconds spent copying and checking the last backup this instance took (for `roster backup`'s report).
-    public struct Timing: Sendable { public var copy = 0.0; public var check = 0.0 }
-    private let timing = Mutex(Timing())
-    public var lastTiming: Timing { timing.withLock { $0 } }
+    /// A backup taken: its manifest, and the seconds spent copying and checking (for `roster backup`'s report).
+    public struct Taken: Sendable {
+        public let manifest: BackupManifest
+        public let copySeconds: Double
+        public let checkSeconds: Double
+    }
 
-    /// Takes a checked backup to `path` and records it (failures too). Returns its manifest.
+    /// Takes a checked backup to `path` and records it (failures too).
     @discardableResult
-    public func take(to path: String, scheduled: Bool = false) throws -> BackupManifest {
+    public func take(to path: String, scheduled: Bool = false) throws -> Taken {
         let started = clock.now()
         do {
-            let manifest = try write(to: path)
-            _ = try? pool.write { try $0.run(BackupStore.insert.sql, [path, started, clock.now(), manifest.bytes, true, "", scheduled]) }
-            return manifest
+            let taken = try write(to: path)
+            _ = try? pool.write { try $0.run(BackupStore.insert.sql, [path, started, clock.now(), taken.manifest.bytes, true, "", scheduled]) }
+            return taken
         } catch {
             _ = try? pool.write { try $0.run(BackupStore.insert.sql, [path, started, clock.now(), 0, false, "\(error)", scheduled]) }
             throw error
         }
     }
 
-    private func write(to path: String) throws -> BackupManifest {
+    private func write(to path: String) throws -> Taken {
         let manager = FileManager.default
         if manager.fileExists(atPath: path) { throw BackupError("\(path) exists already; choose a new name") }
         let directory = (path as NSString).deletingLastPathComponent
@@ -138,7 +139,7 @@ public final class Backups: Sendable {
         try Backups.sync(partial)
         let checkStarted = Date()
         var manifest = try Backups.inspect(partial)
-        timing.withLock { $0 = Timing(copy: checkStarted.timeIntervalSince(copyStarted), check: Date().timeIntervalSince(checkStarted)) }
+        let checkSeconds = Date().timeIntervalSince(checkStarted)
         guard manifest.integrity == "ok" else { throw BackupError("the copy failed its integrity check: \(manifest.integrity)") }
         manifest.createdAt = clock.now()
         guard manager.createFile(atPath: manifestPartial, contents: Data(manifest.json.utf8), attributes: [.posixPermissions: 0o600]) else {
@@ -151,7 +152,7 @@ public final class Backups: Sendable {
         }
         try Backups.sync(directory.isEmpty ? "." : directory)
         done = true
-        return manifest
+        return Taken(manifest: manifest, copySeconds: checkStarted.timeIntervalSince(copyStarted), checkSeconds: checkSeconds)
     }
 
     /// Reads a database file as a backup's check sees it: integrity, schema version, rows per table, size, SHA-256.
@@ -249,7 +250,7 @@ public final class Backups: Sendable {
         if let last, last >= due { return nil }
         let path = (directory as NSString).appendingPathComponent("roster-\(UTCTime.compactStamp(now)).sqlite")
         do {
-            let manifest = try take(to: path, scheduled: true)
+            let manifest = try take(to: path, scheduled: true).manifest
             Log.info("backup", ["path": path, "bytes": String(manifest.bytes), "ok": "1"])
             Backups.prune(directory: directory, keep: keep)
             _ = try? pool.write { try $0.run(BackupStore.prune.sql) }

@@ -32,24 +32,8 @@ public enum Log {
             s.value > 0x20 && s.value < 0x7F && s != "\"" && s != "=" && s != "\\"
         }
         if plain { return value }
-        var out = "\""
-        for s in value.unicodeScalars.prefix(2000) {
-            switch s {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if s.value < 0x20 || s.value == 0x7F || (0x80...0x9F).contains(s.value) || (0x202A...0x202E).contains(s.value)
-                    || (0x2066...0x2069).contains(s.value) {
-                    out += String(format: "\\u%04x", s.value)
-                } else {
-                    out.unicodeScalars.append(s)
-                }
-            }
-        }
-        return out + "\""
+        // logfmt's quoted values are JSON strings; at most 2,000 characters of a client's value are kept.
+        return JSONValue.quote(String(String.UnicodeScalarView(value.unicodeScalars.prefix(2000))), escapingInvisible: true)
     }
 
     private static func write(_ level: String, _ message: String, _ fields: KeyValuePairs<String, String>) {

@@ -25,7 +25,7 @@ public final class Metrics: Sendable {
         var state = State()
     }
     private let shards: [Shard] = (0..<32).map { _ in Shard() }
-    private let tasks = Mutex(State())
+    private let tasks = Mutex<[String: TaskRows]>([:])
 
     public init() {}
 
@@ -51,19 +51,19 @@ public final class Metrics: Sendable {
 
     /// One committed chunk of a task.
     public func chunk(kind: String, rows: Int, seconds: Double) {
-        tasks.withLock { s in
-            var t = s.tasks[kind, default: TaskRows()]
+        tasks.withLock { all in
+            var t = all[kind, default: TaskRows()]
             t.rows += rows
             t.chunks += 1
             t.seconds += seconds
             if seconds > 0 { t.lastRate = Double(rows) / seconds }
-            s.tasks[kind] = t
+            all[kind] = t
         }
     }
 
     /// Every shard's counters added up.
     private func merged() -> State {
-        var total = tasks.withLock { $0 }
+        var total = State(tasks: tasks.withLock { $0 })
         for shard in shards {
             shard.lock.lock()
             let state = shard.state

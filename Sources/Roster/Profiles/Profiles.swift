@@ -21,8 +21,8 @@ public struct Profile: Sendable {
     public var contacts: [String] {
         let phones = (values["phones"] ?? "").split(whereSeparator: { $0 == "," || $0 == ";" || $0 == "\n" })
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let real = email.isEmpty || email == ProfileIdentity.placeholderEmail(profileID) ? [] : [email]
-        return real + phones
+        let shown = ProfileIdentity.shownEmail(email, profileID: profileID)
+        return (shown.isEmpty ? [] : [shown]) + phones
     }
 
     /// The profile id's MD5, hex (a second identifier some integrations use).

@@ -104,11 +104,6 @@ public final class Resources: Sendable {
         self.clock = clock
     }
 
-    /// Every resource's name by id (one light query: what labels need).
-    public func names() throws -> [Int64: String] {
-        try pool.read { db in try ResourceStore.names(db) }
-    }
-
     public func list() throws -> [Resource] {
         try pool.read { db in try db.query(ResourceStore.all.sql).map { try ResourceStore.load(row: $0, db) } }
     }

@@ -120,7 +120,7 @@ enum ProfilePages {
         let since = days > 0 ? Int64(Date().timeIntervalSince1970) - Int64(days) * 86_400 : nil
         let history = try app.services.profiles.history(databaseID: db.id, rowID: p.rowID, type: type, since: since)
         // Names for the events in words (resources, programs, field labels): read only when there are events.
-        let words = history.isEmpty ? nil : try HistoryText(app: app, databaseID: db.id)
+        let words = history.isEmpty ? nil : try HistoryText(app: app)
         let attached = try app.services.databases.attachedResources(db.id)
         var values = try ProfileExtraPages.section(app, db, p)
         values["error"] = TemplateValue(ctx.request.query["problem"].flatMap { ProfileExtraPages.problems[$0] })

@@ -52,12 +52,13 @@ public enum SegmentBuilder {
     static func words(_ app: WebApp, databaseID: Int64, _ selection: Selection) throws -> String {
         let subjects = Dictionary(try subjects(app, databaseID: databaseID).map { ($0.value, $0.label) }, uniquingKeysWith: { a, _ in a })
         let context = try? app.services.segments.context(databaseID: databaseID)
-        func words(_ node: RuleNode) -> String {
+        // Groups inside the root are bracketed; the root itself is not.
+        func words(_ node: RuleNode, top: Bool = false) -> String {
             switch node {
             case .group(let join, let children):
                 if children.isEmpty { return "every profile" }
-                let inner = children.map(words).joined(separator: join == .and ? " and " : " or ")
-                return children.count > 1 ? "(\(inner))" : inner
+                let inner = children.map { words($0) }.joined(separator: join == .and ? " and " : " or ")
+                return children.count > 1 && !top ? "(\(inner))" : inner
             case .rule(let r):
                 let kind = context.flatMap { SelectionCompiler.kind(of: r.subject, $0) }
                 let op = kind.flatMap { RuleOperators.operators($0).first { $0.op == r.op }?.label } ?? r.op
@@ -65,8 +66,7 @@ public enum SegmentBuilder {
                 return "\(subjects[r.subject] ?? r.subject) \(op)\(values.isEmpty ? "" : " “\(values)”")"
             }
         }
-        var text = words(selection.rules)
-        if text.hasPrefix("("), text.hasSuffix(")") { text = String(text.dropFirst().dropLast()) }
+        var text = words(selection.rules, top: true)
         if selection.hasRange { text += "; range \(selection.rangeFrom)–\(selection.rangeTo)%" }
         if let limit = selection.limit { text += "; at most \(View.count(limit)) profiles (the first created)" }
         return text
