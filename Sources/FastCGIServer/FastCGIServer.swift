@@ -245,7 +245,7 @@ public final class FastCGIServer: Sendable {
         let rawPath = String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "/")
         return Request(
             method: params["REQUEST_METHOD"] ?? "GET",
-            path: rawPath.removingPercentEncoding ?? rawPath,
+            path: FormData.decodePath(rawPath) ?? rawPath,
             query: FormData(urlEncoded: params["QUERY_STRING"] ?? ""),
             headers: headers,
             body: body,

@@ -59,14 +59,18 @@ public struct FormData: Sendable, Equatable {
 
     public var isEmpty: Bool { pairs.isEmpty }
 
-    /// `+` is a space; `%XX` is a byte; the bytes must be UTF-8.
-    static func decode(_ text: Substring) -> String? {
+    /// `+` is a space (unless `plusIsSpace` is false, as in a path); `%XX` is a byte; the bytes must be UTF-8.
+    static func decode(_ text: Substring, plusIsSpace: Bool = true) -> String? {
+        // Most names, values and paths need no decoding: no byte copy, no validation pass beyond the scan.
+        if !text.utf8.contains(where: { $0 == UInt8(ascii: "%") || ($0 == UInt8(ascii: "+") && plusIsSpace) }) {
+            return String(text)
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             switch byte {
-            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "+") where plusIsSpace: bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 guard let hi = iterator.next().flatMap(hexValue), let lo = iterator.next().flatMap(hexValue) else { return nil }
                 bytes.append(hi << 4 | lo)
@@ -75,6 +79,10 @@ public struct FormData: Sendable, Equatable {
         }
         return String(validating: bytes, as: UTF8.self)
     }
+
+    /// A request path with its `%XX` escapes decoded (`+` stays `+`); nil when an escape is malformed or the bytes
+    /// are not UTF-8.
+    public static func decodePath(_ path: String) -> String? { decode(Substring(path), plusIsSpace: false) }
 
     private static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {

@@ -37,7 +37,7 @@ public struct Request: Sendable {
         let withoutFragment = target.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
         let parts = withoutFragment.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let rawPath = parts.first.map(String.init) ?? "/"
-        self.init(method: method, path: rawPath.removingPercentEncoding ?? rawPath,
+        self.init(method: method, path: FormData.decodePath(rawPath) ?? rawPath,
                   query: parts.count > 1 ? FormData(urlEncoded: String(parts[1])) : FormData(),
                   headers: headers, body: body, remoteAddress: remoteAddress)
     }

@@ -60,6 +60,18 @@ final class FormDataTests: XCTestCase {
         XCTAssertEqual(q["next"], "/settings")
     }
 
+    /// A path decodes `%XX` but keeps `+` (only forms and queries mean a space by it); a malformed escape or bytes
+    /// that are not UTF-8 leave the path as sent, which then matches no route.
+    func testPathDecoding() {
+        XCTAssertEqual(FormData.decodePath("/a%20b+c/%C3%A9"), "/a b+c/é")
+        XCTAssertEqual(FormData.decodePath("/plain/path"), "/plain/path")
+        XCTAssertNil(FormData.decodePath("/bad%zz"))
+        XCTAssertNil(FormData.decodePath("/bad%"))
+        XCTAssertNil(FormData.decodePath("/bad%FF"))
+        XCTAssertEqual(Request(method: "GET", target: "/x%2Fy+z?q=a+b").path, "/x/y+z")
+        XCTAssertEqual(Request(method: "GET", target: "/x%2Fy+z?q=a+b").query["q"], "a b")
+    }
+
     func testCookiesParse() {
         let r = Request(method: "GET", target: "/", headers: ["Cookie": "a=1; roster_session=abc=; a=2"])
         XCTAssertEqual(r.cookies["roster_session"], "abc=")
