@@ -21,9 +21,14 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
+        // What both stores share: values, rows, named queries, migrations. No C.
+        .target(name: "StoreCore", swiftSettings: settings),
         // The SQLite layer: the only Swift code that calls sqlite3_*.
-        .target(name: "SQLiteStore", dependencies: ["CSQLite"], swiftSettings: settings),
+        .target(name: "SQLiteStore", dependencies: ["CSQLite", "StoreCore"], swiftSettings: settings),
+        // The PostgreSQL layer: the only Swift code that calls libpq's PQ*.
+        .target(name: "PostgresStore", dependencies: ["CPostgres", "StoreCore"], swiftSettings: settings),
         // Password hashing and secure random from libsodium; XXH64 from libxxhash; MD5 identifiers from OpenSSL.
         .target(name: "Secrets", dependencies: ["CSodium", "CXXHash", "COpenSSL"], swiftSettings: settings),
         // Plain HTTP values (request, response, headers) shared by the web layer and the FastCGI adapter.
@@ -40,6 +45,7 @@ let package = Package(
         .executableTarget(name: "roster-fuzz", dependencies: ["FuzzTargets"], swiftSettings: settings),
 
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore"], swiftSettings: settings),
+        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore"], swiftSettings: settings),
         .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "SQLiteStore"], swiftSettings: settings),
         .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets"], swiftSettings: settings),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: settings),

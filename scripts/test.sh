@@ -6,6 +6,11 @@ mkdir -p .build
 /usr/bin/python3 scripts/check_unwraps.py || exit 1
 # The systemd unit, the nginx site and the logrotate file in deploy/ are checked as installed (scratch root, nginx -t).
 bash scripts/verify-deploy.sh || exit 1
+# A throwaway PostgreSQL cluster (Unix socket only) for the PostgreSQL store's tests, stopped on every exit.
+pg_parent=$(mktemp -d /tmp/roster-pg.XXXXXX); chmod 755 "$pg_parent"
+trap 'bash scripts/postgres.sh stop "$pg_parent/pg"; rm -rf "$pg_parent"' EXIT
+ROSTER_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start "$pg_parent/pg") || { echo "tests: PostgreSQL did not start"; exit 1; }
+export ROSTER_TEST_POSTGRES_URL ROSTER_TEST_POSTGRES_REQUIRED=1
 swift test --disable-swift-testing "$@" 2>&1 | tee .build/test-output.log
 status=${PIPESTATUS[0]}
 summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test-output.log | tail -1)

@@ -1,3 +1,4 @@
+import StoreCore
 import CSQLite
 import Foundation
 
@@ -186,15 +187,5 @@ public final class Connection {
                 throw SQLiteError(extendedCode: error.extendedCode, message: "named query \(query.name): \(error.message)", sql: query.sql)
             }
         }
-    }
-}
-
-/// A query kept by name in a store file, compiled at start-up by `Connection.verify`.
-public struct NamedQuery: Sendable {
-    public let name: String
-    public let sql: String
-    public init(_ name: String, _ sql: String) {
-        self.name = name
-        self.sql = sql
     }
 }

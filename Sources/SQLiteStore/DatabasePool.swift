@@ -1,3 +1,4 @@
+import StoreCore
 import Foundation
 
 /// One writer and many readers over one SQLite file in WAL mode.

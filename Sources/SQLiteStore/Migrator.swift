@@ -1,16 +1,5 @@
+import StoreCore
 import Foundation
-
-/// One schema change. Versions are applied in order, each in its own transaction, and recorded.
-public struct Migration: Sendable {
-    public let version: Int
-    public let name: String
-    public let sql: String
-    public init(version: Int, name: String, sql: String) {
-        self.version = version
-        self.name = name
-        self.sql = sql
-    }
-}
 
 public enum Migrator {
     /// Applies every migration newer than the recorded version. Returns the versions applied.

@@ -1,3 +1,4 @@
+import StoreCore
 import CSQLite
 
 /// A prepared statement. Deliberately not Sendable: it belongs to one connection, used on one thread at a time.

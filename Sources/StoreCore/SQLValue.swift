@@ -1,4 +1,5 @@
-/// A value bound to or read from SQLite. Values always travel as bound parameters, never inside SQL text.
+/// A value bound to or read from a store (SQLite or PostgreSQL). Values always travel as bound parameters, never
+/// inside SQL text.
 public enum SQLValue: Sendable, Equatable, Hashable {
     case null
     case integer(Int64)
