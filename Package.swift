@@ -29,14 +29,16 @@ let package = Package(
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "StoreCore"], swiftSettings: settings),
         // The PostgreSQL layer: the only Swift code that calls libpq's PQ*.
         .target(name: "PostgresStore", dependencies: ["CPostgres", "StoreCore"], swiftSettings: settings),
+        // The one way store code reaches either store: Connection, Statement, DatabasePool.
+        .target(name: "Store", dependencies: ["SQLiteStore", "PostgresStore", "StoreCore"], swiftSettings: settings),
         // Password hashing and secure random from libsodium; XXH64 from libxxhash; MD5 identifiers from OpenSSL.
         .target(name: "Secrets", dependencies: ["CSodium", "CXXHash", "COpenSSL"], swiftSettings: settings),
         // Plain HTTP values (request, response, headers) shared by the web layer and the FastCGI adapter.
         .target(name: "HTTP", swiftSettings: settings),
         // The domain: accounts, sessions, settings; later databases, profiles, segments, bulk actions.
-        .target(name: "Roster", dependencies: ["SQLiteStore", "Secrets"], swiftSettings: settings),
+        .target(name: "Roster", dependencies: ["Store", "SQLiteStore", "Secrets"], swiftSettings: settings),
         // Pages, router, templates, forms, CSRF. Knows nothing of FastCGI.
-        .target(name: "Web", dependencies: ["Roster", "HTTP", "SQLiteStore"], swiftSettings: settings),
+        .target(name: "Web", dependencies: ["Roster", "HTTP", "Store"], swiftSettings: settings),
         // libfcgi accept loop turning FastCGI requests into HTTP values. Knows nothing of pages.
         .target(name: "FastCGIServer", dependencies: ["CFastCGI", "HTTP"], swiftSettings: settings),
         .executableTarget(name: "roster", dependencies: ["Web", "FastCGIServer", "Roster"], swiftSettings: settings),
@@ -46,8 +48,8 @@ let package = Package(
 
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore"], swiftSettings: settings),
         .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore"], swiftSettings: settings),
-        .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "SQLiteStore"], swiftSettings: settings),
-        .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets"], swiftSettings: settings),
+        .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "Store", "SQLiteStore"], swiftSettings: settings),
+        .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets", "Store", "SQLiteStore"], swiftSettings: settings),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: settings),
     ]
 )

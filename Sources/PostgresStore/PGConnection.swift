@@ -69,6 +69,9 @@ public final class PGConnection {
 
     public var isInTransaction: Bool { PQtransactionStatus(handle) != PQTRANS_IDLE }
 
+    /// Whether the connection still answers (a server restart or a network cut leaves it bad).
+    public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
+
     public enum TransactionKind: String, Sendable {
         /// Reads and writes; rows it locks stay locked until the end.
         case readWrite = "BEGIN"
@@ -93,9 +96,9 @@ public final class PGConnection {
     public func verify(_ queries: [NamedQuery]) throws(PostgresError) {
         for query in queries {
             do {
-                _ = try statement(query.sql)
+                _ = try statement(query.text(for: .postgres))
             } catch let error {
-                throw PostgresError(sqlState: error.sqlState, message: "named query \(query.name): \(error.message)", sql: query.sql)
+                throw PostgresError(sqlState: error.sqlState, message: "named query \(query.name): \(error.message)", sql: query.text(for: .postgres))
             }
         }
     }
@@ -127,7 +130,24 @@ public final class PGConnection {
         guard values.count == statement.parameters else {
             throw PostgresError(sqlState: "", message: "\(values.count) values for \(statement.parameters) placeholders", sql: sql)
         }
-        // Every parameter in one buffer (text ones NUL-terminated), pinned once for the call.
+        let result = Self.withParameters(values) { count, pointers, lengths, formats in
+            PQexecPrepared(handle, statement.name, count, pointers, lengths, formats, 0)
+        }
+        do {
+            try check(result, sql: sql)
+        } catch {
+            PQclear(result)
+            throw error
+        }
+        return result
+    }
+
+    /// Calls `body` with libpq's parameter arrays: every value in one buffer (text ones NUL-terminated, blobs as
+    /// binary bytea), pinned for the call.
+    private static func withParameters<R>(
+        _ values: [any SQLBindable],
+        _ body: (Int32, [UnsafePointer<CChar>?], [Int32], [Int32]) -> R
+    ) -> R {
         var storage: [UInt8] = []
         var offsets: [Int?] = []
         var lengths: [Int32] = []
@@ -148,21 +168,49 @@ public final class PGConnection {
             }
         }
         storage.append(0)  // never empty, so the base address exists
-        let result = storage.withUnsafeBufferPointer { raw -> OpaquePointer? in
-            guard let start = raw.baseAddress else { return nil }
-            let base = UnsafeRawPointer(start)
+        return storage.withUnsafeBufferPointer { raw -> R in
+            let base = raw.baseAddress.map(UnsafeRawPointer.init)
             let pointers: [UnsafePointer<CChar>?] = offsets.map { offset in
-                offset.map { (base + $0).assumingMemoryBound(to: CChar.self) }
+                guard let offset, let base else { return nil }
+                return (base + offset).assumingMemoryBound(to: CChar.self)
             }
-            return PQexecPrepared(handle, statement.name, Int32(values.count), pointers, lengths, formats, 0)
+            return body(Int32(values.count), pointers, lengths, formats)
         }
+    }
+
+    /// Runs a query through a cursor and calls `body` for each row, fetching 1,000 rows at a time: an export of a
+    /// million profiles never holds them all. `body` may run other statements on this connection between rows.
+    /// Outside a transaction, one is opened for the cursor's life (a cursor lives in one).
+    public func forEach(_ sql: String, _ values: [any SQLBindable], _ body: (Row) throws -> Void) throws {
+        let opened = !isInTransaction
+        if opened { try execute("BEGIN") }
         do {
-            try check(result, sql: sql)
+            nextStatement += 1
+            let cursor = "roster_cursor_\(nextStatement)"
+            let numbered = Placeholders.numbered(sql)
+            guard numbered.count == values.count else {
+                throw PostgresError(sqlState: "", message: "\(values.count) values for \(numbered.count) placeholders", sql: sql)
+            }
+            let declare = "DECLARE \(cursor) NO SCROLL CURSOR FOR " + numbered.sql
+            let declared = Self.withParameters(values) { count, pointers, lengths, formats in
+                PQexecParams(handle, declare, count, nil, pointers, lengths, formats, 0)
+            }
+            defer { PQclear(declared) }
+            try check(declared, sql: sql)
+            while true {
+                let page = PQexec(handle, "FETCH 1000 FROM \(cursor)")
+                defer { PQclear(page) }
+                try check(page, sql: sql)
+                let rows = Self.rows(of: page)
+                for row in rows { try body(row) }
+                if rows.count < 1000 { break }
+            }
+            try execute("CLOSE \(cursor)")
+            if opened { try execute("COMMIT") }
         } catch {
-            PQclear(result)
+            if opened && isInTransaction { try? execute("ROLLBACK") }
             throw error
         }
-        return result
     }
 
     /// Text PostgreSQL parses back to the same value: integers in decimal, reals with every digit they need.

@@ -1,8 +1,10 @@
+import StoreCore
+
 /// A failure reported by PostgreSQL or libpq, with the statement that caused it when there was one.
 ///
 /// The SQLSTATE is kept as PostgreSQL gives it (five characters): its class (the first two) says what kind of
 /// failure it is, the way an extended result code does for SQLite.
-public struct PostgresError: Error, CustomStringConvertible, Equatable, Sendable {
+public struct PostgresError: StoreFailure, CustomStringConvertible, Equatable, Sendable {
     /// SQLSTATE, e.g. `23505` (unique violation); empty when libpq failed before the server answered.
     public let sqlState: String
     public let message: String

@@ -1,6 +1,6 @@
 import Foundation
 import Secrets
-import SQLiteStore
+import Store
 
 /// A signed-in user as pages see it.
 public struct AuthenticatedSession: Sendable {
@@ -128,9 +128,9 @@ public final class Accounts: Sendable {
             guard try UserStore.find(id: userID, db) != nil else { throw ValidationError(field: "user", "No such user.") }
             try UserStore.setPasswordHash(id: userID, hash: hash, now: now, db)
             if let digest {
-                try db.run(SessionStore.deleteForUserExcept.sql, [userID, digest])
+                try db.run(SessionStore.deleteForUserExcept, [userID, digest])
             } else {
-                try db.run(SessionStore.deleteForUser.sql, [userID])
+                try db.run(SessionStore.deleteForUser, [userID])
             }
         }
     }
@@ -177,8 +177,8 @@ public final class Accounts: Sendable {
         let pairKey = "pair:" + address + "|" + String(email.prefix(320))
         enum Gate { case open([Int64], User?), closed(Int) }
         let gate = try pool.write { db -> Gate in
-            func count(_ key: String) throws -> Int { try db.scalar(LoginThrottle.countSince.sql, [key, since]).int ?? 0 }
-            func last(_ key: String) throws -> Int64 { try db.scalar(LoginThrottle.lastSince.sql, [key, since]).int64 ?? 0 }
+            func count(_ key: String) throws -> Int { try db.scalar(LoginThrottle.countSince, [key, since]).int ?? 0 }
+            func last(_ key: String) throws -> Int64 { try db.scalar(LoginThrottle.lastSince, [key, since]).int64 ?? 0 }
             if try count(addressKey) >= policy.maxFailuresPerAddress { return .closed(Int(policy.failureWindow)) }
             let pairFailures = try count(pairKey)
             if pairFailures >= policy.maxFailuresPerEmail {
@@ -193,10 +193,10 @@ public final class Accounts: Sendable {
             }
             var ids: [Int64] = []
             for key in [emailKey, addressKey, pairKey] {
-                try db.run(LoginThrottle.insert.sql, [key, now])
-                ids.append(db.lastInsertRowID)
+                try db.run(LoginThrottle.insert, [key, now])
+                ids.append(try db.lastInsertedID())
             }
-            try db.run(LoginThrottle.prune.sql, [now - 24 * 3600])
+            try db.run(LoginThrottle.prune, [now - 24 * 3600])
             return .open(ids, try UserStore.find(email: email, db))
         }
         guard case .open(let attempt, let user) = gate else {
@@ -210,10 +210,10 @@ public final class Accounts: Sendable {
         let digest = Secrets.digest(token)
         let csrf = Secrets.randomToken()
         try pool.write { db in
-            for id in attempt { try db.run(LoginThrottle.forget.sql, [id]) }
-            try db.run(LoginThrottle.clear.sql, [pairKey])
-            try db.run(SessionStore.insert.sql, [digest, user.id, csrf, now, now, remoteAddress])
-            try db.run(SessionStore.deleteExpired.sql, [now - policy.idleTimeout, now - policy.absoluteTimeout])
+            for id in attempt { try db.run(LoginThrottle.forget, [id]) }
+            try db.run(LoginThrottle.clear, [pairKey])
+            try db.run(SessionStore.insert, [digest, user.id, csrf, now, now, remoteAddress])
+            try db.run(SessionStore.deleteExpired, [now - policy.idleTimeout, now - policy.absoluteTimeout])
         }
         return .success(token: token, session: AuthenticatedSession(user: user, csrfToken: csrf, tokenDigest: digest))
     }
@@ -230,18 +230,18 @@ public final class Accounts: Sendable {
         }
         guard let (record, user) = found else { return nil }
         if now - record.lastSeenAt > policy.idleTimeout || now - record.createdAt > policy.absoluteTimeout {
-            try pool.write { try $0.run(SessionStore.delete.sql, [digest]) }
+            try pool.write { try $0.run(SessionStore.delete, [digest]) }
             return nil
         }
         if now - record.lastSeenAt >= policy.touchInterval {
             // Skipped when a background task holds the writer: a later request records it.
-            try pool.writeIfFree { try $0.run(SessionStore.touch.sql, [now, digest]) }
+            try pool.writeIfFree { try $0.run(SessionStore.touch, [now, digest]) }
         }
         return AuthenticatedSession(user: user, csrfToken: record.csrfToken, tokenDigest: digest)
     }
 
     public func logout(token: String) throws {
         let digest = Secrets.digest(token)
-        try pool.write { try $0.run(SessionStore.delete.sql, [digest]) }
+        try pool.write { try $0.run(SessionStore.delete, [digest]) }
     }
 }

@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 public struct SessionRecord: Sendable {
     public let tokenDigest: String
@@ -24,7 +24,7 @@ public enum SessionStore {
     static var queries: [NamedQuery] { [insert, byDigest, touch, delete, deleteForUser, deleteForUserExcept, deleteExpired] }
 
     static func find(digest: String, _ db: Connection) throws -> SessionRecord? {
-        guard let row = try db.queryOne(byDigest.sql, [digest]) else { return nil }
+        guard let row = try db.queryOne(byDigest, [digest]) else { return nil }
         return SessionRecord(tokenDigest: row.string("token_digest") ?? "", userID: row.int64("user_id") ?? 0,
                              csrfToken: row.string("csrf_token") ?? "", createdAt: row.int64("created_at") ?? 0,
                              lastSeenAt: row.int64("last_seen_at") ?? 0)

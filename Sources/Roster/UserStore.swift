@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 public struct User: Sendable, Equatable {
     public let id: Int64
@@ -37,34 +37,34 @@ public enum UserStore {
     static var queries: [NamedQuery] { [byEmail, byID, all, count, adminCount, insert, updateRole, updateName, updatePassword, delete] }
 
     static func find(email: String, _ db: Connection) throws -> User? {
-        try db.queryOne(byEmail.sql, [email]).map(User.init(row:))
+        try db.queryOne(byEmail, [email]).map(User.init(row:))
     }
     static func find(id: Int64, _ db: Connection) throws -> User? {
-        try db.queryOne(byID.sql, [id]).map(User.init(row:))
+        try db.queryOne(byID, [id]).map(User.init(row:))
     }
     static func list(_ db: Connection) throws -> [User] {
-        try db.query(all.sql).map(User.init(row:))
+        try db.query(all).map(User.init(row:))
     }
     static func countAll(_ db: Connection) throws -> Int {
-        try db.scalar(count.sql).int ?? 0
+        try db.scalar(count).int ?? 0
     }
     static func countAdmins(_ db: Connection) throws -> Int {
-        try db.scalar(adminCount.sql).int ?? 0
+        try db.scalar(adminCount).int ?? 0
     }
     static func create(email: String, name: String, role: Role, passwordHash: String, now: Int64, _ db: Connection) throws -> Int64 {
-        try db.run(insert.sql, [email, name, role.rawValue, passwordHash, now, now])
-        return db.lastInsertRowID
+        try db.run(insert, [email, name, role.rawValue, passwordHash, now, now])
+        return try db.lastInsertedID()
     }
     static func setRole(id: Int64, role: Role, now: Int64, _ db: Connection) throws {
-        try db.run(updateRole.sql, [role.rawValue, now, id])
+        try db.run(updateRole, [role.rawValue, now, id])
     }
     static func setName(id: Int64, name: String, now: Int64, _ db: Connection) throws {
-        try db.run(updateName.sql, [name, now, id])
+        try db.run(updateName, [name, now, id])
     }
     static func setPasswordHash(id: Int64, hash: String, now: Int64, _ db: Connection) throws {
-        try db.run(updatePassword.sql, [hash, now, id])
+        try db.run(updatePassword, [hash, now, id])
     }
     static func remove(id: Int64, _ db: Connection) throws {
-        try db.run(delete.sql, [id])
+        try db.run(delete, [id])
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 public enum Migrator {
     /// Applies every migration newer than the recorded version. Returns the versions applied.
     @discardableResult
-    public static func migrate(_ db: Connection, _ migrations: [Migration]) throws -> [Int] {
+    public static func migrate(_ db: SQLiteConnection, _ migrations: [Migration]) throws -> [Int] {
         try db.execute("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version INTEGER PRIMARY KEY,

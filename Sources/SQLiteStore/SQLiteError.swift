@@ -1,7 +1,8 @@
 import CSQLite
+import StoreCore
 
 /// The one error the SQLite layer throws: the result code, SQLite's message, and the SQL that failed.
-public struct SQLiteError: Error, CustomStringConvertible, Equatable, Sendable {
+public struct SQLiteError: StoreFailure, CustomStringConvertible, Equatable, Sendable {
     /// The extended result code (e.g. 2067 for SQLITE_CONSTRAINT_UNIQUE).
     public let extendedCode: Int32
     public let message: String

@@ -2,7 +2,7 @@ import Foundation
 import HTTP
 import Roster
 import Secrets
-import SQLiteStore
+import Store
 
 public struct WebConfiguration: Sendable {
     /// Adds `Secure` to cookies even on plain-HTTP requests (when TLS ends in front of nginx).

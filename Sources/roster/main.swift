@@ -2,7 +2,7 @@ import FastCGIServer
 import Foundation
 import Roster
 import Secrets
-import SQLiteStore
+import Store
 import Web
 
 // Before any thread exists: only the server's waiting thread may receive SIGTERM/SIGINT.
@@ -119,7 +119,7 @@ case "serve":
             Log.error("task held: interrupted \(TaskRunner.autoResumeLimit) times at the same point", ["task": String(id)])
         }
     } catch { fail("cannot recover tasks: \(error)") }
-    do { try pool.startBackgroundCheckpoints() } catch { fail("cannot start the checkpoint thread: \(error)") }
+    do { try pool.startBackgroundMaintenance() } catch { fail("cannot start the checkpoint thread: \(error)") }
     services.tasks.wake()
     services.webhooks.start()
     var webConfig = WebConfiguration()

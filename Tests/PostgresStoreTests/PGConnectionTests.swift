@@ -94,6 +94,21 @@ final class PGConnectionTests: XCTestCase {
         XCTAssertEqual(try db.scalar("SELECT sum(v) FROM t"), .integer(210))
     }
 
+    func testForEachPagesThroughACursorAndAllowsOtherStatements() throws {
+        try db.execute("CREATE TABLE t (v bigint); CREATE TABLE seen (v bigint)")
+        try db.run("INSERT INTO t SELECT g FROM generate_series(1, 2500) g")
+        var count = 0, sum: Int64 = 0
+        try db.forEach("SELECT v FROM t WHERE v > ? ORDER BY v", [500]) { row in
+            count += 1
+            sum += row.int64("v") ?? 0
+            if count % 700 == 0 { try db.run("INSERT INTO seen VALUES (?)", [row.int64("v")]) }
+        }
+        XCTAssertEqual(count, 2000)
+        XCTAssertEqual(sum, (501...2500).reduce(0, +))
+        XCTAssertFalse(db.isInTransaction, "the transaction opened for the cursor is closed")
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM seen"), .integer(2))
+    }
+
     func testWrongParameterCountIsAnErrorNotACrash() throws {
         XCTAssertThrowsError(try db.query("SELECT CAST(? AS bigint) + CAST(? AS bigint)", [1])) { error in
             XCTAssertTrue("\(error)".contains("1 values for 2 placeholders"), "\(error)")

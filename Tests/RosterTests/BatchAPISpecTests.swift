@@ -1,6 +1,6 @@
 import Foundation
 @testable import Roster
-import SQLiteStore
+import Store
 import XCTest
 
 /// The spec's request examples, byte for byte, against a database set up to match them: db_id 1, resource 28

@@ -1,7 +1,7 @@
 import Foundation
 @testable import Roster
 import Secrets
-import SQLiteStore
+import Store
 import XCTest
 
 func makePool() throws -> DatabasePool {

@@ -1,5 +1,5 @@
 @testable import Roster
-import SQLiteStore
+import Store
 import XCTest
 
 /// Table-driven: each type with the values it accepts (and what it stores) and refuses.

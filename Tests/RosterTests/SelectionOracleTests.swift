@@ -1,6 +1,6 @@
 import Foundation
 @testable import Roster
-import SQLiteStore
+import Store
 import XCTest
 
 /// The selection engine against a plain in-memory evaluator of the same rules: thousands of random profiles,
@@ -78,7 +78,7 @@ final class SelectionOracleTests: XCTestCase {
                 let bucket = ProfileIdentity.rangeBucket(pid)
                 let params: [any SQLBindable] = [pid, email, status, bucket, 1, 1, last.map { SQLValue.integer($0) } ?? .null] + values.keys.sorted().map { values[$0]! }
                 try conn.prepare("INSERT INTO \(table) (\(columns.joined(separator: ","))) VALUES (\(columns.map { _ in "?" }.joined(separator: ",")))").execute(params)
-                var person = Person(id: conn.lastInsertRowID, bucket: bucket, status: status, email: email, lastInteraction: last, values: values)
+                var person = Person(id: try conn.lastInsertedID(), bucket: bucket, status: status, email: email, lastInteraction: last, values: values)
                 for _ in 0..<g.int(0...3) {
                     let resource = g.pick([r1, r2])
                     let channel = g.pick(resource.channels).rawValue

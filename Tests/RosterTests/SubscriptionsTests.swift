@@ -1,6 +1,6 @@
 import Foundation
 @testable import Roster
-import SQLiteStore
+import Store
 import XCTest
 
 final class SubscriptionsTests: XCTestCase {

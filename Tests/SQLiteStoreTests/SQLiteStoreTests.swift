@@ -11,28 +11,28 @@ func temporaryDatabasePath() -> String {
 
 final class ConnectionTests: XCTestCase {
     func testOpensInWALWithForeignKeysAndBusyTimeout() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         XCTAssertEqual(try db.scalar("PRAGMA journal_mode").string, "wal")
         XCTAssertEqual(try db.scalar("PRAGMA foreign_keys").int, 1)
         XCTAssertEqual(try db.scalar("PRAGMA busy_timeout").int, 5000)
     }
 
     func testTheStatementCacheIsBoundedAndKeepsTheBusiestStatements() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         try db.execute("CREATE TABLE t (a INTEGER)")
         let hot = "SELECT COUNT(*) FROM t"
-        for i in 0..<3 * Connection.statementCacheLimit {
+        for i in 0..<3 * SQLiteConnection.statementCacheLimit {
             _ = try db.scalar(hot)
             _ = try db.scalar("SELECT \(i) FROM t")  // a new text each time, as API field lists can be
         }
-        XCTAssertLessThanOrEqual(db.cachedStatementCount, Connection.statementCacheLimit)
+        XCTAssertLessThanOrEqual(db.cachedStatementCount, SQLiteConnection.statementCacheLimit)
         let before = db.cachedStatementCount
         _ = try db.scalar(hot)
         XCTAssertEqual(db.cachedStatementCount, before, "the statement in use all along is still cached")
     }
 
     func testBindsAndReadsEveryType() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         try db.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)")
         let text = "O'Brien \"q\" ; DROP TABLE t; -- Ёлка 🎉 \u{0}tail"
         try db.run("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [Int64.max, -0.5, text, [UInt8]([0, 1, 255]), SQLValue.null])
@@ -46,14 +46,14 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testEmptyTextAndBlobAreNotNull() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         let row = try XCTUnwrap(db.queryOne("SELECT ? AS s, ? AS b, typeof(?) AS t", ["", [UInt8](), ""]))
         XCTAssertEqual(row["s"], .text(""))
         XCTAssertEqual(row.string("t"), "text")
     }
 
     func testErrorCarriesCodeMessageAndSQL() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         try db.execute("CREATE TABLE u (email TEXT UNIQUE)")
         try db.run("INSERT INTO u VALUES (?)", ["a@b.c"])
         do {
@@ -69,7 +69,7 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testPrepareErrorNamesTheSQL() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         XCTAssertThrowsError(try db.prepare("SELEC 1")) { error in
             let e = error as? SQLiteError
             XCTAssertEqual(e?.code, 1)
@@ -78,18 +78,18 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testRefusesSeveralStatementsInOnePrepare() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         XCTAssertThrowsError(try db.prepare("SELECT 1; SELECT 2"))
         XCTAssertNoThrow(try db.prepare("SELECT 1;  "))
     }
 
     func testWrongParameterCountIsAnError() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         XCTAssertThrowsError(try db.query("SELECT ?, ?", [1]))
     }
 
     func testTransactionCommitsOrRollsBackAndRethrows() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         try db.execute("CREATE TABLE t (x INTEGER)")
         _ = try db.inTransaction { try $0.run("INSERT INTO t VALUES (1)") }
         struct Boom: Error {}
@@ -102,7 +102,7 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testForeignKeysAreEnforced() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         try db.execute("CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (p INTEGER REFERENCES p(id))")
         XCTAssertThrowsError(try db.run("INSERT INTO c VALUES (?)", [42])) {
             XCTAssertEqual(($0 as? SQLiteError)?.code, 19)
@@ -110,7 +110,7 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testVerifyStopsOnATypoAndNamesTheQuery() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         try db.execute("CREATE TABLE users (id INTEGER)")
         XCTAssertNoThrow(try db.verify([NamedQuery("ok", "SELECT id FROM users")]))
         XCTAssertThrowsError(try db.verify([NamedQuery("users.broken", "SELECT idd FROM users")])) { error in
@@ -121,7 +121,7 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testForEachStreamsRows() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         var seen: [Int] = []
         try db.prepare("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT x FROM n")
             .forEach([5]) { seen.append($0.int("x") ?? 0) }
@@ -132,8 +132,8 @@ final class ConnectionTests: XCTestCase {
     /// re-prepare `SELECT *`, and the rows must then carry the new columns under their own names.
     func testCachedSelectStarSeesColumnsAddedAndDroppedElsewhere() throws {
         let path = temporaryDatabasePath()
-        let reader = try Connection(path: path)
-        let other = try Connection(path: path)
+        let reader = try SQLiteConnection(path: path)
+        let other = try SQLiteConnection(path: path)
         try other.execute("CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'one');")
         XCTAssertEqual(try reader.queryOne("SELECT * FROM t")?.columns, ["a", "b"])
         try other.execute("ALTER TABLE t ADD COLUMN c INTEGER DEFAULT 7; ALTER TABLE t DROP COLUMN b; ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'dee';")
@@ -158,7 +158,7 @@ final class MigratorTests: XCTestCase {
     let second = Migration(version: 2, name: "two", sql: "CREATE TABLE b (y INTEGER); INSERT INTO b VALUES (7);")
 
     func testAppliesInOrderOnceAndRecords() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         XCTAssertEqual(try Migrator.migrate(db, [first]), [1])
         XCTAssertEqual(try Migrator.migrate(db, [first, second]), [2])
         XCTAssertEqual(try Migrator.migrate(db, [first, second]), [])
@@ -169,7 +169,7 @@ final class MigratorTests: XCTestCase {
     }
 
     func testAFailingMigrationRollsBackWholeAndStops() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         let broken = Migration(version: 2, name: "broken", sql: "CREATE TABLE b (y INTEGER); INSERT INTO nope VALUES (1);")
         XCTAssertThrowsError(try Migrator.migrate(db, [first, broken]))
         XCTAssertEqual(try db.scalar("SELECT MAX(version) FROM schema_migrations").int, 1)
@@ -177,7 +177,7 @@ final class MigratorTests: XCTestCase {
     }
 
     func testRefusesADatabaseNewerThanTheBuild() throws {
-        let db = try Connection(path: temporaryDatabasePath())
+        let db = try SQLiteConnection(path: temporaryDatabasePath())
         try Migrator.migrate(db, [first, second])
         XCTAssertThrowsError(try Migrator.migrate(db, [first]))
     }
@@ -185,7 +185,7 @@ final class MigratorTests: XCTestCase {
 
 final class DatabasePoolTests: XCTestCase {
     func testReadersSeeCommittedDataAndAreNotBlockedByAWriter() throws {
-        let pool = try DatabasePool(path: temporaryDatabasePath(),
+        let pool = try SQLitePool(path: temporaryDatabasePath(),
                                     migrations: [Migration(version: 1, name: "t", sql: "CREATE TABLE t (x INTEGER)")],
                                     queries: [NamedQuery("t.count", "SELECT COUNT(*) FROM t")])
         try pool.write { try $0.run("INSERT INTO t VALUES (1)") }
@@ -213,7 +213,7 @@ final class DatabasePoolTests: XCTestCase {
     /// connection, and the outer scope is back once an inner one ends.
     func testReadScopeIsPerPoolAndRestoresTheOuterScope() throws {
         let make = { (value: Int) in
-            try DatabasePool(path: temporaryDatabasePath(),
+            try SQLitePool(path: temporaryDatabasePath(),
                              migrations: [Migration(version: 1, name: "t", sql: "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (\(value));")], queries: [])
         }
         let a = try make(1), b = try make(2)
@@ -231,13 +231,13 @@ final class DatabasePoolTests: XCTestCase {
     }
 
     func testStartupFailsOnABrokenNamedQuery() {
-        XCTAssertThrowsError(try DatabasePool(path: temporaryDatabasePath(),
+        XCTAssertThrowsError(try SQLitePool(path: temporaryDatabasePath(),
                                               migrations: [Migration(version: 1, name: "t", sql: "CREATE TABLE t (x INTEGER)")],
                                               queries: [NamedQuery("t.typo", "SELECT y FROM t")]))
     }
 
     func testWritesFromManyThreadsAreSerialized() throws {
-        let pool = try DatabasePool(path: temporaryDatabasePath(),
+        let pool = try SQLitePool(path: temporaryDatabasePath(),
                                     migrations: [Migration(version: 1, name: "t", sql: "CREATE TABLE c (n INTEGER); INSERT INTO c VALUES (0);")],
                                     queries: [])
         DispatchQueue.concurrentPerform(iterations: 200) { _ in

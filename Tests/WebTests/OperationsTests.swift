@@ -3,6 +3,7 @@ import HTTP
 @testable import Roster
 import Secrets
 import SQLiteStore
+import Store
 @testable import Web
 import XCTest
 
@@ -13,7 +14,7 @@ final class OperationsTests: XCTestCase {
         try app.services.pool.write { db in
             try db.run("INSERT INTO tasks (kind, state, title, parameters, created_at, started_at, cursor) VALUES ('\(ExportProfilesTask.kind)', 'running', 't', '{}', 1, 1, ?)",
                        [cursor])
-            return db.lastInsertRowID
+            return try db.lastInsertedID()
         }
     }
 
@@ -110,7 +111,7 @@ final class OperationsTests: XCTestCase {
         let aside = try Backups.restore(from: file, to: target, now: 1_790_000_000)
         XCTAssertTrue(aside.hasSuffix(".before-restore-20260921-141320"), aside)
         XCTAssertTrue(FileManager.default.fileExists(atPath: aside))
-        let reopened = try Connection(path: target, mode: .readOnly)
+        let reopened = try SQLiteConnection(path: target, mode: .readOnly)
         XCTAssertEqual(try reopened.scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int, 25)
         XCTAssertEqual(try reopened.scalar("PRAGMA integrity_check").string, "ok")
     }
@@ -143,10 +144,10 @@ final class OperationsTests: XCTestCase {
         XCTAssertGreaterThan(Checkup.fileSize(live + "-wal"), 0)
 
         let aside = try Backups.restore(from: backup, to: live, now: 0)
-        let restored = try Connection(path: live, mode: .readOnly)
+        let restored = try SQLiteConnection(path: live, mode: .readOnly)
         XCTAssertEqual(try restored.scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int, 5, "the backup's rows, not the old WAL's")
         XCTAssertEqual(try restored.scalar("PRAGMA integrity_check").string, "ok")
-        let old = try Connection(path: aside, mode: .readOnly)
+        let old = try SQLiteConnection(path: aside, mode: .readOnly)
         XCTAssertEqual(try old.scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int, 10, "the old database kept its recent commits")
         // A second restore at the same second keeps the first one's copy.
         let second = try Backups.restore(from: backup, to: live, now: 0)
@@ -156,7 +157,7 @@ final class OperationsTests: XCTestCase {
         let junk = try temporaryFolder("roster-junk").appendingPathComponent("junk.sqlite").path
         FileManager.default.createFile(atPath: junk, contents: Data(repeating: 7, count: 4096))
         XCTAssertThrowsError(try Backups.restore(from: junk, to: live, now: 0))
-        XCTAssertEqual(try Connection(path: live, mode: .readOnly).scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int, 5)
+        XCTAssertEqual(try SQLiteConnection(path: live, mode: .readOnly).scalar("SELECT COUNT(*) FROM profiles_\(db.id)").int, 5)
     }
 
     // The runner marks a task running before its survey: a crash there is an interruption the next start counts.

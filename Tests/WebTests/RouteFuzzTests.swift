@@ -2,7 +2,7 @@ import Foundation
 import HTTP
 import Roster
 import Secrets
-import SQLiteStore
+import Store
 @testable import Web
 import XCTest
 

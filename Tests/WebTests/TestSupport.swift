@@ -2,7 +2,7 @@ import Foundation
 import HTTP
 import Roster
 import Secrets
-import SQLiteStore
+import Store
 @testable import Web
 
 /// A fresh app over its own temporary database, with the project's real templates.

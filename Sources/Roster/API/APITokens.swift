@@ -1,6 +1,6 @@
 import Foundation
 import Secrets
-import SQLiteStore
+import Store
 
 public struct APIToken: Sendable {
     public let id: Int64
@@ -36,7 +36,11 @@ enum APIStore {
     static let revoke = NamedQuery("api.revoke", "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
     static let used = NamedQuery("api.used", "UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
     static let replay = NamedQuery("api.replay", "SELECT content_type, response, request_digest FROM api_idempotency WHERE token_id = ? AND key = ? AND created_at > ?")
-    static let remember = NamedQuery("api.remember", "INSERT OR REPLACE INTO api_idempotency (token_id, key, content_type, response, created_at, request_digest) VALUES (?, ?, ?, ?, ?, ?)")
+    static let remember = NamedQuery("api.remember", """
+        INSERT INTO api_idempotency (token_id, key, content_type, response, created_at, request_digest) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (token_id, key) DO UPDATE SET content_type = excluded.content_type, response = excluded.response,
+            created_at = excluded.created_at, request_digest = excluded.request_digest
+        """)
     static let forget = NamedQuery("api.forget", "DELETE FROM api_idempotency WHERE created_at < ?")
     static var queries: [NamedQuery] { [insert, all, byDigest, revoke, used, replay, remember, forget] }
 }
@@ -61,20 +65,20 @@ public final class APITokens: Sendable {
         if !errors.isEmpty { throw ValidationError(errors) }
         let token = "rst_" + Secrets.randomToken(bytes: 32)
         let id = try pool.write { db -> Int64 in
-            for id in databaseIDs where try db.queryOne(DatabaseStore.byID.sql, [id]) == nil {
+            for id in databaseIDs where try db.queryOne(DatabaseStore.byID, [id]) == nil {
                 throw ValidationError(field: "databases", "Database \(id) does not exist.")
             }
-            try db.run(APIStore.insert.sql, [name, Secrets.digest(token), JSONValue.array(databaseIDs.map { .int($0) }).canonical, creator, clock.now(),
+            try db.run(APIStore.insert, [name, Secrets.digest(token), JSONValue.array(databaseIDs.map { .int($0) }).canonical, creator, clock.now(),
                                               expiresInDays.map { clock.now() + Int64($0) * 86_400 }])
-            return db.lastInsertRowID
+            return try db.lastInsertedID()
         }
         return (token, try readBack(try list().first { $0.id == id }, "token"))
     }
 
-    public func list() throws -> [APIToken] { try pool.read { try $0.query(APIStore.all.sql).map(APIToken.init(row:)) } }
+    public func list() throws -> [APIToken] { try pool.read { try $0.query(APIStore.all).map(APIToken.init(row:)) } }
 
     public func revoke(_ id: Int64) throws {
-        let n = try pool.write { try $0.run(APIStore.revoke.sql, [clock.now(), id]) }
+        let n = try pool.write { try $0.run(APIStore.revoke, [clock.now(), id]) }
         if n == 0 { throw ValidationError(field: "token", "No such active token.") }
     }
 
@@ -83,12 +87,12 @@ public final class APITokens: Sendable {
     public func authenticate(_ token: String, from address: String = "") throws -> APIToken? {
         let now = clock.now()
         let key = "api:" + address
-        if try pool.read({ try $0.scalar(LoginThrottle.countSince.sql, [key, now - 900]).int ?? 0 }) >= APITokens.maxFailures { throw Throttled() }
+        if try pool.read({ try $0.scalar(LoginThrottle.countSince, [key, now - 900]).int ?? 0 }) >= APITokens.maxFailures { throw Throttled() }
         guard !token.isEmpty, token.utf8.count < 200,
-              let found = try pool.read({ try $0.queryOne(APIStore.byDigest.sql, [Secrets.digest(token), now]).map(APIToken.init(row:)) }) else {
+              let found = try pool.read({ try $0.queryOne(APIStore.byDigest, [Secrets.digest(token), now]).map(APIToken.init(row:)) }) else {
             try pool.write { db in
-                try db.run(LoginThrottle.insert.sql, [key, now])
-                try db.run(LoginThrottle.prune.sql, [now - 86_400])
+                try db.run(LoginThrottle.insert, [key, now])
+                try db.run(LoginThrottle.prune, [now - 86_400])
             }
             return nil
         }
@@ -101,7 +105,7 @@ public final class APITokens: Sendable {
     /// For tests: registers a token with a chosen secret (the spec's examples use a fixed one).
     func register(token: String, name: String, databaseIDs: [Int64]) throws {
         try pool.write { db in
-            try db.run(APIStore.insert.sql, [name, Secrets.digest(token), JSONValue.array(databaseIDs.map { .int($0) }).canonical, SQLValue.null, clock.now(), SQLValue.null])
+            try db.run(APIStore.insert, [name, Secrets.digest(token), JSONValue.array(databaseIDs.map { .int($0) }).canonical, SQLValue.null, clock.now(), SQLValue.null])
         }
     }
 }

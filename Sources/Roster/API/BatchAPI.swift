@@ -1,6 +1,6 @@
 import Foundation
 import Secrets
-import SQLiteStore
+import Store
 
 /// The batch API: `update_batch` (update only), `import_batch` (update or create) and `add_batch` (create only),
 /// in JSON or XML, with the answer in the format of the request.
@@ -66,7 +66,7 @@ public final class BatchAPI: Sendable {
         }
         guard databaseRequired else { return (params, token, nil) }
         guard let databaseID = BatchAPI.int(params["db_id"]) else { throw RequestError(status: 400, code: 400, text: "db_id is missing or not a number.") }
-        guard token.databaseIDs.contains(databaseID), try pool.read({ try $0.queryOne(DatabaseStore.byID.sql, [databaseID]) }) != nil else {
+        guard token.databaseIDs.contains(databaseID), try pool.read({ try $0.queryOne(DatabaseStore.byID, [databaseID]) }) != nil else {
             throw RequestError(status: 404, code: 404, text: "No database \(databaseID) for this token.")
         }
         return (params, token, databaseID)
@@ -84,7 +84,7 @@ public final class BatchAPI: Sendable {
             if let key = idempotencyKey, key.utf8.count > 200 { throw RequestError(status: 400, code: 400, text: "The Idempotency-Key is longer than 200 characters.") }
             // The key is bound to the request it first came with: the same body replays, another body is refused.
             let digest = Secrets.digest(mode.rawValue + (xml ? " xml " : " json ") + String(decoding: body, as: UTF8.self))
-            if let key = idempotencyKey, let stored = try pool.read({ try $0.queryOne(APIStore.replay.sql, [token.id, key, clock.now() - 86_400]) }) {
+            if let key = idempotencyKey, let stored = try pool.read({ try $0.queryOne(APIStore.replay, [token.id, key, clock.now() - 86_400]) }) {
                 guard stored.string("request_digest") == digest else {
                     throw RequestError(status: 422, code: 422,
                                        text: "This Idempotency-Key was used with a different request in the last 24 hours; use a new key.")
@@ -125,10 +125,10 @@ public final class BatchAPI: Sendable {
                     }
                 }
                 let text = answer(.object(["error": .int(0), "error_text": .string("Successful operation"), "result": .array(results)]))
-                try db.run(APIStore.used.sql, [options.now, token.id])
+                try db.run(APIStore.used, [options.now, token.id])
                 if let key = idempotencyKey {
-                    try db.run(APIStore.forget.sql, [options.now - 86_400])
-                    try db.run(APIStore.remember.sql, [token.id, key, xml ? "xml" : "json", text, options.now, digest])
+                    try db.run(APIStore.forget, [options.now - 86_400])
+                    try db.run(APIStore.remember, [token.id, key, xml ? "xml" : "json", text, options.now, digest])
                 }
                 return text
             }
@@ -473,7 +473,7 @@ extension BatchAPI {
             switch sibling {
             case .listDatabases:
                 let list = try pool.read { db in
-                    try db.query(DatabaseStore.all.sql).compactMap { row -> JSONValue? in
+                    try db.query(DatabaseStore.all).compactMap { row -> JSONValue? in
                         guard let id = row.int64("id"), token.databaseIDs.contains(id) else { return nil }
                         let count = try db.scalar(ProfileTable.count(id)).int ?? 0
                         return .object(["id": .int(id), "name": .string(row.string("name") ?? ""), "profiles": .int(Int64(count))])

@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// One field of a field update: set to a value, or delete the value.
 public struct FieldChange: Sendable, Equatable {

@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// What one bulk chunk did.
 struct BulkChunk {
@@ -94,7 +94,7 @@ struct BulkExecutor {
             chunk.updated = try db.prepare("UPDATE \(table) SET \(resolved.map { "\($0.column) = ?" }.joined(separator: ", ")), updated_at = ?, version = version + 1 WHERE id IN (SELECT id FROM temp.bulk_profiles)")
                 .execute(values + [.integer(now)])
             chunk.skip(SkipReason.unchanged, count - chunk.updated)
-            if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, HistoryEvent.fieldChanged, chunk.updated, chunk.updated]) }
+            if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, HistoryEvent.fieldChanged, chunk.updated, chunk.updated]) }
 
         case .unsubscribe:
             try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, 'status', \(BulkExecutor.statusName("p.status")), 'unsubscribed' FROM \(table) p WHERE p.id IN (\(targets)) AND p.status <> 1")
@@ -103,7 +103,7 @@ struct BulkExecutor {
                 .execute([.integer(now), .text(HistoryEvent.statusChanged), actor.map { .integer($0) } ?? .null, .integer(taskID)] + range)
             chunk.updated = try db.prepare("UPDATE \(table) SET status = 1, updated_at = ?, version = version + 1 WHERE id IN (\(targets)) AND status <> 1").execute([.integer(now)] + range)
             chunk.skip(SkipReason.unchanged, count - chunk.updated)
-            if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, HistoryEvent.statusChanged, chunk.updated, chunk.updated]) }
+            if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, HistoryEvent.statusChanged, chunk.updated, chunk.updated]) }
 
         case .deleteInactive:
             let inactive = "(last_interaction_at IS NULL OR last_interaction_at < ?)"
@@ -159,7 +159,7 @@ struct BulkExecutor {
             }
             chunk.updated = try db.run("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id IN (SELECT id FROM temp.bulk_subs)", [newStatus, SQLValue.integer(now)])
             try db.run("DELETE FROM temp.bulk_subs")
-            if chunk.updated > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, type, chunk.updated, chunk.updated]) }
+            if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, type, chunk.updated, chunk.updated]) }
 
         case .addSubscription(let resourceID, let channelText, let statusText, let sourceID, let includeUnsafe):
             guard let status = ProfileStatus(text: statusText), let channel = Channel(rawValue: channelText) else {
@@ -213,7 +213,7 @@ struct BulkExecutor {
                 case .added: before = ""
                 case .updated(_, let old): before = old.name
                 }
-                try db.run(BulkStore.insertChange.sql, [taskID, profileID, "subscription \(resourceID) \(channel.rawValue) \(contact)", before, status.name])
+                try db.run(BulkStore.insertChange, [taskID, profileID, "subscription \(resourceID) \(channel.rawValue) \(contact)", before, status.name])
                 chunk.updated += 1
             }
 
@@ -223,13 +223,13 @@ struct BulkExecutor {
                 for row in rows {
                     let rowID = row.int64("id") ?? 0
                     let profileID = row.string("profile_id") ?? ""
-                    if try db.queryOne(BulkStore.hasCode.sql, [programID, databaseID, profileID]) != nil { chunk.skip(SkipReason.hasCode); continue }
+                    if try db.queryOne(BulkStore.hasCode, [programID, databaseID, profileID]) != nil { chunk.skip(SkipReason.hasCode); continue }
                     guard let text = try writer(db).attachFreeCode(rowID: rowID, profileID: profileID, programID: programID,
                                                                           skipping: codesAlreadyAttached) else {
                         chunk.skip(SkipReason.noFreeCode)
                         continue
                     }
-                    try db.run(BulkStore.insertChange.sql, [taskID, profileID, "promo code \(programID)", "", text])
+                    try db.run(BulkStore.insertChange, [taskID, profileID, "promo code \(programID)", "", text])
                     chunk.updated += 1
                 }
             } else {
@@ -240,7 +240,7 @@ struct BulkExecutor {
                 var profilesWithCodes = Set<Int64>()
                 for code in codes {
                     try writer(db).detachCode(rowID: code.int64("row") ?? 0, codeID: code.int64("id") ?? 0, code: code.string("code") ?? "")
-                    try db.run(BulkStore.insertChange.sql, [taskID, code.string("profile_id") ?? "", "promo code \(programID)", code.string("code") ?? "", "detached"])
+                    try db.run(BulkStore.insertChange, [taskID, code.string("profile_id") ?? "", "promo code \(programID)", code.string("code") ?? "", "detached"])
                     profilesWithCodes.insert(code.int64("row") ?? 0)
                 }
                 chunk.updated = codes.count
@@ -301,7 +301,7 @@ public struct BulkUpdateTask: TaskHandler {
 
     public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
         let request = try BulkUpdateTask.request(task)
-        guard try db.queryOne(DatabaseStore.byID.sql, [request.databaseID]) != nil else { throw ValidationError(field: "task", "The database no longer exists.") }
+        guard try db.queryOne(DatabaseStore.byID, [request.databaseID]) != nil else { throw ValidationError(field: "task", "The database no longer exists.") }
         let now = clock.now()
         let total = try BulkUpdateTask.freeze(request, taskID: task.id, now: now, db)
         // The cut-off is fixed when the task starts, so a task resumed next month deletes the same profiles.

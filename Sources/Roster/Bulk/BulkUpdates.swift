@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// What a bulk update will do, counted by running it and rolling back.
 public struct BulkPreview: Sendable {
@@ -91,7 +91,7 @@ public final class BulkUpdates: Sendable {
     public func validate(_ request: BulkRequest, role: Role) throws {
         guard role.canEdit else { throw ValidationError(field: "action", "Viewers cannot change profiles.") }
         try pool.read { db in
-            guard try db.queryOne(DatabaseStore.byID.sql, [request.databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            guard try db.queryOne(DatabaseStore.byID, [request.databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
             let context = try SelectionContext.load(request.databaseID, now: clock.now(), db)
             _ = try request.scope.compile(db, now: clock.now())
             func status(_ text: String) throws -> ProfileStatus {
@@ -118,7 +118,7 @@ public final class BulkUpdates: Sendable {
                 try resource(r, channel, field: "resource")
                 _ = try status(s)
             case .promoCodes(let program, _):
-                guard try db.queryOne(LoyaltyStore.byID.sql, [program]) != nil else { throw ValidationError(field: "program", "No such loyalty program.") }
+                guard try db.queryOne(LoyaltyStore.byID, [program]) != nil else { throw ValidationError(field: "program", "No such loyalty program.") }
             case .deleteInactive:
                 guard role.canDelete else { throw ValidationError(field: "action", "Only admins can delete profiles.") }
                 guard try request.scope.hasCondition(db) else {
@@ -215,6 +215,6 @@ public final class BulkUpdates: Sendable {
     }
 
     public func changeCount(taskID: Int64) throws -> Int {
-        try pool.read { try $0.scalar(BulkStore.changeCount.sql, [taskID]).int ?? 0 }
+        try pool.read { try $0.scalar(BulkStore.changeCount, [taskID]).int ?? 0 }
     }
 }

@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 /// The change log stores what changed in stable machine terms (`_country`, `subscription 3 email a@x.io`,
 /// `promo code 2`); people read it through this: field labels, resource and program names, channel labels. Used by

@@ -3,7 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Secrets
-import SQLiteStore
+import Store
 import Synchronization
 
 public struct Webhook: Sendable {
@@ -90,7 +90,7 @@ public final class Webhooks: Sendable {
         self.allowPrivate = allowPrivate
     }
 
-    public func list() throws -> [Webhook] { try pool.read { try $0.query(WebhookStore.all.sql).map(Webhook.init(row:)) } }
+    public func list() throws -> [Webhook] { try pool.read { try $0.query(WebhookStore.all).map(Webhook.init(row:)) } }
 
     /// Adds a receiver; returns it with its signing secret (shown to the admin).
     @discardableResult
@@ -106,8 +106,8 @@ public final class Webhooks: Sendable {
         let id = try pool.write { db -> Int64 in
             // New receivers start at the current end of the outbox: they get what happens from now on.
             let end = try db.scalar("SELECT COALESCE(MAX(id), 0) FROM trigger_events").int64 ?? 0
-            try db.run(WebhookStore.insert.sql, [text, Secrets.randomToken(bytes: 24), clock.now()])
-            let id = db.lastInsertRowID
+            try db.run(WebhookStore.insert, [text, Secrets.randomToken(bytes: 24), clock.now()])
+            let id = try db.lastInsertedID()
             try db.run("UPDATE webhooks SET cursor = ? WHERE id = ?", [end, id])
             return id
         }
@@ -115,13 +115,13 @@ public final class Webhooks: Sendable {
     }
 
     public func delete(_ id: Int64) throws {
-        let n = try pool.write { try $0.run(WebhookStore.delete.sql, [id]) }
+        let n = try pool.write { try $0.run(WebhookStore.delete, [id]) }
         if n == 0 { throw ValidationError(field: "webhook", "No such webhook.") }
     }
 
     public func recentDeliveries(limit: Int = 50) throws -> [WebhookDelivery] {
         try pool.read { db in
-            try db.query(WebhookStore.recent.sql, [limit]).map {
+            try db.query(WebhookStore.recent, [limit]).map {
                 WebhookDelivery(webhookID: $0.int64("webhook_id") ?? 0, firstEvent: $0.int64("first_event") ?? 0, lastEvent: $0.int64("last_event") ?? 0,
                                 events: $0.int("events") ?? 0, attempt: $0.int("attempt") ?? 0, statusCode: $0.int("status_code"),
                                 error: $0.string("error") ?? "", at: $0.int64("at") ?? 0)
@@ -133,10 +133,10 @@ public final class Webhooks: Sendable {
     @discardableResult
     public func deliverDue() -> Int {
         let now = clock.now()
-        guard let hooks = try? pool.read({ try $0.query(WebhookStore.due.sql, [now]).map(Webhook.init(row:)) }) else { return 0 }
+        guard let hooks = try? pool.read({ try $0.query(WebhookStore.due, [now]).map(Webhook.init(row:)) }) else { return 0 }
         var accepted = 0
         for hook in hooks {
-            guard let events = try? pool.read({ try $0.query(WebhookStore.events.sql, [hook.cursor, Webhooks.batchSize]) }), let last = events.last else { continue }
+            guard let events = try? pool.read({ try $0.query(WebhookStore.events, [hook.cursor, Webhooks.batchSize]) }), let last = events.last else { continue }
             let body = JSONValue.object(["events": .array(events.map { e in
                 .object(["id": .int(e.int64("id") ?? 0), "type": .string(e.string("type") ?? ""), "database_id": .int(e.int64("database_id") ?? 0),
                          "profile_id": .string(e.string("profile_id") ?? ""), "payload": JSONValue.parse(e.string("payload") ?? "{}") ?? .object([:]),
@@ -148,12 +148,12 @@ public final class Webhooks: Sendable {
             let first = events.first?.int64("id") ?? 0
             let lastID = last.int64("id") ?? 0
             try? pool.write { db in
-                try db.run(WebhookStore.log.sql, [hook.id, first, lastID, events.count, hook.failures + 1, status, error, now])
+                try db.run(WebhookStore.log, [hook.id, first, lastID, events.count, hook.failures + 1, status, error, now])
                 if ok {
-                    try db.run(WebhookStore.delivered.sql, [lastID, hook.id, lastID])
+                    try db.run(WebhookStore.delivered, [lastID, hook.id, lastID])
                 } else {
                     let backoff = min(3600, 5 << min(hook.failures, 10))
-                    try db.run(WebhookStore.failed.sql, [now + Int64(backoff), hook.id])
+                    try db.run(WebhookStore.failed, [now + Int64(backoff), hook.id])
                 }
             }
             if ok { accepted += 1 }

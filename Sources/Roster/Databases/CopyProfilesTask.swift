@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// Copies every profile of one database into another, as a background task.
 ///
@@ -18,7 +18,7 @@ public struct CopyProfilesTask: TaskHandler {
         guard let source = task.databaseID, let target = task.int64Parameter("target_database_id") else {
             throw ValidationError(field: "task", "The task lacks its source or target database.")
         }
-        for id in [source, target] where try db.queryOne(DatabaseStore.byID.sql, [id]) == nil {
+        for id in [source, target] where try db.queryOne(DatabaseStore.byID, [id]) == nil {
             throw ValidationError(field: "task", "Database \(id) no longer exists.")
         }
         let maxID = try db.scalar("SELECT COALESCE(MAX(id), 0) FROM \(ProfileTable.name(source))").int64 ?? 0

@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 /// The SQL for databases, their standard-field settings and custom fields.
 public enum DatabaseStore {
@@ -41,7 +41,7 @@ public enum DatabaseStore {
         SELECT r.* FROM resources r JOIN database_resources dr ON dr.resource_id = r.id WHERE dr.database_id = ? AND r.id = ?
         """)
     static let detachAll = NamedQuery("databases.detachResources", "DELETE FROM database_resources WHERE database_id = ?")
-    static let attach = NamedQuery("databases.attachResource", "INSERT OR IGNORE INTO database_resources (database_id, resource_id) VALUES (?, ?)")
+    static let attach = NamedQuery("databases.attachResource", "INSERT INTO database_resources (database_id, resource_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
 
     static var queries: [NamedQuery] {
         [all, byID, byName, insert, update, delete, fields, fieldByID, fieldByName, insertField, updateField, deleteField,

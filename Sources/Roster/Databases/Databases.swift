@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 import Synchronization
 
 /// What a person types when creating or editing a database.
@@ -83,7 +83,7 @@ public final class Databases: Sendable {
     public func list() throws -> [DatabaseSummary] {
         let now = clock.now()
         return try pool.read { db in
-            try db.query(DatabaseStore.all.sql).map(ProfileDatabase.init(row:)).map { database in
+            try db.query(DatabaseStore.all).map(ProfileDatabase.init(row:)).map { database in
                 var count = countCache.withLock { $0[database.id] }.flatMap { $0.expires > now ? $0.count : nil }
                 if count == nil {
                     let fresh = try db.scalar(ProfileTable.count(database.id)).int ?? 0
@@ -91,13 +91,13 @@ public final class Databases: Sendable {
                     count = fresh
                 }
                 return DatabaseSummary(database: database, profileCount: count ?? 0,
-                                       fieldCount: try db.query(DatabaseStore.fields.sql, [database.id]).count)
+                                       fieldCount: try db.query(DatabaseStore.fields, [database.id]).count)
             }
         }
     }
 
     public func get(_ id: Int64) throws -> ProfileDatabase? {
-        try pool.read { try $0.queryOne(DatabaseStore.byID.sql, [id]).map(ProfileDatabase.init(row:)) }
+        try pool.read { try $0.queryOne(DatabaseStore.byID, [id]).map(ProfileDatabase.init(row:)) }
     }
 
     public func fields(of databaseID: Int64) throws -> [CustomField] {
@@ -105,11 +105,11 @@ public final class Databases: Sendable {
     }
 
     static func fields(_ databaseID: Int64, _ db: Connection) throws -> [CustomField] {
-        try db.query(DatabaseStore.fields.sql, [databaseID]).map(CustomField.init(row:))
+        try db.query(DatabaseStore.fields, [databaseID]).map(CustomField.init(row:))
     }
 
     public func field(_ id: Int64) throws -> CustomField? {
-        try pool.read { try $0.queryOne(DatabaseStore.fieldByID.sql, [id]).map(CustomField.init(row:)) }
+        try pool.read { try $0.queryOne(DatabaseStore.fieldByID, [id]).map(CustomField.init(row:)) }
     }
 
     public func profileCount(_ databaseID: Int64) throws -> Int {
@@ -122,7 +122,7 @@ public final class Databases: Sendable {
 
     static func standardSettings(_ databaseID: Int64, _ db: Connection) throws -> [String: StandardFieldSetting] {
         var settings: [String: StandardFieldSetting] = [:]
-        for row in try db.query(DatabaseStore.standardSettings.sql, [databaseID]) {
+        for row in try db.query(DatabaseStore.standardSettings, [databaseID]) {
             settings[row.string("field_key") ?? ""] = StandardFieldSetting(defaultValue: row.string("default_value"),
                                                                            required: row.bool("required"), showInSM: row.bool("show_in_sm"))
         }
@@ -132,16 +132,16 @@ public final class Databases: Sendable {
     /// Attaches one more resource to a database (from the database's page), keeping the ones it has.
     public func attachResource(_ databaseID: Int64, resourceID: Int64) throws {
         try pool.write { db in
-            guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
-            guard try db.queryOne(ResourceStore.byID.sql, [resourceID]) != nil else {
+            guard try db.queryOne(DatabaseStore.byID, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            guard try db.queryOne(ResourceStore.byID, [resourceID]) != nil else {
                 throw ValidationError(field: "resource", "Choose one of the resources.")
             }
-            try db.run(DatabaseStore.attach.sql, [databaseID, resourceID])
+            try db.run(DatabaseStore.attach, [databaseID, resourceID])
         }
     }
 
     public func attachedResources(_ databaseID: Int64) throws -> [Resource] {
-        try pool.read { db in try db.query(DatabaseStore.attachedResources.sql, [databaseID]).map { try ResourceStore.load(row: $0, db) } }
+        try pool.read { db in try db.query(DatabaseStore.attachedResources, [databaseID]).map { try ResourceStore.load(row: $0, db) } }
     }
 
     /// Counts for the database's charts: profiles by global status, subscriptions by channel and status,
@@ -174,7 +174,7 @@ public final class Databases: Sendable {
                 }
             }
             var counts: [String: Int] = [:]
-            for row in try db.query(History.monthly.sql, [databaseID, months[0] + "-01"]) { counts[row.string("month") ?? ""] = row.int("total") ?? 0 }
+            for row in try db.query(History.monthly, [databaseID, months[0] + "-01"]) { counts[row.string("month") ?? ""] = row.int("total") ?? 0 }
             return Charts(statuses: ProfileStatus.allCases.map { ($0, byStatus[$0] ?? 0) },
                           subscriptions: Channel.allCases.compactMap { c in byChannel[c].map { m in (c, ProfileStatus.allCases.map { ($0, m[$0] ?? 0) }) } },
                           months: months.map { ($0, counts[$0] ?? 0) })
@@ -185,7 +185,7 @@ public final class Databases: Sendable {
         try pool.read { db in
             DeletionImpact(profiles: try db.scalar(ProfileTable.count(databaseID)).int ?? 0,
                            engagedProfiles: try db.scalar(ProfileTable.engagedCount(databaseID)).int ?? 0,
-                           customFields: try db.query(DatabaseStore.fields.sql, [databaseID]).count)
+                           customFields: try db.query(DatabaseStore.fields, [databaseID]).count)
         }
     }
 
@@ -200,7 +200,7 @@ public final class Databases: Sendable {
         let name = input.name.trimmingCharacters(in: .whitespacesAndNewlines)
         if name.isEmpty { errors["name"] = "Enter a name." }
         else if name.count > 200 { errors["name"] = "A name has at most 200 characters." }
-        else if let other = try db.queryOne(DatabaseStore.byName.sql, [name]).map(ProfileDatabase.init(row:)), other.id != existingID {
+        else if let other = try db.queryOne(DatabaseStore.byName, [name]).map(ProfileDatabase.init(row:)), other.id != existingID {
             errors["name"] = "Another database is already called \(other.name)."
         }
         let description = input.description.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -215,7 +215,7 @@ public final class Databases: Sendable {
         }
         var resourceIDs: [Int64] = []
         for id in input.resourceIDs where !resourceIDs.contains(id) {
-            guard try db.queryOne(ResourceStore.byID.sql, [id]) != nil else {
+            guard try db.queryOne(ResourceStore.byID, [id]) != nil else {
                 errors["resources"] = "Resource \(id) does not exist."
                 break
             }
@@ -231,36 +231,36 @@ public final class Databases: Sendable {
         let now = clock.now()
         return try pool.write { db in
             let clean = try validate(input, existingID: nil, db)
-            try db.run(DatabaseStore.insert.sql, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
-            let id = db.lastInsertRowID
+            try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
+            let id = try db.lastInsertedID()
             for statement in ProfileTable.createStatements(id) { try db.execute(statement) }
-            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach.sql, [id, resource]) }
-            return ProfileDatabase(row: try readBack(try db.queryOne(DatabaseStore.byID.sql, [id]), "database"))
+            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
+            return ProfileDatabase(row: try readBack(try db.queryOne(DatabaseStore.byID, [id]), "database"))
         }
     }
 
     public func update(_ id: Int64, _ input: DatabaseInput) throws {
         let now = clock.now()
         try pool.write { db in
-            guard try db.queryOne(DatabaseStore.byID.sql, [id]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            guard try db.queryOne(DatabaseStore.byID, [id]) != nil else { throw ValidationError(field: "database", "No such database.") }
             let clean = try validate(input, existingID: id, db)
-            try db.run(DatabaseStore.update.sql, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, id])
-            try db.run(DatabaseStore.detachAll.sql, [id])
-            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach.sql, [id, resource]) }
+            try db.run(DatabaseStore.update, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, id])
+            try db.run(DatabaseStore.detachAll, [id])
+            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
         }
     }
 
     /// Deletes a database with all its profiles, unless some profile has had interactions.
     public func delete(_ id: Int64) throws {
         try pool.write { db in
-            guard try db.queryOne(DatabaseStore.byID.sql, [id]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            guard try db.queryOne(DatabaseStore.byID, [id]) != nil else { throw ValidationError(field: "database", "No such database.") }
             let engaged = try db.scalar(ProfileTable.engagedCount(id)).int ?? 0
             if engaged > 0 {
                 throw ValidationError(field: "database", "\(engaged) profiles in this database have had interactions (sends, opens, subscriptions…). Delete those profiles first; then the database can be deleted.")
             }
             for statement in ProfileTable.dropStatements(id) { try db.execute(statement) }
-            try db.run(History.dropDatabase.sql, [id])
-            try db.run(DatabaseStore.delete.sql, [id])
+            try db.run(History.dropDatabase, [id])
+            try db.run(DatabaseStore.delete, [id])
         }
     }
 
@@ -297,14 +297,14 @@ public final class Databases: Sendable {
 
     static func writeStandard(_ databaseID: Int64, _ clean: [(String, StandardFieldSetting)], _ db: Connection) throws {
         for (key, s) in clean {
-            try db.run(DatabaseStore.upsertStandard.sql, [databaseID, key, s.defaultValue, s.required, s.showInSM])
+            try db.run(DatabaseStore.upsertStandard, [databaseID, key, s.defaultValue, s.required, s.showInSM])
         }
     }
 
     public func updateStandardSettings(_ databaseID: Int64, _ settings: [String: StandardFieldSetting]) throws {
         let clean = try Databases.validateStandard(settings)
         try pool.write { db in
-            guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
+            guard try db.queryOne(DatabaseStore.byID, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
             try Databases.writeStandard(databaseID, clean, db)
         }
     }
@@ -371,16 +371,16 @@ public final class Databases: Sendable {
     }
 
     static func insertField(_ databaseID: Int64, _ clean: CleanField, now: Int64, _ db: Connection) throws -> CustomField {
-        guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
-        if let other = try db.queryOne(DatabaseStore.fieldByName.sql, [databaseID, clean.name]).map(CustomField.init(row:)) {
+        guard try db.queryOne(DatabaseStore.byID, [databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
+        if let other = try db.queryOne(DatabaseStore.fieldByName, [databaseID, clean.name]).map(CustomField.init(row:)) {
             throw ValidationError(field: "name", "This database already has a field called \(other.name) (names ignore case).")
         }
-        try db.run(DatabaseStore.insertField.sql, [databaseID, clean.name, clean.type.rawValue, JSONValue.encodeStrings(clean.options),
+        try db.run(DatabaseStore.insertField, [databaseID, clean.name, clean.type.rawValue, JSONValue.encodeStrings(clean.options),
                                                     clean.description, clean.defaultValue, clean.required, clean.showInSM, clean.indexed, now])
-        let id = db.lastInsertRowID
+        let id = try db.lastInsertedID()
         try db.execute(ProfileTable.addColumn(databaseID, id))
         if clean.indexed { try db.execute(ProfileTable.createIndex(databaseID, id)) }
-        return CustomField(row: try readBack(try db.queryOne(DatabaseStore.fieldByID.sql, [id]), "field"))
+        return CustomField(row: try readBack(try db.queryOne(DatabaseStore.fieldByID, [id]), "field"))
     }
 
     /// A value that would not survive a change of type or options.
@@ -395,16 +395,16 @@ public final class Databases: Sendable {
     public func updateField(_ fieldID: Int64, _ input: FieldInput) throws {
         let clean = try Databases.validate(input)
         try pool.write { db in
-            guard let field = try db.queryOne(DatabaseStore.fieldByID.sql, [fieldID]).map(CustomField.init(row:)) else {
+            guard let field = try db.queryOne(DatabaseStore.fieldByID, [fieldID]).map(CustomField.init(row:)) else {
                 throw ValidationError(field: "field", "No such field.")
             }
-            if let other = try db.queryOne(DatabaseStore.fieldByName.sql, [field.databaseID, clean.name]).map(CustomField.init(row:)), other.id != fieldID {
+            if let other = try db.queryOne(DatabaseStore.fieldByName, [field.databaseID, clean.name]).map(CustomField.init(row:)), other.id != fieldID {
                 throw ValidationError(field: "name", "This database already has a field called \(other.name) (names ignore case).")
             }
             if clean.type != field.type || clean.options != field.options {
                 try Databases.convertValues(field, to: clean.type, options: clean.options, db)
             }
-            try db.run(DatabaseStore.updateField.sql, [clean.name, clean.type.rawValue, JSONValue.encodeStrings(clean.options), clean.description,
+            try db.run(DatabaseStore.updateField, [clean.name, clean.type.rawValue, JSONValue.encodeStrings(clean.options), clean.description,
                                                         clean.defaultValue, clean.required, clean.showInSM, clean.indexed, fieldID])
             if clean.indexed != field.indexed {
                 try db.execute(clean.indexed ? ProfileTable.createIndex(field.databaseID, fieldID) : ProfileTable.dropIndex(field.databaseID, fieldID))
@@ -446,12 +446,12 @@ public final class Databases: Sendable {
     /// Deletes a custom field and its column with every value in it.
     public func deleteField(_ fieldID: Int64) throws {
         try pool.write { db in
-            guard let field = try db.queryOne(DatabaseStore.fieldByID.sql, [fieldID]).map(CustomField.init(row:)) else {
+            guard let field = try db.queryOne(DatabaseStore.fieldByID, [fieldID]).map(CustomField.init(row:)) else {
                 throw ValidationError(field: "field", "No such field.")
             }
             try db.execute(ProfileTable.dropIndex(field.databaseID, fieldID))
             try db.execute(ProfileTable.dropColumn(field.databaseID, fieldID))
-            try db.run(DatabaseStore.deleteField.sql, [fieldID])
+            try db.run(DatabaseStore.deleteField, [fieldID])
         }
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// Exports the action history of a database's profiles to CSV (profile_id, time, type, actor, details), as a
 /// background task with the same exactly-once file handling as the profile export.
@@ -10,7 +10,7 @@ public struct ExportHistoryTask: TaskHandler {
     public init(files: ExportProfilesTask) { self.files = files }
 
     public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
-        guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
+        guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID, [databaseID]) != nil else {
             throw ValidationError(field: "task", "The database no longer exists.")
         }
         try files.createFile(for: task.id)

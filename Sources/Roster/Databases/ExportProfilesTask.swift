@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// Exports a database's profiles to a CSV file, as a background task.
 ///
@@ -45,12 +45,12 @@ public struct ExportProfilesTask: TaskHandler {
     /// The selection of a segment's export (its rules, or a static segment's members); nil for a whole database.
     static func selection(_ task: TaskRecord, _ db: Connection) throws -> ProfileSelection? {
         guard let id = task.int64Parameter("segment_id"), let databaseID = task.databaseID else { return nil }
-        guard try db.queryOne(SegmentStore.byID.sql, [id]) != nil else { throw ValidationError(field: "task", "The segment was deleted.") }
+        guard try db.queryOne(SegmentStore.byID, [id]) != nil else { throw ValidationError(field: "task", "The segment was deleted.") }
         return ProfileSelection(databaseID: databaseID, segmentID: id)
     }
 
     public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {
-        guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
+        guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID, [databaseID]) != nil else {
             throw ValidationError(field: "task", "The database no longer exists.")
         }
         var maxID = try db.scalar("SELECT COALESCE(MAX(id), 0) FROM \(ProfileTable.name(databaseID))").int64 ?? 0

@@ -25,18 +25,26 @@ public enum HistoryEvent {
                                        sent, delivered, opened, clicked, goal]
 }
 
-import SQLiteStore
+import Store
 
 /// Writes history events: the event row, and one more in the day's count for the database's statistics.
 enum History {
     static let bumpStats = NamedQuery("eventStats.bump", """
         INSERT INTO event_stats (database_id, day, type, count) VALUES (?, strftime('%Y-%m-%d', ?, 'unixepoch'), ?, 1)
-        ON CONFLICT (database_id, day, type) DO UPDATE SET count = count + 1
+        ON CONFLICT (database_id, day, type) DO UPDATE SET count = event_stats.count + 1
+        """, postgres: """
+        INSERT INTO event_stats (database_id, day, type, count)
+        VALUES (?, to_char(to_timestamp(CAST(? AS bigint)) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), ?, 1)
+        ON CONFLICT (database_id, day, type) DO UPDATE SET count = event_stats.count + 1
         """)
     /// Adds a chunk's count at once (imports and bulk tasks record many events of one type).
     static let bumpStatsBy = NamedQuery("eventStats.bumpBy", """
         INSERT INTO event_stats (database_id, day, type, count) VALUES (?, strftime('%Y-%m-%d', ?, 'unixepoch'), ?, ?)
-        ON CONFLICT (database_id, day, type) DO UPDATE SET count = count + ?
+        ON CONFLICT (database_id, day, type) DO UPDATE SET count = event_stats.count + ?
+        """, postgres: """
+        INSERT INTO event_stats (database_id, day, type, count)
+        VALUES (?, to_char(to_timestamp(CAST(? AS bigint)) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), ?, ?)
+        ON CONFLICT (database_id, day, type) DO UPDATE SET count = event_stats.count + CAST(? AS bigint)
         """)
     static let monthly = NamedQuery("eventStats.monthly", """
         SELECT substr(day, 1, 7) AS month, SUM(count) AS total FROM event_stats WHERE database_id = ? AND day >= ? GROUP BY month ORDER BY month
@@ -50,7 +58,7 @@ enum History {
     static func record(_ db: Connection, database: Int64, profile: Int64, at: Int64, type: String, actor: Int64?,
                        details: JSONValue, interaction: Bool, tally: EventTally? = nil) throws {
         try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
-        if let tally { tally.add(type) } else { try db.run(bumpStats.sql, [database, at, type]) }
+        if let tally { tally.add(type) } else { try db.run(bumpStats, [database, at, type]) }
         // A new profile's row already has its creation time as its last interaction.
         if interaction && type != HistoryEvent.created { try db.run(touchSQL(database), [at, profile]) }
         if EventRules.engages(type) { try db.run(engageSQL(database), [at, profile]) }
@@ -81,7 +89,7 @@ final class EventTally {
     func flush(_ db: Connection, database: Int64, at: Int64) throws {
         keepRow()
         for (type, count) in kept.sorted(by: { $0.key < $1.key }) {
-            try db.run(History.bumpStatsBy.sql, [database, at, type, count, count])
+            try db.run(History.bumpStatsBy, [database, at, type, count, count])
         }
         kept = [:]
     }

@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 public struct ProfileDatabase: Sendable, Equatable {
     public let id: Int64

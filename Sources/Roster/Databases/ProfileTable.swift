@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 /// The per-database profile table: `profiles_<id>`, one typed column per standard field and one per custom field.
 ///
@@ -91,7 +91,7 @@ public enum ProfileTable {
     /// run at start-up after the migrations; each step checks first, so it runs once.
     public static func upgrade(_ pool: DatabasePool) throws {
         try pool.write { db in
-            for row in try db.query(DatabaseStore.all.sql) {
+            for row in try db.query(DatabaseStore.all) {
                 guard let id = row.int64("id") else { continue }
                 let columns = try db.query("SELECT name FROM pragma_table_info(?)", ["subscriptions_\(id)"]).compactMap { $0.string("name") }
                 // v7: the values of a subscription's custom and standard channel fields.

@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// A database's structure as a JSON file: settings, standard-field settings, custom fields and resources.
 /// Documented in docs/structure-file.md.
@@ -75,9 +75,9 @@ public struct DatabaseStructure: Codable, Sendable, Equatable {
 extension Databases {
     public func structure(of id: Int64) throws -> DatabaseStructure? {
         try pool.read { db in
-            guard let database = try db.queryOne(DatabaseStore.byID.sql, [id]).map(ProfileDatabase.init(row:)) else { return nil }
+            guard let database = try db.queryOne(DatabaseStore.byID, [id]).map(ProfileDatabase.init(row:)) else { return nil }
             let settings = try Databases.standardSettings(id, db)
-            let resources = try db.query(DatabaseStore.attachedResources.sql, [id]).map { try ResourceStore.load(row: $0, db) }
+            let resources = try db.query(DatabaseStore.attachedResources, [id]).map { try ResourceStore.load(row: $0, db) }
             return DatabaseStructure(
                 format: DatabaseStructure.formatName, name: database.name, description: database.description, tags: database.tags,
                 sm_title: database.smTitle, sm_language: database.smLanguage,
@@ -125,7 +125,7 @@ extension Databases {
         let id: Int64 = try pool.write { db in
             var resourceIDs: [Int64] = []
             for spec in structure.resources ?? [] {
-                if let row = try db.queryOne(ResourceStore.byName.sql, [spec.name]) {
+                if let row = try db.queryOne(ResourceStore.byName, [spec.name]) {
                     resourceIDs.append(row.int64("id") ?? 0)
                     continue
                 }
@@ -137,18 +137,18 @@ extension Databases {
                 do { clean = try resources.validate(input, existingID: nil, db) } catch let error as ValidationError {
                     throw ValidationError(field: "resources", "\(spec.name): \(error.description)")
                 }
-                try db.run(ResourceStore.insert.sql, [clean.name, clean.description, clean.increasePriority, now, now])
-                let rid = db.lastInsertRowID
+                try db.run(ResourceStore.insert, [clean.name, clean.description, clean.increasePriority, now, now])
+                let rid = try db.lastInsertedID()
                 try resources.write(rid, clean, db)
                 resourceIDs.append(rid)
             }
             let clean = try validate(DatabaseInput(name: structure.name, description: structure.description ?? "",
                                                    tags: (structure.tags ?? []).joined(separator: ","), smTitle: structure.sm_title ?? "",
                                                    smLanguage: structure.sm_language ?? "en", resourceIDs: resourceIDs), existingID: nil, db)
-            try db.run(DatabaseStore.insert.sql, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
-            let id = db.lastInsertRowID
+            try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
+            let id = try db.lastInsertedID()
             for statement in ProfileTable.createStatements(id) { try db.execute(statement) }
-            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach.sql, [id, resource]) }
+            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
             for field in cleanFields { _ = try Databases.insertField(id, field, now: now, db) }
             try Databases.writeStandard(id, cleanStandard, db)
             return id

@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// The ten custom field types, how each is stored in its typed column, and how input is judged.
 ///

@@ -81,7 +81,7 @@ public struct StandardField: Sendable, Equatable {
 }
 
 import Foundation
-import SQLiteStore
+import Store
 
 /// Wraps an SQLValue for APIs that should not leak SQLiteStore types into pages.
 public struct SQLValueBox: Sendable, Equatable {

@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// Imports profiles from an uploaded CSV, as a background task.
 ///
@@ -37,7 +37,7 @@ public struct ImportProfilesTask: TaskHandler {
         /// The history details of every profile this import creates (the same text for each).
 
         init(_ task: TaskRecord, _ db: Connection) throws {
-            guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
+            guard let databaseID = task.databaseID, try db.queryOne(DatabaseStore.byID, [databaseID]) != nil else {
                 throw ValidationError(field: "task", "The database no longer exists.")
             }
             self.databaseID = databaseID
@@ -146,7 +146,7 @@ public struct ImportProfilesTask: TaskHandler {
                         try db.run("RELEASE import_row")
                         tally.dropRow()
                         result = .failed(error.fieldErrors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: " "))
-                    } catch let error as SQLiteError where error.isConstraintViolation {
+                    } catch let error as any StoreFailure where error.isConstraintViolation {
                         try db.run("ROLLBACK TO import_row")
                         try db.run("RELEASE import_row")
                         tally.dropRow()

@@ -1,6 +1,6 @@
 import Foundation
 import Secrets
-import SQLiteStore
+import Store
 
 /// An uploaded CSV waiting to be mapped and imported: its header, a few sample rows, its separator.
 public struct ImportUpload: Sendable {
@@ -175,7 +175,7 @@ public final class ProfileImports: Sendable {
             let custom = try Databases.fields(databaseID, db)
             var resource: Resource?
             if let id = settings.resourceID {
-                guard let row = try db.queryOne(DatabaseStore.attachedResource.sql, [databaseID, id]) else {
+                guard let row = try db.queryOne(DatabaseStore.attachedResource, [databaseID, id]) else {
                     throw ValidationError(field: "resource", "The resource is not attached to this database.")
                 }
                 resource = try ResourceStore.load(row: row, db)

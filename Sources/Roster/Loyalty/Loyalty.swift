@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 public struct LoyaltyProgram: Sendable, Equatable {
     public let id: Int64
@@ -48,14 +48,14 @@ public enum LoyaltyStore {
     static let names = NamedQuery("loyalty.names", "SELECT id, name FROM loyalty_programs")
     static func names(_ db: Connection) throws -> [Int64: String] {
         var names: [Int64: String] = [:]
-        for row in try db.query(LoyaltyStore.names.sql) { if let id = row.int64("id") { names[id] = row.string("name") ?? "" } }
+        for row in try db.query(LoyaltyStore.names) { if let id = row.int64("id") { names[id] = row.string("name") ?? "" } }
         return names
     }
     static let byID = NamedQuery("loyalty.byID", "\(programColumns) WHERE p.id = ?")
     static let byName = NamedQuery("loyalty.byName", "SELECT id, name FROM loyalty_programs WHERE name = ? COLLATE NOCASE")
     static let insert = NamedQuery("loyalty.insert", "INSERT INTO loyalty_programs (name, description, created_at) VALUES (?, ?, ?)")
     static let delete = NamedQuery("loyalty.delete", "DELETE FROM loyalty_programs WHERE id = ?")
-    static let insertCode = NamedQuery("promoCodes.insert", "INSERT OR IGNORE INTO promo_codes (program_id, code, created_at) VALUES (?, ?, ?)")
+    static let insertCode = NamedQuery("promoCodes.insert", "INSERT INTO promo_codes (program_id, code, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
     static let recentCodes = NamedQuery("promoCodes.recent", """
         SELECT code, status, profile_id, attached_at FROM promo_codes WHERE program_id = ? ORDER BY id DESC LIMIT ?
         """)
@@ -75,16 +75,16 @@ public final class Loyalty: Sendable {
     public static let maxCodeLength = 64
 
     public func list() throws -> [LoyaltyProgram] {
-        try pool.read { try $0.query(LoyaltyStore.all.sql).map(LoyaltyProgram.init(row:)) }
+        try pool.read { try $0.query(LoyaltyStore.all).map(LoyaltyProgram.init(row:)) }
     }
 
     public func get(_ id: Int64) throws -> LoyaltyProgram? {
-        try pool.read { try $0.queryOne(LoyaltyStore.byID.sql, [id]).map(LoyaltyProgram.init(row:)) }
+        try pool.read { try $0.queryOne(LoyaltyStore.byID, [id]).map(LoyaltyProgram.init(row:)) }
     }
 
     public func recentCodes(_ id: Int64, limit: Int = 50) throws -> [(code: String, status: String, profileID: String?)] {
         try pool.read { db in
-            try db.query(LoyaltyStore.recentCodes.sql, [id, limit]).map { ($0.string("code") ?? "", $0.string("status") ?? "", $0.string("profile_id")) }
+            try db.query(LoyaltyStore.recentCodes, [id, limit]).map { ($0.string("code") ?? "", $0.string("status") ?? "", $0.string("profile_id")) }
         }
     }
 
@@ -98,9 +98,9 @@ public final class Loyalty: Sendable {
         if !errors.isEmpty { throw ValidationError(errors) }
         let now = clock.now()
         return try pool.write { db in
-            if try db.queryOne(LoyaltyStore.byName.sql, [name]) != nil { throw ValidationError(field: "name", "Another program is already called \(name).") }
-            try db.run(LoyaltyStore.insert.sql, [name, description, now])
-            return LoyaltyProgram(row: try readBack(try db.queryOne(LoyaltyStore.byID.sql, [db.lastInsertRowID]), "program"))
+            if try db.queryOne(LoyaltyStore.byName, [name]) != nil { throw ValidationError(field: "name", "Another program is already called \(name).") }
+            try db.run(LoyaltyStore.insert, [name, description, now])
+            return LoyaltyProgram(row: try readBack(try db.queryOne(LoyaltyStore.byID, [try db.lastInsertedID()]), "program"))
         }
     }
 
@@ -128,9 +128,9 @@ public final class Loyalty: Sendable {
         }
         let now = clock.now()
         let added = try pool.write { db -> Int in
-            guard try db.queryOne(LoyaltyStore.byID.sql, [programID]) != nil else { throw ValidationError(field: "program", "No such program.") }
+            guard try db.queryOne(LoyaltyStore.byID, [programID]) != nil else { throw ValidationError(field: "program", "No such program.") }
             var added = 0
-            let insert = try db.cached(LoyaltyStore.insertCode.sql)
+            let insert = try db.cached(LoyaltyStore.insertCode)
             for code in codes { added += try insert.execute([programID, code, now]) }
             return added
         }
@@ -142,13 +142,13 @@ public final class Loyalty: Sendable {
     /// Refused while codes of the program are attached to profiles.
     public func delete(_ id: Int64) throws {
         try pool.write { db in
-            guard let program = try db.queryOne(LoyaltyStore.byID.sql, [id]).map(LoyaltyProgram.init(row:)) else {
+            guard let program = try db.queryOne(LoyaltyStore.byID, [id]).map(LoyaltyProgram.init(row:)) else {
                 throw ValidationError(field: "program", "No such program.")
             }
             if program.attached + program.activated + program.detached > 0 {
                 throw ValidationError(field: "program", "\(program.attached + program.activated + program.detached) codes of this program have been given to profiles; the program stays so that they keep their meaning.")
             }
-            try db.run(LoyaltyStore.delete.sql, [id])
+            try db.run(LoyaltyStore.delete, [id])
         }
     }
 }

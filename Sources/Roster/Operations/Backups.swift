@@ -1,6 +1,7 @@
 import Foundation
 import Secrets
 import SQLiteStore
+import Store
 
 /// What a backup holds, written beside it as `FILE.manifest.json` and checked again before any restore.
 public struct BackupManifest: Sendable, Equatable {
@@ -110,10 +111,10 @@ public final class Backups: Sendable {
         let started = clock.now()
         do {
             let taken = try write(to: path)
-            _ = try? pool.write { try $0.run(BackupStore.insert.sql, [path, started, clock.now(), taken.manifest.bytes, true, "", scheduled]) }
+            _ = try? pool.write { try $0.run(BackupStore.insert, [path, started, clock.now(), taken.manifest.bytes, true, "", scheduled]) }
             return taken
         } catch {
-            _ = try? pool.write { try $0.run(BackupStore.insert.sql, [path, started, clock.now(), 0, false, "\(error)", scheduled]) }
+            _ = try? pool.write { try $0.run(BackupStore.insert, [path, started, clock.now(), 0, false, "\(error)", scheduled]) }
             throw error
         }
     }
@@ -135,7 +136,10 @@ public final class Backups: Sendable {
             }
         }
         let copyStarted = Date()
-        try pool.backup(to: partial)
+        guard let sqlite = pool.sqlite else {
+            throw BackupError("a PostgreSQL store is backed up by PostgreSQL itself (pg_basebackup, a replica)")
+        }
+        try sqlite.backup(to: partial)
         try Backups.sync(partial)
         let checkStarted = Date()
         var manifest = try Backups.inspect(partial)
@@ -157,7 +161,7 @@ public final class Backups: Sendable {
 
     /// Reads a database file as a backup's check sees it: integrity, schema version, rows per table, size, SHA-256.
     public static func inspect(_ path: String) throws -> BackupManifest {
-        let conn = try Connection(path: path, mode: .readOnly)
+        let conn = try SQLiteConnection(path: path, mode: .readOnly)
         let integrity = try conn.query("PRAGMA integrity_check").compactMap { $0.string("integrity_check") }.joined(separator: "; ")
         let schema = try conn.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").int ?? 0
         var tables: [String: Int] = [:]
@@ -235,7 +239,7 @@ public final class Backups: Sendable {
 
     /// The newest backup recorded, for the Settings page.
     public func last() throws -> BackupRecord? {
-        try pool.read { try $0.queryOne(BackupStore.last.sql).map(BackupRecord.init(row:)) }
+        try pool.read { try $0.queryOne(BackupStore.last).map(BackupRecord.init(row:)) }
     }
 
     /// The schedule: once a day, in the UTC hour `hour`, a backup into `directory` named by its time; the newest
@@ -246,14 +250,14 @@ public final class Backups: Sendable {
         let dayStart = now - now % 86_400
         let due = dayStart + Int64(hour) * 3600
         guard now >= due, now < due + 3600 else { return nil }
-        let last = (try? pool.read { try $0.scalar(BackupStore.lastScheduledOK.sql).int64 }) ?? nil
+        let last = (try? pool.read { try $0.scalar(BackupStore.lastScheduledOK).int64 }) ?? nil
         if let last, last >= due { return nil }
         let path = (directory as NSString).appendingPathComponent("roster-\(UTCTime.compactStamp(now)).sqlite")
         do {
             let manifest = try take(to: path, scheduled: true).manifest
             Log.info("backup", ["path": path, "bytes": String(manifest.bytes), "ok": "1"])
             Backups.prune(directory: directory, keep: keep)
-            _ = try? pool.write { try $0.run(BackupStore.prune.sql) }
+            _ = try? pool.write { try $0.run(BackupStore.prune) }
             return manifest
         } catch {
             Log.error("backup failed", ["path": path, "error": "\(error)"])

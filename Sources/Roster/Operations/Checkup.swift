@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// `roster check` and `/healthz`: named checks, each ok or a problem with what was found.
 public struct CheckResult: Sendable, Equatable {
@@ -65,7 +65,7 @@ public enum Checkup {
         var pending = 0
         do {
             pending = try pool.read { db in
-                try db.query(TaskStore.countByState.sql).filter { ["queued", "running"].contains($0.string("state") ?? "") }
+                try db.query(TaskStore.countByState).filter { ["queued", "running"].contains($0.string("state") ?? "") }
                     .reduce(0) { $0 + ($1.int("n") ?? 0) }
             }
             results.append(CheckResult("database", ok: true, "answers"))
@@ -116,12 +116,12 @@ public struct OperationsGauges: Sendable {
     public static func read(pool: DatabasePool, now: Int64) throws -> OperationsGauges {
         var g = OperationsGauges()
         try pool.read { db in
-            for row in try db.query(TaskStore.countByState.sql) { g.tasksByState[row.string("state") ?? "", default: 0] += row.int("n") ?? 0 }
-            g.webhookBacklog = try db.scalar(OperationsStore.webhookBacklog.sql).int ?? 0
-            for row in try db.query(OperationsStore.loginFailures.sql, [now - loginWindow]) {
+            for row in try db.query(TaskStore.countByState) { g.tasksByState[row.string("state") ?? "", default: 0] += row.int("n") ?? 0 }
+            g.webhookBacklog = try db.scalar(OperationsStore.webhookBacklog).int ?? 0
+            for row in try db.query(OperationsStore.loginFailures, [now - loginWindow]) {
                 g.loginFailuresRecent[row.string("kind") ?? "", default: 0] += row.int("n") ?? 0
             }
-            if let last = try db.queryOne(BackupStore.last.sql) {
+            if let last = try db.queryOne(BackupStore.last) {
                 g.lastBackupAt = last.int64("finished_at")
                 g.lastBackupOK = last.bool("ok")
             }
@@ -141,6 +141,8 @@ enum OperationsStore {
     static let loginFailures = NamedQuery("operations.loginFailures", """
         SELECT CASE WHEN instr(key, ':') > 0 THEN substr(key, 1, instr(key, ':') - 1) ELSE key END AS kind, COUNT(*) AS n
         FROM login_failures WHERE failed_at > ? GROUP BY kind
+        """, postgres: """
+        SELECT split_part(key, ':', 1) AS kind, COUNT(*) AS n FROM login_failures WHERE failed_at > ? GROUP BY kind
         """)
     static var queries: [NamedQuery] { [webhookBacklog, loginFailures] }
 }

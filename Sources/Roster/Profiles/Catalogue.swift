@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 import Synchronization
 
 extension Profiles {
@@ -33,7 +33,7 @@ public final class CatalogueCache: Sendable {
 
     /// The catalogue as of `db`'s current transaction.
     func catalogue(_ databaseID: Int64, _ db: Connection) throws -> Profiles.Catalogue {
-        let version = try db.scalar(DatabaseStore.catalogueVersion.sql, [databaseID]).int64 ?? -1
+        let version = try db.scalar(DatabaseStore.catalogueVersion, [databaseID]).int64 ?? -1
         if let hit = entries.read({ $0[databaseID] }), hit.version == version { return hit.catalogue }
         let fresh = try Profiles.catalogue(databaseID, db)
         if version >= 0 { entries.write { $0[databaseID] = (version, fresh) } }

@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// Realistic demo profiles for trying Roster and for benchmarks: names, emails, phones, all seven statuses in
 /// believable proportions, subscriptions in several resources and channels, a few custom fields of each type,
@@ -73,7 +73,7 @@ public struct DemoData {
                                "s_country", "s_city", "s_regcountry", "s_regcity", "created_at", "updated_at", "last_interaction_at", "engaged_at"] + customColumns
                 let insert = try db2.prepare("INSERT INTO \(t) (\(columns.joined(separator: ","))) VALUES (\(columns.map { _ in "?" }.joined(separator: ",")))")
                 let event = try db2.prepare(ProfileTable.insertEvent(db.id))
-                let stats = try db2.cached(History.bumpStats.sql)
+                let stats = try db2.cached(History.bumpStats)
                 let sub = try db2.prepare("""
                     INSERT INTO subscriptions_\(db.id) (profile, resource_id, channel, contact, provider, status, priority, categories, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
@@ -106,7 +106,7 @@ public struct DemoData {
                                    "[{\"sku\":\"A\(rng.below(100))\",\"qty\":\(1 + rng.below(3))}]"]
                     }
                     try insert.execute(values)
-                    let row = db2.lastInsertRowID
+                    let row = try db2.lastInsertedID()
                     try event.execute([row, created, HistoryEvent.created, SQLValue.null, "{\"how\":\"demo\"}"])
                     try stats.execute([db.id, created, HistoryEvent.created])
                     try sub.execute([row, news.id, "email", email, "", status.rawValue, "[\"Sales\"]", created, created])

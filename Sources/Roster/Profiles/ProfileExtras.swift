@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 public struct AttachedCode: Sendable, Equatable {
     public let id: Int64

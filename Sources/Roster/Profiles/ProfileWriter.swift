@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// Where a change comes from. It decides whether the change's history events are customer interactions (see
 /// `EventRules`), and it is written in each event's details as `how`.
@@ -141,7 +141,7 @@ public struct ProfileWriter {
     /// A writer with the database's catalogue as it is in this transaction.
     static func open(_ db: Connection, databaseID: Int64, actor: Int64?, origin: ChangeOrigin, now: Int64,
                      skipTriggers: Bool = false, taskID: Int64? = nil) throws -> ProfileWriter {
-        guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else {
+        guard try db.queryOne(DatabaseStore.byID, [databaseID]) != nil else {
             throw ValidationError(field: "database", "No such database.")
         }
         return ProfileWriter(db, databaseID: databaseID, catalogue: try Profiles.catalogue(databaseID, db), actor: actor,
@@ -289,7 +289,7 @@ public struct ProfileWriter {
         let rowID: Int64, profileID: String
         do {
             (rowID, profileID) = try Profiles.insert(db, databaseID: databaseID, values: row, status: status, now: now)
-        } catch let error as SQLiteError where error.isConstraintViolation {
+        } catch let error as any StoreFailure where error.isConstraintViolation {
             // The email's UNIQUE index says so in the same step as the insert (no lookup before every new profile).
             if let email = row["email"], try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {
                 throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")
@@ -366,7 +366,7 @@ public struct ProfileWriter {
     /// profile; an old one is replaced in the spec's order). Only what the change sets is changed.
     @discardableResult
     func subscribe(rowID: Int64, profileID: String, _ change: SubscriptionChange) throws -> SubscribeOutcome {
-        guard let resourceRow = try db.queryOne(DatabaseStore.attachedResource.sql, [databaseID, change.resourceID]) else {
+        guard let resourceRow = try db.queryOne(DatabaseStore.attachedResource, [databaseID, change.resourceID]) else {
             throw ValidationError(field: "resource", "The resource is not attached to this database.")
         }
         let resource = try ResourceStore.load(row: resourceRow, db)
@@ -450,7 +450,7 @@ public struct ProfileWriter {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
             """).execute([rowID, resource.id, channel.rawValue, contact, change.provider, status.rawValue, priority ?? 0,
                           JSONValue.encodeStrings(change.categories ?? []), JSONValue.object(fields).canonical, now, now])
-        let id = db.lastInsertRowID
+        let id = try db.lastInsertedID()
         var d = event
         d["status"] = .string(status.name)
         try record(rowID, HistoryEvent.subscriptionAdded, d)
@@ -526,8 +526,8 @@ public struct ProfileWriter {
     /// `skipping`: free codes a rolled-back preview chunk already handed out (the preview's later chunks must not
     /// count them as free again).
     func attachFreeCode(rowID: Int64, profileID: String, programID: Int64, skipping: Int = 0) throws -> String? {
-        guard let code = try db.queryOne(BulkStore.freeCode.sql, [programID, skipping]) else { return nil }
-        guard try db.run(BulkStore.attachCode.sql, [databaseID, profileID, now, code.int64("id") ?? 0]) == 1 else { return nil }
+        guard let code = try db.queryOne(BulkStore.freeCode, [programID, skipping]) else { return nil }
+        guard try db.run(BulkStore.attachCode, [databaseID, profileID, now, code.int64("id") ?? 0]) == 1 else { return nil }
         let text = code.string("code") ?? ""
         try record(rowID, HistoryEvent.promoAttached, ["code": .string(text), "program": .int(programID)])
         try trigger(profileID, "promo_attached", .object(["program_id": .int(programID), "code": .string(text)]))
@@ -554,7 +554,7 @@ public struct ProfileWriter {
 
     func trigger(_ profileID: String, _ type: String, _ payload: JSONValue) throws {
         if skipTriggers { return }
-        try db.run(BulkStore.insertTrigger.sql, [databaseID, profileID, type, payload.canonical, taskID.map { SQLValue.integer($0) } ?? .null, now])
+        try db.run(BulkStore.insertTrigger, [databaseID, profileID, type, payload.canonical, taskID.map { SQLValue.integer($0) } ?? .null, now])
     }
 }
 

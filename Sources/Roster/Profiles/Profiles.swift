@@ -1,6 +1,6 @@
 import Foundation
 import Secrets
-import SQLiteStore
+import Store
 import Synchronization
 
 /// One profile as pages see it: identifiers, status, and every field's value as a person reads it.
@@ -168,7 +168,7 @@ public final class Profiles: Sendable {
         row["last_interaction_at"] = .integer(now)
         let keys = row.keys.sorted()
         try db.run(insertSQL(databaseID, keys), keys.map { row[$0] ?? .null })
-        return (db.lastInsertRowID, profileID)
+        return (try db.lastInsertedID(), profileID)
     }
 
     /// INSERT statements by table and column list, built once: an import inserts rows of the same shape over and

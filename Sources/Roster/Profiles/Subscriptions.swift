@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// A profile's subscription to a resource on one channel.
 public struct Subscription: Sendable, Equatable {

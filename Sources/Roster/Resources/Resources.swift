@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 public enum Channel: String, Sendable, CaseIterable, Codable {
     case email, sms, push, telegram_bot, whatsapp, viber
@@ -53,7 +53,7 @@ public struct ResourceInput: Sendable {
 public enum ResourceStore {
     static func names(_ db: Connection) throws -> [Int64: String] {
         var names: [Int64: String] = [:]
-        for row in try db.query(ResourceStore.names.sql) { if let id = row.int64("id") { names[id] = row.string("name") ?? "" } }
+        for row in try db.query(ResourceStore.names) { if let id = row.int64("id") { names[id] = row.string("name") ?? "" } }
         return names
     }
 
@@ -85,12 +85,12 @@ public enum ResourceStore {
 
     static func load(row: Row, _ db: Connection) throws -> Resource {
         let id = row.int64("id") ?? 0
-        let channelSet = Set(try db.query(channels.sql, [id]).compactMap { Channel(rawValue: $0.string("channel") ?? "") })
+        let channelSet = Set(try db.query(channels, [id]).compactMap { Channel(rawValue: $0.string("channel") ?? "") })
         return Resource(
             id: id, name: row.string("name") ?? "", description: row.string("description") ?? "",
             channels: Channel.allCases.filter { channelSet.contains($0) },
-            categories: try db.query(categories.sql, [id]).compactMap { $0.string("name") },
-            fields: try db.query(fields.sql, [id]).map { Resource.SubscriptionField(name: $0.string("name") ?? "", type: FieldType(rawValue: $0.string("type") ?? "") ?? .line) },
+            categories: try db.query(categories, [id]).compactMap { $0.string("name") },
+            fields: try db.query(fields, [id]).map { Resource.SubscriptionField(name: $0.string("name") ?? "", type: FieldType(rawValue: $0.string("type") ?? "") ?? .line) },
             increasePriority: row.bool("increase_priority"), createdAt: row.int64("created_at") ?? 0)
     }
 }
@@ -105,15 +105,15 @@ public final class Resources: Sendable {
     }
 
     public func list() throws -> [Resource] {
-        try pool.read { db in try db.query(ResourceStore.all.sql).map { try ResourceStore.load(row: $0, db) } }
+        try pool.read { db in try db.query(ResourceStore.all).map { try ResourceStore.load(row: $0, db) } }
     }
 
     public func get(_ id: Int64) throws -> Resource? {
-        try pool.read { db in try db.queryOne(ResourceStore.byID.sql, [id]).map { try ResourceStore.load(row: $0, db) } }
+        try pool.read { db in try db.queryOne(ResourceStore.byID, [id]).map { try ResourceStore.load(row: $0, db) } }
     }
 
     public func databases(using id: Int64) throws -> [(id: Int64, name: String)] {
-        try pool.read { db in try db.query(ResourceStore.attachedTo.sql, [id]).map { ($0.int64("id") ?? 0, $0.string("name") ?? "") } }
+        try pool.read { db in try db.query(ResourceStore.attachedTo, [id]).map { ($0.int64("id") ?? 0, $0.string("name") ?? "") } }
     }
 
     struct Clean {
@@ -125,7 +125,7 @@ public final class Resources: Sendable {
         let name = input.name.trimmingCharacters(in: .whitespacesAndNewlines)
         if name.isEmpty { errors["name"] = "Enter a name." }
         else if name.count > 200 { errors["name"] = "A name has at most 200 characters." }
-        else if let row = try db.queryOne(ResourceStore.byName.sql, [name]), row.int64("id") != existingID {
+        else if let row = try db.queryOne(ResourceStore.byName, [name]), row.int64("id") != existingID {
             errors["name"] = "Another resource is already called \(row.string("name") ?? name)."
         }
         var channels: [Channel] = []
@@ -162,12 +162,12 @@ public final class Resources: Sendable {
     }
 
     func write(_ id: Int64, _ clean: Clean, _ db: Connection) throws {
-        try db.run(ResourceStore.clearChannels.sql, [id])
-        for channel in clean.channels { try db.run(ResourceStore.addChannel.sql, [id, channel.rawValue]) }
-        try db.run(ResourceStore.clearCategories.sql, [id])
-        for category in clean.categories { try db.run(ResourceStore.addCategory.sql, [id, category]) }
-        try db.run(ResourceStore.clearFields.sql, [id])
-        for field in clean.fields { try db.run(ResourceStore.addField.sql, [id, field.name, field.type.rawValue]) }
+        try db.run(ResourceStore.clearChannels, [id])
+        for channel in clean.channels { try db.run(ResourceStore.addChannel, [id, channel.rawValue]) }
+        try db.run(ResourceStore.clearCategories, [id])
+        for category in clean.categories { try db.run(ResourceStore.addCategory, [id, category]) }
+        try db.run(ResourceStore.clearFields, [id])
+        for field in clean.fields { try db.run(ResourceStore.addField, [id, field.name, field.type.rawValue]) }
     }
 
     @discardableResult
@@ -175,19 +175,19 @@ public final class Resources: Sendable {
         let now = clock.now()
         return try pool.write { db in
             let clean = try validate(input, existingID: nil, db)
-            try db.run(ResourceStore.insert.sql, [clean.name, clean.description, clean.increasePriority, now, now])
-            let id = db.lastInsertRowID
+            try db.run(ResourceStore.insert, [clean.name, clean.description, clean.increasePriority, now, now])
+            let id = try db.lastInsertedID()
             try write(id, clean, db)
-            return try ResourceStore.load(row: try readBack(try db.queryOne(ResourceStore.byID.sql, [id]), "resource"), db)
+            return try ResourceStore.load(row: try readBack(try db.queryOne(ResourceStore.byID, [id]), "resource"), db)
         }
     }
 
     public func update(_ id: Int64, _ input: ResourceInput) throws {
         let now = clock.now()
         try pool.write { db in
-            guard try db.queryOne(ResourceStore.byID.sql, [id]) != nil else { throw ValidationError(field: "resource", "No such resource.") }
+            guard try db.queryOne(ResourceStore.byID, [id]) != nil else { throw ValidationError(field: "resource", "No such resource.") }
             let clean = try validate(input, existingID: id, db)
-            try db.run(ResourceStore.update.sql, [clean.name, clean.description, clean.increasePriority, now, id])
+            try db.run(ResourceStore.update, [clean.name, clean.description, clean.increasePriority, now, id])
             try write(id, clean, db)
         }
     }
@@ -195,11 +195,11 @@ public final class Resources: Sendable {
     /// Refused while a database uses the resource: its subscriptions would lose their topic.
     public func delete(_ id: Int64) throws {
         try pool.write { db in
-            let users = try db.query(ResourceStore.attachedTo.sql, [id]).compactMap { $0.string("name") }
+            let users = try db.query(ResourceStore.attachedTo, [id]).compactMap { $0.string("name") }
             if !users.isEmpty {
                 throw ValidationError(field: "resource", "Detach it from \(users.joined(separator: ", ")) first.")
             }
-            try db.run(ResourceStore.delete.sql, [id])
+            try db.run(ResourceStore.delete, [id])
         }
     }
 }

@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 /// What a bulk update, its preview, a count, an export and the CLI select — decided here and nowhere else: the
 /// profiles of a database, or of one of its segments, narrowed by the rules, range and limit added on top.
@@ -20,7 +20,7 @@ public struct ProfileSelection: Sendable, Equatable {
     /// The segment, checked to belong to the database.
     func segment(_ db: Connection) throws -> Segment? {
         guard let segmentID else { return nil }
-        guard let row = try db.queryOne(SegmentStore.byID.sql, [segmentID]), Segment(row: row).databaseID == databaseID else {
+        guard let row = try db.queryOne(SegmentStore.byID, [segmentID]), Segment(row: row).databaseID == databaseID else {
             throw ValidationError(field: "segment", "The segment does not exist or belongs to another database.")
         }
         return Segment(row: row)

@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 import Synchronization
 
 public enum SegmentKind: String, Sendable, CaseIterable {
@@ -89,13 +89,13 @@ public final class Segments: Sendable {
 
     public func list(databaseID: Int64? = nil) throws -> [Segment] {
         try pool.read { db in
-            if let databaseID { return try db.query(SegmentStore.ofDatabase.sql, [databaseID]).map(Segment.init(row:)) }
-            return try db.query(SegmentStore.all.sql).map(Segment.init(row:))
+            if let databaseID { return try db.query(SegmentStore.ofDatabase, [databaseID]).map(Segment.init(row:)) }
+            return try db.query(SegmentStore.all).map(Segment.init(row:))
         }
     }
 
     public func get(_ id: Int64) throws -> Segment? {
-        try pool.read { try $0.queryOne(SegmentStore.byID.sql, [id]).map(Segment.init(row:)) }
+        try pool.read { try $0.queryOne(SegmentStore.byID, [id]).map(Segment.init(row:)) }
     }
 
     public func context(databaseID: Int64) throws -> SelectionContext {
@@ -112,7 +112,7 @@ public final class Segments: Sendable {
         let name = input.name.trimmed
         if name.isEmpty { errors["name"] = "Enter a name." }
         if name.count > 200 { errors["name"] = "A name has at most 200 characters." }
-        if try db.queryOne(SegmentStore.nameTaken.sql, [databaseID, name, id]) != nil { errors["name"] = "This database already has a segment called \(name)." }
+        if try db.queryOne(SegmentStore.nameTaken, [databaseID, name, id]) != nil { errors["name"] = "This database already has a segment called \(name)." }
         if input.kind == .dynamic {
             do { _ = try ProfileSelection(databaseID: databaseID, narrowing: input.selection).compile(db, now: clock.now()) }
             catch let error as ValidationError { errors.merge(error.fieldErrors) { a, _ in a } }
@@ -123,10 +123,10 @@ public final class Segments: Sendable {
     public func create(databaseID: Int64, _ input: SegmentInput, actor: Int64?) throws -> Segment {
         let now = clock.now()
         let id = try pool.write { db -> Int64 in
-            guard try db.queryOne(DatabaseStore.byID.sql, [databaseID]) != nil else { throw ValidationError(field: "database", "Choose a database.") }
+            guard try db.queryOne(DatabaseStore.byID, [databaseID]) != nil else { throw ValidationError(field: "database", "Choose a database.") }
             try validate(input, databaseID: databaseID, id: 0, db)
-            try db.run(SegmentStore.insert.sql, [databaseID, input.name.trimmed, input.kind.rawValue, input.selection.json.canonical, actor, now, now])
-            return db.lastInsertRowID
+            try db.run(SegmentStore.insert, [databaseID, input.name.trimmed, input.kind.rawValue, input.selection.json.canonical, actor, now, now])
+            return try db.lastInsertedID()
         }
         return try readBack(try get(id), "segment")
     }
@@ -135,7 +135,7 @@ public final class Segments: Sendable {
         guard let segment = try get(id) else { throw ValidationError(field: "segment", "No such segment.") }
         try pool.write { db in
             try validate(SegmentInput(name: input.name, kind: segment.kind, selection: input.selection), databaseID: segment.databaseID, id: id, db)
-            try db.run(SegmentStore.update.sql, [input.name.trimmed, segment.kind == .dynamic ? input.selection.json.canonical : "{}", clock.now(), id])
+            try db.run(SegmentStore.update, [input.name.trimmed, segment.kind == .dynamic ? input.selection.json.canonical : "{}", clock.now(), id])
         }
     }
 
@@ -146,7 +146,7 @@ public final class Segments: Sendable {
             if segment.kind == .static {
                 try db.run("DELETE FROM \(SegmentStore.membersTable(segment.databaseID)) WHERE segment_id = ?", [id])
             }
-            try db.run(SegmentStore.delete.sql, [id])
+            try db.run(SegmentStore.delete, [id])
         }
     }
 
@@ -283,7 +283,7 @@ public final class Segments: Sendable {
             let details = JSONValue.object(["segment": .int(staticID), "name": .string(target.name), "from_segment": .int(source.id)]).canonical
             try db.prepare("INSERT INTO \(ProfileTable.historyName(databaseID)) (profile, at, type, actor, details) SELECT profile, ?, ?, ?, ? FROM temp.joining")
                 .execute([.integer(now), .text(HistoryEvent.segmentEntered), actor.map { SQLValue.integer($0) } ?? .null, .text(details)])
-            if joined > 0 { try db.run(History.bumpStatsBy.sql, [databaseID, now, HistoryEvent.segmentEntered, joined, joined]) }
+            if joined > 0 { try db.run(History.bumpStatsBy, [databaseID, now, HistoryEvent.segmentEntered, joined, joined]) }
             // Entering a segment is an interaction and engages the profile (EventRules).
             if EventRules.isInteraction(HistoryEvent.segmentEntered, origin: .form) {
                 try db.prepare("UPDATE \(c.table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.joining)")

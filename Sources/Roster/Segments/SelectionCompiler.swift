@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// What a selection may refer to in one database: its field catalogue, its resources, its static segments.
 /// Column names in the SQL come only from here (built from integer ids), never from the request.
@@ -20,8 +20,8 @@ public struct SelectionContext: Sendable {
     }
 
     static func load(_ databaseID: Int64, now: Int64, _ db: Connection) throws -> SelectionContext {
-        let resources = try db.query(DatabaseStore.attachedResources.sql, [databaseID]).map { try ResourceStore.load(row: $0, db) }
-        let statics = Set(try db.query(SegmentStore.staticIDs.sql, [databaseID]).compactMap { $0.int64("id") })
+        let resources = try db.query(DatabaseStore.attachedResources, [databaseID]).map { try ResourceStore.load(row: $0, db) }
+        let statics = Set(try db.query(SegmentStore.staticIDs, [databaseID]).compactMap { $0.int64("id") })
         return SelectionContext(databaseID: databaseID, custom: try Databases.fields(databaseID, db), resources: resources, staticSegments: statics, now: now)
     }
 

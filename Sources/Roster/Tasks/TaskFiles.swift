@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 
 /// The files tasks leave for people to download — profile and history exports, an import's failed rows — and the
 /// transient files of requests (uploads being mapped, spooled bodies, their parts, change-log copies).
@@ -66,8 +66,8 @@ public final class TaskFiles: Sendable {
         let databases: Set<Int64>
         do {
             (tasks, databases) = try pool.read { db in
-                let all = try db.query(TaskStore.recent.sql, [Int64.max]).map(TaskRecord.init(row:))
-                let ids = try db.query(DatabaseStore.all.sql).compactMap { $0.int64("id") }
+                let all = try db.query(TaskStore.recent, [Int64.max]).map(TaskRecord.init(row:))
+                let ids = try db.query(DatabaseStore.all).compactMap { $0.int64("id") }
                 return (Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }), Set(ids))
             }
         } catch {

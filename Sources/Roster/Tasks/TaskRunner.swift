@@ -1,5 +1,5 @@
 import Foundation
-import SQLiteStore
+import Store
 import Synchronization
 
 /// What one chunk of a task did. The runner adds the counts to the task row in the chunk's own transaction.
@@ -93,20 +93,20 @@ public final class TaskRunner: Sendable {
     public func recover(autoResumeLimit: Int = TaskRunner.autoResumeLimit) throws -> Recovery {
         try pool.write { db in
             var recovery = Recovery()
-            for row in try db.query(TaskStore.running.sql) {
+            for row in try db.query(TaskStore.running) {
                 guard let id = row.int64("id") else { continue }
                 let cursor = row.int64("cursor") ?? 0
                 let sameCursor = row.int64("interrupted_cursor") == cursor
                 let count = sameCursor ? (row.int("interruptions") ?? 0) + 1 : 1
                 if count < autoResumeLimit {
-                    try db.run(TaskStore.interrupted.sql, ["queued", count, "Roster restarted while this task ran; it continued by itself.", id])
+                    try db.run(TaskStore.interrupted, ["queued", count, "Roster restarted while this task ran; it continued by itself.", id])
                     recovery.resumed.append(id)
                 } else {
                     let reason = autoResumeLimit <= 1
                         ? "Roster stopped while this task ran. Resume it to continue from where it stopped."
                         : "Roster stopped \(count) times while this task was at the same point, so it was not started again "
                           + "automatically. Resume it once the cause is found (see the server's log)."
-                    try db.run(TaskStore.interrupted.sql, ["interrupted", count, reason, id])
+                    try db.run(TaskStore.interrupted, ["interrupted", count, reason, id])
                     recovery.held.append(id)
                 }
             }
@@ -126,9 +126,9 @@ public final class TaskRunner: Sendable {
         guard handlers[kind] != nil else { throw ValidationError(field: "task", "Unknown task kind \(kind).") }
         let now = clock.now()
         let id = try pool.write { db -> Int64 in
-            try db.run(TaskStore.insert.sql, [kind, title, databaseID, userID, JSONValue.object(parameters).canonical, now])
-            let id = db.lastInsertRowID
-            if let segmentID { try db.run(TaskStore.setSegment.sql, [segmentID, id]) }
+            try db.run(TaskStore.insert, [kind, title, databaseID, userID, JSONValue.object(parameters).canonical, now])
+            let id = try db.lastInsertedID()
+            if let segmentID { try db.run(TaskStore.setSegment, [segmentID, id]) }
             return id
         }
         wake()
@@ -136,20 +136,20 @@ public final class TaskRunner: Sendable {
     }
 
     public func task(_ id: Int64) throws -> TaskRecord? {
-        try pool.read { try $0.queryOne(TaskStore.byID.sql, [id]).map(TaskRecord.init(row:)) }
+        try pool.read { try $0.queryOne(TaskStore.byID, [id]).map(TaskRecord.init(row:)) }
     }
 
     public func recent(limit: Int = 200) throws -> [TaskRecord] {
-        try pool.read { try $0.query(TaskStore.recent.sql, [limit]).map(TaskRecord.init(row:)) }
+        try pool.read { try $0.query(TaskStore.recent, [limit]).map(TaskRecord.init(row:)) }
     }
 
     /// Queued or interrupted tasks stop at once; a running one stops after its current chunk.
     public func cancel(_ id: Int64) throws {
         try pool.write { db in
-            try db.run(TaskStore.requestCancel.sql, [clock.now(), id])
+            try db.run(TaskStore.requestCancel, [clock.now(), id])
             // Ended now (it was queued or interrupted): its frozen targets go with it. A running task's go when the
             // runner stops it after its chunk.
-            if try db.queryOne(TaskStore.byID.sql, [id]).map(TaskRecord.init(row:))?.state == .cancelled {
+            if try db.queryOne(TaskStore.byID, [id]).map(TaskRecord.init(row:))?.state == .cancelled {
                 try TaskTargets.drop(taskID: id, db)
             }
         }
@@ -162,7 +162,7 @@ public final class TaskRunner: Sendable {
         guard let handler = handlers[task.kind], handler.mayRun(task, role: role) else {
             throw PermissionError(message: "Your role cannot resume this task.")
         }
-        let changed = try pool.write { try $0.run(TaskStore.resume.sql, [id]) }
+        let changed = try pool.write { try $0.run(TaskStore.resume, [id]) }
         if changed == 0 { throw ValidationError(field: "task", "Only an interrupted task can be resumed.") }
         wake()
     }
@@ -186,7 +186,7 @@ public final class TaskRunner: Sendable {
     /// as an interruption; the next start continues it.
     public func shutDown() {
         stop()
-        _ = try? pool.write { try $0.run(TaskStore.requeueRunning.sql) }
+        _ = try? pool.write { try $0.run(TaskStore.requeueRunning) }
     }
 
     /// When a chunk last committed or the runner last looked for work (for /healthz), in seconds since 1970.
@@ -213,7 +213,7 @@ public final class TaskRunner: Sendable {
         TaskRunner.lowerThreadPriority()
         while true {
             while !stopping.load(ordering: .relaxed) {
-                guard let next = try? pool.read({ try $0.scalar(TaskStore.nextQueued.sql).int64 }) else { break }
+                guard let next = try? pool.read({ try $0.scalar(TaskStore.nextQueued).int64 }) else { break }
                 busy.store(true, ordering: .relaxed)
                 run(next)
                 busy.store(false, ordering: .relaxed)
@@ -223,7 +223,7 @@ public final class TaskRunner: Sendable {
             // A task enqueued between the last look and the line above found `scheduled` still set and did not
             // schedule a drain: look once more, and carry on if one is waiting and nobody else took it.
             guard !stopping.load(ordering: .relaxed),
-                  (try? pool.read({ try $0.scalar(TaskStore.nextQueued.sql).int64 })) != nil,
+                  (try? pool.read({ try $0.scalar(TaskStore.nextQueued).int64 })) != nil,
                   !scheduled.exchange(true, ordering: .acquiringAndReleasing) else { return }
         }
     }
@@ -234,19 +234,19 @@ public final class TaskRunner: Sendable {
             activity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
             // Running from here on, committed before any work: a crash in the survey or the prepare below is an
             // interruption at cursor 0, counted like any other (so it cannot crash-loop the server either).
-            guard try pool.write({ try $0.run(TaskStore.start.sql, [id]) }) == 1 else { return }
+            guard try pool.write({ try $0.run(TaskStore.start, [id]) }) == 1 else { return }
             let fresh = task.startedAt == nil
             if fresh {
                 for (k, v) in try handler.survey(task) { task.parameters[k] = v }
             }
             let surveyed = task
             try pool.write { db in
-                try db.run(TaskStore.began.sql, [clock.now(), id])
+                try db.run(TaskStore.began, [clock.now(), id])
                 if fresh {
                     let prepared = try handler.prepare(surveyed, db)
                     var parameters = surveyed.parameters
                     for (k, v) in prepared.parameters { parameters[k] = v }
-                    try db.run(TaskStore.prepared.sql, [prepared.total, JSONValue.object(parameters).canonical, id])
+                    try db.run(TaskStore.prepared, [prepared.total, JSONValue.object(parameters).canonical, id])
                 }
             }
             while true {
@@ -260,16 +260,16 @@ public final class TaskRunner: Sendable {
                 let current = task
                 let chunkStarted = Date()
                 let outcome = try pool.write { db -> ChunkOutcome? in
-                    let now = try db.queryOne(TaskStore.cursorCheck.sql, [id])
+                    let now = try db.queryOne(TaskStore.cursorCheck, [id])
                     guard now?.int64("cursor") == current.cursor, now?.string("state") == TaskState.running.rawValue else { return nil }
                     let outcome = try handler.runChunk(current, limit: max(chunkSize, handler.preferredChunkSize ?? 0), db)
                     if let abortAtCursor, current.cursor >= abortAtCursor { abort() }
-                    try db.run(TaskStore.progress.sql, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
+                    try db.run(TaskStore.progress, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
                                                         outcome.failed, outcome.deleted, outcome.message, outcome.message, outcome.outputBytes, id])
                     if !outcome.reasons.isEmpty {
-                        var details = TaskRecord.details(try db.scalar(TaskStore.details.sql, [id]).string)
+                        var details = TaskRecord.details(try db.scalar(TaskStore.details, [id]).string)
                         for (reason, n) in outcome.reasons { details[reason, default: 0] += n }
-                        try db.run(TaskStore.setDetails.sql, [JSONValue.object(details.mapValues { .int(Int64($0)) }).canonical, id])
+                        try db.run(TaskStore.setDetails, [JSONValue.object(details.mapValues { .int(Int64($0)) }).canonical, id])
                     }
                     if outcome.finished {
                         try finish(id, .done, db)
@@ -300,7 +300,7 @@ public final class TaskRunner: Sendable {
 
     /// Ends a task: its state and message, and its frozen targets are dropped (only an interrupted task keeps them).
     private func finish(_ id: Int64, _ state: TaskState, message: String = "", _ db: Connection) throws {
-        try db.run(TaskStore.finish.sql, [state.rawValue, clock.now(), message, message, id])
+        try db.run(TaskStore.finish, [state.rawValue, clock.now(), message, message, id])
         try TaskTargets.drop(taskID: id, db)
     }
 }

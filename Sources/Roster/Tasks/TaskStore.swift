@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 public enum TaskState: String, Sendable, CaseIterable {
     case queued, running, done, failed, cancelled, interrupted

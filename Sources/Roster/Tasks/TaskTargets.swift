@@ -1,4 +1,4 @@
-import SQLiteStore
+import Store
 
 /// The profiles a task works on, fixed when it starts: the selection's matches at that moment, up to its limit.
 /// Profiles that match later are left alone, and ones that stop matching mid-way are still handled as launched,
@@ -34,10 +34,10 @@ enum TaskTargets {
 
     /// The next `limit` target row ids after `cursor`, in order.
     static func next(taskID: Int64, after cursor: Int64, limit: Int, _ db: Connection) throws -> [Int64] {
-        try db.query(next.sql, [taskID, cursor, limit]).compactMap { $0.int64("profile") }
+        try db.query(next, [taskID, cursor, limit]).compactMap { $0.int64("profile") }
     }
 
     static func drop(taskID: Int64, _ db: Connection) throws {
-        try db.run(drop.sql, [taskID])
+        try db.run(drop, [taskID])
     }
 }

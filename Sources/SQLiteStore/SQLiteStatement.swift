@@ -2,14 +2,14 @@ import StoreCore
 import CSQLite
 
 /// A prepared statement. Deliberately not Sendable: it belongs to one connection, used on one thread at a time.
-public final class Statement {
+public final class SQLiteStatement {
     let handle: OpaquePointer
     public let sql: String
-    unowned let connection: Connection
+    unowned let connection: SQLiteConnection
     /// When the connection's cache last handed this statement out (it keeps the most recently used).
     var lastUse: UInt64 = 0
 
-    init(connection: Connection, sql: String) throws(SQLiteError) {
+    init(connection: SQLiteConnection, sql: String) throws(SQLiteError) {
         self.connection = connection
         self.sql = sql
         var stmt: OpaquePointer?

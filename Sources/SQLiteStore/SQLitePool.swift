@@ -8,25 +8,25 @@ import Foundation
 /// so pages read in parallel with a running write.
 ///
 /// `@unchecked Sendable`: connections are only touched while borrowed under `lock` or `writerLock`.
-public final class DatabasePool: @unchecked Sendable {
+public final class SQLitePool: @unchecked Sendable {
     public let path: String
-    private let writer: Connection
+    private let writer: SQLiteConnection
     private let writerLock = FairLock()
     private let lock = NSLock()
-    private var idleReaders: [Connection] = []
+    private var idleReaders: [SQLiteConnection] = []
     private let queries: [NamedQuery]
 
     public init(path: String, migrations: [Migration], queries: [NamedQuery]) throws {
         self.path = path
         self.queries = queries
-        writer = try Connection(path: path, mode: .readWrite)
+        writer = try SQLiteConnection(path: path, mode: .readWrite)
         try Migrator.migrate(writer, migrations)
         try writer.verify(queries)
     }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer connection.
     @discardableResult
-    public func write<T>(_ body: (Connection) throws -> T) throws -> T {
+    public func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         writerLock.lock()
         defer { writerLock.unlock() }
         return try writer.inTransaction(.immediate, body)
@@ -36,7 +36,7 @@ public final class DatabasePool: @unchecked Sendable {
     /// returns nil otherwise. For bookkeeping that can wait for a later request, such as a session's last-seen time:
     /// a page must never queue behind a background task's chunk for it.
     @discardableResult
-    public func writeIfFree<T>(_ body: (Connection) throws -> T) throws -> T? {
+    public func writeIfFree<T>(_ body: (SQLiteConnection) throws -> T) throws -> T? {
         guard writerLock.try() else { return nil }
         defer { writerLock.unlock() }
         do {
@@ -57,7 +57,7 @@ public final class DatabasePool: @unchecked Sendable {
     /// nothing writes meanwhile), checkpoints the few frames written since its last pass and truncates the file
     /// (TRUNCATE), waiting at most 100 ms for readers still on old frames; if they are not done it tries next time.
     public func startBackgroundCheckpoints(every seconds: Double = 1, walLimitBytes: Int64 = 64 << 20) throws {
-        let checkpointer = try Connection(path: path, mode: .readWrite)
+        let checkpointer = try SQLiteConnection(path: path, mode: .readWrite)
         try writerWithoutTransaction { try $0.execute("PRAGMA wal_autocheckpoint = 0") }
         try checkpointer.execute("PRAGMA wal_autocheckpoint = 0")
         let box = CheckpointConnection(checkpointer)
@@ -94,7 +94,7 @@ public final class DatabasePool: @unchecked Sendable {
     public var writerHasWaiters: Bool { writerLock.hasWaiters }
 
     /// Runs `body` on the writer without opening a transaction (checkpoints, VACUUM, pragmas).
-    public func writerWithoutTransaction<T>(_ body: (Connection) throws -> T) throws -> T {
+    public func writerWithoutTransaction<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         writerLock.lock()
         defer { writerLock.unlock() }
         return try body(writer)
@@ -102,9 +102,9 @@ public final class DatabasePool: @unchecked Sendable {
 
     /// Runs `body` on a reader connection inside one deferred transaction, so it sees one consistent snapshot.
     @discardableResult
-    public func read<T>(_ body: (Connection) throws -> T) throws -> T {
+    public func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         // Inside `readScope` on this thread: join its transaction (one snapshot, no new BEGIN, no new file locks).
-        if let scoped = ReadScope.current(of: self) { return try body(scoped) }
+        if let scoped = ReadScope.current(of: self, as: SQLiteConnection.self) { return try body(scoped) }
         let conn = try borrowReader()
         defer { giveBack(conn) }
         return try conn.inTransaction(.deferred, body)
@@ -114,30 +114,27 @@ public final class DatabasePool: @unchecked Sendable {
     /// then sees one consistent snapshot and takes SQLite's read locks once instead of ten times. For requests that
     /// do not read their own writes (GET pages): writes still go to the writer, and this snapshot would not see them.
     public func readScope<T>(_ body: () throws -> T) throws -> T {
-        if ReadScope.current(of: self) != nil { return try body() }
+        if ReadScope.current(of: self, as: SQLiteConnection.self) != nil { return try body() }
         let conn = try borrowReader()
         defer { giveBack(conn) }
         return try conn.inTransaction(.deferred) { c in
-            let scope = ReadScope(pool: ObjectIdentifier(self), connection: c)
-            let outer = ReadScope.swap(in: scope)
-            defer { _ = ReadScope.swap(in: outer) }
-            return try body()
+            try ReadScope.with(ReadScope(pool: self, connection: c), body)
         }
     }
 
-    private func borrowReader() throws -> Connection {
+    private func borrowReader() throws -> SQLiteConnection {
         lock.lock()
         if let conn = idleReaders.popLast() {
             lock.unlock()
             return conn
         }
         lock.unlock()
-        let conn = try Connection(path: path, mode: .readOnly)
+        let conn = try SQLiteConnection(path: path, mode: .readOnly)
         try conn.verify(queries.filter { $0.isReadOnlyCandidate })
         return conn
     }
 
-    private func giveBack(_ conn: Connection) {
+    private func giveBack(_ conn: SQLiteConnection) {
         lock.lock()
         idleReaders.append(conn)
         lock.unlock()
@@ -147,96 +144,13 @@ public final class DatabasePool: @unchecked Sendable {
 extension NamedQuery {
     /// Read connections compile only the queries that read; writes are compiled on the writer.
     var isReadOnlyCandidate: Bool {
-        let head = sql.drop(while: { $0.isWhitespace }).prefix(6).uppercased()
+        let head = sqliteText.drop(while: { $0.isWhitespace }).prefix(6).uppercased()
         return head.hasPrefix("SELECT") || head.hasPrefix("WITH")
-    }
-}
-
-/// The read transaction a thread is inside (`DatabasePool.readScope`), kept in pthread thread-specific data.
-/// Reading it is one call per query; Foundation's `threadDictionary` would bridge a string key through an
-/// NSDictionary each time. A scope of another pool on the same thread is saved and restored around this one.
-final class ReadScope {
-    let pool: ObjectIdentifier
-    let connection: Connection
-
-    init(pool: ObjectIdentifier, connection: Connection) {
-        self.pool = pool
-        self.connection = connection
-    }
-
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
-        return key
-    }()
-
-    static func current(of pool: DatabasePool) -> Connection? {
-        guard let raw = pthread_getspecific(key) else { return nil }
-        let scope = Unmanaged<ReadScope>.fromOpaque(raw).takeUnretainedValue()
-        return scope.pool == ObjectIdentifier(pool) ? scope.connection : nil
-    }
-
-    /// Makes `scope` the thread's current one (retained while it is) and returns the one it replaces.
-    static func swap(in scope: ReadScope?) -> ReadScope? {
-        let outer = pthread_getspecific(key).map { Unmanaged<ReadScope>.fromOpaque($0).takeRetainedValue() }
-        pthread_setspecific(key, scope.map { Unmanaged.passRetained($0).toOpaque() })
-        return outer
-    }
-}
-
-/// A first-come, first-served lock for the writer. A plain mutex lets the thread that just released it take it
-/// again at once, so a background task's back-to-back chunks could keep an API call waiting for several chunks;
-/// with tickets each waiter gets the writer right after the holder ahead of it.
-final class FairLock: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var nextTicket: UInt64 = 0
-    private var serving: UInt64 = 0
-
-    private var acquiredAt: Double?
-
-    func lock() {
-        condition.lock()
-        let ticket = nextTicket
-        nextTicket &+= 1
-        while serving != ticket { condition.wait() }
-        acquiredAt = Date().timeIntervalSince1970
-        condition.unlock()
-    }
-
-    /// Takes the lock only if nobody holds it or waits for it.
-    func `try`() -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        guard serving == nextTicket else { return false }
-        nextTicket &+= 1
-        acquiredAt = Date().timeIntervalSince1970
-        return true
-    }
-
-    /// Whether someone queues behind the holder.
-    var hasWaiters: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return nextTicket &- serving > 1
-    }
-
-    var heldSince: Double? {
-        condition.lock()
-        defer { condition.unlock() }
-        return acquiredAt
-    }
-
-    func unlock() {
-        condition.lock()
-        acquiredAt = nil
-        serving &+= 1
-        condition.broadcast()
-        condition.unlock()
     }
 }
 
 /// The checkpoint thread's own connection, used by that thread only.
 private final class CheckpointConnection: @unchecked Sendable {
-    let connection: Connection
-    init(_ connection: Connection) { self.connection = connection }
+    let connection: SQLiteConnection
+    init(_ connection: SQLiteConnection) { self.connection = connection }
 }

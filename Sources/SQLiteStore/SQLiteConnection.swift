@@ -3,11 +3,11 @@ import CSQLite
 import Foundation
 
 /// One SQLite connection. Not Sendable: a connection is used by one thread at a time; the pool hands them out.
-public final class Connection {
+public final class SQLiteConnection {
     let handle: OpaquePointer
     public let path: String
     /// Prepared statements by SQL text, so each named query is compiled once per connection.
-    private var statementCache: [String: Statement] = [:]
+    private var statementCache: [String: SQLiteStatement] = [:]
 
     public enum Mode: Sendable { case readWrite, readOnly }
 
@@ -18,7 +18,7 @@ public final class Connection {
     public let busyTimeoutMilliseconds: Int32
 
     public init(path: String, mode: Mode = .readWrite, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
-        _ = Connection.configured
+        _ = SQLiteConnection.configured
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         self.path = path
         var db: OpaquePointer?
@@ -99,8 +99,8 @@ public final class Connection {
     }
 
     /// A new statement that the caller owns (not cached): for SQL built at run time from a catalogue.
-    public func prepare(_ sql: String) throws(SQLiteError) -> Statement {
-        try Statement(connection: self, sql: sql)
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        try SQLiteStatement(connection: self, sql: sql)
     }
 
     /// The cached statement for this SQL; compiled on first use.
@@ -110,16 +110,16 @@ public final class Connection {
     public static let statementCacheLimit = 512
     private var useCounter: UInt64 = 0
 
-    public func cached(_ sql: String) throws(SQLiteError) -> Statement {
+    public func cached(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         useCounter &+= 1
         // One hash of the text per call, as before the bound: the use mark lives in the statement itself.
         if let stmt = statementCache[sql] {
             stmt.lastUse = useCounter
             return stmt
         }
-        let stmt = try Statement(connection: self, sql: sql)
-        if statementCache.count >= Connection.statementCacheLimit {
-            let keep = statementCache.sorted { $0.value.lastUse > $1.value.lastUse }.prefix(Connection.statementCacheLimit / 2)
+        let stmt = try SQLiteStatement(connection: self, sql: sql)
+        if statementCache.count >= SQLiteConnection.statementCacheLimit {
+            let keep = statementCache.sorted { $0.value.lastUse > $1.value.lastUse }.prefix(SQLiteConnection.statementCacheLimit / 2)
             statementCache = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
         }
         stmt.lastUse = useCounter
@@ -164,7 +164,7 @@ public final class Connection {
     }
 
     /// Runs `body` in a transaction: commits when it returns, rolls back and rethrows when it throws.
-    public func inTransaction<T>(_ kind: TransactionKind = .immediate, _ body: (Connection) throws -> T) throws -> T {
+    public func inTransaction<T>(_ kind: TransactionKind = .immediate, _ body: (SQLiteConnection) throws -> T) throws -> T {
         // Prepared once per connection: a page opens several short read transactions, and parsing BEGIN and
         // COMMIT each time showed in its profile.
         try cached(kind.rawValue).execute()
@@ -182,9 +182,9 @@ public final class Connection {
     public func verify(_ queries: [NamedQuery]) throws(SQLiteError) {
         for query in queries {
             do {
-                _ = try cached(query.sql)
+                _ = try cached(query.sqliteText)
             } catch let error {
-                throw SQLiteError(extendedCode: error.extendedCode, message: "named query \(query.name): \(error.message)", sql: query.sql)
+                throw SQLiteError(extendedCode: error.extendedCode, message: "named query \(query.name): \(error.message)", sql: query.sqliteText)
             }
         }
     }
