@@ -45,24 +45,27 @@ public final class PGConnection {
         try check(result, sql: sql)
     }
 
-    public func query(_ sql: String, _ values: [any SQLBindable] = []) throws(PostgresError) -> [Row] {
-        let result = try run(statement: sql, values)
+    /// Runs a query. `prepared`: keep it prepared on this connection (named queries of fixed tables). Statements on
+    /// the per-database tables go unprepared: adding a custom field changes `SELECT *`'s columns, and a plan cached
+    /// before that fails ("cached plan must not change result type") on this host and on every other.
+    public func query(_ sql: String, _ values: [any SQLBindable] = [], prepared: Bool = true) throws(PostgresError) -> [Row] {
+        let result = try run(statement: sql, values, prepared: prepared)
         defer { PQclear(result) }
         return Self.rows(of: result)
     }
 
-    public func queryOne(_ sql: String, _ values: [any SQLBindable] = []) throws(PostgresError) -> Row? {
-        try query(sql, values).first
+    public func queryOne(_ sql: String, _ values: [any SQLBindable] = [], prepared: Bool = true) throws(PostgresError) -> Row? {
+        try query(sql, values, prepared: prepared).first
     }
 
-    public func scalar(_ sql: String, _ values: [any SQLBindable] = []) throws(PostgresError) -> SQLValue {
-        try queryOne(sql, values)?.values.first ?? .null
+    public func scalar(_ sql: String, _ values: [any SQLBindable] = [], prepared: Bool = true) throws(PostgresError) -> SQLValue {
+        try queryOne(sql, values, prepared: prepared)?.values.first ?? .null
     }
 
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
-    public func run(_ sql: String, _ values: [any SQLBindable] = []) throws(PostgresError) -> Int {
-        let result = try run(statement: sql, values)
+    public func run(_ sql: String, _ values: [any SQLBindable] = [], prepared: Bool = true) throws(PostgresError) -> Int {
+        let result = try run(statement: sql, values, prepared: prepared)
         defer { PQclear(result) }
         return Int(Self.text(PQcmdTuples(result))) ?? 0
     }
@@ -125,13 +128,27 @@ public final class PGConnection {
         return entry
     }
 
-    private func run(statement sql: String, _ values: [any SQLBindable]) throws(PostgresError) -> OpaquePointer? {
-        let statement = try statement(sql)
-        guard values.count == statement.parameters else {
-            throw PostgresError(sqlState: "", message: "\(values.count) values for \(statement.parameters) placeholders", sql: sql)
-        }
-        let result = Self.withParameters(values) { count, pointers, lengths, formats in
-            PQexecPrepared(handle, statement.name, count, pointers, lengths, formats, 0)
+    private func run(statement sql: String, _ values: [any SQLBindable], prepared: Bool) throws(PostgresError) -> OpaquePointer? {
+        let result: OpaquePointer?
+        if prepared {
+            let statement = try statement(sql)
+            guard values.count == statement.parameters else {
+                throw PostgresError(sqlState: "", message: "\(values.count) values for \(statement.parameters) placeholders", sql: sql)
+            }
+            result = Self.withParameters(values) { count, pointers, lengths, formats in
+                PQexecPrepared(handle, statement.name, count, pointers, lengths, formats, 0)
+            }
+        } else {
+            let numbered = Placeholders.numbered(sql)
+            guard values.count == numbered.count else {
+                throw PostgresError(sqlState: "", message: "\(values.count) values for \(numbered.count) placeholders", sql: sql)
+            }
+            // Numbers and blobs say their type, so `GREATEST(x, $1)` or `$1 + $2` need no cast; text stays untyped and
+            // takes the type its place asks for (a date, a bigint column compared with '5').
+            let types = values.map { Self.parameterType($0.sqlValue) }
+            result = Self.withParameters(values) { count, pointers, lengths, formats in
+                PQexecParams(handle, numbered.sql, count, types, pointers, lengths, formats, 0)
+            }
         }
         do {
             try check(result, sql: sql)
@@ -140,6 +157,15 @@ public final class PGConnection {
             throw error
         }
         return result
+    }
+
+    static func parameterType(_ value: SQLValue) -> Oid {
+        switch value {
+        case .integer: return TypeOID.int8
+        case .real: return TypeOID.float8
+        case .blob: return TypeOID.bytea
+        case .text, .null: return 0
+        }
     }
 
     /// Calls `body` with libpq's parameter arrays: every value in one buffer (text ones NUL-terminated, blobs as
@@ -192,8 +218,9 @@ public final class PGConnection {
                 throw PostgresError(sqlState: "", message: "\(values.count) values for \(numbered.count) placeholders", sql: sql)
             }
             let declare = "DECLARE \(cursor) NO SCROLL CURSOR FOR " + numbered.sql
+            let types = values.map { Self.parameterType($0.sqlValue) }
             let declared = Self.withParameters(values) { count, pointers, lengths, formats in
-                PQexecParams(handle, declare, count, nil, pointers, lengths, formats, 0)
+                PQexecParams(handle, declare, count, types, pointers, lengths, formats, 0)
             }
             defer { PQclear(declared) }
             try check(declared, sql: sql)

@@ -33,24 +33,33 @@ public struct Connection {
     // MARK: Named queries: the text of this connection's store
 
     public func query(_ named: NamedQuery, _ values: [any SQLBindable] = []) throws -> [Row] {
-        try query(named.text(for: kind), values)
+        switch backend {
+        case .sqlite(let c): return try c.query(named.sqliteText, values)
+        case .postgres(let c): return try c.query(named.text(for: .postgres), values, prepared: true)
+        }
     }
 
     public func queryOne(_ named: NamedQuery, _ values: [any SQLBindable] = []) throws -> Row? {
-        try queryOne(named.text(for: kind), values)
+        try query(named, values).first
     }
 
     public func scalar(_ named: NamedQuery, _ values: [any SQLBindable] = []) throws -> SQLValue {
-        try scalar(named.text(for: kind), values)
+        try queryOne(named, values)?.values.first ?? .null
     }
 
     @discardableResult
     public func run(_ named: NamedQuery, _ values: [any SQLBindable] = []) throws -> Int {
-        try run(named.text(for: kind), values)
+        switch backend {
+        case .sqlite(let c): return try c.run(named.sqliteText, values)
+        case .postgres(let c): return try c.run(named.text(for: .postgres), values, prepared: true)
+        }
     }
 
     public func cached(_ named: NamedQuery) throws -> Statement {
-        try cached(named.text(for: kind))
+        switch backend {
+        case .sqlite(let c): return Statement(backend: .sqlite(try c.cached(named.sqliteText)))
+        case .postgres(let c): return Statement(backend: .postgres(c, named.text(for: .postgres), prepared: true))
+        }
     }
 
     /// Compiles (SQLite) or prepares (PostgreSQL) each query's text for this store; the first failure names it.
@@ -74,21 +83,21 @@ public struct Connection {
     public func query(_ sql: String, _ values: [any SQLBindable] = []) throws -> [Row] {
         switch backend {
         case .sqlite(let c): return try c.query(sql, values)
-        case .postgres(let c): return try c.query(sql, values)
+        case .postgres(let c): return try c.query(sql, values, prepared: false)
         }
     }
 
     public func queryOne(_ sql: String, _ values: [any SQLBindable] = []) throws -> Row? {
         switch backend {
         case .sqlite(let c): return try c.queryOne(sql, values)
-        case .postgres(let c): return try c.queryOne(sql, values)
+        case .postgres(let c): return try c.queryOne(sql, values, prepared: false)
         }
     }
 
     public func scalar(_ sql: String, _ values: [any SQLBindable] = []) throws -> SQLValue {
         switch backend {
         case .sqlite(let c): return try c.scalar(sql, values)
-        case .postgres(let c): return try c.scalar(sql, values)
+        case .postgres(let c): return try c.scalar(sql, values, prepared: false)
         }
     }
 
@@ -97,7 +106,7 @@ public struct Connection {
     public func run(_ sql: String, _ values: [any SQLBindable] = []) throws -> Int {
         switch backend {
         case .sqlite(let c): return try c.run(sql, values)
-        case .postgres(let c): return try c.run(sql, values)
+        case .postgres(let c): return try c.run(sql, values, prepared: false)
         }
     }
 
@@ -106,15 +115,33 @@ public struct Connection {
     public func prepare(_ sql: String) throws -> Statement {
         switch backend {
         case .sqlite(let c): return Statement(backend: .sqlite(try c.prepare(sql)))
-        case .postgres(let c): return Statement(backend: .postgres(c, sql))
+        case .postgres(let c): return Statement(backend: .postgres(c, sql, prepared: false))
         }
     }
 
-    /// A named statement kept prepared on this connection, for running many times in one transaction.
+    /// A statement run many times in one transaction (SQLite keeps it compiled; on PostgreSQL the per-database
+    /// tables' statements go unprepared, see `PGConnection.query`).
     public func cached(_ sql: String) throws -> Statement {
         switch backend {
         case .sqlite(let c): return Statement(backend: .sqlite(try c.cached(sql)))
-        case .postgres(let c): return Statement(backend: .postgres(c, sql))
+        case .postgres(let c): return Statement(backend: .postgres(c, sql, prepared: false))
+        }
+    }
+
+    /// Runs `body` so that, if it fails, the transaction goes on as if it had not run: code that catches a
+    /// constraint violation and carries on (a duplicate email becomes a form error, an import skips the row) needs
+    /// this. SQLite undoes just the failed statement by itself; PostgreSQL aborts the whole transaction unless the
+    /// statement ran inside a savepoint.
+    public func recoverable<T>(_ body: () throws -> T) throws -> T {
+        guard case .postgres(let c) = backend else { return try body() }
+        try c.execute("SAVEPOINT roster_recoverable")
+        do {
+            let result = try body()
+            try c.execute("RELEASE SAVEPOINT roster_recoverable")
+            return result
+        } catch {
+            try c.execute("ROLLBACK TO SAVEPOINT roster_recoverable; RELEASE SAVEPOINT roster_recoverable")
+            throw error
         }
     }
 
@@ -139,7 +166,7 @@ public struct Connection {
 public struct Statement {
     enum Backend {
         case sqlite(SQLiteStatement)
-        case postgres(PGConnection, String)
+        case postgres(PGConnection, String, prepared: Bool)
     }
 
     let backend: Backend
@@ -147,7 +174,7 @@ public struct Statement {
     public func query(_ values: [any SQLBindable] = []) throws -> [Row] {
         switch backend {
         case .sqlite(let s): return try s.query(values)
-        case .postgres(let c, let sql): return try c.query(sql, values)
+        case .postgres(let c, let sql, let prepared): return try c.query(sql, values, prepared: prepared)
         }
     }
 
@@ -156,7 +183,7 @@ public struct Statement {
     public func forEach(_ values: [any SQLBindable] = [], _ body: (Row) throws -> Void) throws {
         switch backend {
         case .sqlite(let s): try s.forEach(values, body)
-        case .postgres(let c, let sql): try c.forEach(sql, values, body)
+        case .postgres(let c, let sql, _): try c.forEach(sql, values, body)
         }
     }
 
@@ -164,7 +191,7 @@ public struct Statement {
     public func execute(_ values: [any SQLBindable] = []) throws -> Int {
         switch backend {
         case .sqlite(let s): return try s.execute(values)
-        case .postgres(let c, let sql): return try c.run(sql, values)
+        case .postgres(let c, let sql, let prepared): return try c.run(sql, values, prepared: prepared)
         }
     }
 }

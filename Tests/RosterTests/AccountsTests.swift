@@ -14,10 +14,7 @@ final class ManualClock: Sendable {
 
 func makeAccounts(clock: Clock = .system) throws -> Accounts {
     Secrets.initialize()
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-accounts-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let pool = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
-    return Accounts(pool: pool, clock: clock)
+    return Accounts(pool: try makePool(), clock: clock)
 }
 
 final class AccountsTests: XCTestCase {

@@ -220,7 +220,7 @@ final class BulkUpdateTests: XCTestCase {
         XCTAssertEqual(try all(s).map(\.profileID), people.suffix(3).map(\.profileID))
         XCTAssertEqual(try s.pool.read { try $0.scalar("SELECT SUM(count) FROM event_stats WHERE database_id = ?", [s.db.id]).int }, statsBefore, "reports keep the deleted profiles' actions")
         XCTAssertEqual(try s.pool.read { try $0.scalar("SELECT COUNT(*) FROM history_\(s.db.id) WHERE profile = ?", [people[0].rowID]).int }, 0)
-        XCTAssertEqual(try s.pool.read { try $0.scalar("PRAGMA integrity_check").string }, "ok")
+        if s.pool.kind == .sqlite { XCTAssertEqual(try s.pool.read { try $0.scalar("PRAGMA integrity_check").string }, "ok") }
     }
 
     func testTargetsAreFrozenWhenTheTaskStarts() throws {
@@ -284,10 +284,12 @@ final class BulkUpdateTests: XCTestCase {
     /// profile table (the plan a plain JOIN got, which made a million-profile update 4x slower).
     func testTheFieldChangeLogNeverScansTheProfileTable() throws {
         let s = try makeSetup(count: 3)
+        // SQLite's plan and its CROSS JOIN hint; PostgreSQL plans from statistics.
+        if s.pool.kind != .sqlite { throw XCTSkip("a SQLite query plan") }
         let score = try Databases(pool: s.pool).fields(of: s.db.id).first { $0.name == "score" }!
         let plan = try s.pool.write { db -> [String] in
             try db.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_profiles (id INTEGER PRIMARY KEY, profile_id TEXT NOT NULL)")
-            let sql = BulkExecutor.changeLogSQL(table: ProfileTable.name(s.db.id), column: score.column, type: .number)
+            let sql = BulkExecutor.changeLogSQL(table: ProfileTable.name(s.db.id), column: score.column, type: .number, db.dialect)
             return try db.prepare("EXPLAIN QUERY PLAN " + sql).query([1, "score", "1", 1]).compactMap { $0.string("detail") }
         }
         XCTAssertTrue(plan.contains { $0.hasPrefix("SCAN c") }, "\(plan)")

@@ -4,8 +4,15 @@ import Secrets
 import Store
 import XCTest
 
+/// A fresh store for one test: SQLite in a temporary folder, or, with ROSTER_TEST_STORE=postgres, a database of its
+/// own on the test cluster (the suite runs once per store).
 func makePool() throws -> DatabasePool {
     Secrets.initialize()
+    if ProcessInfo.processInfo.environment["ROSTER_TEST_STORE"] == "postgres" {
+        let database = try PostgresTestDatabase()
+        PostgresTestDatabase.keep(database)
+        return try DatabasePool(postgresURL: database.url, migrations: Schema.migrations, queries: Schema.queries)
+    }
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-db-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
@@ -72,9 +79,9 @@ final class DatabasesTests: XCTestCase {
         for type in FieldType.allCases {
             try databases.addField(to: db.id, FieldInput(name: "f_\(type.rawValue)", type: type.rawValue, options: type == .enum ? "a,b" : "", indexed: type == .number))
         }
-        let columns = try pool.read { try $0.query("SELECT name FROM pragma_table_info('profiles_\(db.id)')").compactMap { $0.string("name") } }
+        let columns = try pool.read { try $0.query($0.dialect.tableColumns, ["profiles_\(db.id)"]).compactMap { $0.string("name") } }
         for field in try databases.fields(of: db.id) { XCTAssertTrue(columns.contains(field.column), field.name) }
-        let indexes = try pool.read { try $0.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'profiles_\(db.id)'").compactMap { $0.string("name") } }
+        let indexes = try pool.read { try $0.query($0.dialect.tableIndexes, ["profiles_\(db.id)"]).compactMap { $0.string("name") } }
         let numberField = try databases.fields(of: db.id).first { $0.type == .number }!
         XCTAssertTrue(indexes.contains { $0.hasSuffix("_c_\(numberField.id)") })
     }
@@ -120,7 +127,7 @@ final class DatabasesTests: XCTestCase {
         let db = try databases.create(DatabaseInput(name: "D"))
         let f = try databases.addField(to: db.id, FieldInput(name: "x", type: "number", indexed: true))
         try databases.deleteField(f.id)
-        let columns = try pool.read { try $0.query("SELECT name FROM pragma_table_info('profiles_\(db.id)')").compactMap { $0.string("name") } }
+        let columns = try pool.read { try $0.query($0.dialect.tableColumns, ["profiles_\(db.id)"]).compactMap { $0.string("name") } }
         XCTAssertFalse(columns.contains(f.column))
         XCTAssertNil(try databases.field(f.id))
     }
@@ -152,7 +159,7 @@ final class DatabasesTests: XCTestCase {
         try pool.write { try $0.run("DELETE FROM profiles_\(db.id) WHERE engaged_at IS NOT NULL") }
         try databases.delete(db.id)
         XCTAssertNil(try databases.get(db.id))
-        XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'profiles_\(db.id)'").int }, 0)
+        XCTAssertEqual(try pool.read { try $0.scalar($0.dialect.tableExists, ["profiles_\(db.id)"]).int }, 0)
     }
 
     func testADeletedDatabasesIdIsNeverReused() throws {

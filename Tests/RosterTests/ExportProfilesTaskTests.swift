@@ -83,7 +83,9 @@ final class ExportProfilesTaskTests: XCTestCase {
         try pool.write { try $0.run("DELETE FROM profiles_\(target.id)") }
         XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM history_\(target.id)").int }, 0)
         try databases.delete(target.id)
-        XCTAssertEqual(try pool.read { try $0.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('profiles_\(target.id)', 'history_\(target.id)')").int }, 0)
+        for table in ["profiles_\(target.id)", "history_\(target.id)"] {
+            XCTAssertEqual(try pool.read { try $0.scalar($0.dialect.tableExists, [table]).int }, 0, table)
+        }
     }
 
     /// A segment's export writes the profiles its selection took at the start: one that matches only later is

@@ -2,10 +2,11 @@ import Foundation
 @testable import Roster
 import Secrets
 import Store
+import Synchronization
 import XCTest
 
 /// A database of its own on the test cluster (scripts/postgres.sh, started by `make test`), dropped afterwards.
-final class PostgresTestDatabase {
+final class PostgresTestDatabase: @unchecked Sendable {
     let url: String
     private let admin: Connection
     private let name: String
@@ -23,6 +24,12 @@ final class PostgresTestDatabase {
     }
 
     deinit { try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+
+    /// Keeps a test's database for as long as its pool may use it (the cluster goes when the suite ends).
+    static func keep(_ database: PostgresTestDatabase) {
+        kept.withLock { $0.append(database) }
+    }
+    private static let kept = Mutex<[PostgresTestDatabase]>([])
 }
 
 /// The schema on PostgreSQL: every migration applies, the catalogue version moves as on SQLite, and every named

@@ -110,7 +110,7 @@ public final class BatchAPI: Sendable {
                                        skipTriggers: BatchAPI.bool(params["skip_triggers"]), now: clock.now())
             let text = try pool.write { db -> String in
                 let catalogue = try Profiles.catalogue(databaseID, db)
-                if matching.hasPrefix("phone") || matching.hasPrefix("email_phone") { try db.execute(ProfileTable.createFirstPhoneIndex(databaseID)) }
+                if matching.hasPrefix("phone") || matching.hasPrefix("email_phone") { try db.execute(ProfileTable.createFirstPhoneIndex(databaseID, db.dialect)) }
                 var results: [JSONValue] = []
                 for item in items {
                     try db.run("SAVEPOINT api_item")
@@ -288,7 +288,7 @@ struct BatchItem {
         }
         func byPhone() throws -> Row? {
             guard let phone = phoneValue() else { throw need("phone (or phones)") }
-            return try db.queryOne("SELECT * FROM \(table) WHERE json_extract(phones, '$[0]') = ?", [phone])
+            return try db.queryOne("SELECT * FROM \(table) WHERE \(ProfileTable.firstPhone(db.dialect)) = ?", [phone])
         }
         /// The profile with a live subscription on one of `channels` with this contact, in the request's resource
         /// or, without one, in every resource attached to the database. Two profiles found: the item says so.
@@ -339,7 +339,7 @@ struct BatchItem {
                     let wanted = JSONValue.encodeStrings(JSONValue.stringList(value.string).sorted())
                     return try db.queryOne("""
                         SELECT * FROM \(table) WHERE \(field.column) IS NOT NULL
-                        AND (SELECT json_group_array(value) FROM (SELECT value FROM json_each(\(field.column)) ORDER BY value)) = ?
+                        AND \(db.dialect.jsonStringSetEquals(field.column))
                         ORDER BY id LIMIT 1
                         """, [wanted])
                 }

@@ -57,8 +57,10 @@ struct BulkExecutor {
     /// The change-log rows of one field for the chunk's changed profiles (in `temp.bulk_profiles`). CROSS JOIN keeps
     /// the temp table as the outer loop: it has no statistics, and with a plain JOIN SQLite chose to scan the whole
     /// profile table for every chunk (4x slower on a million profiles).
-    static func changeLogSQL(table: String, column: String, type: FieldType?) -> String {
-        "INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, c.profile_id, ?, \(display("p." + column, type)), ? FROM temp.bulk_profiles c CROSS JOIN \(table) p ON p.id = c.id WHERE p.\(column) IS NOT ?"
+    static func changeLogSQL(table: String, column: String, type: FieldType?, _ dialect: Dialect) -> String {
+        "INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, c.profile_id, ?, \(display("p." + column, type)), "
+            + "\(dialect.text("?")) FROM \(dialect.temp("bulk_profiles")) c \(dialect.orderedJoin) \(table) p ON p.id = c.id "
+            + "WHERE \(dialect.isDistinct("p.\(column)", "?"))"
     }
 
     /// The profile write path, as a marketer's bulk task.
@@ -73,25 +75,25 @@ struct BulkExecutor {
         switch action {
         case .updateFields(let changes):
             let resolved = try BulkUpdates.resolve(changes, catalogue)
-            let differs = resolved.map { "p.\($0.column) IS NOT ?" }.joined(separator: " OR ")
+            let differs = resolved.map { db.dialect.isDistinct("p.\($0.column)", "?") }.joined(separator: " OR ")
             let values = resolved.map(\.value)
             // The chunk's profiles this changes, found once; the log, history, triggers and the update read them.
-            try db.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_profiles (id INTEGER PRIMARY KEY, profile_id TEXT NOT NULL)")
-            try db.run("DELETE FROM temp.bulk_profiles")
-            try db.prepare("INSERT INTO temp.bulk_profiles (id, profile_id) SELECT p.id, p.profile_id FROM \(table) p WHERE p.id IN (\(targets)) AND (\(differs))")
+            try db.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_profiles (id \(db.dialect.type(.integer)) PRIMARY KEY, profile_id \(db.dialect.type(.text)) NOT NULL)")
+            try db.run("DELETE FROM \(db.dialect.temp("bulk_profiles"))")
+            try db.prepare("INSERT INTO \(db.dialect.temp("bulk_profiles")) (id, profile_id) SELECT p.id, p.profile_id FROM \(table) p WHERE p.id IN (\(targets)) AND (\(differs))")
                 .execute(range + values)
             for r in resolved {
-                try db.prepare(BulkExecutor.changeLogSQL(table: table, column: r.column, type: r.type))
+                try db.prepare(BulkExecutor.changeLogSQL(table: table, column: r.column, type: r.type, db.dialect))
                     .execute([.integer(taskID), .text(r.key), r.shown.map { .text($0) } ?? .null, r.value])
             }
             let details = JSONValue.object(["fields": .array(resolved.map { .string($0.key) }), "task": .int(taskID)]).canonical
-            try db.run("INSERT INTO \(history) (profile, at, type, actor, details) SELECT id, ?, ?, ?, ? FROM temp.bulk_profiles",
+            try db.run("INSERT INTO \(history) (profile, at, type, actor, details) SELECT id, ?, ?, ?, ? FROM \(db.dialect.temp("bulk_profiles"))",
                        [.integer(now), .text(HistoryEvent.fieldChanged), actor.map { .integer($0) } ?? SQLValue.null, .text(details)])
             if !skipTriggers {
-                try db.run("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, profile_id, 'field_updated', ?, ?, ? FROM temp.bulk_profiles",
+                try db.run("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, profile_id, 'field_updated', ?, ?, ? FROM \(db.dialect.temp("bulk_profiles"))",
                            [SQLValue.integer(databaseID), .text(details), .integer(taskID), .integer(now)])
             }
-            chunk.updated = try db.prepare("UPDATE \(table) SET \(resolved.map { "\($0.column) = ?" }.joined(separator: ", ")), updated_at = ?, version = version + 1 WHERE id IN (SELECT id FROM temp.bulk_profiles)")
+            chunk.updated = try db.prepare("UPDATE \(table) SET \(resolved.map { "\($0.column) = ?" }.joined(separator: ", ")), updated_at = ?, version = version + 1 WHERE id IN (SELECT id FROM \(db.dialect.temp("bulk_profiles")))")
                 .execute(values + [.integer(now)])
             chunk.skip(SkipReason.unchanged, count - chunk.updated)
             if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, HistoryEvent.fieldChanged, chunk.updated, chunk.updated]) }
@@ -99,7 +101,7 @@ struct BulkExecutor {
         case .unsubscribe:
             try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, 'status', \(BulkExecutor.statusName("p.status")), 'unsubscribed' FROM \(table) p WHERE p.id IN (\(targets)) AND p.status <> 1")
                 .execute([.integer(taskID)] + range)
-            try db.prepare("INSERT INTO \(history) (profile, at, type, actor, details) SELECT p.id, ?, ?, ?, json_object('from', \(BulkExecutor.statusName("p.status")), 'to', 'unsubscribed', 'task', ?) FROM \(table) p WHERE p.id IN (\(targets)) AND p.status <> 1")
+            try db.prepare("INSERT INTO \(history) (profile, at, type, actor, details) SELECT p.id, ?, ?, ?, \(db.dialect.jsonObject([("from", BulkExecutor.statusName("p.status")), ("to", "'unsubscribed'"), ("task", "?")])) FROM \(table) p WHERE p.id IN (\(targets)) AND p.status <> 1")
                 .execute([.integer(now), .text(HistoryEvent.statusChanged), actor.map { .integer($0) } ?? .null, .integer(taskID)] + range)
             chunk.updated = try db.prepare("UPDATE \(table) SET status = 1, updated_at = ?, version = version + 1 WHERE id IN (\(targets)) AND status <> 1").execute([.integer(now)] + range)
             chunk.skip(SkipReason.unchanged, count - chunk.updated)
@@ -123,7 +125,8 @@ struct BulkExecutor {
             let newStatus = SQLValue.integer(Int64(status.rawValue))
             // One pass over the chunk's subscriptions counts what is skipped and why.
             let tally = try db.prepare("""
-                SELECT COALESCE(SUM(s.status = ?), 0) AS same, COALESCE(SUM(s.status IN (\(EventRules.unsafeCodesSQL)) AND s.status <> ?), 0) AS unsafe
+                SELECT COALESCE(SUM(CASE WHEN s.status = ? THEN 1 ELSE 0 END), 0) AS same,
+                    COALESCE(SUM(CASE WHEN s.status IN (\(EventRules.unsafeCodesSQL)) AND s.status <> ? THEN 1 ELSE 0 END), 0) AS unsafe
                 FROM \(subscriptions) s WHERE \(scope)
                 """).query([newStatus, newStatus] + scopeParams).first
             chunk.skip(SkipReason.unchanged, tally?.int("same") ?? 0)
@@ -132,33 +135,34 @@ struct BulkExecutor {
                 .query(range + [.integer(resourceID), .text(channel)]).first?[0].int ?? 0
             chunk.skip(SkipReason.noSubscription, none)
             // The subscriptions to change, found once; the log, history, triggers and the change itself read them.
-            try db.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_subs (id INTEGER PRIMARY KEY, profile INTEGER, profile_id TEXT, before INTEGER, label TEXT)")
-            try db.run("DELETE FROM temp.bulk_subs")
+            let (integer, text) = (db.dialect.type(.integer), db.dialect.type(.text))
+            try db.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_subs (id \(integer) PRIMARY KEY, profile \(integer), profile_id \(text), before \(integer), label \(text))")
+            try db.run("DELETE FROM \(db.dialect.temp("bulk_subs"))")
             try db.prepare("""
-                INSERT INTO temp.bulk_subs (id, profile, profile_id, before, label)
+                INSERT INTO \(db.dialect.temp("bulk_subs")) (id, profile, profile_id, before, label)
                 SELECT s.id, s.profile, p.profile_id, s.status, 'subscription ' || s.resource_id || ' ' || s.channel || ' ' || s.contact
                 FROM \(subscriptions) s JOIN \(table) p ON p.id = s.profile WHERE \(scope) AND \(change)
                 """).execute(scopeParams + [newStatus])
-            try db.run("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, profile_id, label, \(BulkExecutor.statusName("before")), ? FROM temp.bulk_subs",
+            try db.run("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, profile_id, label, \(BulkExecutor.statusName("before")), ? FROM \(db.dialect.temp("bulk_subs"))",
                        [SQLValue.integer(taskID), SQLValue.text(status.name)])
             let type = status == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged
-            try db.run("INSERT INTO \(history) (profile, at, type, actor, details) SELECT profile, ?, ?, ?, json_object('subscription', id, 'from', \(BulkExecutor.statusName("before")), 'status', ?, 'task', ?) FROM temp.bulk_subs",
+            try db.run("INSERT INTO \(history) (profile, at, type, actor, details) SELECT profile, ?, ?, ?, \(db.dialect.jsonObject([("subscription", "id"), ("from", BulkExecutor.statusName("before")), ("status", db.dialect.text("?")), ("task", "?")])) FROM \(db.dialect.temp("bulk_subs"))",
                        [SQLValue.integer(now), SQLValue.text(type), actor.map { SQLValue.integer($0) } ?? SQLValue.null, SQLValue.text(status.name), SQLValue.integer(taskID)])
             if !skipTriggers {
-                try db.run("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, profile_id, 'subscription_updated', json_object('resource_id', ?, 'channel', ?, 'status', ?), ?, ? FROM temp.bulk_subs",
+                try db.run("INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at) SELECT ?, profile_id, 'subscription_updated', \(db.dialect.jsonObject([("resource_id", "?"), ("channel", db.dialect.text("?")), ("status", db.dialect.text("?"))])), ?, ? FROM \(db.dialect.temp("bulk_subs"))",
                            [SQLValue.integer(databaseID), SQLValue.integer(resourceID), SQLValue.text(channel), SQLValue.text(status.name), SQLValue.integer(taskID), SQLValue.integer(now)])
             }
             // The same rules as every other history event (EventRules): a marketer's status change engages the profile
             // but is not a customer interaction.
             if EventRules.isInteraction(type, origin: .bulk) {
-                try db.run("UPDATE \(table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.bulk_subs)",
+                try db.run("UPDATE \(table) SET last_interaction_at = \(db.dialect.greatest("COALESCE(last_interaction_at, 0)", "?")) WHERE id IN (SELECT profile FROM \(db.dialect.temp("bulk_subs")))",
                            [SQLValue.integer(now)])
             }
             if EventRules.engages(type) {
-                try db.run("UPDATE \(table) SET engaged_at = COALESCE(engaged_at, ?) WHERE id IN (SELECT profile FROM temp.bulk_subs)", [SQLValue.integer(now)])
+                try db.run("UPDATE \(table) SET engaged_at = COALESCE(engaged_at, ?) WHERE id IN (SELECT profile FROM \(db.dialect.temp("bulk_subs")))", [SQLValue.integer(now)])
             }
-            chunk.updated = try db.run("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id IN (SELECT id FROM temp.bulk_subs)", [newStatus, SQLValue.integer(now)])
-            try db.run("DELETE FROM temp.bulk_subs")
+            chunk.updated = try db.run("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id IN (SELECT id FROM \(db.dialect.temp("bulk_subs")))", [newStatus, SQLValue.integer(now)])
+            try db.run("DELETE FROM \(db.dialect.temp("bulk_subs"))")
             if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, type, chunk.updated, chunk.updated]) }
 
         case .addSubscription(let resourceID, let channelText, let statusText, let sourceID, let includeUnsafe):

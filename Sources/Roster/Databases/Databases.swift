@@ -233,7 +233,7 @@ public final class Databases: Sendable {
             let clean = try validate(input, existingID: nil, db)
             try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
             let id = try db.lastInsertedID()
-            for statement in ProfileTable.createStatements(id) { try db.execute(statement) }
+            for statement in ProfileTable.createStatements(id, db.dialect) { try db.execute(statement) }
             for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
             return ProfileDatabase(row: try readBack(try db.queryOne(DatabaseStore.byID, [id]), "database"))
         }
@@ -378,7 +378,7 @@ public final class Databases: Sendable {
         try db.run(DatabaseStore.insertField, [databaseID, clean.name, clean.type.rawValue, JSONValue.encodeStrings(clean.options),
                                                     clean.description, clean.defaultValue, clean.required, clean.showInSM, clean.indexed, now])
         let id = try db.lastInsertedID()
-        try db.execute(ProfileTable.addColumn(databaseID, id))
+        try db.execute(ProfileTable.addColumn(databaseID, id, clean.type, db.dialect))
         if clean.indexed { try db.execute(ProfileTable.createIndex(databaseID, id)) }
         return CustomField(row: try readBack(try db.queryOne(DatabaseStore.fieldByID, [id]), "field"))
     }
@@ -414,6 +414,9 @@ public final class Databases: Sendable {
 
     /// Rewrites every value of the field for the new type; throws (and writes nothing) if any value would not fit.
     static func convertValues(_ field: CustomField, to type: FieldType, options: [String], _ db: Connection) throws {
+        // PostgreSQL's column has the type's own column type: when that changes, the column is emptied and retyped,
+        // and every value is written again (SQLite's untyped column keeps what is bound, so only changes are written).
+        let retyped = db.kind == .postgres && field.type.columnKind != type.columnKind
         var converted: [(Int64, SQLValue)] = []
         var misfits: [Misfit] = []
         var misfitCount = 0
@@ -429,7 +432,7 @@ public final class Databases: Sendable {
                 result = type.parse(text, options: options)
             }
             switch result {
-            case .success(let value): if value != old { converted.append((row.int64("id") ?? 0, value)) }
+            case .success(let value): if value != old || retyped { converted.append((row.int64("id") ?? 0, value)) }
             case .failure(let error):
                 misfitCount += 1
                 if misfits.count < 5 { misfits.append(Misfit(profileID: row.string("profile_id") ?? "", value: String(text.prefix(60)), reason: error.reason)) }
@@ -438,6 +441,10 @@ public final class Databases: Sendable {
         if misfitCount > 0 {
             let examples = misfits.map { "“\($0.value)” (\($0.reason))" }.joined(separator: "; ")
             throw ValidationError(field: "type", "\(misfitCount) stored value\(misfitCount == 1 ? "" : "s") would not fit the new type or options, so nothing was changed. For example: \(examples).")
+        }
+        if retyped {
+            try db.execute("ALTER TABLE \(ProfileTable.name(field.databaseID)) ALTER COLUMN c_\(field.id) TYPE "
+                           + "\(db.dialect.type(type.columnKind)) USING NULL")
         }
         let update = try db.prepare(ProfileTable.setValue(field.databaseID, field.id))
         for (id, value) in converted { try update.execute([value, id]) }

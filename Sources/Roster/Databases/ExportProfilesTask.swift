@@ -85,7 +85,7 @@ public struct ExportProfilesTask: TaskHandler {
             // A segment's frozen targets; a profile deleted since the start is counted as processed, not written.
             let ids = try TaskTargets.next(taskID: task.id, after: task.cursor, limit: limit, db)
             // The targets drive the loop (CROSS JOIN fixes the order): each chunk reads its own profiles by row id.
-            rows = try db.prepare(select + " FROM task_targets t CROSS JOIN \(ProfileTable.name(databaseID)) p ON p.id = t.profile WHERE t.task_id = ? AND t.profile > ? AND t.profile <= ? ORDER BY t.profile")
+            rows = try db.prepare(select + " FROM task_targets t \(db.dialect.orderedJoin) \(ProfileTable.name(databaseID)) p ON p.id = t.profile WHERE t.task_id = ? AND t.profile > ? AND t.profile <= ? ORDER BY t.profile")
                 .query([task.id, task.cursor, ids.last ?? task.cursor])
             outcome.cursor = ids.last ?? task.cursor
             outcome.processed = ids.count

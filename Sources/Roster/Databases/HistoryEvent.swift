@@ -60,12 +60,12 @@ enum History {
         try db.run(ProfileTable.insertEvent(database), [profile, at, type, actor, details.canonical])
         if let tally { tally.add(type) } else { try db.run(bumpStats, [database, at, type]) }
         // A new profile's row already has its creation time as its last interaction.
-        if interaction && type != HistoryEvent.created { try db.run(touchSQL(database), [at, profile]) }
+        if interaction && type != HistoryEvent.created { try db.run(touchSQL(database, db.dialect), [at, profile]) }
         if EventRules.engages(type) { try db.run(engageSQL(database), [at, profile]) }
     }
 
-    static func touchSQL(_ database: Int64) -> String {
-        "UPDATE \(ProfileTable.name(database)) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id = ?"
+    static func touchSQL(_ database: Int64, _ dialect: Dialect) -> String {
+        "UPDATE \(ProfileTable.name(database)) SET last_interaction_at = \(dialect.greatest("COALESCE(last_interaction_at, 0)", "?")) WHERE id = ?"
     }
 
     static func engageSQL(_ database: Int64) -> String {

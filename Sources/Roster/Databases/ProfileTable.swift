@@ -7,29 +7,30 @@ import Store
 public enum ProfileTable {
     static func name(_ databaseID: Int64) -> String { "profiles_\(databaseID)" }
 
-    static func createStatements(_ databaseID: Int64) -> [String] {
+    static func createStatements(_ databaseID: Int64, _ dialect: Dialect) -> [String] {
         let t = name(databaseID)
+        let (integer, text) = (dialect.type(.integer), dialect.type(.text))
         let standard = StandardField.all.filter { $0.column.hasPrefix("s_") }.map { field -> String in
             switch field.kind {
-            case .typed(let type): return "    \(field.column) \(type.columnType)"
-            default: return "    \(field.column) TEXT"
+            case .typed(let type): return "    \(field.column) \(dialect.type(type.columnKind))"
+            default: return "    \(field.column) \(text)"
             }
         }.joined(separator: ",\n")
         return [
             """
             CREATE TABLE \(t) (
-                id                  INTEGER PRIMARY KEY,
-                profile_id          TEXT NOT NULL UNIQUE,
-                email               TEXT NOT NULL UNIQUE COLLATE NOCASE,
-                phones              TEXT,
-                status              INTEGER NOT NULL DEFAULT 0,
-                range_bucket        INTEGER NOT NULL,
+                \(dialect.idColumn),
+                profile_id          \(text) NOT NULL UNIQUE,
+                email               \(text) COLLATE NOCASE NOT NULL UNIQUE,
+                phones              \(text),
+                status              \(integer) NOT NULL DEFAULT 0,
+                range_bucket        \(integer) NOT NULL,
             \(standard),
-                created_at          INTEGER NOT NULL,
-                updated_at          INTEGER NOT NULL,
-                last_interaction_at INTEGER,
-                engaged_at          INTEGER,
-                version             INTEGER NOT NULL DEFAULT 1
+                created_at          \(integer) NOT NULL,
+                updated_at          \(integer) NOT NULL,
+                last_interaction_at \(integer),
+                engaged_at          \(integer),
+                version             \(integer) NOT NULL DEFAULT 1
             )
             """,
             "CREATE INDEX \(t)_status ON \(t)(status)",
@@ -39,12 +40,12 @@ public enum ProfileTable {
             // The action history of the database's profiles; a profile's events go with it (ON DELETE CASCADE).
             """
             CREATE TABLE \(historyName(databaseID)) (
-                id         INTEGER PRIMARY KEY,
-                profile    INTEGER NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
-                at         INTEGER NOT NULL,
-                type       TEXT NOT NULL,
-                actor      INTEGER,
-                details    TEXT NOT NULL DEFAULT '{}'
+                \(dialect.idColumn),
+                profile    \(integer) NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
+                at         \(integer) NOT NULL,
+                type       \(text) NOT NULL,
+                actor      \(integer),
+                details    \(text) NOT NULL DEFAULT '{}'
             )
             """,
             "CREATE INDEX \(historyName(databaseID))_profile ON \(historyName(databaseID))(profile, at)",
@@ -52,19 +53,19 @@ public enum ProfileTable {
             // Subscriptions per resource and channel; deleted ones are kept (restorable) and count toward the limits.
             """
             CREATE TABLE subscriptions_\(databaseID) (
-                id          INTEGER PRIMARY KEY,
-                profile     INTEGER NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
-                resource_id INTEGER NOT NULL,
-                channel     TEXT NOT NULL,
-                contact     TEXT NOT NULL,
-                provider    TEXT NOT NULL DEFAULT '',
-                status      INTEGER NOT NULL,
-                priority    INTEGER NOT NULL DEFAULT 0,
-                categories  TEXT NOT NULL DEFAULT '[]',
-                fields      TEXT NOT NULL DEFAULT '{}',
-                deleted     INTEGER NOT NULL DEFAULT 0,
-                created_at  INTEGER NOT NULL,
-                updated_at  INTEGER NOT NULL
+                \(dialect.idColumn),
+                profile     \(integer) NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
+                resource_id \(integer) NOT NULL,
+                channel     \(text) NOT NULL,
+                contact     \(text) NOT NULL,
+                provider    \(text) NOT NULL DEFAULT '',
+                status      \(integer) NOT NULL,
+                priority    \(integer) NOT NULL DEFAULT 0,
+                categories  \(text) NOT NULL DEFAULT '[]',
+                fields      \(text) NOT NULL DEFAULT '{}',
+                deleted     \(integer) NOT NULL DEFAULT 0,
+                created_at  \(integer) NOT NULL,
+                updated_at  \(integer) NOT NULL
             )
             """,
             "CREATE INDEX subscriptions_\(databaseID)_profile ON subscriptions_\(databaseID)(profile, resource_id, channel)",
@@ -72,17 +73,17 @@ public enum ProfileTable {
             // Named relations between two profiles of the database ("recommended by"); gone with either profile.
             """
             CREATE TABLE relations_\(databaseID) (
-                id         INTEGER PRIMARY KEY,
-                profile    INTEGER NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
-                related    INTEGER NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
-                name       TEXT NOT NULL,
-                properties TEXT NOT NULL DEFAULT '{}',
-                created_at INTEGER NOT NULL
+                \(dialect.idColumn),
+                profile    \(integer) NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
+                related    \(integer) NOT NULL REFERENCES \(t)(id) ON DELETE CASCADE,
+                name       \(text) NOT NULL,
+                properties \(text) NOT NULL DEFAULT '{}',
+                created_at \(integer) NOT NULL
             )
             """,
             "CREATE INDEX relations_\(databaseID)_profile ON relations_\(databaseID)(profile)",
             "CREATE INDEX relations_\(databaseID)_related ON relations_\(databaseID)(related)",
-        ] + SegmentStore.createMembers(databaseID)
+        ] + SegmentStore.createMembers(databaseID, dialect)
     }
 
     static func historyName(_ databaseID: Int64) -> String { "history_\(databaseID)" }
@@ -93,13 +94,13 @@ public enum ProfileTable {
         try pool.write { db in
             for row in try db.query(DatabaseStore.all) {
                 guard let id = row.int64("id") else { continue }
-                let columns = try db.query("SELECT name FROM pragma_table_info(?)", ["subscriptions_\(id)"]).compactMap { $0.string("name") }
+                let columns = try db.query(db.dialect.tableColumns, ["subscriptions_\(id)"]).compactMap { $0.string("name") }
                 // v7: the values of a subscription's custom and standard channel fields.
                 if !columns.isEmpty && !columns.contains("fields") {
-                    try db.execute("ALTER TABLE subscriptions_\(id) ADD COLUMN fields TEXT NOT NULL DEFAULT '{}'")
+                    try db.execute("ALTER TABLE subscriptions_\(id) ADD COLUMN fields \(db.dialect.type(.text)) NOT NULL DEFAULT '{}'")
                 }
                 // v3: static segments' members, created with every database since (IF NOT EXISTS: runs once).
-                for sql in SegmentStore.createMembers(id) { try db.execute(sql) }
+                for sql in SegmentStore.createMembers(id, db.dialect) { try db.execute(sql) }
             }
         }
     }
@@ -112,18 +113,24 @@ public enum ProfileTable {
         "INSERT INTO \(historyName(databaseID)) (profile, at, type, actor, details) VALUES (?, ?, ?, ?, ?)"
     }
 
-    /// No declared type: the column keeps exactly what was bound (an INTEGER affinity would turn the text "007" into 7
-    /// after a change to Line), so a change of field type can rewrite values in place.
-    static func addColumn(_ databaseID: Int64, _ field: Int64) -> String { "ALTER TABLE \(name(databaseID)) ADD COLUMN c_\(field)" }
+    /// SQLite: no declared type, so the column keeps exactly what was bound (an INTEGER affinity would turn the text
+    /// "007" into 7 after a change to Line), and a change of field type can rewrite values in place. PostgreSQL: the
+    /// type's own column type.
+    static func addColumn(_ databaseID: Int64, _ field: Int64, _ type: FieldType, _ dialect: Dialect) -> String {
+        let declared = dialect.kind == .sqlite ? "" : " " + dialect.type(type.columnKind)
+        return "ALTER TABLE \(name(databaseID)) ADD COLUMN c_\(field)\(declared)"
+    }
     static func dropColumn(_ databaseID: Int64, _ field: Int64) -> String { "ALTER TABLE \(name(databaseID)) DROP COLUMN c_\(field)" }
     static func indexName(_ databaseID: Int64, _ field: Int64) -> String { "\(name(databaseID))_c_\(field)" }
     static func createIndex(_ databaseID: Int64, _ field: Int64) -> String {
         "CREATE INDEX IF NOT EXISTS \(indexName(databaseID, field)) ON \(name(databaseID))(c_\(field))"
     }
     /// Matching by phone (imports, the API) looks up the profile's main phone: the first of its list.
-    static func createFirstPhoneIndex(_ databaseID: Int64) -> String {
-        "CREATE INDEX IF NOT EXISTS \(name(databaseID))_phone1 ON \(name(databaseID))(json_extract(phones, '$[0]'))"
+    static func createFirstPhoneIndex(_ databaseID: Int64, _ dialect: Dialect) -> String {
+        "CREATE INDEX IF NOT EXISTS \(name(databaseID))_phone1 ON \(name(databaseID))(\(firstPhone(dialect)))"
     }
+    /// The profile's main phone (the first of its list), as the index above holds it.
+    static func firstPhone(_ dialect: Dialect) -> String { dialect.jsonArrayElement("phones", 0) }
     static func dropIndex(_ databaseID: Int64, _ field: Int64) -> String { "DROP INDEX IF EXISTS \(indexName(databaseID, field))" }
     static func count(_ databaseID: Int64) -> String { "SELECT COUNT(*) FROM \(name(databaseID))" }
     /// Profiles engaged by anything beyond creation and plain edits (`EventRules.engages`): the mark the history writer

@@ -147,7 +147,7 @@ extension Databases {
                                                    smLanguage: structure.sm_language ?? "en", resourceIDs: resourceIDs), existingID: nil, db)
             try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
             let id = try db.lastInsertedID()
-            for statement in ProfileTable.createStatements(id) { try db.execute(statement) }
+            for statement in ProfileTable.createStatements(id, db.dialect) { try db.execute(statement) }
             for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
             for field in cleanFields { _ = try Databases.insertField(id, field, now: now, db) }
             try Databases.writeStandard(id, cleanStandard, db)

@@ -25,11 +25,12 @@ public enum FieldType: String, Sendable, CaseIterable, Codable {
     }
 
     /// The SQLite column type of the per-database profile table.
-    public var columnType: String {
+    /// What a value of this type is stored as (the dialect names the column type).
+    public var columnKind: ColumnKind {
         switch self {
-        case .number, .boolean, .ip: return "INTEGER"
-        case .float: return "REAL"
-        case .line, .date, .enum, .tags, .object, .array: return "TEXT"
+        case .number, .boolean, .ip: return .integer
+        case .float: return .real
+        case .line, .date, .enum, .tags, .object, .array: return .text
         }
     }
 

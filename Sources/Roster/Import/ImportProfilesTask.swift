@@ -86,7 +86,7 @@ public struct ImportProfilesTask: TaskHandler {
         let total = Int(task.int64Parameter("rows") ?? 0)
         // Matching by phone or by a custom field looks every row up: index what it looks up.
         switch plan.match {
-        case .phone: try db.execute(ProfileTable.createFirstPhoneIndex(plan.databaseID))
+        case .phone: try db.execute(ProfileTable.createFirstPhoneIndex(plan.databaseID, db.dialect))
         case .field(let name):
             if let field = plan.catalogue.custom.first(where: { $0.name == name }) { try db.execute(ProfileTable.createIndex(plan.databaseID, field.id)) }
         case .email: break
@@ -194,7 +194,7 @@ public struct ImportProfilesTask: TaskHandler {
         case .phone:
             if let text = values["phones"], let phones = StandardField.named("phones"), case .success(let box) = phones.parse(text),
                let first = JSONValue.stringList(box.value.string).first {
-                existing = try db.queryOne("SELECT * FROM \(table) WHERE json_extract(phones, '$[0]') = ?", [first])
+                existing = try db.queryOne("SELECT * FROM \(table) WHERE \(ProfileTable.firstPhone(db.dialect)) = ?", [first])
             }
         case .field(let name):
             if let text = values[name], let field = plan.catalogue.custom.first(where: { $0.name == name }) {

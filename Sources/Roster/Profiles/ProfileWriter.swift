@@ -288,7 +288,9 @@ public struct ProfileWriter {
         if !judged.errors.isEmpty { throw ValidationError(judged.errors) }
         let rowID: Int64, profileID: String
         do {
-            (rowID, profileID) = try Profiles.insert(db, databaseID: databaseID, values: row, status: status, now: now)
+            (rowID, profileID) = try db.recoverable {
+                try Profiles.insert(db, databaseID: databaseID, values: row, status: status, now: now)
+            }
         } catch let error as any StoreFailure where error.isConstraintViolation {
             // The email's UNIQUE index says so in the same step as the insert (no lookup before every new profile).
             if let email = row["email"], try db.queryOne("SELECT 1 FROM \(table) WHERE email = ?", [email]) != nil {

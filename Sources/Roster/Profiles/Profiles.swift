@@ -227,7 +227,7 @@ public final class Profiles: Sendable {
             let sortColumn = query.sort == .created ? "id" : "last_interaction_at"
             var conditions: [String] = []
             var params: [any SQLBindable] = []
-            let (searchSQL, searchParams) = Profiles.searchCondition(query.search)
+            let (searchSQL, searchParams) = Profiles.searchCondition(query.search, db.dialect)
             if let searchSQL { conditions.append(searchSQL); params += searchParams }
             if let status = query.status { conditions.append("status = ?"); params.append(status.rawValue) }
             if let after = query.after {
@@ -269,7 +269,7 @@ public final class Profiles: Sendable {
         try pool.read { db in
             var conditions: [String] = []
             var params: [any SQLBindable] = []
-            let (searchSQL, searchParams) = Profiles.searchCondition(search)
+            let (searchSQL, searchParams) = Profiles.searchCondition(search, db.dialect)
             if let searchSQL { conditions.append(searchSQL); params += searchParams }
             if let status { conditions.append("status = ?"); params.append(status.rawValue) }
             let whereSQL = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
@@ -278,14 +278,15 @@ public final class Profiles: Sendable {
     }
 
     /// Search by email (exact, indexed), profile id (exact, indexed), phone, or name prefix.
-    static func searchCondition(_ raw: String) -> (String?, [any SQLBindable]) {
+    static func searchCondition(_ raw: String, _ dialect: Dialect) -> (String?, [any SQLBindable]) {
+        let like = dialect.likeIgnoringCase
         let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty { return (nil, []) }
         if text.contains("@") { return ("email = ?", [text.lowercased()]) }
         if text.count == 24, text.allSatisfy({ $0.isHexDigit }) { return ("profile_id = ?", [text.lowercased()]) }
-        if let phone = PhoneNumber.normalize(text) { return ("phones LIKE ? ESCAPE '\\'", ["%\"" + phone + "\"%"]) }
+        if let phone = PhoneNumber.normalize(text) { return ("phones \(like) ? ESCAPE '\\'", ["%\"" + phone + "\"%"]) }
         let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
-        return ("(s_fname LIKE ? ESCAPE '\\' OR s_lname LIKE ? ESCAPE '\\')", [escaped + "%", escaped + "%"])
+        return ("(s_fname \(like) ? ESCAPE '\\' OR s_lname \(like) ? ESCAPE '\\')", [escaped + "%", escaped + "%"])
     }
 
     /// The profile's history, newest first, optionally of one type and since a time.

@@ -55,16 +55,17 @@ enum SegmentStore {
     static func membersTable(_ databaseID: Int64) -> String { "segment_members_\(databaseID)" }
 
     /// Members of the database's static segments; a deleted profile leaves every segment with it (ON DELETE CASCADE).
-    static func createMembers(_ databaseID: Int64) -> [String] {
+    static func createMembers(_ databaseID: Int64, _ dialect: Dialect) -> [String] {
         let t = membersTable(databaseID)
+        let integer = dialect.type(.integer)
         return [
             """
             CREATE TABLE IF NOT EXISTS \(t) (
-                segment_id INTEGER NOT NULL,
-                profile    INTEGER NOT NULL REFERENCES \(ProfileTable.name(databaseID))(id) ON DELETE CASCADE,
-                added_at   INTEGER NOT NULL,
+                segment_id \(integer) NOT NULL,
+                profile    \(integer) NOT NULL REFERENCES \(ProfileTable.name(databaseID))(id) ON DELETE CASCADE,
+                added_at   \(integer) NOT NULL,
                 PRIMARY KEY (segment_id, profile)
-            ) WITHOUT ROWID
+            )\(dialect.withoutRowID)
             """,
             "CREATE INDEX IF NOT EXISTS \(t)_profile ON \(t)(profile)",
         ]
@@ -273,26 +274,26 @@ public final class Segments: Sendable {
             let c = try ProfileSelection(databaseID: databaseID, segmentID: source.id).compile(db, now: now)
             let bound = try Segments.limitBoundary(c, db) ?? Int64.max
             let members = SegmentStore.membersTable(databaseID)
-            try db.execute("CREATE TEMP TABLE IF NOT EXISTS joining (profile INTEGER PRIMARY KEY)")
-            try db.run("DELETE FROM temp.joining")
+            try db.execute("CREATE TEMP TABLE IF NOT EXISTS joining (profile \(db.dialect.type(.integer)) PRIMARY KEY)")
+            try db.run("DELETE FROM \(db.dialect.temp("joining"))")
             try db.prepare("""
-                INSERT INTO temp.joining (profile) SELECT p.id FROM \(c.table) p WHERE \(c.whereClause) AND p.id <= ?
+                INSERT INTO \(db.dialect.temp("joining")) (profile) SELECT p.id FROM \(c.table) p WHERE \(c.whereClause) AND p.id <= ?
                 AND NOT EXISTS (SELECT 1 FROM \(members) m WHERE m.segment_id = ? AND m.profile = p.id)
                 """).execute(c.whereParams + [.integer(bound), .integer(staticID)])
-            let joined = try db.prepare("INSERT INTO \(members) (segment_id, profile, added_at) SELECT ?, profile, ? FROM temp.joining").execute([staticID, now])
+            let joined = try db.prepare("INSERT INTO \(members) (segment_id, profile, added_at) SELECT ?, profile, ? FROM \(db.dialect.temp("joining"))").execute([staticID, now])
             let details = JSONValue.object(["segment": .int(staticID), "name": .string(target.name), "from_segment": .int(source.id)]).canonical
-            try db.prepare("INSERT INTO \(ProfileTable.historyName(databaseID)) (profile, at, type, actor, details) SELECT profile, ?, ?, ?, ? FROM temp.joining")
+            try db.prepare("INSERT INTO \(ProfileTable.historyName(databaseID)) (profile, at, type, actor, details) SELECT profile, ?, ?, ?, ? FROM \(db.dialect.temp("joining"))")
                 .execute([.integer(now), .text(HistoryEvent.segmentEntered), actor.map { SQLValue.integer($0) } ?? .null, .text(details)])
             if joined > 0 { try db.run(History.bumpStatsBy, [databaseID, now, HistoryEvent.segmentEntered, joined, joined]) }
             // Entering a segment is an interaction and engages the profile (EventRules).
             if EventRules.isInteraction(HistoryEvent.segmentEntered, origin: .form) {
-                try db.prepare("UPDATE \(c.table) SET last_interaction_at = max(COALESCE(last_interaction_at, 0), ?) WHERE id IN (SELECT profile FROM temp.joining)")
+                try db.prepare("UPDATE \(c.table) SET last_interaction_at = \(db.dialect.greatest("COALESCE(last_interaction_at, 0)", "?")) WHERE id IN (SELECT profile FROM \(db.dialect.temp("joining")))")
                     .execute([now])
             }
             if EventRules.engages(HistoryEvent.segmentEntered) {
-                try db.prepare("UPDATE \(c.table) SET engaged_at = COALESCE(engaged_at, ?) WHERE id IN (SELECT profile FROM temp.joining)").execute([now])
+                try db.prepare("UPDATE \(c.table) SET engaged_at = COALESCE(engaged_at, ?) WHERE id IN (SELECT profile FROM \(db.dialect.temp("joining")))").execute([now])
             }
-            try db.run("DELETE FROM temp.joining")
+            try db.run("DELETE FROM \(db.dialect.temp("joining"))")
             return joined
         }
     }

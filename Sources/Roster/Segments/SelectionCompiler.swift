@@ -10,9 +10,13 @@ public struct SelectionContext: Sendable {
     let staticSegments: Set<Int64>
     /// "Now", for relative dates ("within the last N days").
     let now: Int64
+    /// The store's SQL, for the few functions the two stores spell differently.
+    let dialect: Dialect
 
-    public init(databaseID: Int64, custom: [CustomField], resources: [Resource], staticSegments: Set<Int64>, now: Int64) {
+    public init(databaseID: Int64, custom: [CustomField], resources: [Resource], staticSegments: Set<Int64>, now: Int64,
+                dialect: Dialect = Dialect(.sqlite)) {
         self.databaseID = databaseID
+        self.dialect = dialect
         self.custom = Dictionary(custom.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         self.resources = Dictionary(resources.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         self.staticSegments = staticSegments
@@ -22,7 +26,8 @@ public struct SelectionContext: Sendable {
     static func load(_ databaseID: Int64, now: Int64, _ db: Connection) throws -> SelectionContext {
         let resources = try db.query(DatabaseStore.attachedResources, [databaseID]).map { try ResourceStore.load(row: $0, db) }
         let statics = Set(try db.query(SegmentStore.staticIDs, [databaseID]).compactMap { $0.int64("id") })
-        return SelectionContext(databaseID: databaseID, custom: try Databases.fields(databaseID, db), resources: resources, staticSegments: statics, now: now)
+        return SelectionContext(databaseID: databaseID, custom: try Databases.fields(databaseID, db), resources: resources, staticSegments: statics, now: now,
+                                 dialect: db.dialect)
     }
 
     var table: String { ProfileTable.name(databaseID) }
@@ -31,10 +36,10 @@ public struct SelectionContext: Sendable {
 
 /// A selection compiled to parameterised SQL over `profiles_<id> AS p`.
 public struct CompiledSelection: Sendable {
-    /// The rules' condition ("1" when there are none).
+    /// The rules' condition ("TRUE" when there are none; SQLite and PostgreSQL both read TRUE and FALSE).
     public let rules: String
     public let rulesParams: [SQLValue]
-    /// The range's condition ("1" for 0–100%).
+    /// The range's condition ("TRUE" for 0–100%).
     public let range: String
     public let rangeParams: [SQLValue]
     public let limit: Int?
@@ -69,7 +74,7 @@ public enum SelectionCompiler {
         var params: [SQLValue] = []
         let sql = compile(selection.rules, path: [], context, &params, &errors, depth: 0)
         if !errors.isEmpty { throw ValidationError(errors) }
-        var range = "1"
+        var range = "TRUE"
         var rangeParams: [SQLValue] = []
         if selection.hasRange {
             range = "p.range_bucket >= ? AND p.range_bucket < ?"
@@ -87,7 +92,7 @@ public enum SelectionCompiler {
         case .group(let join, let children):
             if children.isEmpty {
                 if !path.isEmpty { errors[key(path)] = "\(label(path)): this group is empty; add a rule to it or remove it." }
-                return "1"
+                return "TRUE"
             }
             if depth >= RuleNode.maxDepth { errors[key(path)] = "\(label(path)): groups nest at most \(RuleNode.maxDepth) deep." }
             let parts = children.enumerated().map { compile($0.element, path: path + [$0.offset], context, &params, &errors, depth: depth + 1) }
@@ -99,10 +104,10 @@ public enum SelectionCompiler {
                 return sql
             } catch let error as RuleError {
                 errors[key(path)] = "\(label(path)): \(error.message)"
-                return "0"
+                return "FALSE"
             } catch {
                 errors[key(path)] = "\(label(path)): \(error)"
-                return "0"
+                return "FALSE"
             }
         }
     }
@@ -219,7 +224,7 @@ public enum SelectionCompiler {
             if !type.isEmpty && type != "any" {
                 guard HistoryEvent.all.contains(type) else { throw RuleError("\(type) is not an event type.") }
                 // Unary +: the probe must use the (profile, at) index, never walk every event of the type.
-                sql += " AND +h.type = ?"
+                sql += " AND \(context.dialect.unindexed("h.type")) = ?"
                 values.append(.text(type))
             }
             switch rule.op {
@@ -274,13 +279,13 @@ public enum SelectionCompiler {
             if !statuses.isEmpty {
                 // Unary +: without statistics SQLite may pick the (resource, channel, status) index for this
                 // correlated probe and walk thousands of subscriptions per profile; the profile index is the right one.
-                sql += " AND +s.status IN (\(statuses.map { _ in "?" }.joined(separator: ", ")))"
+                sql += " AND \(context.dialect.unindexed("s.status")) IN (\(statuses.map { _ in "?" }.joined(separator: ", ")))"
                 values += statuses.map { .integer(Int64($0.rawValue)) }
             }
             let category = rule.value2.trimmed
             if !category.isEmpty {
                 guard resource.categories.contains(category) else { throw RuleError("\(resource.name) has no category \(category).") }
-                sql += " AND EXISTS (SELECT 1 FROM json_each(s.categories) WHERE json_each.value = ?)"
+                sql += " AND EXISTS (SELECT 1 FROM \(context.dialect.jsonElements("s.categories")) WHERE je.value = ?)"
                 values.append(.text(category))
             }
             switch rule.op {
@@ -311,8 +316,9 @@ public enum SelectionCompiler {
     static func compileField(_ rule: Rule, _ target: FieldTarget, _ context: SelectionContext) throws -> (String, [SQLValue]) {
         // A profile without an email has the placeholder `<profile id>@localhost` (a domain no real address can have):
         // it has no email, so every comparison reads it as empty (NULL), and "is empty" finds it.
-        let placeholder = "substr(\(target.column), -10) = '@localhost'"
-        let c = target.isEmail ? "(CASE WHEN \(placeholder) THEN NULL ELSE \(target.column) END)" : target.column
+        let email = context.dialect.plainText(target.column)
+        let placeholder = "substr(\(email), length(\(email)) - 9) = '@localhost'"
+        let c = target.isEmail ? "(CASE WHEN \(placeholder) THEN NULL ELSE \(email) END)" : target.column
         // Emptiness: no value; for lists, none or [].
         let empty: String = target.isEmail ? placeholder : (target.kind == .tags ? "(\(c) IS NULL OR \(c) = '[]')" : "\(c) IS NULL")
         if target.isEmail && rule.op == "eq" && !rule.caseInsensitive {
@@ -346,7 +352,7 @@ public enum SelectionCompiler {
         case .number:
             switch rule.op {
             case "eq": return ("\(c) = ?", [try typedValue(rule.value, target)])
-            case "ne": return ("\(c) IS NOT ?", [try typedValue(rule.value, target)])
+            case "ne": return (context.dialect.isDistinct(c, "?"), [try typedValue(rule.value, target)])
             case "gt": return ("\(c) > ?", [try typedValue(rule.value, target)])
             case "lt": return ("\(c) < ?", [try typedValue(rule.value, target)])
             case "between":
@@ -357,7 +363,7 @@ public enum SelectionCompiler {
         case .text, .choice:
             let ci = rule.caseInsensitive && target.kind == .text
             // SQLite's lower() folds ASCII letters only; the same rule is documented for the builder.
-            let col = ci ? "lower(\(c))" : c
+            let col = ci ? context.dialect.asciiLower(c) : c
             func v(_ text: String) throws -> SQLValue {
                 let value = try typedValue(text, target)
                 if ci, case .text(let s) = value { return .text(asciiLowercased(s)) }
@@ -366,10 +372,13 @@ public enum SelectionCompiler {
             switch rule.op {
             case "eq": return ("\(col) = ?", [try v(rule.value)])
             case "ne": return ("(\(c) IS NULL OR \(col) <> ?)", [try v(rule.value)])
-            case "contains": return ("instr(\(col), ?) > 0", [try v(rule.value)])
-            case "not_contains": return ("(\(c) IS NULL OR instr(\(col), ?) = 0)", [try v(rule.value)])
+            case "contains": return ("\(context.dialect.position(of: "?", in: col)) > 0", [try v(rule.value)])
+            case "not_contains": return ("(\(c) IS NULL OR \(context.dialect.position(of: "?", in: col)) = 0)", [try v(rule.value)])
             case "starts": let x = try v(rule.value); return ("substr(\(col), 1, length(?)) = ?", [x, x])
-            case "ends": let x = try v(rule.value); return ("(length(\(c)) >= length(?) AND substr(\(col), -length(?)) = ?)", [x, x, x])
+            case "ends":
+                // Counted from the start on both stores (a negative start counts from the end only in SQLite).
+                let x = try v(rule.value)
+                return ("(length(\(c)) >= length(?) AND substr(\(col), length(\(c)) - length(?) + 1) = ?)", [x, x, x])
             case "in":
                 let items = try listItems(rule.value).map { try v($0) }
                 if items.isEmpty { throw RuleError("enter at least one value.") }
@@ -385,7 +394,7 @@ public enum SelectionCompiler {
         case .ip:
             switch rule.op {
             case "eq": return ("\(c) = ?", [try typedValue(rule.value, target)])
-            case "ne": return ("\(c) IS NOT ?", [try typedValue(rule.value, target)])
+            case "ne": return (context.dialect.isDistinct(c, "?"), [try typedValue(rule.value, target)])
             case "in_cidr":
                 guard let (low, high) = cidr(rule.value.trimmed) else { throw RuleError("\(rule.value) is not a range like 10.0.0.0/8.") }
                 return ("\(c) BETWEEN ? AND ?", [.integer(Int64(low)), .integer(Int64(high))])
@@ -402,11 +411,13 @@ public enum SelectionCompiler {
             if items.isEmpty { throw RuleError("enter at least one value.") }
             let marks = items.map { _ in "?" }.joined(separator: ", ")
             let values = items.map { SQLValue.text($0) }
-            let any = "EXISTS (SELECT 1 FROM json_each(\(c)) WHERE json_each.value IN (\(marks)))"
+            let elements = context.dialect.jsonElements(c)
+            let any = "EXISTS (SELECT 1 FROM \(elements) WHERE je.value IN (\(marks)))"
             switch rule.op {
             case "any": return (any, values)
             case "none": return ("NOT \(any)", values)
-            case "all": return ("(SELECT COUNT(DISTINCT json_each.value) FROM json_each(\(c)) WHERE json_each.value IN (\(marks))) = ?", values + [.integer(Int64(items.count))])
+            case "all":
+                return ("(SELECT COUNT(DISTINCT je.value) FROM \(elements) WHERE je.value IN (\(marks))) = ?", values + [.integer(Int64(items.count))])
             default: break
             }
         case .object, .array:
@@ -415,10 +426,7 @@ public enum SelectionCompiler {
             guard !key.isEmpty, key.utf8.count <= 64, key.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }) else {
                 throw RuleError("the key must be letters, digits or _ (up to 64).")
             }
-            let path = SQLValue.text("$.\"\(key)\"")
-            let value = jsonComparable(rule.value)
-            if target.kind == .object { return ("json_extract(\(c), ?) = ?", [path, value]) }
-            return ("EXISTS (SELECT 1 FROM json_each(\(c)) WHERE json_extract(json_each.value, ?) = ?)", [path, value])
+            return context.dialect.jsonKeyEquals(c, key: key, value: jsonComparable(rule.value), array: target.kind == .array)
         default: break
         }
         throw RuleError("“\(rule.op)” does not apply to \(target.label).")

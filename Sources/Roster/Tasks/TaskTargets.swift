@@ -21,7 +21,7 @@ enum TaskTargets {
     /// Writes given row ids as the targets of `taskID` (a preview's chunk).
     static func write(_ ids: ArraySlice<Int64>, taskID: Int64, _ db: Connection) throws {
         let list = JSONValue.array(ids.map { .int($0) }).canonical
-        try db.run("INSERT INTO task_targets (task_id, profile) SELECT ?, value FROM json_each(?)", [taskID, list])
+        try db.run("INSERT INTO task_targets (task_id, profile) SELECT ?, value FROM (\(db.dialect.integersFromJSONParameter)) v", [taskID, list])
     }
 
     /// Writes the targets of `taskID`; returns how many.
