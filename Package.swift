@@ -46,10 +46,12 @@ let package = Package(
         .target(name: "FuzzTargets", dependencies: ["Web", "FastCGIServer", "Roster", "HTTP"], swiftSettings: settings),
         .executableTarget(name: "roster-fuzz", dependencies: ["FuzzTargets"], swiftSettings: settings),
 
+        // Shared by the test suites to run on either store; only test targets depend on it.
+        .target(name: "StoreTestSupport", dependencies: ["Roster", "Store", "Secrets"], swiftSettings: settings),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore"], swiftSettings: settings),
         .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore"], swiftSettings: settings),
-        .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "Store", "SQLiteStore"], swiftSettings: settings),
-        .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets", "Store", "SQLiteStore"], swiftSettings: settings),
+        .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "Store", "SQLiteStore", "StoreTestSupport"], swiftSettings: settings),
+        .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets", "Store", "SQLiteStore", "StoreTestSupport"], swiftSettings: settings),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: settings),
     ]
 )

@@ -2,20 +2,12 @@ import Foundation
 @testable import Roster
 import Secrets
 import Store
+import StoreTestSupport
 import XCTest
 
-/// A fresh store for one test: SQLite in a temporary folder, or, with ROSTER_TEST_STORE=postgres, a database of its
-/// own on the test cluster (the suite runs once per store).
+/// A fresh store for one test (SQLite, or PostgreSQL with ROSTER_TEST_STORE=postgres).
 func makePool() throws -> DatabasePool {
-    Secrets.initialize()
-    if ProcessInfo.processInfo.environment["ROSTER_TEST_STORE"] == "postgres" {
-        let database = try PostgresTestDatabase()
-        PostgresTestDatabase.keep(database)
-        return try DatabasePool(postgresURL: database.url, migrations: Schema.migrations, queries: Schema.queries)
-    }
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-db-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
+    try makeTestPool(in: FileManager.default.temporaryDirectory.appendingPathComponent("roster-db-\(UUID().uuidString)"))
 }
 
 /// Inserts profiles straight into a database's table (the profiles feature will do this through its own store).

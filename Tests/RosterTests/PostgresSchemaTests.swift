@@ -2,35 +2,8 @@ import Foundation
 @testable import Roster
 import Secrets
 import Store
-import Synchronization
+import StoreTestSupport
 import XCTest
-
-/// A database of its own on the test cluster (scripts/postgres.sh, started by `make test`), dropped afterwards.
-final class PostgresTestDatabase: @unchecked Sendable {
-    let url: String
-    private let admin: Connection
-    private let name: String
-
-    init() throws {
-        let environment = ProcessInfo.processInfo.environment
-        guard let base = environment["ROSTER_TEST_POSTGRES_URL"], !base.isEmpty else {
-            if environment["ROSTER_TEST_POSTGRES_REQUIRED"] == "1" { XCTFail("ROSTER_TEST_POSTGRES_URL is not set") }
-            throw XCTSkip("no PostgreSQL server (ROSTER_TEST_POSTGRES_URL)")
-        }
-        admin = try DatabasePool.connect(postgresURL: base)
-        name = "r_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        try admin.execute("CREATE DATABASE \(name)")
-        url = base.replacingOccurrences(of: "/roster?", with: "/\(name)?")
-    }
-
-    deinit { try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
-
-    /// Keeps a test's database for as long as its pool may use it (the cluster goes when the suite ends).
-    static func keep(_ database: PostgresTestDatabase) {
-        kept.withLock { $0.append(database) }
-    }
-    private static let kept = Mutex<[PostgresTestDatabase]>([])
-}
 
 /// The schema on PostgreSQL: every migration applies, the catalogue version moves as on SQLite, and every named
 /// query of the stores prepares, except those still listed as not yet ported (#16).

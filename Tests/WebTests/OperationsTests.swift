@@ -91,6 +91,7 @@ final class OperationsTests: XCTestCase {
     // counts in a small manifest beside it), then renames it." A restore "verifies the file and the manifest, keeps the
     // old database aside, and puts the backup in place."
     func testBackupIsCheckedAndRestoresWithTheSameRows() throws {
+        try requireSQLite()
         let (app, _) = try makeApp()
         let db = try makeProfiles(app, count: 25)
         let folder = try temporaryFolder("roster-backup")
@@ -118,6 +119,7 @@ final class OperationsTests: XCTestCase {
 
     // A new server: the restore goes into a data folder that has no database yet.
     func testRestoreIntoAnEmptyDataFolder() throws {
+        try requireSQLite()
         let (app, _) = try makeApp()
         let db = try makeProfiles(app, count: 4)
         let file = try temporaryFolder("roster-backup").appendingPathComponent("b.sqlite").path
@@ -131,6 +133,7 @@ final class OperationsTests: XCTestCase {
     // A crash leaves the live database with a WAL of recent commits: the restore keeps both aside, together, and
     // the backup never meets the old WAL.
     func testRestoreKeepsTheOldDatabaseWithItsWALAside() throws {
+        try requireSQLite()
         let (app, _) = try makeApp()
         let db = try makeProfiles(app, count: 5)
         let backup = try temporaryFolder("roster-backup").appendingPathComponent("b.sqlite").path
@@ -189,6 +192,7 @@ final class OperationsTests: XCTestCase {
 
     // A backup that is not what its manifest says is refused, and so is one without a manifest.
     func testRestoreRefusesADamagedOrIncompleteBackup() throws {
+        try requireSQLite()
         let (app, _) = try makeApp()
         _ = try makeProfiles(app, count: 3)
         let folder = try temporaryFolder("roster-backup")
@@ -218,6 +222,7 @@ final class OperationsTests: XCTestCase {
 
     // "Scheduled backups: ROSTER_BACKUP_DIR, daily at a set hour, keeping the last N".
     func testTheScheduleTakesOneBackupADayAtItsHourAndKeepsTheNewest() throws {
+        try requireSQLite()
         final class Now: @unchecked Sendable { var value: Int64 = 1_790_000_000 - 1_790_000_000 % 86_400 + 2 * 3600 }   // 02:00 UTC
         let now = Now()
         let (app, _) = try makeApp(clock: Clock { now.value })
@@ -246,7 +251,8 @@ final class OperationsTests: XCTestCase {
         let (app, _) = try makeApp()
         let clean = Checkup.database(pool: app.services.pool, files: app.services.files)
         XCTAssertTrue(clean.allSatisfy(\.ok), "\(clean)")
-        XCTAssertEqual(Set(clean.map(\.name)), ["integrity", "foreign keys", "schema", "wal", "files"])
+        let storeChecks: Set<String> = app.services.pool.kind == .sqlite ? ["integrity", "foreign keys", "wal"] : ["store"]
+        XCTAssertEqual(Set(clean.map(\.name)), storeChecks.union(["schema", "files"]))
         let exports = app.services.files.exportDirectory
         try FileManager.default.createDirectory(atPath: exports, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: exports + "/export-999.csv", contents: Data("email\n".utf8))
@@ -330,4 +336,9 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(id.count, 16)
         XCTAssertNotEqual(Browser(app).get("/no-such-page").header("X-Request-Id"), id, "one id per request")
     }
+}
+
+/// Backups and restores are of a SQLite file; a PostgreSQL store is backed up by PostgreSQL (pg_basebackup, a replica).
+func requireSQLite() throws {
+    if ProcessInfo.processInfo.environment["ROSTER_TEST_STORE"] == "postgres" { throw XCTSkip("SQLite's backup and restore") }
 }

@@ -3,13 +3,14 @@ import HTTP
 import Roster
 import Secrets
 import Store
+import StoreTestSupport
 @testable import Web
 
 /// A fresh app over its own temporary database, with the project's real templates.
 func makeApp(clock: Clock = .system) throws -> (WebApp, Accounts) {
     Secrets.initialize()
     let dir = try temporaryFolder("roster-web")
-    let pool = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations, queries: Schema.queries)
+    let pool = try makeTestPool(in: dir)
     let services = Services.make(pool: pool, exportDirectory: dir.appendingPathComponent("exports").path, clock: clock)
     let app = WebApp(services: services, templates: try TemplateSet.load(directory: projectTemplatesDirectory()))
     return (app, services.accounts)

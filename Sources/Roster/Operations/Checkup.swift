@@ -23,6 +23,39 @@ public enum Checkup {
     /// The offline or online check of a data folder: integrity, foreign keys, schema version, WAL size, leftover files.
     public static func database(pool: DatabasePool, files: TaskFiles, newestSchema: Int = Schema.migrations.last?.version ?? 0) -> [CheckResult] {
         var results: [CheckResult] = []
+        if pool.kind == .sqlite {
+            results += sqliteFile(pool: pool)
+        } else {
+            // Pages, foreign keys and the WAL of a PostgreSQL store are the server's own (data checksums, amcheck).
+            do {
+                let version = try pool.read { try $0.scalar("SHOW server_version").string ?? "" }
+                results.append(CheckResult("store", ok: true, "PostgreSQL \(version) answers"))
+            } catch {
+                results.append(CheckResult("store", ok: false, "\(error)"))
+            }
+        }
+        do {
+            let version = try pool.read { try $0.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").int ?? 0 }
+            results.append(CheckResult("schema", ok: version == newestSchema,
+                                       version == newestSchema ? "version \(version)" : "version \(version), this roster expects \(newestSchema): run roster migrate"))
+        } catch {
+            results.append(CheckResult("schema", ok: false, "\(error)"))
+        }
+        if let leftovers = files.leftovers() {
+            results.append(CheckResult("files", ok: true,
+                                       leftovers.isEmpty ? "no orphaned or expired files"
+                                           : "\(leftovers.count) orphaned or expired file(s), removed by the server's hourly sweep: "
+                                             + leftovers.prefix(5).joined(separator: ", "), warning: !leftovers.isEmpty))
+        } else {
+            results.append(CheckResult("files", ok: false, "the task list could not be read"))
+        }
+        return results
+    }
+
+    /// What only a SQLite file needs checked: its pages, its foreign keys (enforced per connection, so rows written
+    /// by another tool may break them), and its WAL's size.
+    static func sqliteFile(pool: DatabasePool) -> [CheckResult] {
+        var results: [CheckResult] = []
         do {
             let answers = try pool.read { try $0.query("PRAGMA integrity_check").compactMap { $0.string("integrity_check") } }
             let ok = answers == ["ok"]
@@ -38,23 +71,8 @@ public enum Checkup {
         } catch {
             results.append(CheckResult("foreign keys", ok: false, "\(error)"))
         }
-        do {
-            let version = try pool.read { try $0.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").int ?? 0 }
-            results.append(CheckResult("schema", ok: version == newestSchema,
-                                       version == newestSchema ? "version \(version)" : "version \(version), this roster expects \(newestSchema): run roster migrate"))
-        } catch {
-            results.append(CheckResult("schema", ok: false, "\(error)"))
-        }
         let wal = fileSize(pool.path + "-wal")
         results.append(CheckResult("wal", ok: wal <= walLimitBytes, "\(wal >> 20) MB" + (wal > walLimitBytes ? " (over \(walLimitBytes >> 20) MB)" : "")))
-        if let leftovers = files.leftovers() {
-            results.append(CheckResult("files", ok: true,
-                                       leftovers.isEmpty ? "no orphaned or expired files"
-                                           : "\(leftovers.count) orphaned or expired file(s), removed by the server's hourly sweep: "
-                                             + leftovers.prefix(5).joined(separator: ", "), warning: !leftovers.isEmpty))
-        } else {
-            results.append(CheckResult("files", ok: false, "the task list could not be read"))
-        }
         return results
     }
 

@@ -244,7 +244,8 @@ public final class Segments: Sendable {
         let segment = try requireStatic(segmentID, databaseID: databaseID)
         let now = clock.now()
         return try pool.write { db in
-            let added = try db.run("INSERT OR IGNORE INTO \(SegmentStore.membersTable(databaseID)) (segment_id, profile, added_at) VALUES (?, ?, ?)", [segmentID, profileRowID, now])
+            let added = try db.run("INSERT INTO \(SegmentStore.membersTable(databaseID)) (segment_id, profile, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                               [segmentID, profileRowID, now])
             if added == 1 {
                 try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
                     .record(profileRowID, HistoryEvent.segmentEntered, ["segment": .int(segmentID), "name": .string(segment.name)])
