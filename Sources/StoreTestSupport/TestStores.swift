@@ -23,7 +23,6 @@ public func makeTestPool(in folder: URL) throws -> DatabasePool {
 /// A database of its own on the test cluster (scripts/postgres.sh, started by `make test`), dropped afterwards.
 public final class PostgresTestDatabase: @unchecked Sendable {
     public let url: String
-    private let admin: Connection
     private let name: String
 
     public init() throws {
@@ -32,18 +31,56 @@ public final class PostgresTestDatabase: @unchecked Sendable {
             if environment["ROSTER_TEST_POSTGRES_REQUIRED"] == "1" { XCTFail("ROSTER_TEST_POSTGRES_URL is not set") }
             throw XCTSkip("no PostgreSQL server (ROSTER_TEST_POSTGRES_URL)")
         }
-        admin = try DatabasePool.connect(postgresURL: base)
-        name = "r_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        try admin.execute("CREATE DATABASE \(name)")
+        let name = "r_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try Self.administer(base) { try $0.execute("CREATE DATABASE \(name)") }
+        self.name = name
         url = base.replacingOccurrences(of: "/roster?", with: "/\(name)?")
     }
 
-    deinit { try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+    /// Drops the database, ending whatever connections a test's pool (or its background threads) still hold.
+    func drop() {
+        guard let base = ProcessInfo.processInfo.environment["ROSTER_TEST_POSTGRES_URL"] else { return }
+        try? Self.administer(base) { try $0.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+    }
 
-    /// Keeps a test's database for as long as its pool may use it (the cluster goes when the suite ends).
+    deinit { drop() }
+
+    /// One connection to the cluster's own database for CREATE and DROP DATABASE, shared by every test.
+    private static let admin = Mutex<Connection?>(nil)
+
+    private static func administer(_ base: String, _ body: (Connection) throws -> Void) throws {
+        try admin.withLock { (connection: inout Connection?) throws -> Void in
+            if connection == nil { connection = try DatabasePool.connect(postgresURL: base) }
+            if let connection { try body(connection) }
+        }
+    }
+
+    /// Keeps a test's database while the test runs (its pool may open connections at any time), and drops it when
+    /// the test ends: pools live on in background threads, and the cluster would run out of connections.
     public static func keep(_ database: PostgresTestDatabase) {
+        _ = observer
         kept.withLock { $0.append(database) }
     }
+
+    static func dropKept() {
+        let databases = kept.withLock { list -> [PostgresTestDatabase] in
+            defer { list.removeAll() }
+            return list
+        }
+        for database in databases { database.drop() }
+    }
+
     private static let kept = Mutex<[PostgresTestDatabase]>([])
+    private static let observer: DropAfterEachTest = {
+        let observer = DropAfterEachTest()
+        XCTestObservationCenter.shared.addTestObserver(observer)
+        return observer
+    }()
 }
 
+/// Drops the databases a test kept once the test has finished.
+final class DropAfterEachTest: NSObject, XCTestObservation, @unchecked Sendable {
+    func testCaseDidFinish(_ testCase: XCTestCase) {
+        PostgresTestDatabase.dropKept()
+    }
+}
