@@ -49,7 +49,7 @@ let package = Package(
         // Shared by the test suites to run on either store; only test targets depend on it.
         .target(name: "StoreTestSupport", dependencies: ["Roster", "Store", "Secrets"], swiftSettings: settings),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore"], swiftSettings: settings),
-        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore"], swiftSettings: settings),
+        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "StoreTestSupport"], swiftSettings: settings),
         .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "Store", "SQLiteStore", "StoreTestSupport"], swiftSettings: settings),
         .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets", "Store", "SQLiteStore", "StoreTestSupport"], swiftSettings: settings),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: settings),

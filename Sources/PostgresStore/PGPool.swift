@@ -43,11 +43,8 @@ public final class PGPool: @unchecked Sendable {
                 version bigint PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)
             """)
         let current = try db.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").int ?? 0
-        if let newest = migrations.map(\.version).max(), current > newest {
-            throw PostgresError(sqlState: "", message: "the database is at schema version \(current), newer than this build knows (\(newest)); use a newer roster")
-        }
         var applied: [Int] = []
-        for migration in migrations.sorted(by: { $0.version < $1.version }) where migration.version > current {
+        for migration in try Migration.pending(migrations, current: current) {
             try db.inTransaction { db in
                 try db.execute(migration.text(for: .postgres))
                 try db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -12,15 +12,9 @@ public enum Migrator {
                 applied_at TEXT NOT NULL
             )
             """)
-        let versions = migrations.map(\.version)
-        precondition(versions == versions.sorted() && Set(versions).count == versions.count,
-                     "migrations must have unique, increasing versions")
         let current = try db.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").int ?? 0
-        if let newest = versions.last, current > newest {
-            throw SQLiteError(extendedCode: 1, message: "the database is at schema version \(current), newer than this build knows (\(newest)); use a newer roster")
-        }
         var applied: [Int] = []
-        for migration in migrations where migration.version > current {
+        for migration in try Migration.pending(migrations, current: current) {
             try db.inTransaction(.immediate) { db in
                 try db.execute(migration.sql)
                 try db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

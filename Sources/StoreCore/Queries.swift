@@ -47,6 +47,27 @@ public struct Migration: Sendable {
     }
 }
 
+extension Migration {
+    /// The migrations a database at schema `current` still needs, in order; both stores' migrators apply these.
+    /// A database newer than every migration this build knows is refused: an older build must not write to it.
+    public static func pending(_ migrations: [Migration], current: Int) throws -> [Migration] {
+        let versions = migrations.map(\.version)
+        precondition(versions == versions.sorted() && Set(versions).count == versions.count,
+                     "migrations must have unique, increasing versions")
+        if let newest = versions.last, current > newest { throw SchemaTooNew(current: current, newest: newest) }
+        return migrations.filter { $0.version > current }
+    }
+}
+
+/// The database was migrated by a newer build than this one.
+public struct SchemaTooNew: Error, CustomStringConvertible, Sendable {
+    public let current: Int
+    public let newest: Int
+    public var description: String {
+        "the database is at schema version \(current), newer than this build knows (\(newest)); use a newer roster"
+    }
+}
+
 /// What store code asks of a failure, whichever store raised it.
 public protocol StoreFailure: Error {
     /// A NOT NULL, UNIQUE, CHECK or foreign-key constraint refused the change.

@@ -25,12 +25,19 @@ public final class PostgresTestDatabase: @unchecked Sendable {
     public let url: String
     private let name: String
 
-    public init() throws {
+    /// The test cluster's URL (its database `roster`); `make test` always sets it, so only a bare `swift test`
+    /// without a server skips, and one that requires the cluster fails.
+    public static func clusterURL() throws -> String {
         let environment = ProcessInfo.processInfo.environment
         guard let base = environment["ROSTER_TEST_POSTGRES_URL"], !base.isEmpty else {
             if environment["ROSTER_TEST_POSTGRES_REQUIRED"] == "1" { XCTFail("ROSTER_TEST_POSTGRES_URL is not set") }
             throw XCTSkip("no PostgreSQL server (ROSTER_TEST_POSTGRES_URL)")
         }
+        return base
+    }
+
+    public init() throws {
+        let base = try Self.clusterURL()
         let name = "r_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         try Self.administer(base) { try $0.execute("CREATE DATABASE \(name)") }
         self.name = name

@@ -1,6 +1,7 @@
 import Foundation
 import PostgresStore
 import StoreCore
+import StoreTestSupport
 import XCTest
 
 /// The PostgreSQL layer against a real server: `make test` starts a throwaway cluster (scripts/postgres.sh) and
@@ -10,13 +11,7 @@ final class PGConnectionTests: XCTestCase {
     var schema = ""
 
     override func setUpWithError() throws {
-        let environment = ProcessInfo.processInfo.environment
-        guard let url = environment["ROSTER_TEST_POSTGRES_URL"], !url.isEmpty else {
-            // `make test` always sets it; only a bare `swift test` without a server comes here.
-            if environment["ROSTER_TEST_POSTGRES_REQUIRED"] == "1" { XCTFail("ROSTER_TEST_POSTGRES_URL is not set") }
-            throw XCTSkip("no PostgreSQL server (ROSTER_TEST_POSTGRES_URL)")
-        }
-        db = try PGConnection(url: url)
+        db = try PGConnection(url: try PostgresTestDatabase.clusterURL())
         schema = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         try db.execute("CREATE SCHEMA \(schema); SET search_path TO \(schema)")
     }

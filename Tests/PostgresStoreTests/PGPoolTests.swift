@@ -1,31 +1,21 @@
 import Foundation
 import PostgresStore
 import StoreCore
+import StoreTestSupport
 import XCTest
 
 /// Two pools on one database stand for two app hosts: they share nothing but PostgreSQL. Each test gets a database
 /// of its own (created from the cluster's URL, dropped afterwards), because pools open connections of their own.
 final class PGPoolTests: XCTestCase {
-    var admin: PGConnection!
-    var url = ""
-    var databaseName = ""
+    var database: PostgresTestDatabase!
+    var url: String { database.url }
 
     override func setUpWithError() throws {
-        let environment = ProcessInfo.processInfo.environment
-        guard let base = environment["ROSTER_TEST_POSTGRES_URL"], !base.isEmpty else {
-            if environment["ROSTER_TEST_POSTGRES_REQUIRED"] == "1" { XCTFail("ROSTER_TEST_POSTGRES_URL is not set") }
-            throw XCTSkip("no PostgreSQL server (ROSTER_TEST_POSTGRES_URL)")
-        }
-        admin = try PGConnection(url: base)
-        databaseName = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        try admin.execute("CREATE DATABASE \(databaseName)")
-        // The cluster's URL names the database `roster` (…/roster?host=…): point it at this test's database.
-        url = base.replacingOccurrences(of: "/roster?", with: "/\(databaseName)?")
+        database = try PostgresTestDatabase()
     }
 
-    override func tearDownWithError() throws {
-        if let admin, !databaseName.isEmpty { try admin.execute("DROP DATABASE IF EXISTS \(databaseName) WITH (FORCE)") }
-        admin = nil
+    override func tearDown() {
+        database = nil  // dropped, with whatever connections the test's pools still hold
     }
 
     let migrations = [
