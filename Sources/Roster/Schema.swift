@@ -561,6 +561,15 @@ public enum Schema {
                 scheduled   bigint NOT NULL DEFAULT 0
             );
             """),
+        Migration(version: 10, name: "task leases", sql: """
+            -- The runner that holds a running task ("host/pid/token") and until when (the app clock's seconds):
+            -- exactly one runner on any host works on a task; another takes it over once the lease has run out.
+            ALTER TABLE tasks ADD COLUMN lease_owner TEXT;
+            ALTER TABLE tasks ADD COLUMN lease_until INTEGER;
+            """, postgres: """
+            ALTER TABLE tasks ADD COLUMN lease_owner text;
+            ALTER TABLE tasks ADD COLUMN lease_until bigint;
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.

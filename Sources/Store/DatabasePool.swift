@@ -55,7 +55,7 @@ public final class DatabasePool: @unchecked Sendable {
     }
 
     /// `postgres://user:secret@host/db` → `postgres://user@host/db`, for logs and pages.
-    static func withoutPassword(_ url: String) -> String {
+    public static func withoutPassword(_ url: String) -> String {
         guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@") else { return url }
         let credentials = url[scheme.upperBound..<at]
         guard let colon = credentials.firstIndex(of: ":") else { return url }

@@ -325,14 +325,14 @@ public struct Services: Sendable {
     /// `removalMinMonths`: PROFILES_REMOVAL_MIN_MONTHS, the months of inactivity before the current month that
     /// deletion by conditions requires.
     public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000, removalMinMonths: Int = 1,
-                            taskPauseMilliseconds: Int = 0, fileDays: Int = 7, minFreeMB: Int = 256) -> Services {
+                            taskPauseMilliseconds: Int = 0, fileDays: Int = 7, minFreeMB: Int = 256, taskLeaseSeconds: Int = 60) -> Services {
         let export = ExportProfilesTask(directory: exportDirectory)
         let imports = ProfileImports(pool: pool, directory: ((exportDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("uploads"), clock: clock)
         let tasks = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
                                                       ExportHistoryTask.kind: ExportHistoryTask(files: export),
                                                       ImportProfilesTask.kind: ImportProfilesTask(imports: imports),
                                                       BulkUpdateTask.kind: BulkUpdateTask(clock: clock, removalMinMonths: removalMinMonths)],
-                               clock: clock, chunkSize: chunkSize, pauseMilliseconds: taskPauseMilliseconds)
+                               clock: clock, chunkSize: chunkSize, pauseMilliseconds: taskPauseMilliseconds, leaseSeconds: taskLeaseSeconds)
         let catalogues = CatalogueCache()
         return Services(accounts: Accounts(pool: pool, clock: clock), databases: Databases(pool: pool, clock: clock, catalogues: catalogues),
                         resources: Resources(pool: pool, clock: clock), loyalty: Loyalty(pool: pool, clock: clock),

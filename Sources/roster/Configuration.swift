@@ -1,4 +1,5 @@
 import Foundation
+import Store
 
 /// Settings from flags (`--data DIR`) with environment variables (`ROSTER_DATA`) as the fallback.
 struct Configuration {
@@ -24,6 +25,14 @@ struct Configuration {
     var backupHour = 3
     /// Scheduled backups kept in `backupDirectory`.
     var backupKeep = 7
+    /// PostgreSQL instead of the data folder's SQLite file: a libpq URL (`postgres://user@host/db`), shared by every
+    /// app host. Empty: SQLite.
+    var databaseURL = ""
+    /// Where exports, failed-row files and uploads being mapped are kept (`exports/`, `uploads/`): the data folder
+    /// unless set. With several app hosts, a folder every host mounts (any host serves any download or import step).
+    var filesDirectory = ""
+    /// Seconds a task's lease lasts without renewal: how long a dead host's task waits before another takes it over.
+    var taskLeaseSeconds = 60
 
     static let help = """
         Configuration (flag, or environment variable):
@@ -39,6 +48,12 @@ struct Configuration {
                             ROSTER_BACKUP_DIR  a folder for a checked backup every day (none when unset)
                             ROSTER_BACKUP_HOUR  the UTC hour (0-23) of the daily backup; default: 3
                             ROSTER_BACKUP_KEEP  scheduled backups kept; default: 7
+          --database-url URL  ROSTER_DATABASE_URL  PostgreSQL (postgres://user@host/db) instead of DATA/roster.sqlite
+          --files DIR       ROSTER_FILES      exports and uploads; default: the data folder (a shared mount with
+                                              several app hosts)
+                            ROSTER_TASK_LEASE_SECONDS  a task whose host stopped renewing its lease this long is taken
+                                              over by another host; default: 60
+                            ROSTER_HOST_ID    this host's name in task leases; default: the host name
         """
 
     struct Failure: Error, CustomStringConvertible { let description: String }
@@ -66,6 +81,9 @@ struct Configuration {
         if let v = environment["ROSTER_BACKUP_DIR"], !v.isEmpty { config.backupDirectory = v }
         if let n = try number("ROSTER_BACKUP_HOUR", 0...23) { config.backupHour = n }
         if let n = try number("ROSTER_BACKUP_KEEP", 1...1000) { config.backupKeep = n }
+        if let v = environment["ROSTER_DATABASE_URL"], !v.isEmpty { config.databaseURL = v }
+        if let v = environment["ROSTER_FILES"], !v.isEmpty { config.filesDirectory = v }
+        if let n = try number("ROSTER_TASK_LEASE_SECONDS", 3...3600) { config.taskLeaseSeconds = n }
 
         var rest: [String] = []
         var index = 0
@@ -84,15 +102,26 @@ struct Configuration {
                 config.workers = n
             case "--templates": config.templates = try value(arg)
             case "--secure-cookies": config.secureCookies = true
+            case "--database-url": config.databaseURL = try value(arg)
+            case "--files": config.filesDirectory = try value(arg)
             default: rest.append(arg)
             }
             index += 1
         }
+        if !config.databaseURL.isEmpty, !(config.databaseURL.hasPrefix("postgres://") || config.databaseURL.hasPrefix("postgresql://")) {
+            throw Failure(description: "the database URL must start with postgres:// or postgresql://")
+        }
+        if config.filesDirectory.isEmpty { config.filesDirectory = config.dataDirectory }
         if config.listen.isEmpty { config.listen = (config.dataDirectory as NSString).appendingPathComponent("roster.sock") }
         return (config, rest)
     }
 
     var databasePath: String { (dataDirectory as NSString).appendingPathComponent("roster.sqlite") }
+    var usesPostgres: Bool { !databaseURL.isEmpty }
+    /// The store, for messages: the SQLite file, or the PostgreSQL URL without its password.
+    var storeDescription: String { usesPostgres ? DatabasePool.withoutPassword(databaseURL) : databasePath }
+    var exportDirectory: String { (filesDirectory as NSString).appendingPathComponent("exports") }
+    var uploadDirectory: String { (filesDirectory as NSString).appendingPathComponent("uploads") }
 
     /// Creates the data folder readable only by its owner: it holds personal data.
     /// The data folder holds personal data: files are created 0600 (umask 077). When the app listens on a Unix

@@ -57,15 +57,23 @@ let (config, args) = {
     catch { fail("\(error)\n\n\(usage)", code: 2) }
 }()
 
+/// The store the configuration names (PostgreSQL or the data folder's SQLite file), migrated and checked.
 func openPool() -> DatabasePool {
     do {
         try config.prepareDataDirectory()
-        let pool = try DatabasePool(path: config.databasePath, migrations: Schema.migrations, queries: Schema.queries)
+        let pool = config.usesPostgres
+            ? try DatabasePool(postgresURL: config.databaseURL, migrations: Schema.migrations, queries: Schema.queries)
+            : try DatabasePool(path: config.databasePath, migrations: Schema.migrations, queries: Schema.queries)
         try ProfileTable.upgrade(pool)
         return pool
     } catch {
-        fail("cannot open the database at \(config.databasePath): \(error)")
+        fail("cannot open the database at \(config.storeDescription): \(error)")
     }
+}
+
+/// Commands that work on the SQLite file itself stop here on PostgreSQL, saying what to use instead.
+func requireSQLite(_ command: String, instead: String) {
+    if config.usesPostgres { fail("\(command) works on the SQLite file; on PostgreSQL, \(instead)", code: 2) }
 }
 
 /// With ROSTER_TIMING=1, prints how long the operation took inside the process (for `make bench`).
@@ -107,9 +115,9 @@ case "serve":
     let templates: TemplateSet
     do { templates = try TemplateSet.load(directory: config.templates) }
     catch { fail("templates: \(error)") }
-    let services = Services.make(pool: pool, exportDirectory: (config.dataDirectory as NSString).appendingPathComponent("exports"),
+    let services = Services.make(pool: pool, exportDirectory: config.exportDirectory,
                                  removalMinMonths: config.removalMinMonths, taskPauseMilliseconds: config.taskPauseMilliseconds,
-                                 fileDays: config.fileDays, minFreeMB: config.minFreeMB)
+                                 fileDays: config.fileDays, minFreeMB: config.minFreeMB, taskLeaseSeconds: config.taskLeaseSeconds)
     do {
         // Tasks a crash left running continue by themselves from their last committed chunk, unless the crashes keep
         // coming at the same chunk (then they wait for a person, with the reason on the Tasks page).
@@ -121,9 +129,14 @@ case "serve":
     } catch { fail("cannot recover tasks: \(error)") }
     do { try pool.startBackgroundMaintenance() } catch { fail("cannot start the checkpoint thread: \(error)") }
     services.tasks.wake()
+    // Renews the lease of the task at hand, takes over tasks whose host is gone, finds tasks other hosts queued.
+    services.tasks.startPolling(every: 2)
     services.webhooks.start()
     var webConfig = WebConfiguration()
     webConfig.forceSecureCookies = config.secureCookies
+    if !config.backupDirectory.isEmpty && config.usesPostgres {
+        fail("ROSTER_BACKUP_DIR copies the SQLite file; on PostgreSQL, back up with pg_dump or a replica (docs/scale-out.md)", code: 2)
+    }
     if !config.backupDirectory.isEmpty {
         webConfig.backupSchedule = "A backup is taken every day at \(config.backupHour):00 UTC into \(config.backupDirectory); "
             + "the newest \(config.backupKeep) are kept."
@@ -133,17 +146,20 @@ case "serve":
     let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers, spoolDirectory: services.uploadDirectory), handler: app)
     // Expired task files, files of deleted databases and request leftovers go now and every hour.
     services.startHousekeeping()
-    if !config.backupDirectory.isEmpty {
+    if !config.backupDirectory.isEmpty && !config.usesPostgres {
         services.startBackups(directory: config.backupDirectory, hour: config.backupHour, keep: config.backupKeep)
     }
     do {
         try server.run {
-            say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.dataDirectory)")
+            say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.storeDescription)"
+                + (config.filesDirectory == config.dataDirectory ? "" : ", files in \(config.filesDirectory)"))
         }
         services.tasks.shutDown()
         services.webhooks.stop()
         // Fold the WAL back into the database file so a copy of roster.sqlite alone is complete.
-        try? pool.writerWithoutTransaction { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        if !config.usesPostgres {
+            try? pool.writerWithoutTransaction { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        }
         say("roster: stopped")
         withExtendedLifetime(dataLock) {}
         exit(0)
@@ -263,7 +279,7 @@ case "import":
         fail("import needs --database ID --file F.csv [--match email|phone|field:NAME] [--skip-existing]", code: 2)
     }
     do {
-        let imports = ProfileImports(pool: pool, directory: (config.dataDirectory as NSString).appendingPathComponent("uploads"))
+        let imports = ProfileImports(pool: pool, directory: config.uploadDirectory)
         let runner = TaskRunner(pool: pool, handlers: [ImportProfilesTask.kind: ImportProfilesTask(imports: imports)])
         runner.stop()   // this process runs only the task it enqueues, below
         let started = Date()
@@ -276,9 +292,8 @@ case "import":
         let id = try runner.enqueue(kind: ImportProfilesTask.kind, title: "Import profiles ← \(upload.filename) (command line)", databaseID: db,
                                     userID: nil, parameters: try imports.parameters(databaseID: db, upload: upload, settings))
         let worker = TaskRunner(pool: pool, handlers: [ImportProfilesTask.kind: ImportProfilesTask(imports: imports)])
-        worker.runUntilIdle()
+        guard let task = try worker.runToEnd(id) else { fail("the import task is gone") }
         reportTiming(since: started)
-        guard let task = try worker.task(id) else { fail("the import task is gone") }
         say("roster: task \(id) \(task.state.rawValue): \(task.added) added, \(task.updated) updated, \(task.skipped) skipped, \(task.failed) failed")
         if task.failed > 0 { say("roster: failed rows with their reasons: \(imports.failedRowsPath(taskID: id))") }
         if task.state != .done { exit(1) }
@@ -319,9 +334,8 @@ case "bulk":
         }
         let id = try bulk.start(request, title: "\(action.label) (command line)", user: admin)
         let worker = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler], chunkSize: 5000)
-        worker.runUntilIdle()
+        guard let task = try worker.runToEnd(id) else { fail("the task is gone") }
         reportTiming(since: started)
-        guard let task = try worker.task(id) else { fail("the task is gone") }
         say("roster: task \(id) \(task.state.rawValue): \(task.total) selected, \(task.updated) updated, \(task.deleted) deleted, \(task.skipped) skipped, \(task.failed) failed")
         if task.state != .done { exit(1) }
     } catch let error as ValidationError {
@@ -393,6 +407,7 @@ case "supervise":
 case "backup":
     // An online, checked copy: pages, API calls and tasks go on meanwhile.
     guard let target = option("--to", in: args) else { fail("backup needs --to FILE", code: 2) }
+    requireSQLite("backup", instead: "use pg_dump or the server's own backups (see docs/scale-out.md)")
     let pool = openPool()
     do {
         let started = Date()
@@ -409,6 +424,7 @@ case "backup":
 
 case "restore":
     guard let source = option("--from", in: args) else { fail("restore needs --from FILE", code: 2) }
+    requireSQLite("restore", instead: "use pg_restore (see docs/scale-out.md)")
     let lock = lockDataFolder { "Roster is serving from \(config.dataDirectory) (pid \($0)); stop it first, then restore" }
     do {
         let aside = try Backups.restore(from: source, to: config.databasePath, now: Int64(Date().timeIntervalSince1970))
@@ -421,12 +437,16 @@ case "restore":
 
 case "check":
     // Opened as it is: no migration runs, so a database older than this build is reported, not upgraded.
-    guard FileManager.default.fileExists(atPath: config.databasePath) else { fail("no database at \(config.databasePath)") }
     let pool: DatabasePool
-    do { pool = try DatabasePool(path: config.databasePath, migrations: [], queries: []) }
-    catch { fail("cannot open the database at \(config.databasePath): \(error)") }
-    let files = TaskFiles(pool: pool, exportDirectory: (config.dataDirectory as NSString).appendingPathComponent("exports"),
-                          uploadDirectory: (config.dataDirectory as NSString).appendingPathComponent("uploads"),
+    if config.usesPostgres {
+        do { pool = try DatabasePool(postgresURL: config.databaseURL, migrations: [], queries: []) }
+        catch { fail("cannot open the database at \(config.storeDescription): \(error)") }
+    } else {
+        guard FileManager.default.fileExists(atPath: config.databasePath) else { fail("no database at \(config.databasePath)") }
+        do { pool = try DatabasePool(path: config.databasePath, migrations: [], queries: []) }
+        catch { fail("cannot open the database at \(config.databasePath): \(error)") }
+    }
+    let files = TaskFiles(pool: pool, exportDirectory: config.exportDirectory, uploadDirectory: config.uploadDirectory,
                           keepDays: config.fileDays, minFreeBytes: Int64(config.minFreeMB) << 20)
     let results = Checkup.database(pool: pool, files: files)
     for result in results { say("\(!result.ok ? "PROBLEM" : result.warning ? "warning" : "ok     ") \(result.name): \(result.detail)") }
@@ -434,7 +454,7 @@ case "check":
 
 case "migrate":
     _ = openPool()
-    say("roster: the database at \(config.databasePath) is up to date")
+    say("roster: the database at \(config.storeDescription) is up to date")
 
 case "help", "--help", "-h":
     say(usage)

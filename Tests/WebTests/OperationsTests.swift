@@ -73,7 +73,14 @@ final class OperationsTests: XCTestCase {
     func testACleanStopQueuesTheRunningTaskWithoutCountingIt() throws {
         let (app, _) = try makeApp()
         let id = try runningTask(app, cursor: 3)
-        app.services.tasks.shutDown()
+        let other = try runningTask(app, cursor: 5)
+        let tasks = app.services.tasks
+        try app.services.pool.write { db in
+            try db.run("UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?", [tasks.owner.text, Int64.max / 2, id])
+            try db.run("UPDATE tasks SET lease_owner = 'elsewhere/1/x', lease_until = ? WHERE id = ?", [Int64.max / 2, other])
+        }
+        tasks.shutDown()
+        XCTAssertEqual(try tasks.task(other)?.state, .running, "another host's task is left to that host")
         let task = try XCTUnwrap(app.services.tasks.task(id))
         XCTAssertEqual(task.state, .queued)
         XCTAssertEqual(task.interruptions, 0)

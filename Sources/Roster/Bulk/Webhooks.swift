@@ -48,12 +48,19 @@ enum WebhookStore {
     static let due = NamedQuery("webhooks.due", "SELECT *, 0 AS pending FROM webhooks WHERE active = 1 AND next_attempt_at <= ? ORDER BY id")
     static let events = NamedQuery("webhooks.events", "SELECT * FROM trigger_events WHERE id > ? ORDER BY id LIMIT ?")
     static let delivered = NamedQuery("webhooks.delivered", "UPDATE webhooks SET cursor = ?, failures = 0, next_attempt_at = 0 WHERE id = ? AND cursor < ?")
+    /// A host takes a due webhook's next batch for `claimSeconds` (its send times out well before): on several
+    /// hosts, each batch goes out from one of them. A host that dies meanwhile leaves it due again afterwards.
+    static let claim = NamedQuery("webhooks.claim", """
+        UPDATE webhooks SET next_attempt_at = ? WHERE id = ? AND active = 1 AND next_attempt_at <= ?
+        """)
+    static let cursor = NamedQuery("webhooks.cursor", "SELECT cursor FROM webhooks WHERE id = ?")
+    static let release = NamedQuery("webhooks.release", "UPDATE webhooks SET next_attempt_at = 0 WHERE id = ?")
     static let failed = NamedQuery("webhooks.failed", "UPDATE webhooks SET failures = failures + 1, next_attempt_at = ? WHERE id = ?")
     static let log = NamedQuery("webhooks.log", """
         INSERT INTO webhook_deliveries (webhook_id, first_event, last_event, events, attempt, status_code, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         """)
     static let recent = NamedQuery("webhooks.recent", "SELECT * FROM webhook_deliveries ORDER BY id DESC LIMIT ?")
-    static var queries: [NamedQuery] { [all, insert, delete, due, events, delivered, failed, log, recent] }
+    static var queries: [NamedQuery] { [all, insert, delete, due, events, delivered, claim, cursor, release, failed, log, recent] }
 }
 
 /// Delivers trigger events from the outbox to the configured webhooks: JSON batches over HTTP POST, signed with
@@ -67,6 +74,8 @@ public final class Webhooks: Sendable {
     let allowPrivate: Bool
     private let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
     public static let batchSize = 100
+    /// How long a host holds a webhook's batch while sending it (the send gives up after 15 s).
+    static let claimSeconds: Int64 = 60
     private let queue = DispatchQueue(label: "roster.webhooks")
     private let timer = TimerBox()
 
@@ -136,7 +145,18 @@ public final class Webhooks: Sendable {
         guard let hooks = try? pool.read({ try $0.query(WebhookStore.due, [now]).map(Webhook.init(row:)) }) else { return 0 }
         var accepted = 0
         for hook in hooks {
-            guard let events = try? pool.read({ try $0.query(WebhookStore.events, [hook.cursor, Webhooks.batchSize]) }), let last = events.last else { continue }
+            // Nothing waiting: no claim (and no write) at all.
+            guard let waiting = try? pool.read({ try $0.query(WebhookStore.events, [hook.cursor, 1]) }), !waiting.isEmpty else { continue }
+            // The cursor as of the claim: another host may have sent a batch since the list was read.
+            let claimed = try? pool.write { db -> Int64? in
+                guard try db.run(WebhookStore.claim, [now + Webhooks.claimSeconds, hook.id, now]) == 1 else { return nil }
+                return try db.scalar(WebhookStore.cursor, [hook.id]).int64
+            }
+            guard let cursor = claimed ?? nil else { continue }   // another host sends this batch
+            guard let events = try? pool.read({ try $0.query(WebhookStore.events, [cursor, Webhooks.batchSize]) }), let last = events.last else {
+                _ = try? pool.write { try $0.run(WebhookStore.release, [hook.id]) }
+                continue
+            }
             let body = JSONValue.object(["events": .array(events.map { e in
                 .object(["id": .int(e.int64("id") ?? 0), "type": .string(e.string("type") ?? ""), "database_id": .int(e.int64("database_id") ?? 0),
                          "profile_id": .string(e.string("profile_id") ?? ""), "payload": JSONValue.parse(e.string("payload") ?? "{}") ?? .object([:]),

@@ -46,10 +46,14 @@ extension TaskHandler {
     public func finished(_ task: TaskRecord) {}
 }
 
-/// Runs tasks in this process, one at a time, on a Dispatch queue. Tasks are rows in SQLite: enqueued in a
-/// committed transaction before the page answers, advanced chunk by chunk (each chunk one `BEGIN IMMEDIATE`
-/// transaction that also moves the cursor and counters), cancellable between chunks, and after a crash
-/// marked interrupted with the counts of the chunks that committed.
+/// Runs tasks in this process, one at a time, on a Dispatch queue. Tasks are rows: enqueued in a committed
+/// transaction before the page answers, advanced chunk by chunk (each chunk one write transaction that also moves the
+/// cursor and counters), cancellable between chunks.
+///
+/// A running task has a lease: its runner (`owner`, "host/pid/token") and a time it runs until, renewed by every chunk
+/// and by a heartbeat. Only the holder's chunks commit. When the holder is gone — its lease ran out (another host
+/// died), or it was an earlier process on this host — any runner takes the task over from its committed cursor,
+/// counted as an interruption (`recover`). Several hosts on one PostgreSQL thus run each task exactly once at a time.
 public final class TaskRunner: Sendable {
     let pool: DatabasePool
     let clock: Clock
@@ -57,22 +61,35 @@ public final class TaskRunner: Sendable {
     public let chunkSize: Int
     /// A pause between chunks (ROSTER_TASK_PAUSE_MS): gives the machine back to pages on a busy host; 0 by default.
     public let pauseMilliseconds: Int
+    /// This runner, as the holder of a task's lease.
+    public let owner: LeaseOwner
+    /// How long a lease lasts without renewal, in seconds of the app clock.
+    public let leaseSeconds: Int64
     private let queue = DispatchQueue(label: "roster.tasks")
+    private let heartbeatQueue = DispatchQueue(label: "roster.tasks.heartbeat")
+    private let heartbeat = Webhooks.TimerBox()
     private let scheduled = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let activity = Atomic<Int64>(Int64(Date().timeIntervalSince1970))
     private let busy = Atomic<Bool>(false)
+    /// The task this runner works on (0: none), for the heartbeat.
+    private let working = Atomic<Int64>(0)
     /// For the crash tests only (ROSTER_TEST_ABORT_AT_CURSOR): the process aborts inside any chunk that starts at or
     /// after this cursor, before the chunk commits, as a crash in the middle of real work would.
     private let abortAtCursor: Int64? = ProcessInfo.processInfo.environment["ROSTER_TEST_ABORT_AT_CURSOR"].flatMap { Int64($0) }
 
-    public init(pool: DatabasePool, handlers: [String: any TaskHandler], clock: Clock = .system, chunkSize: Int = 2000, pauseMilliseconds: Int = 0) {
+    public init(pool: DatabasePool, handlers: [String: any TaskHandler], clock: Clock = .system, chunkSize: Int = 2000,
+                pauseMilliseconds: Int = 0, leaseSeconds: Int = 60) {
         self.pauseMilliseconds = pauseMilliseconds
         self.pool = pool
         self.handlers = handlers
         self.clock = clock
         self.chunkSize = chunkSize
+        self.leaseSeconds = Int64(max(2, leaseSeconds))
+        self.owner = LeaseOwner.make()
     }
+
+    deinit { owner.retire() }
 
     /// What a start found of the tasks a crash left running.
     public struct Recovery: Sendable, Equatable {
@@ -85,28 +102,38 @@ public final class TaskRunner: Sendable {
     /// Restarts that find a task running at the same cursor before it is held instead of resumed.
     public static let autoResumeLimit = 3
 
-    /// At start-up, for the tasks a crash left running (their counts are those of committed chunks): each restart
-    /// counts as an interruption at the task's cursor. Below `autoResumeLimit` interruptions at the same cursor the
-    /// task is queued again and continues by itself; at the limit it stays interrupted with the reason, so one
-    /// poisonous chunk cannot crash-loop the server. A person can still resume it from the Tasks page.
+    /// For the tasks found running without a living holder (a crash on this host, a host whose lease ran out; their
+    /// counts are those of committed chunks): each such find counts as an interruption at the task's cursor. Below
+    /// `autoResumeLimit` interruptions at the same cursor the task is queued again and continues by itself; at the
+    /// limit it stays interrupted with the reason, so one poisonous chunk cannot crash-loop the server. A person can
+    /// still resume it from the Tasks page. The server runs this at start and at every poll.
     @discardableResult
     public func recover(autoResumeLimit: Int = TaskRunner.autoResumeLimit) throws -> Recovery {
-        try pool.write { db in
+        let now = clock.now()
+        func abandoned(_ rows: [Row]) -> [Row] {
+            rows.filter { LeaseOwner.isAbandoned(holder: $0.string("lease_owner"), until: $0.int64("lease_until"), now: now) }
+        }
+        // Read first: a poll that finds every running task held takes no write lock.
+        guard !abandoned(try pool.read { try $0.query(TaskStore.running) }).isEmpty else { return Recovery() }
+        return try pool.write { db in
             var recovery = Recovery()
-            for row in try db.query(TaskStore.running) {
+            for row in abandoned(try db.query(TaskStore.running)) {
                 guard let id = row.int64("id") else { continue }
+                let holder = row.string("lease_owner")
                 let cursor = row.int64("cursor") ?? 0
                 let sameCursor = row.int64("interrupted_cursor") == cursor
                 let count = sameCursor ? (row.int("interruptions") ?? 0) + 1 : 1
                 if count < autoResumeLimit {
-                    try db.run(TaskStore.interrupted, ["queued", count, "Roster restarted while this task ran; it continued by itself.", id])
+                    let reason = "Roster stopped while this task ran (a restart, or its host went away); it continued by itself "
+                        + "from its last committed chunk."
+                    try db.run(TaskStore.interrupted, ["queued", count, reason, id, holder])
                     recovery.resumed.append(id)
                 } else {
                     let reason = autoResumeLimit <= 1
                         ? "Roster stopped while this task ran. Resume it to continue from where it stopped."
                         : "Roster stopped \(count) times while this task was at the same point, so it was not started again "
                           + "automatically. Resume it once the cause is found (see the server's log)."
-                    try db.run(TaskStore.interrupted, ["interrupted", count, reason, id])
+                    try db.run(TaskStore.interrupted, ["interrupted", count, reason, id, holder])
                     recovery.held.append(id)
                 }
             }
@@ -176,17 +203,66 @@ public final class TaskRunner: Sendable {
         }
     }
 
-    /// Stops after the current chunk; waits for it.
+    /// Stops after the current chunk; waits for it. A task it held is left running under its lease: it counts as
+    /// interrupted when a runner next finds it (`shutDown` hands it back instead).
     public func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
+        heartbeat.replace(with: nil)
         queue.sync {}
+        heartbeatQueue.sync {}
+        owner.retire()
     }
 
-    /// A clean stop (SIGTERM): after the current chunk, the task that was running is queued again without counting
-    /// as an interruption; the next start continues it.
+    /// A clean stop (SIGTERM): after the current chunk, the task this runner held is queued again without counting
+    /// as an interruption; the next runner, here or on another host, continues it.
     public func shutDown() {
         stop()
-        _ = try? pool.write { try $0.run(TaskStore.requeueRunning) }
+        _ = try? pool.write { try $0.run(TaskStore.requeueRunning, [owner.text]) }
+    }
+
+    /// The server's background duty, every `seconds`: renew the lease of the task at hand, take over tasks whose
+    /// holder is gone, and look for tasks queued by other processes or hosts.
+    public func startPolling(every seconds: Double) {
+        let interval = max(0.05, min(seconds, Double(leaseSeconds) / 3))
+        let source = DispatchSource.makeTimerSource(queue: heartbeatQueue)
+        source.schedule(deadline: .now() + interval, repeating: interval)
+        source.setEventHandler { [self] in poll() }
+        source.resume()
+        heartbeat.replace(with: source)
+    }
+
+    /// One round of `startPolling`'s duty.
+    public func poll() {
+        guard !stopping.load(ordering: .relaxed) else { return }
+        let id = working.load(ordering: .relaxed)
+        if id != 0 {
+            _ = try? pool.write { try $0.run(TaskStore.renew, [clock.now() + leaseSeconds, id, owner.text]) }
+        }
+        do {
+            let recovery = try recover()
+            for id in recovery.resumed { Log.info("task taken over: its holder was gone", ["task": String(id)]) }
+            for id in recovery.held { Log.error("task held: interrupted at the same point too often", ["task": String(id)]) }
+        } catch {
+            Log.error("task poll failed", ["error": String(describing: error)])
+        }
+        wake()
+    }
+
+    /// Runs one task to its end here (the command line's `import` and `bulk`); when another runner holds it (a
+    /// server polling the same store), waits for that runner to end it. Returns the task as it ended.
+    public func runToEnd(_ id: Int64, wait: Double = 0.2) throws -> TaskRecord? {
+        guard let first = try task(id) else { return nil }
+        guard handlers[first.kind] != nil else { throw ValidationError(field: "task", "No handler for \(first.kind) here.") }
+        queue.sync { run(id) }
+        while let task = try self.task(id), !task.state.isFinished, task.state != .interrupted {
+            if task.state == .queued {
+                queue.sync { run(id) }
+            } else {
+                usleep(useconds_t(wait * 1_000_000))
+                try recover()   // the runner that held it may be gone
+            }
+        }
+        return try self.task(id)
     }
 
     /// When a chunk last committed or the runner last looked for work (for /healthz), in seconds since 1970.
@@ -209,11 +285,17 @@ public final class TaskRunner: Sendable {
         #endif
     }
 
+    /// The oldest queued task this runner has a handler for.
+    private func nextQueued() -> Int64? {
+        let rows = (try? pool.read { try $0.query(TaskStore.nextQueued) }) ?? []
+        return rows.first { handlers[$0.string("kind") ?? ""] != nil }?.int64("id")
+    }
+
     private func drain() {
         TaskRunner.lowerThreadPriority()
         while true {
             while !stopping.load(ordering: .relaxed) {
-                guard let next = try? pool.read({ try $0.scalar(TaskStore.nextQueued).int64 }) else { break }
+                guard let next = nextQueued() else { break }
                 busy.store(true, ordering: .relaxed)
                 run(next)
                 busy.store(false, ordering: .relaxed)
@@ -223,7 +305,7 @@ public final class TaskRunner: Sendable {
             // A task enqueued between the last look and the line above found `scheduled` still set and did not
             // schedule a drain: look once more, and carry on if one is waiting and nobody else took it.
             guard !stopping.load(ordering: .relaxed),
-                  (try? pool.read({ try $0.scalar(TaskStore.nextQueued).int64 })) != nil,
+                  nextQueued() != nil,
                   !scheduled.exchange(true, ordering: .acquiringAndReleasing) else { return }
         }
     }
@@ -234,13 +316,20 @@ public final class TaskRunner: Sendable {
             activity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
             // Running from here on, committed before any work: a crash in the survey or the prepare below is an
             // interruption at cursor 0, counted like any other (so it cannot crash-loop the server either).
-            guard try pool.write({ try $0.run(TaskStore.start, [id]) }) == 1 else { return }
+            let claimed = try pool.write { try $0.run(TaskStore.start, [owner.text, clock.now() + leaseSeconds, id]) }
+            guard claimed == 1 else { return }
+            working.store(id, ordering: .relaxed)
+            defer { working.store(0, ordering: .relaxed) }
+            guard let claimedTask = try self.task(id) else { return }
+            task = claimedTask   // as of the claim: an earlier holder may have begun it
             let fresh = task.startedAt == nil
             if fresh {
                 for (k, v) in try handler.survey(task) { task.parameters[k] = v }
             }
             let surveyed = task
-            try pool.write { db in
+            let holding = try pool.write { db -> Bool in
+                // Still the holder (a slow survey may have outlasted the lease): else another runner has it now.
+                guard try db.run(TaskStore.renew, [clock.now() + leaseSeconds, id, owner.text]) == 1 else { return false }
                 try db.run(TaskStore.began, [clock.now(), id])
                 if fresh {
                     let prepared = try handler.prepare(surveyed, db)
@@ -248,7 +337,9 @@ public final class TaskRunner: Sendable {
                     for (k, v) in prepared.parameters { parameters[k] = v }
                     try db.run(TaskStore.prepared, [prepared.total, JSONValue.object(parameters).canonical, id])
                 }
+                return true
             }
+            guard holding else { return }
             while true {
                 guard let fresh = try self.task(id) else { return }  // deleted with its database meanwhile
                 task = fresh
@@ -261,11 +352,13 @@ public final class TaskRunner: Sendable {
                 let chunkStarted = Date()
                 let outcome = try pool.write { db -> ChunkOutcome? in
                     let now = try db.queryOne(TaskStore.cursorCheck, [id])
-                    guard now?.int64("cursor") == current.cursor, now?.string("state") == TaskState.running.rawValue else { return nil }
+                    guard now?.int64("cursor") == current.cursor, now?.string("state") == TaskState.running.rawValue,
+                          now?.string("lease_owner") == owner.text else { return nil }
                     let outcome = try handler.runChunk(current, limit: max(chunkSize, handler.preferredChunkSize ?? 0), db)
                     if let abortAtCursor, current.cursor >= abortAtCursor { abort() }
                     try db.run(TaskStore.progress, [outcome.cursor, outcome.processed, outcome.added, outcome.updated, outcome.skipped,
                                                         outcome.failed, outcome.deleted, outcome.message, outcome.message, outcome.outputBytes, id])
+                    try db.run(TaskStore.renew, [clock.now() + leaseSeconds, id, owner.text])
                     if !outcome.reasons.isEmpty {
                         var details = TaskRecord.details(try db.scalar(TaskStore.details, [id]).string)
                         for (reason, n) in outcome.reasons { details[reason, default: 0] += n }

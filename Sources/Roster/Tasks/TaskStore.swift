@@ -98,14 +98,21 @@ public enum TaskStore {
         """)
     static let byID = NamedQuery("tasks.byID", "\(columns) WHERE t.id = ?")
     static let recent = NamedQuery("tasks.recent", "\(columns) ORDER BY t.id DESC LIMIT ?")
-    static let nextQueued = NamedQuery("tasks.nextQueued", "SELECT id FROM tasks WHERE state = 'queued' ORDER BY id LIMIT 1")
+    /// The oldest queued tasks with their kinds: a runner takes the first one it has a handler for.
+    static let nextQueued = NamedQuery("tasks.nextQueued", "SELECT id, kind FROM tasks WHERE state = 'queued' ORDER BY id LIMIT 50")
     /// Committed on its own before any work, so a crash anywhere after it (a survey, a prepare) counts as an
-    /// interruption at the next start.
-    static let start = NamedQuery("tasks.start", "UPDATE tasks SET state = 'running' WHERE id = ? AND state = 'queued'")
+    /// interruption. The runner takes the task's lease with it: only one runner, on any host, claims a queued task.
+    static let start = NamedQuery("tasks.start", """
+        UPDATE tasks SET state = 'running', lease_owner = ?, lease_until = ? WHERE id = ? AND state = 'queued'
+        """)
+    /// The heartbeat (and every chunk): the lease runs on while its holder works.
+    static let renew = NamedQuery("tasks.renew", """
+        UPDATE tasks SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'running'
+        """)
     static let began = NamedQuery("tasks.began", "UPDATE tasks SET started_at = COALESCE(started_at, ?) WHERE id = ?")
     /// A chunk commits only if no other runner moved the task meanwhile (a `roster bulk` process and a restarted
     /// server could otherwise both work on it).
-    static let cursorCheck = NamedQuery("tasks.cursorCheck", "SELECT cursor, state FROM tasks WHERE id = ?")
+    static let cursorCheck = NamedQuery("tasks.cursorCheck", "SELECT cursor, state, lease_owner FROM tasks WHERE id = ?")
     static let prepared = NamedQuery("tasks.prepared", "UPDATE tasks SET total = ?, parameters = ? WHERE id = ?")
     static let progress = NamedQuery("tasks.progress", """
         UPDATE tasks SET cursor = ?, processed = processed + ?, added = added + ?, updated = updated + ?, skipped = skipped + ?,
@@ -120,13 +127,24 @@ public enum TaskStore {
         WHERE id = ? AND state IN ('queued', 'running', 'interrupted')
         """)
     static let cancelRequested = NamedQuery("tasks.cancelRequested", "SELECT cancel_requested FROM tasks WHERE id = ?")
-    static let running = NamedQuery("tasks.running", "SELECT id, cursor, interruptions, interrupted_cursor FROM tasks WHERE state = 'running'")
-    /// A restart found the task running: it counts as an interruption at its cursor, then it is queued again or held.
-    static let interrupted = NamedQuery("tasks.interrupted", """
-        UPDATE tasks SET state = ?, interruptions = ?, interrupted_cursor = cursor, message = ? WHERE id = ? AND state = 'running'
+    static let running = NamedQuery("tasks.running", """
+        SELECT id, cursor, interruptions, interrupted_cursor, lease_owner, lease_until FROM tasks WHERE state = 'running'
         """)
-    /// A clean stop (SIGTERM): the task stopped between chunks and simply waits for the next start.
-    static let requeueRunning = NamedQuery("tasks.requeueRunning", "UPDATE tasks SET state = 'queued' WHERE state = 'running'")
+    /// A runner found the task running without a living holder: it counts as an interruption at its cursor, then it
+    /// is queued again or held.
+    static let interrupted = NamedQuery("tasks.interrupted", """
+        UPDATE tasks SET state = ?, interruptions = ?, interrupted_cursor = cursor, message = ?, lease_owner = NULL,
+            lease_until = NULL
+        WHERE id = ? AND state = 'running' AND lease_owner IS ?
+        """, postgres: """
+        UPDATE tasks SET state = ?, interruptions = ?, interrupted_cursor = cursor, message = ?, lease_owner = NULL,
+            lease_until = NULL
+        WHERE id = ? AND state = 'running' AND lease_owner IS NOT DISTINCT FROM ?::text
+        """)
+    /// A clean stop (SIGTERM): the runner's task stopped between chunks and simply waits for the next claim.
+    static let requeueRunning = NamedQuery("tasks.requeueRunning", """
+        UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE state = 'running' AND lease_owner = ?
+        """)
     /// A person resumes: the interruption count starts again.
     static let resume = NamedQuery("tasks.resume", """
         UPDATE tasks SET state = 'queued', interruptions = 0, interrupted_cursor = NULL WHERE id = ? AND state = 'interrupted'
@@ -138,7 +156,7 @@ public enum TaskStore {
     static let countActive = NamedQuery("tasks.countActive", "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running')")
 
     static var queries: [NamedQuery] {
-        [insert, byID, recent, nextQueued, start, began, cursorCheck, prepared, progress, finish, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
+        [insert, byID, recent, nextQueued, start, renew, began, cursorCheck, prepared, progress, finish, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
          countActive, countByState, details, setDetails, setSegment]
     }
 }
