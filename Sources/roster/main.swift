@@ -46,6 +46,8 @@ let usage = """
       backup --to FILE                    an online, checked copy of the database (and FILE.manifest.json)
       restore --from FILE                 put a checked backup in place (refused while serve runs); keeps the old one
       check                               integrity, foreign keys, schema, WAL size, leftover files; exit 1 on a problem
+      copy-store --from sqlite:PATH --to postgres://…   copy a SQLite installation into an empty PostgreSQL
+                                          database (one transaction), then compare every table's row count
 
     \(Configuration.help)
     """
@@ -451,6 +453,36 @@ case "check":
     let results = Checkup.database(pool: pool, files: files)
     for result in results { say("\(!result.ok ? "PROBLEM" : result.warning ? "warning" : "ok     ") \(result.name): \(result.detail)") }
     exit(results.allSatisfy(\.ok) ? 0 : 1)
+
+case "copy-store":
+    // Moves an installation to PostgreSQL: the server on the SQLite file must be stopped (its folder's lock).
+    guard let from = option("--from", in: args), let to = option("--to", in: args) ?? (config.usesPostgres ? config.databaseURL : nil) else {
+        fail("copy-store needs --from sqlite:PATH --to postgres://…", code: 2)
+    }
+    let path = from.hasPrefix("sqlite:") ? String(from.dropFirst("sqlite:".count)) : from
+    guard to.hasPrefix("postgres://") || to.hasPrefix("postgresql://") else { fail("--to takes a postgres:// URL", code: 2) }
+    guard FileManager.default.fileExists(atPath: path) else { fail("no SQLite database at \(path)") }
+    let folder = (path as NSString).deletingLastPathComponent
+    let sourceLock: DataLock
+    do {
+        guard let lock = try DataLock.acquire(dataDirectory: folder.isEmpty ? "." : folder) else {
+            fail("Roster is serving from \(folder) (pid \(DataLock.holder(dataDirectory: folder) ?? "?")); stop it first")
+        }
+        sourceLock = lock
+    } catch { fail("\(error)") }
+    do {
+        let started = Date()
+        let source = try DatabasePool(path: path, migrations: Schema.migrations, queries: Schema.queries)
+        try ProfileTable.upgrade(source)
+        let target = try DatabasePool(postgresURL: to, migrations: Schema.migrations, queries: Schema.queries)
+        let report = try CopyStore.copy(from: source, to: target) { table, rows in say("roster: \(table): \(rows) rows") }
+        withExtendedLifetime(sourceLock) {}
+        say("roster: copied \(report.rows) rows in \(report.tables.count) tables to \(DatabasePool.withoutPassword(to)) in "
+            + String(format: "%.1f", Date().timeIntervalSince(started)) + " s; every table's count matches")
+        say("roster: start the app hosts with ROSTER_DATABASE_URL; copy the files folder (exports/, uploads/) to ROSTER_FILES")
+    } catch {
+        fail("copy-store failed; no rows were kept on PostgreSQL: \(error)")
+    }
 
 case "migrate":
     _ = openPool()
