@@ -22,8 +22,9 @@ if [ -z "$summary" ]; then
 fi
 echo "tests: $((executed - failed)) passed, ${failed} failed"
 [ "$status" -ne 0 ] && exit "$status"
-# The domain and page suites again, on PostgreSQL: each test gets a database of its own on the throwaway cluster.
-ROSTER_TEST_STORE=postgres swift test --skip-build --disable-swift-testing --filter "RosterTests|WebTests" 2>&1 \
+# The domain, page and integration suites again, on PostgreSQL: each test (and each app it starts behind nginx) gets a
+# database of its own on the throwaway cluster.
+ROSTER_TEST_STORE=postgres swift test --skip-build --disable-swift-testing --filter "RosterTests|WebTests|IntegrationTests" 2>&1 \
   | tee .build/test-output-postgres.log | grep -E "error:|Executed [0-9]+ tests" | tail -20
 pg_status=${PIPESTATUS[0]}
 pg_summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with" .build/test-output-postgres.log | tail -1)
@@ -33,5 +34,6 @@ echo "tests on PostgreSQL: $pg_summary"
 # Then the flows in a real headless Chromium against the release binary behind nginx.
 if [ "${ROSTER_E2E:-1}" = "1" ]; then
   /usr/bin/python3 Tests/e2e/run.py || exit 1
+  ROSTER_TEST_STORE=postgres /usr/bin/python3 Tests/e2e/run.py || exit 1
 fi
 exit 0

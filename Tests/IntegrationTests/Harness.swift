@@ -95,6 +95,9 @@ final class RunningRoster {
     /// More environment for the app (ROSTER_TASK_PAUSE_MS, the crash tests' ROSTER_TEST_ABORT_AT_CURSOR…).
     var extraEnvironment: [String: String] = [:]
     var socketPath: String { folder.appendingPathComponent("data/roster.sock").path }
+    /// ROSTER_TEST_STORE=postgres: the app runs on a database of its own on the test cluster (dropped at `stop`).
+    let postgres: (cluster: String, name: String, url: String)?
+    var isPostgres: Bool { postgres != nil }
     var appAddress: String { unixSocket ? "unix:" + socketPath : "127.0.0.1:\(appPort)" }
     let appOutput: URL
 
@@ -109,6 +112,17 @@ final class RunningRoster {
         appPort = try freeLoopbackPort()
         appOutput = folder.appendingPathComponent("app.log")
         FileManager.default.createFile(atPath: appOutput.path, contents: nil)
+        let env = ProcessInfo.processInfo.environment
+        if env["ROSTER_TEST_STORE"] == "postgres" {
+            guard let cluster = env["ROSTER_TEST_POSTGRES_URL"], !cluster.isEmpty else {
+                throw HarnessError(description: "ROSTER_TEST_STORE=postgres needs ROSTER_TEST_POSTGRES_URL (make test starts a cluster)")
+            }
+            let name = "it_\(UUID().uuidString.prefix(8).lowercased())"
+            _ = try psql(cluster, "CREATE DATABASE \(name)")
+            postgres = (cluster, name, cluster.replacingOccurrences(of: "/roster?", with: "/\(name)?"))
+        } else {
+            postgres = nil
+        }
     }
 
     var environment: [String: String] {
@@ -119,6 +133,7 @@ final class RunningRoster {
         env["ROSTER_WORKERS"] = "4"
         env["ROSTER_ADMIN_EMAIL"] = adminEmail
         env["ROSTER_ADMIN_PASSWORD"] = adminPassword
+        if let postgres { env["ROSTER_DATABASE_URL"] = postgres.url }
         for (k, v) in extraEnvironment { env[k] = v }
         return env
     }
@@ -233,8 +248,9 @@ final class RunningRoster {
         throw HarnessError(description: "the supervisor did not bring roster serve back within \(timeout) s; log: \(appLog.suffix(2000))")
     }
 
-    /// One value from the database file, read with the sqlite3 shell (what an operator would do).
+    /// One value from the store, read with the sqlite3 shell or psql (what an operator would do).
     func sql(_ query: String) throws -> String {
+        if let postgres { return try psql(postgres.url, query) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
         p.arguments = [folder.appendingPathComponent("data/roster.sqlite").path, query]
@@ -256,6 +272,16 @@ final class RunningRoster {
         return app.terminationStatus
     }
 
+    /// The store's own check: SQLite's integrity_check; PostgreSQL checks its pages itself (true).
+    func storeIsIntact() throws -> Bool {
+        isPostgres ? true : try sql("PRAGMA integrity_check") == "ok"
+    }
+
+    /// `expr` of every row joined with commas (group_concat / string_agg).
+    func joined(_ expr: String) -> String {
+        isPostgres ? "string_agg(CAST(\(expr) AS text), ',')" : "group_concat(\(expr), ',')"
+    }
+
     func stop() {
         _ = stopApp()
         if let nginx, nginx.isRunning {
@@ -263,7 +289,24 @@ final class RunningRoster {
             nginx.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: folder)
+        if let postgres { _ = try? psql(postgres.cluster, "DROP DATABASE IF EXISTS \(postgres.name) WITH (FORCE)") }
     }
+}
+
+/// One value from PostgreSQL, read with psql.
+func psql(_ url: String, _ query: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+    p.arguments = ["-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", query]
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard p.terminationStatus == 0 else { throw HarnessError(description: "psql: \(text)") }
+    return text
 }
 
 /// Cookie jar for the integration client.

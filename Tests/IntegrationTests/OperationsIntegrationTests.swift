@@ -123,7 +123,7 @@ final class OperationsIntegrationTests: XCTestCase {
             server.sql("SELECT COUNT(*) FROM profiles_\(w.loop) WHERE s_city = 'Loopville'"),
             server.sql("SELECT COUNT(*) FROM profiles_\(w.loop) WHERE s_fname = 'Imp'"),
             server.sql("SELECT COUNT(*) FROM task_changes WHERE task_id = \(w.bulk)"),
-            server.sql("SELECT COUNT(*) FROM (SELECT profile_id FROM task_changes WHERE task_id = \(w.bulk) GROUP BY profile_id HAVING COUNT(*) > 1)"),
+            server.sql("SELECT COUNT(*) FROM (SELECT profile_id FROM task_changes WHERE task_id = \(w.bulk) GROUP BY profile_id HAVING COUNT(*) > 1) d"),
             server.sql("SELECT type || ':' || COUNT(*) FROM history_\(w.loop) GROUP BY type ORDER BY type"),
         ]
     }
@@ -190,7 +190,7 @@ final class OperationsIntegrationTests: XCTestCase {
         // The chaos run: pauses between chunks keep the tasks running through many of the kills.
         let server = try makeServer(supervised: true, environment: ["ROSTER_TASK_PAUSE_MS": "400"])
         let w = try prepare(server)
-        let versionsBefore = try server.sql("SELECT group_concat(version, ',') FROM (SELECT version FROM profiles_\(w.api) ORDER BY email)")
+        let versionsBefore = try server.sql("SELECT \(server.joined("version")) FROM (SELECT version FROM profiles_\(w.api) ORDER BY email) v")
         let stream = Stream(port: server.httpPort, w)
         stream.start()
         var generator = SystemRandomNumberGenerator()
@@ -198,21 +198,21 @@ final class OperationsIntegrationTests: XCTestCase {
         var killsDuringTasks = 0
         for kill in 0..<20 {
             // A random moment, but only once the tasks moved since the last start (20 kills at one chunk would hold it).
-            let progress = { try server.sql("SELECT group_concat(state || cursor || '/' || processed) FROM tasks") }
+            let progress = { try server.sql("SELECT \(server.joined("state || cursor || '/' || processed")) FROM tasks") }
             let before = try progress()
             let deadline = Date().addingTimeInterval(10)
             usleep(UInt32.random(in: 150_000...900_000, using: &generator))
             while try progress() == before && Date() < deadline && before.contains("running") { usleep(20_000) }
             if try server.sql("SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running')") != "0" { killsDuringTasks += 1 }
             restartTimes.append(try server.killServeAndWaitForRestart())
-            XCTAssertEqual(try server.sql("PRAGMA integrity_check"), "ok", "after kill \(kill + 1)")
+            XCTAssertTrue(try server.storeIsIntact(), "after kill \(kill + 1)")
         }
         stream.stop()
         try waitForTasks(server, [w.bulk, w.importTask])
         let found = try endState(server, w)
         XCTAssertEqual(found, expected, "the tasks end as the golden run ended")
-        XCTAssertEqual(try server.sql("SELECT group_concat(state) FROM tasks"), "done,done")
-        XCTAssertEqual(try server.sql("PRAGMA integrity_check"), "ok")
+        XCTAssertEqual(try server.sql("SELECT \(server.joined("state")) FROM (SELECT state FROM tasks ORDER BY id) t"), "done,done")
+        XCTAssertTrue(try server.storeIsIntact())
         XCTAssertEqual(try server.sql("SELECT COUNT(*) FROM task_targets"), "0")
 
         // Acknowledged API writes: each applied exactly once (the row's version counts applied updates; a retried call
@@ -272,13 +272,16 @@ final class OperationsIntegrationTests: XCTestCase {
         XCTAssertEqual(page.status, 200)
         XCTAssertTrue(page.body.contains("3 times while this task was at the same point"), page.body)
         XCTAssertEqual(try httpRequest(port: server.httpPort, method: "GET", path: "/healthz").status, 200)
-        XCTAssertEqual(try server.sql("PRAGMA integrity_check"), "ok")
+        XCTAssertTrue(try server.storeIsIntact())
     }
 
     /// "A backup taken in the middle of a bulk task restores to a database that passes integrity_check and matches its
     /// manifest." Also: a restore is refused while the app serves; `kill -9` during a backup leaves no file that looks
     /// complete; `roster check` passes on the restored data.
     func testABackupMidTaskRestoresCheckedAndResumesTheTask() throws {
+        if ProcessInfo.processInfo.environment["ROSTER_TEST_STORE"] == "postgres" {
+            throw XCTSkip("roster backup and restore copy the SQLite file; PostgreSQL is backed up with its own tools")
+        }
         let server = try makeServer(supervised: false, environment: ["ROSTER_TASK_PAUSE_MS": "500"])
         let (seeded, out) = try server.command(["seed", "--database", "Backed", "--profiles", "40000"])
         XCTAssertEqual(seeded, 0, out)
@@ -331,7 +334,7 @@ final class OperationsIntegrationTests: XCTestCase {
         let restored = try server.command(["restore", "--from", file])
         XCTAssertEqual(restored.0, 0, restored.1)
         XCTAssertTrue(restored.1.contains("kept as"), restored.1)
-        XCTAssertEqual(try server.sql("PRAGMA integrity_check"), "ok")
+        XCTAssertTrue(try server.storeIsIntact())
         XCTAssertEqual(try server.sql("SELECT COUNT(*) FROM profiles_\(db)"), "40000")
         let check = try server.command(["check"])
         XCTAssertTrue(check.1.contains("ok      integrity: ok"), check.1)
@@ -339,6 +342,6 @@ final class OperationsIntegrationTests: XCTestCase {
         try server.restartApp()
         try waitForTasks(server, [task])
         XCTAssertEqual(try server.sql("SELECT state || ' ' || processed FROM tasks WHERE id = \(task)"), "done 40000")
-        XCTAssertEqual(try server.sql("SELECT COUNT(*) FROM profiles_\(db) WHERE s_city IS NOT 'Loopville'"), "0")
+        XCTAssertEqual(try server.sql("SELECT COUNT(*) FROM profiles_\(db) WHERE COALESCE(s_city, '') <> 'Loopville'"), "0")
     }
 }

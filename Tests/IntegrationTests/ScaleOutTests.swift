@@ -90,21 +90,6 @@ final class ScaleOutTests: XCTestCase {
     let adminEmail = "admin@example.com"
     let adminPassword = "scale-out admin pw"
 
-    /// One value from PostgreSQL, read with psql (what an operator would do).
-    func psql(_ url: String, _ query: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        p.arguments = ["-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", query]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard p.terminationStatus == 0 else { throw HarnessError(description: "psql: \(text)") }
-        return text
-    }
     func sql(_ query: String) throws -> String { try psql(databaseURL, query) }
 
     override func setUpWithError() throws {

@@ -23,8 +23,14 @@ def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close(); return port
 
 
+def psql(url, query):
+    return subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", query], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
 class Server:
-    """roster serve + nginx in a temporary folder on free loopback ports."""
+    """roster serve + nginx in a temporary folder on free loopback ports; with ROSTER_TEST_STORE=postgres, on a
+    database of its own on the test cluster (ROSTER_TEST_POSTGRES_URL), dropped at the end."""
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="roster-e2e-")
         os.chmod(self.dir, 0o755)
@@ -32,6 +38,12 @@ class Server:
         self.env = dict(os.environ, ROSTER_DATA=os.path.join(self.dir, "data"), ROSTER_LISTEN=f"127.0.0.1:{self.app}",
                         ROSTER_TEMPLATES=os.path.join(REPO, "Templates"), ROSTER_ADMIN_EMAIL=ADMIN, ROSTER_ADMIN_PASSWORD=PASSWORD,
                         ROSTER_WORKERS="8", ROSTER_TASK_PAUSE_MS="400")
+        self.cluster = self.database = None
+        if os.environ.get("ROSTER_TEST_STORE") == "postgres":
+            self.cluster = os.environ["ROSTER_TEST_POSTGRES_URL"]
+            self.database = "e2e_" + os.urandom(4).hex()
+            psql(self.cluster, f"CREATE DATABASE {self.database}")
+            self.env["ROSTER_DATABASE_URL"] = self.cluster.replace("/roster?", f"/{self.database}?")
         subprocess.run([BIN, "bootstrap"], env=self.env, check=True, stdout=subprocess.DEVNULL)
         self.log = open(os.path.join(self.dir, "app.log"), "w")
         self.proc = subprocess.Popen([BIN, "serve"], env=self.env, stdout=self.log, stderr=self.log)
@@ -51,6 +63,8 @@ class Server:
         self.proc.terminate(); self.proc.wait(10)
         self.nginx.send_signal(3); self.nginx.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.database:
+            psql(self.cluster, f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
 
 
 def browser(javascript=True):
@@ -423,7 +437,8 @@ def main():
         server.stop()
         sys.exit(1)
     server.stop()
-    print(f"e2e: all flows passed in {seconds:.1f} s; screenshots in {SHOTS}: {', '.join(sorted(os.listdir(SHOTS)))}")
+    store = "PostgreSQL" if server.database else "SQLite"
+    print(f"e2e ({store}): all flows passed in {seconds:.1f} s; screenshots in {SHOTS}: {', '.join(sorted(os.listdir(SHOTS)))}")
 
 
 if __name__ == "__main__":
