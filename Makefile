@@ -28,6 +28,7 @@ bench: deps
 	@bash scripts/deps.sh --bench
 	$(SWIFT) build -c release --product roster
 	@bash scripts/bench.sh
+	@bash scripts/bench-postgres.sh
 
 clean:
 	rm -rf .build run

@@ -285,4 +285,69 @@ final class ScaleOutTests: XCTestCase {
         XCTAssertEqual(try sql("SELECT COUNT(*) FROM history_\(db)"), historyAfterFirst, "applied once: no second history entry")
         XCTAssertEqual(try sql("SELECT s_city FROM profiles_\(db) WHERE email = 'once@example.com'"), "Bergen")
     }
+
+    func post(_ port: Int, _ path: String, _ fields: [(String, String)], _ jar: Jar) throws -> HTTPReply {
+        try httpRequest(port: port, method: "POST", path: path,
+                        headers: jar.header.merging(["Content-Type": "application/x-www-form-urlencoded"]) { a, _ in a }, body: formBody(fields))
+    }
+
+    // "uploads in progress, task outputs (any host can serve any download)", and "the field-catalogue cache
+    // (invalidated across hosts)": a CSV uploaded to host A is mapped and launched on host B; an export is downloaded
+    // from either host; a field added through host A is on host B's next page.
+    func testUploadsDownloadsAndFieldsWorkFromEitherHost() throws {
+        let structure = folder.appendingPathComponent("s.json")
+        try #"{"format": "roster-database-structure/1", "name": "Files", "custom_fields": [{"name": "note", "type": "line"}]}"#
+            .write(to: structure, atomically: true, encoding: .utf8)
+        let (status, output) = try command(["database", "create", "--structure", structure.path])
+        XCTAssertEqual(status, 0, output)
+        let id = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (a, b) = (port(of: 0), port(of: 1))
+        let jar = try signIn(port: a)
+
+        // The upload goes to host A, its mapping is submitted to host B.
+        let form = try httpRequest(port: a, method: "GET", path: "/databases/\(id)/import", headers: jar.header)
+        let boundary = "----rosterScaleOut"
+        var body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n\(csrfToken(in: form.body))\r\n".utf8)
+        body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"people.csv\"\r\nContent-Type: text/csv\r\n\r\n".utf8)
+        body += Array("email,note\r\nann@example.com,first\r\nbob@example.com,second\r\n".utf8)
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        let mapping = try httpRequest(port: a, method: "POST", path: "/databases/\(id)/import",
+                                      headers: jar.header.merging(["Content-Type": "multipart/form-data; boundary=\(boundary)"]) { a, _ in a }, body: body)
+        XCTAssertEqual(mapping.status, 200, String(mapping.body.prefix(500)))
+        guard let r = mapping.body.range(of: "name=\"upload\" value=\"") else { return XCTFail("no upload token") }
+        let upload = String(mapping.body[r.upperBound...].prefix { $0 != "\"" })
+        let started = try post(b, "/databases/\(id)/import/start", [("csrf_token", csrfToken(in: mapping.body)), ("upload", upload),
+                                                                   ("filename", "people.csv"), ("column_0", "email"), ("column_1", "note"),
+                                                                   ("match", "email"), ("existing", "update")], jar)
+        XCTAssertEqual(started.status, 303, started.body)
+        let importTask = try XCTUnwrap(started.header("Location")?.split(separator: "/").last.map(String.init))
+        for _ in 0..<300 where try sql("SELECT state FROM tasks WHERE id = \(importTask)") != "done" { usleep(50_000) }
+        XCTAssertEqual(try sql("SELECT state || ' ' || added FROM tasks WHERE id = \(importTask)"), "done 2")
+
+        // An export launched on host B, downloaded from host A and from host B.
+        let exportForm = try httpRequest(port: b, method: "GET", path: "/databases/\(id)/export", headers: jar.header)
+        let export = try post(b, "/databases/\(id)/export", [("csrf_token", csrfToken(in: exportForm.body)), ("fields", "email"),
+                                                            ("fields", "note")], jar)
+        XCTAssertEqual(export.status, 303, export.body)
+        let exportTask = try XCTUnwrap(export.header("Location"))
+        var done = false
+        for _ in 0..<300 where !done {
+            done = try httpRequest(port: a, method: "GET", path: exportTask, headers: jar.header).body.contains("Download the CSV")
+            if !done { usleep(50_000) }
+        }
+        XCTAssertTrue(done)
+        for port in [a, b] {
+            let file = try httpRequest(port: port, method: "GET", path: exportTask + "/download", headers: jar.header)
+            XCTAssertEqual(file.status, 200)
+            XCTAssertTrue(file.body.contains("ann@example.com,first"), file.body)
+        }
+
+        // A field added through host A shows on host B's next page (B had the catalogue cached from the export).
+        let fieldForm = try httpRequest(port: a, method: "GET", path: "/databases/\(id)/fields/new", headers: jar.header)
+        let added = try post(a, "/databases/\(id)/fields", [("csrf_token", csrfToken(in: fieldForm.body)), ("name", "loyalty_tier"),
+                                                            ("type", "line")], jar)
+        XCTAssertEqual(added.status, 303, added.body)
+        let onB = try httpRequest(port: b, method: "GET", path: "/databases/\(id)/profiles/new", headers: jar.header)
+        XCTAssertTrue(onB.body.contains("loyalty_tier"), "host B sees the new field")
+    }
 }

@@ -137,4 +137,51 @@ final class WebhooksTests: XCTestCase {
         let log = try hooks.recentDeliveries()
         XCTAssertEqual(log.map(\.statusCode), [200, 500])
     }
+
+    // Issue #16: several app hosts deliver "each event once". A batch is claimed before it is sent: while one host
+    // holds it (sending), another does not send it; if the holder dies, the claim runs out and another sends it.
+    func testTwoHostsSendEachBatchOnce() throws {
+        let pool = try makePool()
+        let now = Mutex<Int64>(1_790_000_000)
+        let clock = Clock { now.withLock { $0 } }
+        let receiver = try Receiver(statuses: [])
+        let hostA = Webhooks(pool: pool, clock: clock, allowPrivate: true)
+        let hostB = Webhooks(pool: pool, clock: clock, allowPrivate: true)
+        let hook = try hostA.add(url: "http://127.0.0.1:\(receiver.port)/events")
+        func addEvents(_ count: Int) throws {
+            try pool.write { db in
+                for i in 0..<count {
+                    try db.run("INSERT INTO trigger_events (database_id, profile_id, type, created_at) VALUES (1, ?, 'field_updated', 1)",
+                               ["p\(i)"])
+                }
+            }
+        }
+        try addEvents(3)
+        // Host A claimed the batch and is sending it (played by hand): host B leaves it alone.
+        try pool.write { try $0.run("UPDATE webhooks SET next_attempt_at = ? WHERE id = ?", [1_790_000_000 + 60, hook.id]) }
+        XCTAssertEqual(hostB.deliverDue(), 0)
+        XCTAssertEqual(receiver.count, 0)
+        // Host A died mid-send: once its claim runs out, host B sends the batch.
+        now.withLock { $0 += 61 }
+        XCTAssertEqual(hostB.deliverDue(), 1)
+        XCTAssertEqual(receiver.count, 1)
+
+        // Both hosts delivering at once: every event reaches the receiver exactly once.
+        try addEvents(450)
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let host = i == 0 ? hostA : hostB
+            for _ in 0..<50 {
+                host.deliverDue()
+                if (try? host.list().first?.pending) == 0 { break }
+            }
+        }
+        XCTAssertEqual(try hostA.list().first?.pending, 0)
+        var seen: [Int64: Int] = [:]
+        for body in receiver.bodies {
+            guard case .object(let o)? = JSONValue.parse(body), case .array(let events)? = o["events"] else { continue }
+            for case .object(let e) in events { if case .int(let id)? = e["id"] { seen[id, default: 0] += 1 } }
+        }
+        XCTAssertEqual(seen.count, 453)
+        XCTAssertEqual(seen.values.max(), 1, "no event twice")
+    }
 }
