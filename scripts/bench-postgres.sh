@@ -149,8 +149,9 @@ base="http://127.0.0.1:$one_port"
 cat > "$work/api.json" <<JSON
 {"format": "roster-database-structure/1", "name": "API bench", "custom_fields": []}
 JSON
+sed 's/API bench/API bench (raw twin)/' "$work/api.json" > "$work/raw.json"
 apidb=$("$bin" database create --structure "$work/api.json")
-rawdb=$("$bin" database create --structure "$work/api.json" | tail -1)
+rawdb=$("$bin" database create --structure "$work/raw.json")
 for d in "$apidb" "$rawdb"; do
   q "INSERT INTO database_resources (database_id, resource_id) VALUES ($d, $rid)" >/dev/null
   q "INSERT INTO profiles_$d (profile_id, email, status, range_bucket, created_at, updated_at, last_interaction_at)

@@ -101,7 +101,10 @@ final class RunningRoster {
     var appAddress: String { unixSocket ? "unix:" + socketPath : "127.0.0.1:\(appPort)" }
     let appOutput: URL
 
-    init() throws {
+    enum Store { case fromEnvironment, sqlite }
+
+    /// `store`: the suite's store (ROSTER_TEST_STORE), or SQLite whatever the suite runs on.
+    init(store: Store = .fromEnvironment) throws {
         binary = repositoryRoot.appendingPathComponent(".build/release/roster").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw HarnessError(description: "\(binary) is missing: run `make test`, which builds the release binary first")
@@ -113,7 +116,7 @@ final class RunningRoster {
         appOutput = folder.appendingPathComponent("app.log")
         FileManager.default.createFile(atPath: appOutput.path, contents: nil)
         let env = ProcessInfo.processInfo.environment
-        if env["ROSTER_TEST_STORE"] == "postgres" {
+        if store == .fromEnvironment, env["ROSTER_TEST_STORE"] == "postgres" {
             guard let cluster = env["ROSTER_TEST_POSTGRES_URL"], !cluster.isEmpty else {
                 throw HarnessError(description: "ROSTER_TEST_STORE=postgres needs ROSTER_TEST_POSTGRES_URL (make test starts a cluster)")
             }
