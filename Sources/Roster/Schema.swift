@@ -570,12 +570,41 @@ public enum Schema {
             ALTER TABLE tasks ADD COLUMN lease_owner text;
             ALTER TABLE tasks ADD COLUMN lease_until bigint;
             """),
+        Migration(version: 11, name: "approvals", sql: """
+            -- Why a task waits for a second admin, and who approved (or rejected, with the reason) and when.
+            ALTER TABLE tasks ADD COLUMN approval_reason TEXT;
+            ALTER TABLE tasks ADD COLUMN approved_by INTEGER REFERENCES users(id) ON DELETE SET NULL;
+            ALTER TABLE tasks ADD COLUMN approved_at INTEGER;
+            ALTER TABLE tasks ADD COLUMN rejected_by INTEGER REFERENCES users(id) ON DELETE SET NULL;
+            -- Settings → Approvals: one row.
+            CREATE TABLE approval_rules (
+                id               INTEGER PRIMARY KEY CHECK (id = 1),
+                delete_inactive  INTEGER NOT NULL DEFAULT 0,
+                unsubscribe      INTEGER NOT NULL DEFAULT 0,
+                over_profiles    INTEGER,
+                updated_at       INTEGER NOT NULL DEFAULT 0
+            );
+            INSERT INTO approval_rules (id) VALUES (1);
+            """, postgres: """
+            ALTER TABLE tasks ADD COLUMN approval_reason text;
+            ALTER TABLE tasks ADD COLUMN approved_by bigint REFERENCES users(id) ON DELETE SET NULL;
+            ALTER TABLE tasks ADD COLUMN approved_at bigint;
+            ALTER TABLE tasks ADD COLUMN rejected_by bigint REFERENCES users(id) ON DELETE SET NULL;
+            CREATE TABLE approval_rules (
+                id               bigint PRIMARY KEY CHECK (id = 1),
+                delete_inactive  bigint NOT NULL DEFAULT 0,
+                unsubscribe      bigint NOT NULL DEFAULT 0,
+                over_profiles    bigint,
+                updated_at       bigint NOT NULL DEFAULT 0
+            );
+            INSERT INTO approval_rules (id) VALUES (1);
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.
     public static var queries: [NamedQuery] {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
             + LoyaltyStore.queries + TaskStore.queries + TaskTargets.queries + History.queries + SegmentStore.queries + BulkStore.queries + WebhookStore.queries + APIStore.queries
-            + BackupStore.queries + OperationsStore.queries
+            + BackupStore.queries + OperationsStore.queries + ApprovalStore.queries
     }
 }

@@ -91,6 +91,8 @@ enum Routes {
             Route("GET", "/tasks/:id/failed.csv") { try ImportPages.failedRows($0, $1) },
             Route("POST", "/tasks/:id/cancel") { try TasksPage.cancel($0, $1) },
             Route("POST", "/tasks/:id/resume") { try TasksPage.resume($0, $1) },
+            Route("POST", "/tasks/:id/approve") { try TasksPage.approve($0, $1) },
+            Route("POST", "/tasks/:id/reject") { try TasksPage.reject($0, $1) },
 
             Route("GET", "/settings") { try SettingsPage.show($0, $1) },
             Route("POST", "/settings/password") { try PasswordChangeAction.run($0, $1) },
@@ -108,6 +110,7 @@ enum Routes {
             Route("POST", "/api/v1.1/profiles/events", access: .api, APIPages.sibling(.events)),
             Route("POST", "/api/v1.1/databases/list", access: .api, APIPages.sibling(.listDatabases)),
             Route("POST", "/api/v1.1/databases/fields", access: .api, APIPages.sibling(.listFields)),
+            Route("POST", "/settings/approvals") { try ApprovalRulesAction.run($0, $1) },
             Route("POST", "/settings/webhooks") { try WebhookActions.add($0, $1) },
             Route("POST", "/settings/webhooks/:id/delete") { try WebhookActions.delete($0, $1) },
         ]

@@ -79,7 +79,11 @@ enum View {
             "reasons": .list(t.details.sorted { $0.key < $1.key }.map { ["count": .string(count($0.value)), "label": .string(SkipReason.label($0.key))] }),
             "change_log": .bool(t.kind == BulkUpdateTask.kind && t.processed > 0),
             "failed_rows": .bool(t.kind == ImportProfilesTask.kind && t.failed > 0 && t.outputBytes > 0),
-            "can_cancel": .bool(t.state == .queued || t.state == .running || t.state == .interrupted),
+            "can_cancel": .bool(t.state == .queued || t.state == .running || t.state == .interrupted || t.state == .awaitingApproval),
+            "awaiting": .bool(t.state == .awaitingApproval), "approval_reason": TemplateValue(t.approvalReason),
+            "approved_by": TemplateValue(t.approvedBy.map { _ in t.approvedByEmail ?? "a deleted user" }),
+            "approved_at": .string(time(t.approvedAt)),
+            "rejected_by": TemplateValue(t.rejectedBy.map { _ in t.rejectedByEmail ?? "a deleted user" }),
         ]
     }
 

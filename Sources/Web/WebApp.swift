@@ -267,6 +267,7 @@ public struct Services: Sendable {
     public let batch: BatchAPI
     public let files: TaskFiles
     public let backups: Backups
+    public let approvals: Approvals
     public let clock: Clock
     private let housekeeping = Webhooks.TimerBox()
     private let backupTimer = Webhooks.TimerBox()
@@ -280,6 +281,7 @@ public struct Services: Sendable {
         self.webhooks = webhooks
         self.clock = clock
         self.backups = Backups(pool: apiTokens.pool, clock: clock)
+        self.approvals = Approvals(pool: apiTokens.pool, tasks: tasks, clock: clock)
         self.apiTokens = apiTokens
         self.files = files
         self.batch = BatchAPI(pool: apiTokens.pool, tokens: apiTokens, clock: clock)

@@ -338,6 +338,10 @@ case "bulk":
         let worker = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler], chunkSize: 5000)
         guard let task = try worker.runToEnd(id) else { fail("the task is gone") }
         reportTiming(since: started)
+        if task.state == .awaitingApproval {
+            say("roster: task \(id) awaits approval: \(task.approvalReason ?? "") Another admin approves it on /tasks/\(id).")
+            exit(1)
+        }
         say("roster: task \(id) \(task.state.rawValue): \(task.total) selected, \(task.updated) updated, \(task.deleted) deleted, \(task.skipped) skipped, \(task.failed) failed")
         if task.state != .done { exit(1) }
     } catch let error as ValidationError {

@@ -185,11 +185,25 @@ public final class BulkUpdates: Sendable {
                            reasons: total.reasons, sample: sample, cutoff: cutoff)
     }
 
-    /// Records the task (committed before this returns) and wakes the runner.
+    /// Records the task (committed before this returns) and wakes the runner — or, when an approval rule applies
+    /// (Settings → Approvals), records it as awaiting a second admin. Every way a bulk update is launched (the page,
+    /// the command line) comes through here, so the rules hold for all of them.
     public func start(_ request: BulkRequest, title: String, user: User) throws -> Int64 {
         try validate(request, role: user.role)
+        let rules = try pool.read { try Approvals.rules($0) }
+        var selected: Int?
+        if rules.overProfiles != nil {
+            // The same selection the task freezes when it starts, counted now.
+            selected = try pool.read { try TaskTargets.select(request.scope, now: clock.now(), $0).count }
+        }
         return try tasks.enqueue(kind: BulkUpdateTask.kind, title: title, databaseID: request.databaseID, userID: user.id,
-                                 parameters: parameters(request), segmentID: request.segmentID)
+                                 parameters: parameters(request), segmentID: request.segmentID,
+                                 awaitingApproval: rules.reason(for: request.action, selected: selected))
+    }
+
+    /// The request a bulk task was launched with (the approver's preview shows what it will do).
+    public func request(of task: TaskRecord) throws -> BulkRequest {
+        try BulkUpdateTask.request(task)
     }
 
     /// The change log of a task, as CSV written to `path` (page by page, so a million changes never sit in memory).

@@ -147,13 +147,17 @@ public final class TaskRunner: Sendable {
         try recover(autoResumeLimit: 1).held.count
     }
 
-    /// Records a task (committed when this returns) and wakes the runner.
+    /// Records a task (committed when this returns) and wakes the runner. With `awaitingApproval` (the reason an
+    /// approval rule applies) it waits for a second admin instead (`Approvals`).
     @discardableResult
-    public func enqueue(kind: String, title: String, databaseID: Int64?, userID: Int64?, parameters: [String: JSONValue], segmentID: Int64? = nil) throws -> Int64 {
+    public func enqueue(kind: String, title: String, databaseID: Int64?, userID: Int64?, parameters: [String: JSONValue],
+                        segmentID: Int64? = nil, awaitingApproval reason: String? = nil) throws -> Int64 {
         guard handlers[kind] != nil else { throw ValidationError(field: "task", "Unknown task kind \(kind).") }
         let now = clock.now()
+        let state = reason == nil ? TaskState.queued : .awaitingApproval
         let id = try pool.write { db -> Int64 in
-            try db.run(TaskStore.insert, [kind, title, databaseID, userID, JSONValue.object(parameters).canonical, now])
+            try db.run(TaskStore.insert, [kind, state.rawValue, title, databaseID, userID, JSONValue.object(parameters).canonical, now,
+                                          reason])
             let id = try db.lastInsertedID()
             if let segmentID { try db.run(TaskStore.setSegment, [segmentID, id]) }
             return id
@@ -239,6 +243,8 @@ public final class TaskRunner: Sendable {
             _ = try? pool.write { try $0.run(TaskStore.renew, [clock.now() + leaseSeconds, id, owner.text]) }
         }
         do {
+            let expired = try Approvals.expire(pool: pool, now: clock.now())
+            for id in expired { Log.info("task expired without approval", ["task": String(id)]) }
             let recovery = try recover()
             for id in recovery.resumed { Log.info("task taken over: its holder was gone", ["task": String(id)]) }
             for id in recovery.held { Log.error("task held: interrupted at the same point too often", ["task": String(id)]) }
@@ -254,7 +260,7 @@ public final class TaskRunner: Sendable {
         guard let first = try task(id) else { return nil }
         guard handlers[first.kind] != nil else { throw ValidationError(field: "task", "No handler for \(first.kind) here.") }
         queue.sync { run(id) }
-        while let task = try self.task(id), !task.state.isFinished, task.state != .interrupted {
+        while let task = try self.task(id), !task.state.isFinished, task.state != .interrupted, task.state != .awaitingApproval {
             if task.state == .queued {
                 queue.sync { run(id) }
             } else {

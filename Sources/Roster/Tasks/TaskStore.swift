@@ -2,6 +2,8 @@ import Store
 
 public enum TaskState: String, Sendable, CaseIterable {
     case queued, running, done, failed, cancelled, interrupted
+    /// Launched under an approval rule: waits for a second admin (Settings → Approvals); expires after 7 days.
+    case awaitingApproval = "awaiting_approval"
     public var isFinished: Bool { self == .done || self == .failed || self == .cancelled }
     public var label: String {
         switch self {
@@ -11,6 +13,7 @@ public enum TaskState: String, Sendable, CaseIterable {
         case .failed: return "Failed"
         case .cancelled: return "Cancelled"
         case .interrupted: return "Interrupted"
+        case .awaitingApproval: return "Awaiting approval"
         }
     }
 }
@@ -44,6 +47,13 @@ public struct TaskRecord: Sendable, Equatable {
     public let segmentID: Int64?
     /// Restarts that found this task running at the same cursor (reset when a person resumes it).
     public let interruptions: Int
+    /// Why it needed a second admin (nil: no approval rule applied).
+    public let approvalReason: String?
+    public let approvedBy: Int64?
+    public let approvedByEmail: String?
+    public let approvedAt: Int64?
+    public let rejectedBy: Int64?
+    public let rejectedByEmail: String?
 
     static func details(_ text: String?) -> [String: Int] {
         guard case .object(let o)? = JSONValue.parse(text ?? "{}") else { return [:] }
@@ -54,6 +64,12 @@ public struct TaskRecord: Sendable, Equatable {
         details = TaskRecord.details(row.string("details"))
         segmentID = row.int64("segment_id")
         interruptions = row.int("interruptions") ?? 0
+        approvalReason = row.string("approval_reason")
+        approvedBy = row.int64("approved_by")
+        approvedByEmail = row.string("approved_by_email")
+        approvedAt = row.int64("approved_at")
+        rejectedBy = row.int64("rejected_by")
+        rejectedByEmail = row.string("rejected_by_email")
         id = row.int64("id") ?? 0
         kind = row.string("kind") ?? ""
         state = TaskState(rawValue: row.string("state") ?? "") ?? .failed
@@ -92,9 +108,14 @@ public struct TaskRecord: Sendable, Equatable {
 }
 
 public enum TaskStore {
-    static let columns = "SELECT t.*, u.email AS created_by_email FROM tasks t LEFT JOIN users u ON u.id = t.created_by"
+    static let columns = """
+        SELECT t.*, u.email AS created_by_email, a.email AS approved_by_email, r.email AS rejected_by_email FROM tasks t
+        LEFT JOIN users u ON u.id = t.created_by LEFT JOIN users a ON a.id = t.approved_by LEFT JOIN users r ON r.id = t.rejected_by
+        """
+    /// State `queued`, or `awaiting_approval` with its reason when an approval rule applies.
     static let insert = NamedQuery("tasks.insert", """
-        INSERT INTO tasks (kind, state, title, database_id, created_by, parameters, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?)
+        INSERT INTO tasks (kind, state, title, database_id, created_by, parameters, created_at, approval_reason)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         """)
     static let byID = NamedQuery("tasks.byID", "\(columns) WHERE t.id = ?")
     static let recent = NamedQuery("tasks.recent", "\(columns) ORDER BY t.id DESC LIMIT ?")
@@ -122,9 +143,9 @@ public enum TaskStore {
     static let finish = NamedQuery("tasks.finish", "UPDATE tasks SET state = ?, finished_at = ?, message = CASE WHEN ? = '' THEN message ELSE ? END WHERE id = ?")
     static let requestCancel = NamedQuery("tasks.requestCancel", """
         UPDATE tasks SET cancel_requested = 1,
-            state = CASE WHEN state IN ('queued', 'interrupted') THEN 'cancelled' ELSE state END,
-            finished_at = CASE WHEN state IN ('queued', 'interrupted') THEN ? ELSE finished_at END
-        WHERE id = ? AND state IN ('queued', 'running', 'interrupted')
+            state = CASE WHEN state IN ('queued', 'interrupted', 'awaiting_approval') THEN 'cancelled' ELSE state END,
+            finished_at = CASE WHEN state IN ('queued', 'interrupted', 'awaiting_approval') THEN ? ELSE finished_at END
+        WHERE id = ? AND state IN ('queued', 'running', 'interrupted', 'awaiting_approval')
         """)
     static let cancelRequested = NamedQuery("tasks.cancelRequested", "SELECT cancel_requested FROM tasks WHERE id = ?")
     static let running = NamedQuery("tasks.running", """

@@ -14,6 +14,7 @@ enum SettingsPage {
         "webhook-added": "The webhook was added. Its signing secret is shown in the list.",
         "webhook-deleted": "The webhook was deleted.",
         "token-revoked": "The token was revoked; requests with it are refused from now on.",
+        "approvals-saved": "The approval rules were saved. They apply to bulk updates launched from now on.",
     ]
 
     struct FormState {
@@ -77,12 +78,20 @@ enum SettingsPage {
                  "error": .string(d.error), "at": .string(View.time(d.at))]
             }
         }
+        var approvals: TemplateValue = .null
+        if me.role.canManageUsers {
+            let rules = try app.services.approvals.rules()
+            let typed = state.form == "approvals" ? state.newUser["over_profiles"] : nil
+            approvals = ["delete_inactive": .bool(rules.deleteInactive), "unsubscribe": .bool(rules.unsubscribe),
+                         "over_profiles": .string(typed ?? rules.overProfiles.map(String.init) ?? "")]
+        }
         var backup: TemplateValue = .null
         if me.role.canManageUsers, let last = try app.services.backups.last() {
             backup = ["ok": .bool(last.ok), "finished": .string(View.time(last.finishedAt)), "size": .string(View.bytes(last.bytes)),
                       "kind": .string(last.scheduled ? "scheduled" : "by hand"), "path": .string(last.path), "message": .string(last.message)]
         }
         return try app.page("settings/index.html", title: "Settings", context: ctx, nav: .settings, status: status, [
+            "approvals": approvals, "approvals_error": err("approvals", "over_profiles"),
             "backup": backup, "backup_schedule": TemplateValue(app.configuration.backupSchedule),
             "webhooks": .list(webhooks), "deliveries": .list(deliveries), "webhook_error": err("webhook", "url"),
             "tokens": .list(tokens), "token_databases": .list(databaseChoices),
@@ -192,6 +201,31 @@ enum UserDeleteAction {
             return try SettingsPage.render(app, ctx, state: .init(errors: error.fieldErrors, form: "user-\(id)"), status: 422)
         }
         return Response.redirect(to: "/settings?done=user-deleted")
+    }
+}
+
+/// POST /settings/approvals: an admin sets which bulk updates need a second admin.
+enum ApprovalRulesAction {
+    static func run(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let admin = try ctx.requireAdmin()
+        let typed = (ctx.form["over_profiles"] ?? "").trimmingCharacters(in: .whitespaces)
+        var rules = ApprovalRules(deleteInactive: ctx.checkbox("delete_inactive"), unsubscribe: ctx.checkbox("unsubscribe"))
+        func refuse(_ message: String) throws -> Response {
+            try SettingsPage.render(app, ctx, state: .init(errors: ["over_profiles": message], newUser: ["over_profiles": typed],
+                                                           form: "approvals"), status: 422)
+        }
+        if !typed.isEmpty {
+            guard typed.count <= 10, let limit = Int(typed) else {
+                return try refuse("Enter a whole number of profiles, or leave it empty.")
+            }
+            rules.overProfiles = limit
+        }
+        do {
+            try app.services.approvals.save(rules, by: admin)
+        } catch let error as ValidationError {
+            return try refuse(error.fieldErrors["over_profiles"] ?? error.description)
+        }
+        return Response.redirect(to: "/settings?done=approvals-saved#approvals")
     }
 }
 

@@ -1,7 +1,8 @@
 import HTTP
 import Roster
 
-/// GET /tasks lists every task; GET /tasks/:id shows one with its progress; POST …/cancel and …/resume.
+/// GET /tasks lists every task; GET /tasks/:id shows one with its progress; POST …/cancel, …/resume, and …/approve and
+/// …/reject for a task that awaits a second admin.
 enum TasksPage {
     static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let tasks = try app.services.tasks.recent()
@@ -37,13 +38,51 @@ enum TasksPage {
     }
 
     static func detail(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        let task = try load(app, ctx)
+        try render(app, ctx, try load(app, ctx), rejectError: nil, status: 200)
+    }
+
+    static func render(_ app: WebApp, _ ctx: RequestContext, _ task: TaskRecord, rejectError: String?, status: Int) throws -> Response {
         let database = try task.databaseID.flatMap { try app.services.databases.get($0) }
-        return try app.page("tasks/show.html", title: task.title, context: ctx, nav: .tasks, [
+        // An admin who may decide sees what the task will do, counted now exactly as the launcher's preview was.
+        var preview: TemplateValue = .null
+        var previewError: TemplateValue = .null
+        if let user = ctx.user, Approvals.mayDecide(task, user: user), task.kind == BulkUpdateTask.kind {
+            do {
+                let request = try app.services.bulk.request(of: task)
+                let subscriptions: Bool
+                if case .updateSubscriptionStatus = request.action { subscriptions = true } else { subscriptions = false }
+                preview = BulkUpdatePage.previewView(try app.services.bulk.preview(request, actor: user), subscriptions: subscriptions)
+            } catch let error as ValidationError {
+                previewError = .string(error.description)
+            }
+        }
+        return try app.page("tasks/show.html", title: task.title, context: ctx, nav: .tasks, status: status, [
             "task": View.task(task),
             "database": database.map(View.database) ?? .null,
             "refresh": .bool(task.state == .queued || task.state == .running),
+            "may_decide": .bool(ctx.user.map { Approvals.mayDecide(task, user: $0) } ?? false),
+            "preview": preview, "preview_error": previewError, "reject_error": TemplateValue(rejectError),
         ])
+    }
+
+    /// POST /tasks/:id/approve: another admin lets the task run.
+    static func approve(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let user = try ctx.requireAdmin()
+        let task = try load(app, ctx)
+        do { try app.services.approvals.approve(task.id, by: user) } catch let error as ValidationError {
+            return try render(app, ctx, try load(app, ctx), rejectError: error.description, status: 422)
+        } catch is PermissionError { throw HTTPError.forbidden }
+        return Response.redirect(to: "/tasks/\(task.id)")
+    }
+
+    /// POST /tasks/:id/reject: another admin cancels the task with a reason.
+    static func reject(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let user = try ctx.requireAdmin()
+        let task = try load(app, ctx)
+        do { try app.services.approvals.reject(task.id, by: user, reason: ctx.form["reason"] ?? "") } catch let error as ValidationError {
+            return try render(app, ctx, try load(app, ctx), rejectError: error.fieldErrors["reason"] ?? error.description, status: 422)
+        } catch is PermissionError { throw HTTPError.forbidden }
+        return Response.redirect(to: "/tasks/\(task.id)")
     }
 
     static func cancel(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
