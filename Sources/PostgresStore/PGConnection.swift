@@ -128,7 +128,19 @@ public final class PGConnection {
         return entry
     }
 
+    /// Text goes to libpq as C strings, which end at the first NUL: a value holding U+0000 would be stored cut
+    /// short without a word. PostgreSQL's text cannot hold it anyway, so it is refused before anything is sent.
+    static func refuseNUL(_ values: [any SQLBindable], sql: String) throws(PostgresError) {
+        for value in values {
+            if case .text(let text) = value.sqlValue, text.utf8.contains(0) {
+                throw PostgresError(sqlState: "22021", message: "a text value contains a NUL character (U+0000), which PostgreSQL "
+                                    + "cannot store", sql: sql)
+            }
+        }
+    }
+
     private func run(statement sql: String, _ values: [any SQLBindable], prepared: Bool) throws(PostgresError) -> OpaquePointer? {
+        try Self.refuseNUL(values, sql: sql)
         let result: OpaquePointer?
         if prepared {
             let statement = try statement(sql)
@@ -208,6 +220,7 @@ public final class PGConnection {
     /// million profiles never holds them all. `body` may run other statements on this connection between rows.
     /// Outside a transaction, one is opened for the cursor's life (a cursor lives in one).
     public func forEach(_ sql: String, _ values: [any SQLBindable], _ body: (Row) throws -> Void) throws {
+        try Self.refuseNUL(values, sql: sql)
         let opened = !isInTransaction
         if opened { try execute("BEGIN") }
         do {

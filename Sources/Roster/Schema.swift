@@ -571,7 +571,9 @@ public enum Schema {
             ALTER TABLE tasks ADD COLUMN lease_until bigint;
             """),
         Migration(version: 11, name: "approvals", sql: """
-            -- Why a task waits for a second admin, and who approved (or rejected, with the reason) and when.
+            -- A task awaiting a second admin is queued with approval_pending = 1 (the runner takes only 0): the
+            -- state column's CHECK stays as it is. Why it waits, and who approved (or rejected) it and when.
+            ALTER TABLE tasks ADD COLUMN approval_pending INTEGER NOT NULL DEFAULT 0;
             ALTER TABLE tasks ADD COLUMN approval_reason TEXT;
             ALTER TABLE tasks ADD COLUMN approved_by INTEGER REFERENCES users(id) ON DELETE SET NULL;
             ALTER TABLE tasks ADD COLUMN approved_at INTEGER;
@@ -586,6 +588,7 @@ public enum Schema {
             );
             INSERT INTO approval_rules (id) VALUES (1);
             """, postgres: """
+            ALTER TABLE tasks ADD COLUMN approval_pending bigint NOT NULL DEFAULT 0;
             ALTER TABLE tasks ADD COLUMN approval_reason text;
             ALTER TABLE tasks ADD COLUMN approved_by bigint REFERENCES users(id) ON DELETE SET NULL;
             ALTER TABLE tasks ADD COLUMN approved_at bigint;

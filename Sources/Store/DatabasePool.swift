@@ -54,12 +54,20 @@ public final class DatabasePool: @unchecked Sendable {
         }
     }
 
-    /// `postgres://user:secret@host/db` → `postgres://user@host/db`, for logs and pages.
+    /// `postgres://user:secret@host/db?password=secret` → `postgres://user@host/db`, for logs and pages: the
+    /// password goes wherever libpq's URL can carry it (the user info, or a `password` / `sslpassword` parameter).
     public static func withoutPassword(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@") else { return url }
-        let credentials = url[scheme.upperBound..<at]
-        guard let colon = credentials.firstIndex(of: ":") else { return url }
-        return String(url[..<colon]) + String(url[at...])
+        var text = url
+        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
+           let colon = text[scheme.upperBound..<at].firstIndex(of: ":") {
+            text = String(text[..<colon]) + String(text[at...])
+        }
+        guard let question = text.firstIndex(of: "?") else { return text }
+        let kept = text[text.index(after: question)...].split(separator: "&").filter { pair in
+            let key = pair.split(separator: "=", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+            return key != "password" && key != "sslpassword"
+        }
+        return String(text[..<question]) + (kept.isEmpty ? "" : "?" + kept.joined(separator: "&"))
     }
 
     /// Runs `body` in a write transaction; commits when it returns, rolls back when it throws.

@@ -76,4 +76,10 @@ public protocol StoreFailure: Error {
     var message: String { get }
     /// The statement that failed, when there was one.
     var sql: String? { get }
+    /// The connection to the store failed (a server restart, a network cut): the work itself may be fine.
+    var isConnectionFailure: Bool { get }
+}
+
+extension StoreFailure {
+    public var isConnectionFailure: Bool { false }
 }

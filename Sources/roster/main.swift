@@ -111,6 +111,10 @@ func readPasswordFromStdin() -> String {
 switch args.first {
 case "serve":
     // One server per data folder; a restore waits for it to stop. Held until the process ends.
+    // Refused before anything starts (no task is claimed by a server that is about to stop).
+    if !config.backupDirectory.isEmpty && config.usesPostgres {
+        fail("ROSTER_BACKUP_DIR copies the SQLite file; on PostgreSQL, back up with pg_dump or a replica (docs/scale-out.md)", code: 2)
+    }
     let dataLock = lockDataFolder { "another roster serve (pid \($0)) is running on \(config.dataDirectory)" }
     Log.enable()
     let pool = openPool()
@@ -136,9 +140,6 @@ case "serve":
     services.webhooks.start()
     var webConfig = WebConfiguration()
     webConfig.forceSecureCookies = config.secureCookies
-    if !config.backupDirectory.isEmpty && config.usesPostgres {
-        fail("ROSTER_BACKUP_DIR copies the SQLite file; on PostgreSQL, back up with pg_dump or a replica (docs/scale-out.md)", code: 2)
-    }
     if !config.backupDirectory.isEmpty {
         webConfig.backupSchedule = "A backup is taken every day at \(config.backupHour):00 UTC into \(config.backupDirectory); "
             + "the newest \(config.backupKeep) are kept."

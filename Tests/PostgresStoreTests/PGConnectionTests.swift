@@ -39,6 +39,19 @@ final class PGConnectionTests: XCTestCase {
         XCTAssertEqual(try db.scalar("SELECT sum(i) FROM t WHERE i > 0"), .integer(Int64.max), "SUM of bigints is numeric")
     }
 
+    // libpq takes text as C strings: a value holding U+0000 would be stored cut short. It is refused instead, before
+    // anything is sent, so the transaction around it goes on.
+    func testTextWithANULIsRefusedNotCutShort() throws {
+        try db.execute("CREATE TABLE t (s text)")
+        try db.inTransaction { db in
+            XCTAssertThrowsError(try db.run("INSERT INTO t VALUES (?)", ["ab\u{0}cd"])) { error in
+                XCTAssertEqual((error as? PostgresError)?.sqlState, "22021")
+            }
+            try db.run("INSERT INTO t VALUES (?)", ["fine"])
+        }
+        XCTAssertEqual(try db.query("SELECT s FROM t").map { $0.values }, [[.text("fine")]])
+    }
+
     func testRunCountsChangedRows() throws {
         try db.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
         for id in 1...5 { try db.run("INSERT INTO t (id, v) VALUES (?, ?)", [id, "x"]) }

@@ -17,9 +17,9 @@ final class TaskLeaseTests: XCTestCase {
 
     struct Counter: TaskHandler {
         let seen: Tally
-        let onSurvey: @Sendable () -> Void
+        let onSurvey: @Sendable () throws -> Void
         var preferredChunkSize: Int? { 1 }
-        func survey(_ task: TaskRecord) throws -> [String: JSONValue] { onSurvey(); return [:] }
+        func survey(_ task: TaskRecord) throws -> [String: JSONValue] { try onSurvey(); return [:] }
         func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) { (5, [:]) }
         func runChunk(_ task: TaskRecord, limit: Int, _ db: Connection) throws -> ChunkOutcome {
             let item = task.cursor + 1
@@ -36,11 +36,11 @@ final class TaskLeaseTests: XCTestCase {
         let pool: DatabasePool
         let now = Mutex<Int64>(1_800_000_000)
         let seen = Tally()
-        var onSurvey: @Sendable () -> Void = {}
+        var onSurvey: @Sendable () throws -> Void = {}
         init() throws { pool = try makePool() }
         var clock: Clock { Clock { [self] in now.withLock { $0 } } }
         func runner() -> TaskRunner {
-            TaskRunner(pool: pool, handlers: ["count": Counter(seen: seen, onSurvey: { [self] in onSurvey() })], clock: clock,
+            TaskRunner(pool: pool, handlers: ["count": Counter(seen: seen, onSurvey: { [self] in try onSurvey() })], clock: clock,
                        chunkSize: 1, leaseSeconds: 60)
         }
         func advance(_ seconds: Int64) { now.withLock { $0 += seconds } }
@@ -169,5 +169,41 @@ final class TaskLeaseTests: XCTestCase {
         let runner = s.runner()
         runner.runUntilIdle()
         XCTAssertEqual(try runner.task(foreign)?.state, .queued)
+    }
+
+    // A cancel asked while the task ran, then its host died: the task ends cancelled, not resumed.
+    func testACancelAskedBeforeTheHolderDiedEndsCancelled() throws {
+        let s = try Setup()
+        let now = s.now.withLock { $0 }
+        let id = try heldTask(s, holder: "other-host/4242/abcd1234", until: now + 60)
+        let runner = s.runner()
+        try runner.cancel(id)
+        XCTAssertEqual(try runner.task(id)?.state, .running, "its holder stops it after its chunk")
+        s.advance(61)   // …but the holder is gone
+        try runner.recover()
+        XCTAssertEqual(try runner.task(id)?.state, .cancelled)
+        runner.runUntilIdle()
+        XCTAssertEqual(s.seen.withLock { $0 }, [1: 1, 2: 1], "nothing ran after the cancel")
+    }
+
+    // A runner that lost its lease and then meets an error does not end the task: the task is the new holder's.
+    func testARunnerThatLostItsLeaseDoesNotFailTheTask() throws {
+        let s = try Setup()
+        let recorder = s.runner()
+        recorder.stop()
+        let id = try recorder.enqueue(kind: "count", title: "count", databaseID: nil, userID: nil, parameters: [:])
+        let worker = s.runner()
+        let rival = s.runner()
+        s.onSurvey = { [s] in
+            s.advance(100)
+            _ = try? rival.recover()
+            s.onSurvey = {}
+            throw ValidationError(field: "x", "the survey failed after the lease ran out")
+        }
+        worker.runUntilIdle()
+        let task = try XCTUnwrap(worker.task(id))
+        XCTAssertNotEqual(task.state, .failed, task.message)
+        XCTAssertEqual(task.state, .done, "taken over (by the rival's recovery) and run to its end")
+        XCTAssertEqual(s.seen.withLock { $0 }, [1: 1, 2: 1, 3: 1, 4: 1, 5: 1])
     }
 }

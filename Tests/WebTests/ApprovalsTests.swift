@@ -25,9 +25,16 @@ final class ApprovalsTests: XCTestCase {
         init() throws {
             let now = Time()
             self.now = now
-            (app, _) = try makeApp(clock: Clock { now.withLock { $0 } })
+            let (app, _) = try makeApp(clock: Clock { now.withLock { $0 } })
+            self.app = app
             app.services.tasks.stop()   // the test runs tasks itself (runUntilIdle on a stopped runner does nothing)
             let accounts = app.services.accounts
+            // Ten profiles created long ago with no interaction since: delete inactive takes them all.
+            let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
+            for i in 0..<10 {
+                _ = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "p\(i)@x.io"]), actor: nil)
+            }
+            now.withLock { $0 = 1_790_000_000 }
             var browsers: [Browser] = []
             for (email, role) in [("ann@example.com", Role.admin), ("bob@example.com", .admin), ("ed@example.com", .editor),
                                   ("vic@example.com", .viewer)] {
@@ -37,12 +44,7 @@ final class ApprovalsTests: XCTestCase {
                 browsers.append(b)
             }
             (first, second, editor, viewer) = (browsers[0], browsers[1], browsers[2], browsers[3])
-            // Ten profiles created long ago with no interaction since: delete inactive takes them all.
-            db = try app.services.databases.create(DatabaseInput(name: "Shop"))
-            for i in 0..<10 {
-                _ = try app.services.profiles.create(databaseID: db.id, ProfileInput(values: ["email": "p\(i)@x.io"]), actor: nil)
-            }
-            now.withLock { $0 = 1_790_000_000 }
+            self.db = db
         }
 
         /// A runner of its own runs whatever is queued (the app's runner is stopped).
@@ -67,12 +69,19 @@ final class ApprovalsTests: XCTestCase {
         }
 
         func task(_ id: Int64) throws -> TaskRecord { try XCTUnwrap(app.services.tasks.task(id)) }
+
+        /// A browser signed in now (sessions end after 7 days, and the tests move the clock past that).
+        func signedIn(_ email: String) -> Browser {
+            let b = Browser(app)
+            precondition(b.login(email, "password for \(email)").status == 303)
+            return b
+        }
     }
 
     func testADeletionWaitsForASecondAdminWhoSeesThePreviewAndApproves() throws {
         let s = try Setup()
         XCTAssertEqual(s.saveRules(s.first, [("delete_inactive", "1")]).status, 303)
-        let id = try s.launch(s.first, [("bulk_action", "delete_inactive")])
+        let id = try s.launch(s.first, [("bulk_action", "delete_inactive")], limit: "100")
         XCTAssertEqual(try s.task(id).state, .awaitingApproval)
         s.runTasks()
         XCTAssertEqual(try s.profiles(), 10, "nothing is deleted before approval")
@@ -107,7 +116,7 @@ final class ApprovalsTests: XCTestCase {
     func testARejectedTaskChangesNothingAndSaysWhy() throws {
         let s = try Setup()
         _ = s.saveRules(s.first, [("unsubscribe", "1")])
-        let id = try s.launch(s.first, [("bulk_action", "unsubscribe")])
+        let id = try s.launch(s.first, [("bulk_action", "unsubscribe")], limit: "100")
         XCTAssertEqual(try s.task(id).state, .awaitingApproval)
         let empty = s.second.post("/tasks/\(id)/reject", [("csrf_token", s.second.csrfToken), ("reason", "  ")])
         XCTAssertEqual(empty.status, 422)
@@ -128,12 +137,24 @@ final class ApprovalsTests: XCTestCase {
     func testATaskNotApprovedWithinSevenDaysExpiresAndChangesNothing() throws {
         let s = try Setup()
         _ = s.saveRules(s.first, [("delete_inactive", "1")])
-        let id = try s.launch(s.first, [("bulk_action", "delete_inactive")])
+        let id = try s.launch(s.first, [("bulk_action", "delete_inactive")], limit: "100")
+        // The server's runner polls every 2 s; one poll is played here.
+        let server = TaskRunner(pool: s.app.services.pool, handlers: [BulkUpdateTask.kind: BulkUpdateTask(clock: s.app.services.clock)],
+                                clock: s.app.services.clock)
         s.now.withLock { $0 += 7 * 86_400 - 1 }
-        s.app.services.tasks.poll()
+        server.poll()
         XCTAssertEqual(try s.task(id).state, .awaitingApproval, "within 7 days it still waits")
         s.now.withLock { $0 += 2 }
-        XCTAssertEqual(s.second.post("/tasks/\(id)/approve", [("csrf_token", s.second.csrfToken)]).status, 422, "too late to approve")
+        server.poll()
+        XCTAssertEqual(try s.task(id).state, .cancelled, "expired by the poll")
+        let bob = s.signedIn("bob@example.com")
+        XCTAssertEqual(bob.post("/tasks/\(id)/approve", [("csrf_token", bob.csrfToken)]).status, 422, "too late to approve")
+        // Expired when someone tries to approve it, even before a poll.
+        let other = try s.launch(s.signedIn("ann@example.com"), [("bulk_action", "delete_inactive")], limit: "100")
+        s.now.withLock { $0 += 7 * 86_400 + 1 }
+        let later = s.signedIn("bob@example.com")
+        XCTAssertEqual(later.post("/tasks/\(other)/approve", [("csrf_token", later.csrfToken)]).status, 422)
+        XCTAssertEqual(try s.task(other).state, .cancelled)
         let task = try s.task(id)
         XCTAssertEqual(task.state, .cancelled)
         XCTAssertTrue(task.message.contains("Expired"), task.message)

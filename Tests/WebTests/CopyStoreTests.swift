@@ -104,4 +104,39 @@ final class CopyStoreTests: XCTestCase {
         let highest = try sqlite.read { try $0.scalar("SELECT MAX(id) FROM profiles_\(db.id)").int64 } ?? 0
         XCTAssertGreaterThan(created.rowID, highest)
     }
+
+    // A SQLite value PostgreSQL's text cannot hold (U+0000, written behind Roster's back) stops the copy with the
+    // table and column named, and nothing is kept; wide tables (hundreds of custom fields) stay under PostgreSQL's
+    // 65,535 parameters per statement; the PostgreSQL URL is shown without its password wherever it is written.
+    func testWideTablesCopyAndAValuePostgreSQLCannotHoldStopsTheCopy() throws {
+        Secrets.initialize()
+        guard (try? PostgresTestDatabase.clusterURL()) != nil else { throw XCTSkip("no PostgreSQL test cluster") }
+        let dir = try temporaryFolder("roster-copy-wide")
+        let sqlite = try DatabasePool(path: dir.appendingPathComponent("roster.sqlite").path, migrations: Schema.migrations,
+                                      queries: Schema.queries)
+        let databases = Databases(pool: sqlite)
+        let db = try databases.create(DatabaseInput(name: "Wide"))
+        for i in 0..<320 { _ = try databases.addField(to: db.id, FieldInput(name: "f\(i)", type: "line")) }
+        let profiles = Profiles(pool: sqlite)
+        for i in 0..<210 {
+            _ = try profiles.create(databaseID: db.id, ProfileInput(values: ["email": "w\(i)@x.io", "f7": "seven \(i)"]), actor: nil)
+        }
+        let first = try PostgresTestDatabase(), second = try PostgresTestDatabase()   // kept until the test ends
+        let target = try DatabasePool(postgresURL: first.url, migrations: Schema.migrations, queries: Schema.queries)
+        let report = try CopyStore.copy(from: sqlite, to: target)
+        XCTAssertEqual(report.tables.first { $0.name == "profiles_\(db.id)" }?.rows, 210)
+
+        try sqlite.write { try $0.run("UPDATE profiles_\(db.id) SET s_fname = ? WHERE email = 'w3@x.io'", ["ab\u{0}cd"]) }
+        let refused = try DatabasePool(postgresURL: second.url, migrations: Schema.migrations, queries: Schema.queries)
+        XCTAssertThrowsError(try CopyStore.copy(from: sqlite, to: refused)) { error in
+            XCTAssertTrue("\(error)".contains("profiles_\(db.id).s_fname"), "\(error)")
+        }
+        XCTAssertEqual(try refused.read { try $0.scalar("SELECT COUNT(*) FROM users").int }, 0)
+        XCTAssertEqual(try refused.read { try $0.scalar("SELECT COUNT(*) FROM databases").int }, 0, "nothing was kept")
+
+        XCTAssertEqual(DatabasePool.withoutPassword("postgres://ann:s3cret@db.internal:5432/roster?sslmode=require&password=x"),
+                       "postgres://ann@db.internal:5432/roster?sslmode=require")
+        XCTAssertEqual(DatabasePool.withoutPassword("postgresql:///roster?host=/run/pg&PASSWORD=x&sslpassword=y"),
+                       "postgresql:///roster?host=/run/pg")
+    }
 }

@@ -513,6 +513,25 @@ final class EveryWayInDefectTests: XCTestCase {
         XCTAssertEqual(again.response.bodyText, a.response.bodyText)
     }
 
+    // MARK: - 14b. A NUL character in a value (PostgreSQL's text cannot hold it; SQLite tools cut it short)
+
+    func testANULCharacterInAFieldValueIsRefusedThroughTheFormAndTheAPI() throws {
+        let (b, app, admin) = try start(.admin)
+        let db = try app.services.databases.create(DatabaseInput(name: "Shop"))
+        _ = try app.services.databases.addField(to: db.id, FieldInput(name: "note", type: "line"))
+        let t = try token(app, admin, db)
+        let viaAPI = api(app, "add_batch", #"{"token": "\#(t)", "db_id": \#(db.id), "data": [{"email": "nul@x.io", "note": "a\u0000b"}]}"#)
+        XCTAssertEqual(viaAPI.status, 200)
+        XCTAssertTrue(viaAPI.response.bodyText.contains("NUL"), viaAPI.response.bodyText)
+        XCTAssertNil(try profile(app, db, "nul@x.io"), "the item was refused")
+        let form = b.get("/databases/\(db.id)/profiles/new")
+        let posted = b.post("/databases/\(db.id)/profiles", [("csrf_token", Browser.csrf(in: form)), ("f_email", "nul2@x.io"),
+                                                              ("f__fname", "Zo\u{0}e")])
+        XCTAssertEqual(posted.status, 422, posted.bodyText)
+        XCTAssertTrue(posted.bodyText.contains("NUL"), posted.bodyText)
+        XCTAssertNil(try profile(app, db, "nul2@x.io"))
+    }
+
     // MARK: - 15. An editor cannot resume an admin-only task
 
     func testEditorCannotResumeAnInterruptedDeletion() throws {

@@ -35,17 +35,17 @@ enum ApprovalStore {
         UPDATE approval_rules SET delete_inactive = ?, unsubscribe = ?, over_profiles = ?, updated_at = ? WHERE id = 1
         """)
     static let approve = NamedQuery("approvals.approve", """
-        UPDATE tasks SET state = 'queued', approved_by = ?, approved_at = ? WHERE id = ? AND state = 'awaiting_approval'
+        UPDATE tasks SET approval_pending = 0, approved_by = ?, approved_at = ? WHERE id = ? AND state = 'queued' AND approval_pending = 1
         """)
     static let reject = NamedQuery("approvals.reject", """
         UPDATE tasks SET state = 'cancelled', rejected_by = ?, finished_at = ?, message = ?
-        WHERE id = ? AND state = 'awaiting_approval'
+        WHERE id = ? AND state = 'queued' AND approval_pending = 1
         """)
     static let expiring = NamedQuery("approvals.expiring", """
-        SELECT id FROM tasks WHERE state = 'awaiting_approval' AND created_at < ?
+        SELECT id FROM tasks WHERE state = 'queued' AND approval_pending = 1 AND created_at < ?
         """)
     static let expire = NamedQuery("approvals.expire", """
-        UPDATE tasks SET state = 'cancelled', finished_at = ?, message = ? WHERE id = ? AND state = 'awaiting_approval'
+        UPDATE tasks SET state = 'cancelled', finished_at = ?, message = ? WHERE id = ? AND state = 'queued' AND approval_pending = 1
         """)
     static var queries: [NamedQuery] { [rules, save, approve, reject, expiring, expire] }
 }

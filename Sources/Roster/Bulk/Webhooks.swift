@@ -47,7 +47,10 @@ enum WebhookStore {
     static let delete = NamedQuery("webhooks.delete", "DELETE FROM webhooks WHERE id = ?")
     static let due = NamedQuery("webhooks.due", "SELECT *, 0 AS pending FROM webhooks WHERE active = 1 AND next_attempt_at <= ? ORDER BY id")
     static let events = NamedQuery("webhooks.events", "SELECT * FROM trigger_events WHERE id > ? ORDER BY id LIMIT ?")
-    static let delivered = NamedQuery("webhooks.delivered", "UPDATE webhooks SET cursor = ?, failures = 0, next_attempt_at = 0 WHERE id = ? AND cursor < ?")
+    /// The cursor only moves forward; the claim is released in any case.
+    static let delivered = NamedQuery("webhooks.delivered", """
+        UPDATE webhooks SET cursor = CASE WHEN cursor < ? THEN ? ELSE cursor END, failures = 0, next_attempt_at = 0 WHERE id = ?
+        """)
     /// A host takes a due webhook's next batch for `claimSeconds` (its send times out well before): on several
     /// hosts, each batch goes out from one of them. A host that dies meanwhile leaves it due again afterwards.
     static let claim = NamedQuery("webhooks.claim", """
@@ -141,10 +144,11 @@ public final class Webhooks: Sendable {
     /// Sends one batch to every webhook that is due; returns how many batches were accepted.
     @discardableResult
     public func deliverDue() -> Int {
-        let now = clock.now()
-        guard let hooks = try? pool.read({ try $0.query(WebhookStore.due, [now]).map(Webhook.init(row:)) }) else { return 0 }
+        guard let hooks = try? pool.read({ try $0.query(WebhookStore.due, [clock.now()]).map(Webhook.init(row:)) }) else { return 0 }
         var accepted = 0
         for hook in hooks {
+            // Each send may take up to 15 s: every claim, log line and backoff reads the clock afresh.
+            let now = clock.now()
             // Nothing waiting: no claim (and no write) at all.
             guard let waiting = try? pool.read({ try $0.query(WebhookStore.events, [hook.cursor, 1]) }), !waiting.isEmpty else { continue }
             // The cursor as of the claim: another host may have sent a batch since the list was read.
@@ -167,13 +171,14 @@ public final class Webhooks: Sendable {
             let ok = status.map { (200..<300).contains($0) } ?? false
             let first = events.first?.int64("id") ?? 0
             let lastID = last.int64("id") ?? 0
+            let answered = clock.now()   // the backoff counts from the answer, not from the claim
             try? pool.write { db in
-                try db.run(WebhookStore.log, [hook.id, first, lastID, events.count, hook.failures + 1, status, error, now])
+                try db.run(WebhookStore.log, [hook.id, first, lastID, events.count, hook.failures + 1, status, error, answered])
                 if ok {
-                    try db.run(WebhookStore.delivered, [lastID, hook.id, lastID])
+                    try db.run(WebhookStore.delivered, [lastID, lastID, hook.id])
                 } else {
                     let backoff = min(3600, 5 << min(hook.failures, 10))
-                    try db.run(WebhookStore.failed, [now + Int64(backoff), hook.id])
+                    try db.run(WebhookStore.failed, [answered + Int64(backoff), hook.id])
                 }
             }
             if ok { accepted += 1 }

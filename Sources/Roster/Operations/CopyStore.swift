@@ -22,7 +22,7 @@ public enum CopyStore {
 
     /// Tables that belong to one profile database (`profiles_12`): made on the target by the domain's own DDL.
     static let perDatabasePrefixes: Set<String> = ["profiles", "history", "subscriptions", "relations", "segment_members"]
-    /// Rows per INSERT statement.
+    /// Rows per INSERT statement, at most (fewer for wide tables: PostgreSQL takes at most 65,535 parameters).
     static let batch = 200
 
     static let sourceTables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid"
@@ -62,6 +62,8 @@ public enum CopyStore {
                     }
                     // Made by the first migration on both sides: the target's rows are its own.
                     if table == "schema_migrations" { continue }
+                    // Rows a migration seeded on the target (settings rows) give way to the source's.
+                    try dst.execute("DELETE FROM \(table)")
                     let rows = try copyTable(table, src, dst)
                     report.tables.append((table, rows))
                     progress(table, rows)
@@ -132,6 +134,7 @@ public enum CopyStore {
             let one = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
             return "INSERT INTO \(table) (\(list)) VALUES " + Array(repeating: one, count: rows).joined(separator: ", ")
         }
+        let batch = max(1, min(CopyStore.batch, 65_535 / columns.count))
         let full = try dst.prepare(insert(batch))
         var pending: [SQLValue] = []
         var pendingRows = 0
@@ -161,6 +164,10 @@ public enum CopyStore {
         }
         switch (type, value) {
         case (_, .null): return .null
+        // PostgreSQL's text cannot hold U+0000 (libpq would cut the value there): refused rather than shortened.
+        case (_, .text(let t)) where t.utf8.contains(0):
+            throw Failure(description: "\(table).\(column): a value contains a NUL character, which PostgreSQL's text cannot hold; "
+                          + "remove it in SQLite first")
         case ("bigint", .integer), ("integer", .integer), ("double precision", .real), ("text", .text), ("bytea", .blob):
             return value
         case ("bigint", .real(let d)), ("integer", .real(let d)):

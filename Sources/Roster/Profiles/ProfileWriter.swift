@@ -171,6 +171,20 @@ public struct ProfileWriter {
         let parseText: (String) -> Result<SQLValue, FieldValueError>
         let parseJSON: (JSONValue) -> Result<SQLValue, FieldValueError>
         let isEmail: Bool
+
+        /// The value judged by its field, typed text or JSON, from any way in. A NUL character (U+0000) is refused for
+        /// every field: PostgreSQL's text cannot hold it, and SQLite would keep a value other tools cut short.
+        func judge(_ input: FieldValueInput) -> Result<SQLValue, FieldValueError> {
+            let result: Result<SQLValue, FieldValueError>
+            switch input {
+            case .text(let t): result = parseText(t)
+            case .json(let v): result = parseJSON(v)
+            }
+            if case .success(.text(let stored)) = result, stored.utf8.contains(0) {
+                return .failure(FieldValueError("contains a NUL character (U+0000), which cannot be stored"))
+            }
+            return result
+        }
     }
 
 
@@ -226,12 +240,7 @@ public struct ProfileWriter {
                 judged.errors[key] = "\(key) is not a field of this database."
                 continue
             }
-            let result: Result<SQLValue, FieldValueError>
-            switch input {
-            case .text(let t): result = ref.parseText(t)
-            case .json(let v): result = ref.parseJSON(v)
-            }
-            switch result {
+            switch ref.judge(input) {
             case .success(let value):
                 judged.values[ref.column] = value
                 judged.keys[ref.column] = ref.key
@@ -248,12 +257,7 @@ public struct ProfileWriter {
         guard let ref = refs.first(where: { $0.key == key }) else {
             throw ValidationError(field: key, "\(key) is not a field of this database.")
         }
-        let result: Result<SQLValue, FieldValueError>
-        switch input {
-        case .text(let t): result = ref.parseText(t)
-        case .json(let v): result = ref.parseJSON(v)
-        }
-        switch result {
+        switch ref.judge(input) {
         case .failure(let e): throw ValidationError(field: key, "\(ref.label) \(e.reason).")
         case .success(let value):
             if value == .null && ref.required { throw ValidationError(field: key, "\(ref.label) is required.") }

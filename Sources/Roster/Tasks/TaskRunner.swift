@@ -120,6 +120,11 @@ public final class TaskRunner: Sendable {
             for row in abandoned(try db.query(TaskStore.running)) {
                 guard let id = row.int64("id") else { continue }
                 let holder = row.string("lease_owner")
+                // A person asked to cancel it before its holder went: it ends cancelled, not resumed.
+                if row.bool("cancel_requested") {
+                    if try db.run(TaskStore.cancelAbandoned, [clock.now(), id, holder]) == 1 { try TaskTargets.drop(taskID: id, db) }
+                    continue
+                }
                 let cursor = row.int64("cursor") ?? 0
                 let sameCursor = row.int64("interrupted_cursor") == cursor
                 let count = sameCursor ? (row.int("interruptions") ?? 0) + 1 : 1
@@ -154,9 +159,8 @@ public final class TaskRunner: Sendable {
                         segmentID: Int64? = nil, awaitingApproval reason: String? = nil) throws -> Int64 {
         guard handlers[kind] != nil else { throw ValidationError(field: "task", "Unknown task kind \(kind).") }
         let now = clock.now()
-        let state = reason == nil ? TaskState.queued : .awaitingApproval
         let id = try pool.write { db -> Int64 in
-            try db.run(TaskStore.insert, [kind, state.rawValue, title, databaseID, userID, JSONValue.object(parameters).canonical, now,
+            try db.run(TaskStore.insert, [kind, title, databaseID, userID, JSONValue.object(parameters).canonical, now, reason != nil,
                                           reason])
             let id = try db.lastInsertedID()
             if let segmentID { try db.run(TaskStore.setSegment, [segmentID, id]) }
@@ -235,13 +239,18 @@ public final class TaskRunner: Sendable {
         heartbeat.replace(with: source)
     }
 
-    /// One round of `startPolling`'s duty.
-    public func poll() {
-        guard !stopping.load(ordering: .relaxed) else { return }
+    /// Renews the lease of the task this runner works on, if any.
+    private func renewWorking() {
         let id = working.load(ordering: .relaxed)
         if id != 0 {
             _ = try? pool.write { try $0.run(TaskStore.renew, [clock.now() + leaseSeconds, id, owner.text]) }
         }
+    }
+
+    /// One round of `startPolling`'s duty.
+    public func poll() {
+        guard !stopping.load(ordering: .relaxed) else { return }
+        renewWorking()
         do {
             let expired = try Approvals.expire(pool: pool, now: clock.now())
             for id in expired { Log.info("task expired without approval", ["task": String(id)]) }
@@ -259,6 +268,15 @@ public final class TaskRunner: Sendable {
     public func runToEnd(_ id: Int64, wait: Double = 0.2) throws -> TaskRecord? {
         guard let first = try task(id) else { return nil }
         guard handlers[first.kind] != nil else { throw ValidationError(field: "task", "No handler for \(first.kind) here.") }
+        // The lease of the task at hand is renewed while it runs here (a server polling the same store would
+        // otherwise take it over during a long survey); nothing else is taken or woken.
+        let beat = DispatchSource.makeTimerSource(queue: heartbeatQueue)
+        let interval = max(0.05, min(2, Double(leaseSeconds) / 3))
+        beat.schedule(deadline: .now() + interval, repeating: interval)
+        beat.setEventHandler { [self] in renewWorking() }
+        beat.resume()
+        heartbeat.replace(with: beat)
+        defer { heartbeat.replace(with: nil) }
         queue.sync { run(id) }
         while let task = try self.task(id), !task.state.isFinished, task.state != .interrupted, task.state != .awaitingApproval {
             if task.state == .queued {
@@ -317,13 +335,14 @@ public final class TaskRunner: Sendable {
     }
 
     private func run(_ id: Int64) {
+        var claimed = false
         do {
             guard var task = try self.task(id), let handler = handlers[task.kind] else { return }
             activity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
             // Running from here on, committed before any work: a crash in the survey or the prepare below is an
             // interruption at cursor 0, counted like any other (so it cannot crash-loop the server either).
-            let claimed = try pool.write { try $0.run(TaskStore.start, [owner.text, clock.now() + leaseSeconds, id]) }
-            guard claimed == 1 else { return }
+            claimed = try pool.write { try $0.run(TaskStore.start, [owner.text, clock.now() + leaseSeconds, id]) } == 1
+            guard claimed else { return }
             working.store(id, ordering: .relaxed)
             defer { working.store(0, ordering: .relaxed) }
             guard let claimedTask = try self.task(id) else { return }
@@ -343,6 +362,8 @@ public final class TaskRunner: Sendable {
                     for (k, v) in prepared.parameters { parameters[k] = v }
                     try db.run(TaskStore.prepared, [prepared.total, JSONValue.object(parameters).canonical, id])
                 }
+                // Renewed again as the prepare commits: a long prepare must not hand the task over as it ends.
+                try db.run(TaskStore.renew, [clock.now() + leaseSeconds, id, owner.text])
                 return true
             }
             guard holding else { return }
@@ -390,16 +411,26 @@ public final class TaskRunner: Sendable {
                 if pauseMilliseconds > 0 { usleep(useconds_t(pauseMilliseconds * 1000)) }
             }
         } catch {
+            // Not claimed: the task is another runner's (or still queued). A lost connection to the store says
+            // nothing about the task: it stays held until the lease runs out, then it is taken over.
+            guard claimed else { return }
+            if let failure = error as? any StoreFailure, failure.isConnectionFailure {
+                Log.error("task left to its lease: the store connection failed", ["task": String(id), "error": failure.message])
+                return
+            }
             let message = (error as? ValidationError)?.description ?? "Stopped by an error: \(error)"
+            guard (try? pool.write { try finish(id, .failed, message: message, $0) }) == true else { return }
             if !Log.isEnabled { FileHandle.standardError.write(Data("roster: task \(id) failed: \(error)\n".utf8)) }
             Log.error("task failed", ["task": String(id), "error": String(describing: error)])
-            _ = try? pool.write { try finish(id, .failed, message: message, $0) }
         }
     }
 
-    /// Ends a task: its state and message, and its frozen targets are dropped (only an interrupted task keeps them).
-    private func finish(_ id: Int64, _ state: TaskState, message: String = "", _ db: Connection) throws {
-        try db.run(TaskStore.finish, [state.rawValue, clock.now(), message, message, id])
+    /// Ends a task this runner holds: its state and message, and its frozen targets are dropped (only an interrupted
+    /// task keeps them). A task this runner no longer holds is left as it is.
+    @discardableResult
+    private func finish(_ id: Int64, _ state: TaskState, message: String = "", _ db: Connection) throws -> Bool {
+        guard try db.run(TaskStore.finishHeld, [state.rawValue, clock.now(), message, message, id, owner.text]) == 1 else { return false }
         try TaskTargets.drop(taskID: id, db)
+        return true
     }
 }

@@ -3,6 +3,7 @@ import Store
 public enum TaskState: String, Sendable, CaseIterable {
     case queued, running, done, failed, cancelled, interrupted
     /// Launched under an approval rule: waits for a second admin (Settings → Approvals); expires after 7 days.
+    /// Stored as `queued` with `approval_pending = 1`, which the runner never takes.
     case awaitingApproval = "awaiting_approval"
     public var isFinished: Bool { self == .done || self == .failed || self == .cancelled }
     public var label: String {
@@ -72,7 +73,8 @@ public struct TaskRecord: Sendable, Equatable {
         rejectedByEmail = row.string("rejected_by_email")
         id = row.int64("id") ?? 0
         kind = row.string("kind") ?? ""
-        state = TaskState(rawValue: row.string("state") ?? "") ?? .failed
+        let stored = TaskState(rawValue: row.string("state") ?? "") ?? .failed
+        state = stored == .queued && row.bool("approval_pending") ? .awaitingApproval : stored
         title = row.string("title") ?? ""
         databaseID = row.int64("database_id")
         createdBy = row.int64("created_by")
@@ -112,19 +114,21 @@ public enum TaskStore {
         SELECT t.*, u.email AS created_by_email, a.email AS approved_by_email, r.email AS rejected_by_email FROM tasks t
         LEFT JOIN users u ON u.id = t.created_by LEFT JOIN users a ON a.id = t.approved_by LEFT JOIN users r ON r.id = t.rejected_by
         """
-    /// State `queued`, or `awaiting_approval` with its reason when an approval rule applies.
+    /// Queued; with `approval_pending` and its reason when an approval rule applies.
     static let insert = NamedQuery("tasks.insert", """
-        INSERT INTO tasks (kind, state, title, database_id, created_by, parameters, created_at, approval_reason)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO tasks (kind, state, title, database_id, created_by, parameters, created_at, approval_pending, approval_reason)
+        VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)
         """)
     static let byID = NamedQuery("tasks.byID", "\(columns) WHERE t.id = ?")
     static let recent = NamedQuery("tasks.recent", "\(columns) ORDER BY t.id DESC LIMIT ?")
     /// The oldest queued tasks with their kinds: a runner takes the first one it has a handler for.
-    static let nextQueued = NamedQuery("tasks.nextQueued", "SELECT id, kind FROM tasks WHERE state = 'queued' ORDER BY id LIMIT 50")
+    static let nextQueued = NamedQuery("tasks.nextQueued", """
+        SELECT id, kind FROM tasks WHERE state = 'queued' AND approval_pending = 0 ORDER BY id LIMIT 50
+        """)
     /// Committed on its own before any work, so a crash anywhere after it (a survey, a prepare) counts as an
     /// interruption. The runner takes the task's lease with it: only one runner, on any host, claims a queued task.
     static let start = NamedQuery("tasks.start", """
-        UPDATE tasks SET state = 'running', lease_owner = ?, lease_until = ? WHERE id = ? AND state = 'queued'
+        UPDATE tasks SET state = 'running', lease_owner = ?, lease_until = ? WHERE id = ? AND state = 'queued' AND approval_pending = 0
         """)
     /// The heartbeat (and every chunk): the lease runs on while its holder works.
     static let renew = NamedQuery("tasks.renew", """
@@ -141,15 +145,30 @@ public enum TaskStore {
             output_bytes = COALESCE(?, output_bytes) WHERE id = ?
         """)
     static let finish = NamedQuery("tasks.finish", "UPDATE tasks SET state = ?, finished_at = ?, message = CASE WHEN ? = '' THEN message ELSE ? END WHERE id = ?")
+    /// Ends a task only while the runner still holds it: a runner that lost its lease (or never got it) must not end
+    /// another runner's task.
+    static let finishHeld = NamedQuery("tasks.finishHeld", """
+        UPDATE tasks SET state = ?, finished_at = ?, message = CASE WHEN ? = '' THEN message ELSE ? END
+        WHERE id = ? AND state = 'running' AND lease_owner = ?
+        """)
     static let requestCancel = NamedQuery("tasks.requestCancel", """
         UPDATE tasks SET cancel_requested = 1,
-            state = CASE WHEN state IN ('queued', 'interrupted', 'awaiting_approval') THEN 'cancelled' ELSE state END,
-            finished_at = CASE WHEN state IN ('queued', 'interrupted', 'awaiting_approval') THEN ? ELSE finished_at END
-        WHERE id = ? AND state IN ('queued', 'running', 'interrupted', 'awaiting_approval')
+            state = CASE WHEN state IN ('queued', 'interrupted') THEN 'cancelled' ELSE state END,
+            finished_at = CASE WHEN state IN ('queued', 'interrupted') THEN ? ELSE finished_at END
+        WHERE id = ? AND state IN ('queued', 'running', 'interrupted')
         """)
     static let cancelRequested = NamedQuery("tasks.cancelRequested", "SELECT cancel_requested FROM tasks WHERE id = ?")
     static let running = NamedQuery("tasks.running", """
-        SELECT id, cursor, interruptions, interrupted_cursor, lease_owner, lease_until FROM tasks WHERE state = 'running'
+        SELECT id, cursor, interruptions, interrupted_cursor, lease_owner, lease_until, cancel_requested FROM tasks
+        WHERE state = 'running'
+        """)
+    /// A task found without a living holder after a person asked to cancel it: it ends cancelled.
+    static let cancelAbandoned = NamedQuery("tasks.cancelAbandoned", """
+        UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL, lease_until = NULL
+        WHERE id = ? AND state = 'running' AND lease_owner IS ?
+        """, postgres: """
+        UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL, lease_until = NULL
+        WHERE id = ? AND state = 'running' AND lease_owner IS NOT DISTINCT FROM ?::text
         """)
     /// A runner found the task running without a living holder: it counts as an interruption at its cursor, then it
     /// is queued again or held.
@@ -177,7 +196,7 @@ public enum TaskStore {
     static let countActive = NamedQuery("tasks.countActive", "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running')")
 
     static var queries: [NamedQuery] {
-        [insert, byID, recent, nextQueued, start, renew, began, cursorCheck, prepared, progress, finish, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
+        [insert, byID, recent, nextQueued, start, renew, began, cursorCheck, prepared, progress, finish, finishHeld, cancelAbandoned, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
          countActive, countByState, details, setDetails, setSegment]
     }
 }
