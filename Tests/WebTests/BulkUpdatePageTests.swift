@@ -109,4 +109,29 @@ final class BulkUpdatePageTests: XCTestCase {
         XCTAssertEqual(try app.services.tasks.recent().first?.segmentID, fixed.id)
         XCTAssertTrue(b.get("/tasks").bodyText.contains("› <a href=\"/segments/\(fixed.id)\">Picked</a>"), "the Tasks page names the segment")
     }
+
+    // Issue #17: "The task page says what was asked: the action and its parameters in words (field names, resource and
+    // channel names, statuses), the selection (segment, rules in words, range, limit), who launched it".
+    func testTheTaskPageSaysWhatWasAskedInWords() throws {
+        let (b, app) = try signIn(.editor)
+        let db = try makeDatabase(app)
+        let news = try app.services.resources.create(ResourceInput(name: "Weekly news", channels: ["email"]))
+        try app.services.databases.update(db.id, DatabaseInput(name: "Shop", resourceIDs: [news.id]))
+        let fields = [("csrf_token", b.csrfToken)] + selectionFields().filter { $0.0 != "limit" } + [("limit", "2")]
+        let launched = b.post("/databases/\(db.id)/bulk-update", fields + [("bulk_action", "update_fields"), ("field_0", "_city"),
+                                                                           ("mode_0", "set"), ("value_0", "Oslo"), ("field_1", "score"),
+                                                                           ("mode_1", "delete"), ("action", "launch")])
+        XCTAssertEqual(launched.status, 303, launched.bodyText)
+        let page = b.get(try XCTUnwrap(launched.header("Location"))).bodyText
+        XCTAssertTrue(page.contains("Set City to “Oslo”; clear score"), page)
+        XCTAssertTrue(page.contains("Moscow"), "the rule in words")
+        XCTAssertTrue(page.contains("at most 2 profiles"), "the limit in words")
+        XCTAssertTrue(page.contains("launched by editor@example.com"))
+        let status = b.post("/databases/\(db.id)/bulk-update", fields + [("bulk_action", "subscription_status"),
+                                                                         ("target", "\(news.id):email"), ("status", "unsubscribed"),
+                                                                         ("action", "launch")])
+        XCTAssertEqual(status.status, 303, status.bodyText)
+        let second = b.get(try XCTUnwrap(status.header("Location"))).bodyText
+        XCTAssertTrue(second.contains("Change subscriptions to Weekly news — Email to Unsubscribed"), second)
+    }
 }

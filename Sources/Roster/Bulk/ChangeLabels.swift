@@ -41,6 +41,34 @@ public struct ChangeLabels: Sendable {
         return raw
     }
 
+    /// What a bulk update does, in words, with names and labels: "Set City to “Oslo”; clear Birthday", "Change
+    /// subscriptions to News — Email to Unsubscribed (unsafe statuses left alone)". The task page shows it.
+    public func words(_ action: BulkAction, skipTriggers: Bool = false) -> String {
+        func status(_ name: String) -> String { ProfileStatus.allCases.first { $0.name == name }?.label ?? name }
+        func unsafe(_ included: Bool) -> String { included ? " (unsafe statuses included)" : " (unsafe statuses left alone)" }
+        var text: String
+        switch action {
+        case .updateFields(let changes):
+            text = changes.map { c in c.value.map { "set \(field(c.field)) to “\($0)”" } ?? "clear \(field(c.field))" }
+                .joined(separator: "; ")
+            text = text.prefix(1).uppercased() + text.dropFirst()
+        case .addSubscription(let r, let channel, let st, let source, let included):
+            let from = source.map { "from subscriptions in \(subscription(resourceID: $0, channel: channel))" } ?? "from profile fields"
+            text = "Add a subscription to \(subscription(resourceID: r, channel: channel)), status \(status(st)), contacts \(from)"
+                + unsafe(included)
+        case .updateSubscriptionStatus(let r, let channel, let st, let included):
+            text = "Change subscriptions to \(subscription(resourceID: r, channel: channel)) to \(status(st))" + unsafe(included)
+        case .promoCodes(let id, let attach):
+            let name = programs[id] ?? "program #\(id)"
+            text = attach ? "Attach a free promo code from \(name) to each profile" : "Detach the promo codes of \(name)"
+        case .deleteInactive:
+            text = "Delete the profiles with no interaction since the cut-off"
+        case .unsubscribe:
+            text = "Set the global status to Unsubscribed"
+        }
+        return text + (skipTriggers ? "; triggers not started" : "")
+    }
+
     /// The change-log rows of a task, with each profile's email (for a deleted profile, the email the log kept).
     static func changesSQL(databaseID: Int64) -> String {
         """

@@ -56,7 +56,17 @@ enum TasksPage {
                 previewError = .string(error.description)
             }
         }
+        // What was asked, in words: the action with its names and labels, and the selection.
+        var asked: TemplateValue = .null
+        if task.kind == BulkUpdateTask.kind, let request = try? app.services.bulk.request(of: task) {
+            let labels = try ChangeLabels.read(app.services.pool)
+            let segment = try request.segmentID.flatMap { try app.services.segments.get($0)?.name }
+            asked = ["action": .string(labels.words(request.action, skipTriggers: request.skipTriggers)),
+                     "selection": .string((try? SegmentBuilder.words(app, databaseID: request.databaseID, request.selection)) ?? ""),
+                     "segment": TemplateValue(segment)]
+        }
         return try app.page("tasks/show.html", title: task.title, context: ctx, nav: .tasks, status: status, [
+            "asked": asked,
             "task": View.task(task),
             "database": database.map(View.database) ?? .null,
             "refresh": .bool(task.state == .queued || task.state == .running),
