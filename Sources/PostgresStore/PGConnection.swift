@@ -145,7 +145,7 @@ public final class PGConnection {
         if prepared {
             let statement = try statement(sql)
             guard values.count == statement.parameters else {
-                throw PostgresError(sqlState: "", message: "\(values.count) values for \(statement.parameters) placeholders", sql: sql)
+                throw PostgresError(sqlState: "07001", message: "\(values.count) values for \(statement.parameters) placeholders", sql: sql)
             }
             result = Self.withParameters(values) { count, pointers, lengths, formats in
                 PQexecPrepared(handle, statement.name, count, pointers, lengths, formats, 0)
@@ -153,7 +153,7 @@ public final class PGConnection {
         } else {
             let numbered = Placeholders.numbered(sql)
             guard values.count == numbered.count else {
-                throw PostgresError(sqlState: "", message: "\(values.count) values for \(numbered.count) placeholders", sql: sql)
+                throw PostgresError(sqlState: "07001", message: "\(values.count) values for \(numbered.count) placeholders", sql: sql)
             }
             // Numbers and blobs say their type, so `GREATEST(x, $1)` or `$1 + $2` need no cast; text stays untyped and
             // takes the type its place asks for (a date, a bigint column compared with '5').
@@ -228,7 +228,7 @@ public final class PGConnection {
             let cursor = "roster_cursor_\(nextStatement)"
             let numbered = Placeholders.numbered(sql)
             guard numbered.count == values.count else {
-                throw PostgresError(sqlState: "", message: "\(values.count) values for \(numbered.count) placeholders", sql: sql)
+                throw PostgresError(sqlState: "07001", message: "\(values.count) values for \(numbered.count) placeholders", sql: sql)
             }
             let declare = "DECLARE \(cursor) NO SCROLL CURSOR FOR " + numbered.sql
             let types = values.map { Self.parameterType($0.sqlValue) }

@@ -1,3 +1,4 @@
+import Foundation
 import PostgresStore
 import SQLiteStore
 @_exported import StoreCore
@@ -64,7 +65,8 @@ public final class DatabasePool: @unchecked Sendable {
         }
         guard let question = text.firstIndex(of: "?") else { return text }
         let kept = text[text.index(after: question)...].split(separator: "&").filter { pair in
-            let key = pair.split(separator: "=", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+            let raw = pair.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            let key = (raw.removingPercentEncoding ?? raw).lowercased()
             return key != "password" && key != "sslpassword"
         }
         return String(text[..<question]) + (kept.isEmpty ? "" : "?" + kept.joined(separator: "&"))

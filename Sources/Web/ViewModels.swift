@@ -81,7 +81,7 @@ enum View {
             "failed_rows": .bool(t.kind == ImportProfilesTask.kind && t.failed > 0 && t.outputBytes > 0),
             "can_cancel": .bool(t.state == .queued || t.state == .running || t.state == .interrupted || t.state == .awaitingApproval),
             "awaiting": .bool(t.state == .awaitingApproval), "approval_reason": TemplateValue(t.approvalReason),
-            "approved_by": TemplateValue(t.approvedBy.map { _ in t.approvedByEmail ?? "a deleted user" }),
+            "approved_by": TemplateValue(t.approvedAt.map { _ in t.approvedByEmail ?? "a user since deleted" }),
             "approved_at": .string(time(t.approvedAt)),
             "rejected_by": TemplateValue(t.rejectedBy.map { _ in t.rejectedByEmail ?? "a deleted user" }),
         ]

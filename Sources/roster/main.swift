@@ -37,8 +37,9 @@ let usage = """
       resource create --name N --channels email,sms [--categories a,b]      prints the resource id
       import --database ID --file F.csv [--match email|phone|field:NAME] [--skip-existing]
                                           import profiles from CSV (columns mapped by their header names)
-      bulk --database ID --selection JSON --action JSON [--segment ID] [--preview] [--skip-triggers]
-                                          run (or preview) a bulk update as a task, as an admin
+      bulk --database ID --selection JSON --action JSON [--segment ID] [--preview] [--skip-triggers] [--as EMAIL]
+                                          run (or preview) a bulk update as a task, launched by EMAIL (default:
+                                          the first admin)
       token create --name N --databases 1,2 [--expires-days D]   an API token for the batch API (printed once)
       segment count --database ID --selection JSON   count what rules, range and limit select (matching, in range, selected)
       seed --database NAME --profiles N   add N realistic demo profiles (creating the database if needed)
@@ -316,7 +317,17 @@ case "bulk":
     }
     do {
         let accounts = Accounts(pool: pool)
-        guard let admin = try accounts.listUsers().first(where: { $0.role == .admin }) else { fail("no admin user to run the update as") }
+        // The task is recorded as launched by this user (approvals depend on who launched): --as EMAIL, else the
+        // first admin.
+        let launcher: User
+        if let email = option("--as", in: args) {
+            guard let user = try accounts.user(email: email) else { fail("no user with the email \(email)", code: 2) }
+            launcher = user
+        } else {
+            guard let admin = try accounts.listUsers().first(where: { $0.role == .admin }) else { fail("no admin user to run the update as") }
+            launcher = admin
+        }
+        let admin = launcher
         let handler = BulkUpdateTask(removalMinMonths: config.removalMinMonths)
         let recorder = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler])
         recorder.stop()   // this process runs only the task it enqueues, below

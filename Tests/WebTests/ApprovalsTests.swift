@@ -70,6 +70,13 @@ final class ApprovalsTests: XCTestCase {
 
         func task(_ id: Int64) throws -> TaskRecord { try XCTUnwrap(app.services.tasks.task(id)) }
 
+        /// Opens the task's preview as `b` and approves with the count it showed; the response.
+        func approveAfterPreview(_ b: Browser, _ id: Int64) -> Response {
+            let page = b.get("/tasks/\(id)?preview=1").bodyText
+            let count = page.range(of: "name=\"previewed\" value=\"").map { String(page[$0.upperBound...].prefix { $0.isNumber }) } ?? ""
+            return b.post("/tasks/\(id)/approve", [("csrf_token", b.csrfToken), ("previewed", count)])
+        }
+
         /// A browser signed in now (sessions end after 7 days, and the tests move the clock past that).
         func signedIn(_ email: String) -> Browser {
             let b = Browser(app)
@@ -92,17 +99,22 @@ final class ApprovalsTests: XCTestCase {
         XCTAssertFalse(s.first.get("/tasks/\(id)").bodyText.contains("Approve and run"), "the launcher is not offered approval")
         XCTAssertEqual(s.editor.post("/tasks/\(id)/approve", [("csrf_token", s.editor.csrfToken)]).status, 403)
         XCTAssertEqual(s.viewer.post("/tasks/\(id)/approve", [("csrf_token", s.viewer.csrfToken)]).status, 403)
-        XCTAssertThrowsError(try s.app.services.approvals.approve(id, by: XCTUnwrap(s.app.services.accounts.user(email: "ann@example.com"))))
+        XCTAssertThrowsError(try s.app.services.approvals.approve(id, by: XCTUnwrap(s.app.services.accounts.user(email: "ann@example.com")), previewed: 10))
         s.runTasks()
         XCTAssertEqual(try s.task(id).state, .awaitingApproval)
         XCTAssertEqual(try s.profiles(), 10)
 
-        // The second admin sees what it will do, then approves it.
+        // The second admin asks for the preview (approving without it is refused), sees what it will do, approves.
         let page = s.second.get("/tasks/\(id)").bodyText
-        XCTAssertTrue(page.contains("Approve and run"), page)
-        XCTAssertTrue(page.contains("Will be deleted"), page)
         XCTAssertTrue(page.contains("it deletes profiles"), page)
-        XCTAssertEqual(s.second.post("/tasks/\(id)/approve", [("csrf_token", s.second.csrfToken)]).status, 303)
+        XCTAssertTrue(page.contains("Preview what it will do"), page)
+        let blind = s.second.post("/tasks/\(id)/approve", [("csrf_token", s.second.csrfToken)])
+        XCTAssertEqual(blind.status, 422)
+        XCTAssertTrue(blind.bodyText.contains("Look at the preview"), blind.bodyText)
+        let previewed = s.second.get("/tasks/\(id)?preview=1").bodyText
+        XCTAssertTrue(previewed.contains("Will be deleted"), previewed)
+        XCTAssertTrue(previewed.contains("Approve and run"), previewed)
+        XCTAssertEqual(s.approveAfterPreview(s.second, id).status, 303)
         s.runTasks()
         let done = try s.task(id)
         XCTAssertEqual(done.state, .done)
@@ -131,7 +143,7 @@ final class ApprovalsTests: XCTestCase {
         XCTAssertTrue(s.first.get("/tasks/\(id)").bodyText.contains("Rejected by bob@example.com"))
         let statuses = try s.app.services.profiles.list(databaseID: s.db.id, ProfileQuery()).profiles.map(\.status)
         XCTAssertTrue(statuses.allSatisfy { $0 != .unsubscribed }, "nobody was unsubscribed")
-        XCTAssertEqual(s.second.post("/tasks/\(id)/approve", [("csrf_token", s.second.csrfToken)]).status, 422, "decided already")
+        XCTAssertEqual(s.approveAfterPreview(s.second, id).status, 422, "decided already")
     }
 
     func testATaskNotApprovedWithinSevenDaysExpiresAndChangesNothing() throws {
@@ -148,12 +160,12 @@ final class ApprovalsTests: XCTestCase {
         server.poll()
         XCTAssertEqual(try s.task(id).state, .cancelled, "expired by the poll")
         let bob = s.signedIn("bob@example.com")
-        XCTAssertEqual(bob.post("/tasks/\(id)/approve", [("csrf_token", bob.csrfToken)]).status, 422, "too late to approve")
+        XCTAssertEqual(s.approveAfterPreview(bob, id).status, 422, "too late to approve")
         // Expired when someone tries to approve it, even before a poll.
         let other = try s.launch(s.signedIn("ann@example.com"), [("bulk_action", "delete_inactive")], limit: "100")
         s.now.withLock { $0 += 7 * 86_400 + 1 }
         let later = s.signedIn("bob@example.com")
-        XCTAssertEqual(later.post("/tasks/\(other)/approve", [("csrf_token", later.csrfToken)]).status, 422)
+        XCTAssertEqual(later.post("/tasks/\(other)/approve", [("csrf_token", later.csrfToken), ("previewed", "10")]).status, 422)
         XCTAssertEqual(try s.task(other).state, .cancelled)
         let task = try s.task(id)
         XCTAssertEqual(task.state, .cancelled)
@@ -192,5 +204,62 @@ final class ApprovalsTests: XCTestCase {
         XCTAssertEqual(try s.app.services.approvals.rules(), ApprovalRules(), "a refused form changes nothing")
         XCTAssertTrue(s.first.get("/settings").bodyText.contains("Approvals"))
         XCTAssertFalse(s.editor.get("/settings").bodyText.contains("Save the approval rules"))
+    }
+
+    // An approval holds for what the approver saw: a selection that changed since the preview is refused at
+    // approval, and one that grew after approval is refused when the task starts; nothing changes either way.
+    func testAnApprovalHoldsOnlyForTheSelectionThatWasPreviewed() throws {
+        let s = try Setup()
+        _ = s.saveRules(s.first, [("delete_inactive", "1")])
+        let id = try s.launch(s.first, [("bulk_action", "delete_inactive")], limit: "100")
+        let page = s.second.get("/tasks/\(id)?preview=1").bodyText
+        XCTAssertTrue(page.contains("name=\"previewed\" value=\"10\""), page)
+        _ = try s.app.services.profiles.create(databaseID: s.db.id, ProfileInput(values: ["email": "late@x.io"]), actor: nil)
+        let stale = s.second.post("/tasks/\(id)/approve", [("csrf_token", s.second.csrfToken), ("previewed", "10")])
+        XCTAssertEqual(stale.status, 422)
+        XCTAssertTrue(stale.bodyText.contains("changed since your preview"), stale.bodyText)
+        XCTAssertEqual(try s.task(id).state, .awaitingApproval)
+        XCTAssertEqual(s.approveAfterPreview(s.second, id).status, 303, "approved on a fresh preview (11)")
+        // Two more profiles before the runner starts it: 13 selected, 11 approved.
+        for email in ["later1@x.io", "later2@x.io"] {
+            _ = try s.app.services.profiles.create(databaseID: s.db.id, ProfileInput(values: ["email": email]), actor: nil)
+        }
+        s.runTasks()
+        let task = try s.task(id)
+        XCTAssertEqual(task.state, .failed)
+        XCTAssertTrue(task.message.contains("grew from 11 to 13"), task.message)
+        XCTAssertEqual(try s.profiles(), 13, "nothing was deleted")
+    }
+
+    // A rule set after a task was launched (and before it started) holds: the task is refused at its start.
+    func testARuleSetAfterTheLaunchStopsAnUnapprovedTask() throws {
+        let s = try Setup()
+        let id = try s.launch(s.first, [("bulk_action", "delete_inactive")], limit: "100")
+        XCTAssertEqual(try s.task(id).state, .queued)
+        _ = s.saveRules(s.second, [("delete_inactive", "1")])
+        s.runTasks()
+        let task = try s.task(id)
+        XCTAssertEqual(task.state, .failed)
+        XCTAssertTrue(task.message.contains("was not approved"), task.message)
+        XCTAssertEqual(try s.profiles(), 10)
+    }
+
+    // Only the launcher or an admin cancels a waiting task; waiting tasks are not work the runner owes (/healthz).
+    func testWaitingTasksAreCancelledByTheLauncherOrAnAdminAndDoNotAlarmTheHealthCheck() throws {
+        let s = try Setup()
+        _ = s.saveRules(s.first, [("unsubscribe", "1")])
+        let id = try s.launch(s.first, [("bulk_action", "unsubscribe")], limit: "100")
+        XCTAssertEqual(s.editor.post("/tasks/\(id)/cancel", [("csrf_token", s.editor.csrfToken)]).status, 403)
+        XCTAssertEqual(try s.task(id).state, .awaitingApproval)
+        let server = TaskRunner(pool: s.app.services.pool, handlers: [BulkUpdateTask.kind: BulkUpdateTask(clock: s.app.services.clock)],
+                                clock: s.app.services.clock)
+        let health = Checkup.health(pool: s.app.services.pool, tasks: server, files: s.app.services.files,
+                                    now: Date().timeIntervalSince1970 + 3600)
+        XCTAssertEqual(health.first { $0.name == "tasks" }?.ok, true, "\(health)")
+        let metrics = try OperationsGauges.read(pool: s.app.services.pool, now: s.app.services.clock.now())
+        XCTAssertEqual(metrics.tasksByState["awaiting_approval"], 1)
+        XCTAssertEqual(metrics.tasksByState["queued"] ?? 0, 0)
+        XCTAssertEqual(s.first.post("/tasks/\(id)/cancel", [("csrf_token", s.first.csrfToken)]).status, 303)
+        XCTAssertEqual(try s.task(id).state, .cancelled)
     }
 }

@@ -34,12 +34,17 @@ enum ApprovalStore {
     static let save = NamedQuery("approvals.save", """
         UPDATE approval_rules SET delete_inactive = ?, unsubscribe = ?, over_profiles = ?, updated_at = ? WHERE id = 1
         """)
+    /// Approved with the count the approver saw: the task refuses to start on more (`BulkUpdateTask.prepare`).
     static let approve = NamedQuery("approvals.approve", """
-        UPDATE tasks SET approval_pending = 0, approved_by = ?, approved_at = ? WHERE id = ? AND state = 'queued' AND approval_pending = 1
+        UPDATE tasks SET approval_pending = 0, approved_by = ?, approved_at = ?, parameters = ?
+        WHERE id = ? AND state = 'queued' AND approval_pending = 1
         """)
     static let reject = NamedQuery("approvals.reject", """
         UPDATE tasks SET state = 'cancelled', rejected_by = ?, finished_at = ?, message = ?
         WHERE id = ? AND state = 'queued' AND approval_pending = 1
+        """)
+    static let pending = NamedQuery("approvals.pending", """
+        SELECT COUNT(*) FROM tasks WHERE state = 'queued' AND approval_pending = 1
         """)
     static let expiring = NamedQuery("approvals.expiring", """
         SELECT id FROM tasks WHERE state = 'queued' AND approval_pending = 1 AND created_at < ?
@@ -47,7 +52,7 @@ enum ApprovalStore {
     static let expire = NamedQuery("approvals.expire", """
         UPDATE tasks SET state = 'cancelled', finished_at = ?, message = ? WHERE id = ? AND state = 'queued' AND approval_pending = 1
         """)
-    static var queries: [NamedQuery] { [rules, save, approve, reject, expiring, expire] }
+    static var queries: [NamedQuery] { [rules, save, approve, reject, pending, expiring, expire] }
 }
 
 /// The approval of bulk updates: the rules, and approving, rejecting and expiring tasks that wait for a second admin.
@@ -90,6 +95,22 @@ public struct Approvals: Sendable {
         user.role == .admin && task.createdBy != user.id && task.state == .awaitingApproval
     }
 
+    /// A task awaiting approval is cancelled only by its launcher or an admin (an editor cannot reject it unseen).
+    public static func mayCancel(_ task: TaskRecord, user: User) -> Bool {
+        task.state != .awaitingApproval || user.role == .admin || task.createdBy == user.id
+    }
+
+    /// Tasks waiting for a second admin (for /metrics).
+    public static func pendingCount(_ db: Connection) throws -> Int {
+        try db.scalar(ApprovalStore.pending).int ?? 0
+    }
+
+    /// The profiles a waiting bulk task selects now (what the approver's preview counts).
+    public func selectedNow(_ task: TaskRecord) throws -> Int {
+        let request = try BulkUpdateTask.request(task)
+        return try pool.read { try TaskTargets.select(request.scope, now: clock.now(), $0).count }
+    }
+
     private func decidable(_ id: Int64, by user: User) throws -> TaskRecord {
         guard let task = try tasks.task(id) else { throw ValidationError(field: "task", "No such task.") }
         guard user.role == .admin else { throw PermissionError(message: "Only an admin can approve or reject a task.") }
@@ -104,10 +125,20 @@ public struct Approvals: Sendable {
         return task
     }
 
-    /// Queues the task: it runs as if launched now (its targets are frozen when it starts).
-    public func approve(_ id: Int64, by user: User) throws {
-        _ = try decidable(id, by: user)
-        let changed = try pool.write { try $0.run(ApprovalStore.approve, [user.id, clock.now(), id]) }
+    /// Queues the task: it runs as if launched now (its targets are frozen when it starts). `previewed` is the number
+    /// of profiles the approver's preview showed: a selection that changed since is refused, and the task will not
+    /// start on more profiles than were approved.
+    public func approve(_ id: Int64, by user: User, previewed: Int?) throws {
+        var task = try decidable(id, by: user)
+        guard let previewed else { throw ValidationError(field: "task", "Look at the preview before approving.") }
+        let now = try selectedNow(task)
+        guard now == previewed else {
+            throw ValidationError(field: "task", "The selection changed since your preview (\(previewed) profiles then, \(now) now). "
+                                  + "Look at the preview again before approving.")
+        }
+        task.parameters["approved_selected"] = .int(Int64(previewed))
+        let parameters = JSONValue.object(task.parameters).canonical
+        let changed = try pool.write { try $0.run(ApprovalStore.approve, [user.id, clock.now(), parameters, id]) }
         if changed == 0 { throw ValidationError(field: "task", "This task is not awaiting approval.") }
         tasks.wake()
     }
@@ -117,7 +148,10 @@ public struct Approvals: Sendable {
         _ = try decidable(id, by: user)
         let reason = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !reason.isEmpty else { throw ValidationError(field: "reason", "Say why the task is rejected.") }
-        guard reason.count <= 500 else { throw ValidationError(field: "reason", "Keep the reason under 500 characters.") }
+        guard reason.unicodeScalars.count <= 500 else { throw ValidationError(field: "reason", "Keep the reason to 500 characters at most.") }
+        guard !reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\t" }) else {
+            throw ValidationError(field: "reason", "The reason contains control characters; write it as plain text.")
+        }
         let message = "Rejected by \(user.email): \(reason)"
         let changed = try pool.write { try $0.run(ApprovalStore.reject, [user.id, clock.now(), message, id]) }
         if changed == 0 { throw ValidationError(field: "task", "This task is not awaiting approval.") }

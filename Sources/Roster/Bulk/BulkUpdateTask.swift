@@ -308,6 +308,17 @@ public struct BulkUpdateTask: TaskHandler {
         guard try db.queryOne(DatabaseStore.byID, [request.databaseID]) != nil else { throw ValidationError(field: "task", "The database no longer exists.") }
         let now = clock.now()
         let total = try BulkUpdateTask.freeze(request, taskID: task.id, now: now, db)
+        // Approval holds for what was approved: a selection that grew since (a segment widened) is refused, and so is
+        // a task that an approval rule now names but nobody approved. The throw rolls the frozen targets back.
+        if let approved = task.int64Parameter("approved_selected") {
+            if total > approved {
+                throw ValidationError(field: "task", "The selection grew from \(approved) to \(total) profiles after it was approved; "
+                                      + "nothing was changed. Launch it again to have the new selection approved.")
+            }
+        } else if let reason = try Approvals.rules(db).reason(for: request.action, selected: total) {
+            throw ValidationError(field: "task", reason + " It selects \(total) profiles now and was not approved; nothing was changed. "
+                                  + "Launch it again.")
+        }
         // The cut-off is fixed when the task starts, so a task resumed next month deletes the same profiles.
         return (total, ["cutoff": .int(BulkUpdates.cutoff(now: now, months: removalMinMonths)), "started": .int(now)])
     }

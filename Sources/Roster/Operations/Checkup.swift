@@ -82,9 +82,10 @@ public enum Checkup {
         var results: [CheckResult] = []
         var pending = 0
         do {
+            // Tasks awaiting approval are queued but not the runner's to take: they do not count as waiting work.
             pending = try pool.read { db in
                 try db.query(TaskStore.countByState).filter { ["queued", "running"].contains($0.string("state") ?? "") }
-                    .reduce(0) { $0 + ($1.int("n") ?? 0) }
+                    .reduce(0) { $0 + ($1.int("n") ?? 0) } - (try Approvals.pendingCount(db))
             }
             results.append(CheckResult("database", ok: true, "answers"))
         } catch {
@@ -135,6 +136,10 @@ public struct OperationsGauges: Sendable {
         var g = OperationsGauges()
         try pool.read { db in
             for row in try db.query(TaskStore.countByState) { g.tasksByState[row.string("state") ?? "", default: 0] += row.int("n") ?? 0 }
+            // Awaiting approval is stored as queued: reported under its own state.
+            let awaiting = try Approvals.pendingCount(db)
+            g.tasksByState[TaskState.queued.rawValue, default: 0] -= awaiting
+            g.tasksByState[TaskState.awaitingApproval.rawValue] = awaiting
             g.webhookBacklog = try db.scalar(OperationsStore.webhookBacklog).int ?? 0
             for row in try db.query(OperationsStore.loginFailures, [now - loginWindow]) {
                 g.loginFailuresRecent[row.string("kind") ?? "", default: 0] += row.int("n") ?? 0

@@ -252,8 +252,13 @@ public final class TaskRunner: Sendable {
         guard !stopping.load(ordering: .relaxed) else { return }
         renewWorking()
         do {
-            let expired = try Approvals.expire(pool: pool, now: clock.now())
-            for id in expired { Log.info("task expired without approval", ["task": String(id)]) }
+            for id in try Approvals.expire(pool: pool, now: clock.now()) {
+                Log.info("task expired without approval", ["task": String(id)])
+            }
+        } catch {
+            Log.error("approval expiry failed", ["error": String(describing: error)])
+        }
+        do {
             let recovery = try recover()
             for id in recovery.resumed { Log.info("task taken over: its holder was gone", ["task": String(id)]) }
             for id in recovery.held { Log.error("task held: interrupted at the same point too often", ["task": String(id)]) }

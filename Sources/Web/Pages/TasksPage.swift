@@ -43,15 +43,20 @@ enum TasksPage {
 
     static func render(_ app: WebApp, _ ctx: RequestContext, _ task: TaskRecord, rejectError: String?, status: Int) throws -> Response {
         let database = try task.databaseID.flatMap { try app.services.databases.get($0) }
-        // An admin who may decide sees what the task will do, counted now exactly as the launcher's preview was.
+        // An admin who may decide asks for the preview (`?preview=1`): it runs the whole dry run, so not on every view.
+        // The approve form carries the count it showed; approval is refused if the selection changed meanwhile.
         var preview: TemplateValue = .null
         var previewError: TemplateValue = .null
-        if let user = ctx.user, Approvals.mayDecide(task, user: user), task.kind == BulkUpdateTask.kind {
+        var previewed: TemplateValue = .string("")
+        if let user = ctx.user, Approvals.mayDecide(task, user: user), task.kind == BulkUpdateTask.kind,
+           ctx.request.query["preview"] == "1" {
             do {
                 let request = try app.services.bulk.request(of: task)
                 let subscriptions: Bool
                 if case .updateSubscriptionStatus = request.action { subscriptions = true } else { subscriptions = false }
-                preview = BulkUpdatePage.previewView(try app.services.bulk.preview(request, actor: user), subscriptions: subscriptions)
+                let counted = try app.services.bulk.preview(request, actor: user)
+                preview = BulkUpdatePage.previewView(counted, subscriptions: subscriptions)
+                previewed = .string(String(counted.selected))
             } catch let error as ValidationError {
                 previewError = .string(error.description)
             }
@@ -71,7 +76,8 @@ enum TasksPage {
             "database": database.map(View.database) ?? .null,
             "refresh": .bool(task.state == .queued || task.state == .running),
             "may_decide": .bool(ctx.user.map { Approvals.mayDecide(task, user: $0) } ?? false),
-            "preview": preview, "preview_error": previewError, "reject_error": TemplateValue(rejectError),
+            "preview": preview, "preview_error": previewError, "previewed": previewed,
+            "decision_error": TemplateValue(rejectError),
         ])
     }
 
@@ -79,7 +85,8 @@ enum TasksPage {
     static func approve(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let user = try ctx.requireAdmin()
         let task = try load(app, ctx)
-        do { try app.services.approvals.approve(task.id, by: user) } catch let error as ValidationError {
+        let previewed = (ctx.form["previewed"] ?? "").count <= 12 ? Int(ctx.form["previewed"] ?? "") : nil
+        do { try app.services.approvals.approve(task.id, by: user, previewed: previewed) } catch let error as ValidationError {
             return try render(app, ctx, try load(app, ctx), rejectError: error.description, status: 422)
         } catch is PermissionError { throw HTTPError.forbidden }
         return Response.redirect(to: "/tasks/\(task.id)")
@@ -96,8 +103,9 @@ enum TasksPage {
     }
 
     static func cancel(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        _ = try ctx.requireEditor()
+        let user = try ctx.requireEditor()
         let task = try load(app, ctx)
+        guard Approvals.mayCancel(task, user: user) else { throw HTTPError.forbidden }
         try app.services.tasks.cancel(task.id)
         return Response.redirect(to: "/tasks/\(task.id)")
     }
