@@ -22,6 +22,8 @@ public struct PostgresError: StoreFailure, CustomStringConvertible, Equatable, S
     public var isRetryable: Bool { sqlState == "40001" || sqlState == "40P01" }
     /// Class 08, or no answer at all: the connection is gone and must be opened again.
     public var isConnectionFailure: Bool { sqlState.hasPrefix("08") || sqlState.isEmpty }
+    /// A character the database cannot hold (22021: U+0000 in text, refused before sending) or cannot convert (22P05).
+    public var isUnstorableValue: Bool { sqlState == "22021" || sqlState == "22P05" }
 
     public var description: String {
         var text = "PostgreSQL error"

@@ -78,8 +78,11 @@ public protocol StoreFailure: Error {
     var sql: String? { get }
     /// The connection to the store failed (a server restart, a network cut): the work itself may be fine.
     var isConnectionFailure: Bool { get }
+    /// The store cannot hold a value the request sent (PostgreSQL's text and U+0000): bad input, not a server fault.
+    var isUnstorableValue: Bool { get }
 }
 
 extension StoreFailure {
     public var isConnectionFailure: Bool { false }
+    public var isUnstorableValue: Bool { false }
 }

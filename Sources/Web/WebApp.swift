@@ -66,6 +66,10 @@ public final class WebApp: RequestHandler {
         } catch let error as TemplateError {
             WebApp.logFailure(request, requestID: requestID, "template error \(error)")
             response = errorPage(HTTPError(500, "Something went wrong", ""), request: request, requestID: requestID)
+        } catch let error as any StoreFailure where error.isUnstorableValue {
+            // A NUL character in a search or a name, say: PostgreSQL cannot hold it. Bad input, never a 500.
+            response = errorPage(HTTPError(400, "Not done", "A value in this request contains a character Roster cannot store or "
+                                           + "search for (U+0000). Nothing was changed."), request: request, requestID: requestID)
         } catch {
             WebApp.logFailure(request, requestID: requestID, String(reflecting: error))
             response = errorPage(HTTPError(500, "Something went wrong", ""), request: request, requestID: requestID)

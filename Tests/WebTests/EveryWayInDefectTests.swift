@@ -530,6 +530,10 @@ final class EveryWayInDefectTests: XCTestCase {
         XCTAssertEqual(posted.status, 422, posted.bodyText)
         XCTAssertTrue(posted.bodyText.contains("NUL"), posted.bodyText)
         XCTAssertNil(try profile(app, db, "nul2@x.io"))
+        // A search for it, or a subscription contact holding it, is bad input on either store, never a 500.
+        XCTAssertLessThan(b.get("/databases/\(db.id)/profiles?q=%00").status, 500)
+        let contact = api(app, "add_batch", #"{"token": "\#(t)", "db_id": \#(db.id), "data": [{"email": "nul3@x.io", "phone": "+7900\u00001234567"}]}"#)
+        XCTAssertLessThan(contact.status, 500, contact.response.bodyText)
     }
 
     // MARK: - 15. An editor cannot resume an admin-only task

@@ -122,6 +122,11 @@ public final class BatchAPI: Sendable {
                         try db.run("ROLLBACK TO api_item")
                         try db.run("RELEASE api_item")
                         results.append(.object(["error": .int(Int64(e.code)), "error_text": .string(e.text), "profile_id": e.profileID.map { .string($0) } ?? .string("")]))
+                    } catch let e as any StoreFailure where e.isUnstorableValue {
+                        // A value the store cannot hold (U+0000 on PostgreSQL) that no field rule caught: this item only.
+                        try db.run("ROLLBACK TO api_item")
+                        try db.run("RELEASE api_item")
+                        results.append(.object(["error": .int(400), "error_text": .string(BatchAPI.unstorable), "profile_id": .string("")]))
                     }
                 }
                 let text = answer(.object(["error": .int(0), "error_text": .string("Successful operation"), "result": .array(results)]))
@@ -135,10 +140,14 @@ public final class BatchAPI: Sendable {
             return (200, text, false)
         } catch let e as RequestError {
             return failure(e)
+        } catch let e as any StoreFailure where e.isUnstorableValue {
+            return failure(RequestError(status: 400, code: 400, text: BatchAPI.unstorable + " Nothing was changed."))
         } catch {
             return failure(RequestError(status: 500, code: 500, text: "The request could not be completed; nothing was changed."))
         }
     }
+
+    static let unstorable = "A value contains a character Roster cannot store (U+0000)."
 
     static func int(_ value: JSONValue?) -> Int64? {
         switch value {
