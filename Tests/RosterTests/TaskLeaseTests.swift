@@ -44,13 +44,18 @@ final class TaskLeaseTests: XCTestCase {
                        chunkSize: 1, leaseSeconds: 60)
         }
         func advance(_ seconds: Int64) { now.withLock { $0 += seconds } }
+
+        /// A counting task recorded by a runner that runs nothing (the test decides who runs it).
+        func queued() throws -> Int64 {
+            let recorder = runner()
+            recorder.stop()
+            return try recorder.enqueue(kind: "count", title: "count", databaseID: nil, userID: nil, parameters: [:])
+        }
     }
 
     /// A task left running by a holder as the test says, at cursor 2 (two chunks committed).
     func heldTask(_ s: Setup, holder: String, until: Int64) throws -> Int64 {
-        let recorder = s.runner()
-        recorder.stop()
-        let id = try recorder.enqueue(kind: "count", title: "count", databaseID: nil, userID: nil, parameters: [:])
+        let id = try s.queued()
         try s.pool.write { db in
             try db.run("""
                 UPDATE tasks SET state = 'running', started_at = 1, total = 5, cursor = 2, processed = 2, updated = 2,
@@ -118,9 +123,7 @@ final class TaskLeaseTests: XCTestCase {
     // taken over and finishes without an interruption.
     func testTheHeartbeatRenewsTheLeaseDuringASlowSurvey() throws {
         let s = try Setup()
-        let runner = s.runner()
-        runner.stop()
-        let id = try runner.enqueue(kind: "count", title: "count", databaseID: nil, userID: nil, parameters: [:])
+        let id = try s.queued()
         let worker = s.runner()
         let rival = s.runner()
         s.onSurvey = { [s] in
@@ -139,9 +142,7 @@ final class TaskLeaseTests: XCTestCase {
     // chunks do not commit (only the holder's do).
     func testALostLeaseStopsTheFirstRunnersChunks() throws {
         let s = try Setup()
-        let runner = s.runner()
-        runner.stop()
-        let id = try runner.enqueue(kind: "count", title: "count", databaseID: nil, userID: nil, parameters: [:])
+        let id = try s.queued()
         let worker = s.runner()
         let rival = s.runner()
         s.onSurvey = { [s] in
@@ -189,9 +190,7 @@ final class TaskLeaseTests: XCTestCase {
     // A runner that lost its lease and then meets an error does not end the task: the task is the new holder's.
     func testARunnerThatLostItsLeaseDoesNotFailTheTask() throws {
         let s = try Setup()
-        let recorder = s.runner()
-        recorder.stop()
-        let id = try recorder.enqueue(kind: "count", title: "count", databaseID: nil, userID: nil, parameters: [:])
+        let id = try s.queued()
         let worker = s.runner()
         let rival = s.runner()
         s.onSurvey = { [s] in

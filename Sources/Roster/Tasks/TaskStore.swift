@@ -144,7 +144,6 @@ public enum TaskStore {
             failed = failed + ?, deleted = deleted + ?, message = CASE WHEN ? = '' THEN message ELSE ? END,
             output_bytes = COALESCE(?, output_bytes) WHERE id = ?
         """)
-    static let finish = NamedQuery("tasks.finish", "UPDATE tasks SET state = ?, finished_at = ?, message = CASE WHEN ? = '' THEN message ELSE ? END WHERE id = ?")
     /// Ends a task only while the runner still holds it: a runner that lost its lease (or never got it) must not end
     /// another runner's task.
     static let finishHeld = NamedQuery("tasks.finishHeld", """
@@ -196,7 +195,7 @@ public enum TaskStore {
     static let countActive = NamedQuery("tasks.countActive", "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running')")
 
     static var queries: [NamedQuery] {
-        [insert, byID, recent, nextQueued, start, renew, began, cursorCheck, prepared, progress, finish, finishHeld, cancelAbandoned, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
+        [insert, byID, recent, nextQueued, start, renew, began, cursorCheck, prepared, progress, finishHeld, cancelAbandoned, requestCancel, cancelRequested, running, interrupted, requeueRunning, resume,
          countActive, countByState, details, setDetails, setSegment]
     }
 }

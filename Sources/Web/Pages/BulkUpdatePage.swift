@@ -57,8 +57,9 @@ enum BulkUpdatePage {
     }
 
     /// A preview's counts, skip reasons and sample, for the bulk form and for an approver on the task page.
-    static func previewView(_ p: BulkPreview, subscriptions: Bool) -> TemplateValue {
+    static func previewView(_ p: BulkPreview, databaseID: Int64, subscriptions: Bool) -> TemplateValue {
         [
+            "database_id": .string(String(databaseID)),
             "selected": .string(View.count(p.selected)), "updated": .string(View.count(p.updated)), "deleted": .string(View.count(p.deleted)),
             "skipped": .string(View.count(p.skipped)), "failed": .string(View.count(p.failed)),
             "reasons": .list(p.reasons.sorted { $0.key < $1.key }.map { ["count": .string(View.count($0.value)), "label": .string(SkipReason.label($0.key))] }),
@@ -122,7 +123,7 @@ enum BulkUpdatePage {
         fieldChoices += custom.map { ($0.name, "\($0.name) (\($0.type.label))") }
         let targets = attached.flatMap { r in r.channels.map { c in ("\(r.id):\(c.rawValue)", "\(r.name) — \(c.label)") } }
         let cutoff = app.services.bulk.currentCutoff
-        let previewValue = preview.map { previewView($0, subscriptions: chosenAction == "subscription_status") } ?? .null
+        let previewValue = preview.map { previewView($0, databaseID: db.id, subscriptions: chosenAction == "subscription_status") } ?? .null
         return try app.page("bulk/form.html", title: "Update profiles of \(segment?.name ?? db.name)", context: ctx, nav: .databases, status: status, [
             "database": View.database(db),
             "segment": try segment.map { s -> TemplateValue in

@@ -55,7 +55,7 @@ enum TasksPage {
                 let subscriptions: Bool
                 if case .updateSubscriptionStatus = request.action { subscriptions = true } else { subscriptions = false }
                 let counted = try app.services.bulk.preview(request, actor: user)
-                preview = BulkUpdatePage.previewView(counted, subscriptions: subscriptions)
+                preview = BulkUpdatePage.previewView(counted, databaseID: request.databaseID, subscriptions: subscriptions)
                 previewed = .string(String(counted.selected))
             } catch let error as ValidationError {
                 previewError = .string(error.description)
