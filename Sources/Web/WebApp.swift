@@ -272,6 +272,8 @@ public struct Services: Sendable {
     public let files: TaskFiles
     public let backups: Backups
     public let approvals: Approvals
+    /// Profiles deleted by bulk tasks, kept for their undo (ROSTER_UNDO_DAYS); housekeeping purges older ones.
+    public let archive: DeletionArchive
     public let clock: Clock
     private let housekeeping = Webhooks.TimerBox()
     private let backupTimer = Webhooks.TimerBox()
@@ -281,7 +283,9 @@ public struct Services: Sendable {
 
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
                 profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments,
-                bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens, files: TaskFiles, clock: Clock = .system) {
+                bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens, files: TaskFiles, clock: Clock = .system,
+                undoDays: Int = 30) {
+        self.archive = DeletionArchive(pool: apiTokens.pool, days: undoDays)
         self.webhooks = webhooks
         self.clock = clock
         self.backups = Backups(pool: apiTokens.pool, clock: clock)
@@ -310,6 +314,12 @@ public struct Services: Sendable {
         source.setEventHandler { [self] in
             let removed = files.sweep()
             if removed > 0 { Log.info("housekeeping", ["removed_files": String(removed)]) }
+            do {
+                let purged = try archive.purge(now: clock.now())
+                if purged > 0 { Log.info("housekeeping", ["purged_deleted_profiles": String(purged)]) }
+            } catch {
+                Log.error("archive purge failed", ["error": String(describing: error)])
+            }
         }
         source.resume()
         housekeeping.replace(with: source)
@@ -331,7 +341,8 @@ public struct Services: Sendable {
     /// `removalMinMonths`: PROFILES_REMOVAL_MIN_MONTHS, the months of inactivity before the current month that
     /// deletion by conditions requires.
     public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000, removalMinMonths: Int = 1,
-                            taskPauseMilliseconds: Int = 0, fileDays: Int = 7, minFreeMB: Int = 256, taskLeaseSeconds: Int = 60) -> Services {
+                            taskPauseMilliseconds: Int = 0, fileDays: Int = 7, minFreeMB: Int = 256, taskLeaseSeconds: Int = 60,
+                            undoDays: Int = 30) -> Services {
         let export = ExportProfilesTask(directory: exportDirectory)
         let imports = ProfileImports(pool: pool, directory: ((exportDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("uploads"), clock: clock)
         let tasks = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
@@ -350,7 +361,7 @@ public struct Services: Sendable {
                         webhooks: Webhooks(pool: pool, clock: clock), apiTokens: APITokens(pool: pool, clock: clock),
                         files: TaskFiles(pool: pool, exportDirectory: exportDirectory, uploadDirectory: imports.directory, clock: clock,
                                          keepDays: fileDays, minFreeBytes: Int64(minFreeMB) << 20),
-                        clock: clock)
+                        clock: clock, undoDays: undoDays)
     }
 }
 

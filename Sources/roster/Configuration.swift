@@ -17,6 +17,8 @@ struct Configuration {
     var taskPauseMilliseconds = 0
     /// Days a task's download (export, failed rows) is kept after the task ended (ROSTER_FILE_DAYS).
     var fileDays = 7
+    /// Days the profiles a bulk task deleted are kept so the task can be undone (ROSTER_UNDO_DAYS).
+    var undoDays = 30
     /// Uploads and exports are refused while less than this many MB are free on the data folder's disk.
     var minFreeMB = 256
     /// Scheduled backups go here, once a day (none when empty).
@@ -44,6 +46,7 @@ struct Configuration {
                             ROSTER_PROFILES_REMOVAL_MIN_MONTHS  months of inactivity (before the current month) that
                                               deletion by conditions requires; default: 1
                             ROSTER_FILE_DAYS  days a task's download is kept after the task ended; default: 7
+                            ROSTER_UNDO_DAYS  days profiles deleted by a bulk task are kept for its undo; default: 30
                             ROSTER_MIN_FREE_MB  uploads and exports are refused below this much free disk; default: 256
                             ROSTER_BACKUP_DIR  a folder for a checked backup every day (none when unset)
                             ROSTER_BACKUP_HOUR  the UTC hour (0-23) of the daily backup; default: 3
@@ -77,6 +80,7 @@ struct Configuration {
         if let n = try number("ROSTER_TASK_PAUSE_MS", 0...60_000) { config.taskPauseMilliseconds = n }
         if let n = try number("ROSTER_PROFILES_REMOVAL_MIN_MONTHS", 0...120) { config.removalMinMonths = n }
         if let n = try number("ROSTER_FILE_DAYS", 1...3650) { config.fileDays = n }
+        if let n = try number("ROSTER_UNDO_DAYS", 1...3650) { config.undoDays = n }
         if let n = try number("ROSTER_MIN_FREE_MB", 0...10_000_000) { config.minFreeMB = n }
         if let v = environment["ROSTER_BACKUP_DIR"], !v.isEmpty { config.backupDirectory = v }
         if let n = try number("ROSTER_BACKUP_HOUR", 0...23) { config.backupHour = n }

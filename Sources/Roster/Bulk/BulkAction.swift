@@ -23,6 +23,8 @@ public enum BulkAction: Sendable, Equatable {
     case promoCodes(programID: Int64, attach: Bool)
     case deleteInactive
     case unsubscribe
+    /// Puts back what an earlier bulk task changed, where nothing changed it since (see `Undo`).
+    case undo(taskID: Int64)
 
     public var kind: String {
         switch self {
@@ -32,6 +34,7 @@ public enum BulkAction: Sendable, Equatable {
         case .promoCodes(_, let attach): return attach ? "attach_promo" : "detach_promo"
         case .deleteInactive: return "delete_inactive"
         case .unsubscribe: return "unsubscribe"
+        case .undo: return "undo"
         }
     }
 
@@ -43,6 +46,7 @@ public enum BulkAction: Sendable, Equatable {
         case .promoCodes(_, let attach): return attach ? "Attach promo codes" : "Detach promo codes"
         case .deleteInactive: return "Delete inactive profiles"
         case .unsubscribe: return "Global unsubscribe"
+        case .undo: return "Undo a task"
         }
     }
 
@@ -59,6 +63,8 @@ public enum BulkAction: Sendable, Equatable {
             o["resource_id"] = .int(r); o["channel"] = .string(ch); o["status"] = .string(st); o["include_unsafe"] = .bool(unsafe)
         case .promoCodes(let program, _):
             o["program_id"] = .int(program)
+        case .undo(let id):
+            o["task_id"] = .int(id)
         case .deleteInactive, .unsubscribe: break
         }
         return .object(o)
@@ -86,6 +92,9 @@ public enum BulkAction: Sendable, Equatable {
             self = .promoCodes(programID: p, attach: kind == "attach_promo")
         case "delete_inactive": self = .deleteInactive
         case "unsubscribe": self = .unsubscribe
+        case "undo":
+            guard let id = int("task_id") else { return nil }
+            self = .undo(taskID: id)
         default: return nil
         }
     }
@@ -122,6 +131,11 @@ public enum SkipReason {
     public static let hasCode = "has_code"
     public static let noSubscription = "no_subscription"
     public static let noCode = "no_code"
+    public static let changedSince = "changed_since"
+    public static let profileGone = "profile_gone"
+    public static let fieldGone = "field_gone"
+    public static let profileExists = "profile_exists"
+    public static let codeTaken = "code_taken"
 
     public static func label(_ reason: String) -> String {
         switch reason {
@@ -134,6 +148,11 @@ public enum SkipReason {
         case hasCode: return "already has a code of this program"
         case noSubscription: return "no subscription in that resource and channel"
         case noCode: return "no code of this program to detach"
+        case changedSince: return "changed since the task: left as they are"
+        case profileGone: return "the profile was deleted since"
+        case fieldGone: return "the field was deleted since, or can no longer hold the earlier value"
+        case profileExists: return "a profile with the same id or email exists now"
+        case codeTaken: return "the code changed since, or the profile has another code of the program"
         default: return reason
         }
     }

@@ -8,6 +8,8 @@ struct BulkChunk {
     var skipped = 0
     var failed = 0
     var reasons: [String: Int] = [:]
+    /// An undo's preview: a few values it leaves alone.
+    var drift: [DriftRow] = []
 
     mutating func skip(_ reason: String, _ n: Int = 1) {
         guard n > 0 else { return }
@@ -35,6 +37,8 @@ struct BulkExecutor {
     /// A preview runs chunk by chunk, each rolled back: the codes its earlier chunks attached are free again, so
     /// later chunks skip that many.
     var codesAlreadyAttached = 0
+    /// How many drifted values an undo's chunk notes (its preview shows them); 0 in a task.
+    var driftSamples = 0
 
     var table: String { ProfileTable.name(databaseID) }
     var history: String { ProfileTable.historyName(databaseID) }
@@ -107,8 +111,15 @@ struct BulkExecutor {
             chunk.skip(SkipReason.unchanged, count - chunk.updated)
             if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, HistoryEvent.statusChanged, chunk.updated, chunk.updated]) }
 
+        case .undo(let original):
+            return try undo(original, after: after, upTo: upTo, db)
+
         case .deleteInactive:
             let inactive = "(last_interaction_at IS NULL OR last_interaction_at < ?)"
+            // Kept for ROSTER_UNDO_DAYS, with what goes with them, so the deletion can be undone.
+            let doomed = try db.prepare("SELECT * FROM \(table) p WHERE p.id IN (\(targets)) AND \(inactive) ORDER BY p.id")
+                .query(range + [.integer(cutoff)])
+            try DeletionArchive.write(self, profiles: doomed, db)
             try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, 'profile', p.email, 'deleted' FROM \(table) p WHERE p.id IN (\(targets)) AND \(inactive)")
                 .execute([.integer(taskID)] + range + [.integer(cutoff)])
             // History, subscriptions, relations and static-segment memberships go with the profile (ON DELETE
@@ -300,7 +311,15 @@ public struct BulkUpdateTask: TaskHandler {
 
     /// Writes the target rows for `taskID`; returns how many.
     static func freeze(_ request: BulkRequest, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
-        try TaskTargets.freeze(request.scope, taskID: taskID, now: now, db)
+        if case .undo(let original) = request.action { return try Undo.freeze(of: original, taskID: taskID, db) }
+        return try TaskTargets.freeze(request.scope, taskID: taskID, now: now, db)
+    }
+
+    /// The ids a request works through, in order, as `freeze` would write them now: the selection's profiles; for
+    /// an undo, the original's change-log rows or archived profiles.
+    static func targets(_ request: BulkRequest, now: Int64, _ db: Connection) throws -> [Int64] {
+        if case .undo(let original) = request.action { return try Undo.targets(of: original, db) }
+        return try TaskTargets.select(request.scope, now: now, db)
     }
 
     public func prepare(_ task: TaskRecord, _ db: Connection) throws -> (total: Int, parameters: [String: JSONValue]) {

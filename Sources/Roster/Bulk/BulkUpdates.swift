@@ -12,6 +12,8 @@ public struct BulkPreview: Sendable {
     /// A few of the changes: profile id, field, before, after.
     /// A few changes as a person reads them: the profile's email beside its id, labels and names for the field.
     public let sample: [ChangeRow]
+    /// An undo: a few values changed since the task, which it leaves alone (before: what the task left; after: now).
+    public var drift: [ChangeRow] = []
     /// Deletion: profiles with no interaction since this time are deleted.
     public let cutoff: Int64
 }
@@ -71,12 +73,7 @@ public final class BulkUpdates: Sendable {
             }
             do {
                 let (ref, value) = try ProfileWriter.judgeOne(change.field, .text(change.value ?? ""), catalogue)
-                let type: FieldType?
-                if let standard = StandardField.named(change.field) {
-                    if case .typed(let t) = standard.kind { type = t } else { type = nil }
-                } else {
-                    type = catalogue.custom.first { $0.name == change.field }?.type
-                }
+                let type = fieldType(change.field, catalogue)
                 let shown = change.value == nil ? nil : (type?.display(value) ?? FieldType.tags.display(value))
                 resolved.append(ResolvedChange(key: ref.key, column: ref.column, value: value, shown: shown, type: type))
             } catch let error as ValidationError {
@@ -85,6 +82,15 @@ public final class BulkUpdates: Sendable {
         }
         if !errors.isEmpty { throw ValidationError(errors) }
         return resolved
+    }
+
+    /// The type of a standard or custom field (nil: plain text).
+    static func fieldType(_ field: String, _ catalogue: Profiles.Catalogue) -> FieldType? {
+        if let standard = StandardField.named(field) {
+            if case .typed(let t) = standard.kind { return t }
+            return nil
+        }
+        return catalogue.custom.first { $0.name == field }?.type
     }
 
     /// Checks everything a forged form could get wrong. `role` decides who may delete.
@@ -125,6 +131,8 @@ public final class BulkUpdates: Sendable {
                     throw ValidationError(field: "rules", "Deleting needs at least one condition (a rule, a range, or a limit above 0), "
                                           + "in the form or in the segment. Roster never deletes a whole database this way.")
                 }
+            case .undo(let original):
+                _ = try Undo.original(original, databaseID: request.databaseID, role: role, db)
             case .unsubscribe:
                 guard try request.scope.hasCondition(db) else {
                     throw ValidationError(field: "rules", "A global unsubscribe needs at least one condition (a rule, a range, or a limit "
@@ -152,7 +160,7 @@ public final class BulkUpdates: Sendable {
         let cutoff = BulkUpdates.cutoff(now: now, months: removalMinMonths)
         // A task id no task has: the dry run's targets and change-log rows vanish with each rollback.
         let dryID: Int64 = -Int64.random(in: 1...Int64(Int32.max))
-        let ids = try pool.read { try TaskTargets.select(request.scope, now: now, $0) }
+        let ids = try pool.read { try BulkUpdateTask.targets(request, now: now, $0) }
         var total = BulkChunk()
         var sample: [ChangeRow] = []
         var start = 0
@@ -166,6 +174,7 @@ public final class BulkUpdates: Sendable {
                                                 skipTriggers: request.skipTriggers, now: now, cutoff: cutoff,
                                                 catalogue: try Profiles.catalogue(request.databaseID, db))
                     executor.codesAlreadyAttached = total.updated
+                    executor.driftSamples = max(0, 10 - total.drift.count)
                     let chunk = try executor.run(after: after, upTo: slice.last ?? after, count: slice.count, db)
                     let rows = sample.count >= 10 ? [] : try ChangeRow.read(databaseID: request.databaseID, taskID: dryID, after: 0,
                                                                              limit: 10 - sample.count, db)
@@ -177,12 +186,20 @@ public final class BulkUpdates: Sendable {
                 total.skipped += rollback.chunk.skipped
                 total.failed += rollback.chunk.failed
                 for (k, v) in rollback.chunk.reasons { total.reasons[k, default: 0] += v }
+                total.drift += rollback.chunk.drift
                 sample += rollback.sample
             }
             start += slice.count
         }
-        return BulkPreview(selected: ids.count, updated: total.updated, deleted: total.deleted, skipped: total.skipped, failed: total.failed,
-                           reasons: total.reasons, sample: sample, cutoff: cutoff)
+        var preview = BulkPreview(selected: ids.count, updated: total.updated, deleted: total.deleted, skipped: total.skipped,
+                                  failed: total.failed, reasons: total.reasons, sample: sample, cutoff: cutoff)
+        if !total.drift.isEmpty {
+            let labels = try pool.read { try ChangeLabels($0) }
+            preview.drift = total.drift.map {
+                ChangeRow(id: 0, profileID: $0.profileID, email: "", field: labels.field($0.key), key: $0.key, before: $0.left, after: $0.now)
+            }
+        }
+        return preview
     }
 
     /// Records the task (committed before this returns) and wakes the runner — or, when an approval rule applies
@@ -194,7 +211,7 @@ public final class BulkUpdates: Sendable {
         var selected: Int?
         if rules.overProfiles != nil {
             // The same selection the task freezes when it starts, counted now.
-            selected = try pool.read { try TaskTargets.select(request.scope, now: clock.now(), $0).count }
+            selected = try pool.read { try BulkUpdateTask.targets(request, now: clock.now(), $0).count }
         }
         return try tasks.enqueue(kind: BulkUpdateTask.kind, title: title, databaseID: request.databaseID, userID: user.id,
                                  parameters: parameters(request), segmentID: request.segmentID,

@@ -65,6 +65,8 @@ public struct ChangeLabels: Sendable {
             text = "Delete the profiles with no interaction since the cut-off"
         case .unsubscribe:
             text = "Set the global status to Unsubscribed"
+        case .undo(let id):
+            text = "Undo task #\(id): put back what it changed, wherever nothing changed it since"
         }
         return text + (skipTriggers ? "; triggers not started" : "")
     }

@@ -260,6 +260,7 @@ public final class Databases: Sendable {
             }
             for statement in ProfileTable.dropStatements(id) { try db.execute(statement) }
             try db.run(History.dropDatabase, [id])
+            try db.run(UndoStore.dropDatabase, [id])
             try db.run(DatabaseStore.delete, [id])
         }
     }

@@ -78,6 +78,7 @@ extension JSONValue {
     }
 
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
 
     static func encodeStrings(_ list: [String]) -> String {
         JSONValue.array(list.map { .string($0) }).canonical
