@@ -93,6 +93,8 @@ enum Routes {
             Route("POST", "/tasks/:id/resume") { try TasksPage.resume($0, $1) },
             Route("POST", "/tasks/:id/approve") { try TasksPage.approve($0, $1) },
             Route("POST", "/tasks/:id/reject") { try TasksPage.reject($0, $1) },
+            Route("GET", "/tasks/:id/undo") { try UndoPage.show($0, $1) },
+            Route("POST", "/tasks/:id/undo") { try UndoPage.start($0, $1) },
 
             Route("GET", "/settings") { try SettingsPage.show($0, $1) },
             Route("POST", "/settings/password") { try PasswordChangeAction.run($0, $1) },

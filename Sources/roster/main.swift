@@ -40,6 +40,8 @@ let usage = """
       bulk --database ID --selection JSON --action JSON [--segment ID] [--preview] [--skip-triggers] [--as EMAIL]
                                           run (or preview) a bulk update as a task, launched by EMAIL (default:
                                           the first admin)
+      task undo ID [--preview] [--as EMAIL]   undo a bulk task (values changed since are left alone), or print
+                                          what the undo would do
       token create --name N --databases 1,2 [--expires-days D]   an API token for the batch API (printed once)
       segment count --database ID --selection JSON   count what rules, range and limit select (matching, in range, selected)
       seed --database NAME --profiles N   add N realistic demo profiles (creating the database if needed)
@@ -357,6 +359,53 @@ case "bulk":
         }
         say("roster: task \(id) \(task.state.rawValue): \(task.total) selected, \(task.updated) updated, \(task.deleted) deleted, \(task.skipped) skipped, \(task.failed) failed")
         if task.state != .done { exit(1) }
+    } catch let error as ValidationError {
+        fail(error.description)
+    } catch {
+        fail("\(error)")
+    }
+
+case "task":
+    // Undoes a bulk task as its page does (the same checks), as a task run here and now; --preview prints what it would
+    // do instead.
+    let pool = openPool()
+    guard args.dropFirst().first == "undo", let original = args.dropFirst(2).first.flatMap({ Int64($0) }) else {
+        fail("task undo needs a task id: roster task undo ID [--preview] [--as EMAIL]", code: 2)
+    }
+    do {
+        let accounts = Accounts(pool: pool)
+        let launcher: User
+        if let email = option("--as", in: args) {
+            guard let user = try accounts.user(email: email) else { fail("no user with the email \(email)", code: 2) }
+            launcher = user
+        } else {
+            guard let admin = try accounts.listUsers().first(where: { $0.role == .admin }) else { fail("no admin user to run the undo as") }
+            launcher = admin
+        }
+        let handler = BulkUpdateTask(removalMinMonths: config.removalMinMonths)
+        let recorder = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler])
+        recorder.stop()   // this process runs only the task it enqueues, below
+        let bulk = BulkUpdates(pool: pool, tasks: recorder, removalMinMonths: config.removalMinMonths)
+        guard let task = try recorder.task(original) else { fail("no task \(original)", code: 2) }
+        let request = try bulk.undoRequest(of: task, role: launcher.role)
+        let started = Date()
+        if args.contains("--preview") {
+            let p = try bulk.preview(request, actor: launcher)
+            reportTiming(since: started)
+            say("undo of task \(original): \(p.selected) items, \(p.updated) to put back, \(p.skipped) left as they are"
+                + (p.reasons.isEmpty ? "" : " (" + p.reasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")"))
+            exit(0)
+        }
+        let id = try bulk.start(request, title: "Undo #\(original): \(task.title)", user: launcher)
+        let worker = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler], chunkSize: 5000)
+        guard let done = try worker.runToEnd(id) else { fail("the task is gone") }
+        reportTiming(since: started)
+        if done.state == .awaitingApproval {
+            say("roster: task \(id) awaits approval: \(done.approvalReason ?? "") Another admin approves it on /tasks/\(id).")
+            exit(1)
+        }
+        say("roster: task \(id) \(done.state.rawValue): \(done.total) items, \(done.updated) put back, \(done.skipped) left as they are")
+        if done.state != .done { exit(1) }
     } catch let error as ValidationError {
         fail(error.description)
     } catch {

@@ -218,6 +218,29 @@ public final class BulkUpdates: Sendable {
                                  awaitingApproval: rules.reason(for: request.action, selected: selected))
     }
 
+    /// The undo of a bulk task as a request (its triggers as the task's were), checked as a launch is.
+    public func undoRequest(of task: TaskRecord, role: Role) throws -> BulkRequest {
+        guard let databaseID = task.databaseID else { throw ValidationError(field: "task", "Only a bulk update can be undone.") }
+        let original = try pool.read { try Undo.original(task.id, databaseID: databaseID, role: role, $0) }
+        return BulkRequest(databaseID: databaseID, selection: Selection(), action: .undo(taskID: task.id), skipTriggers: original.skipTriggers)
+    }
+
+    /// What the task page says of undoing a task: the task that undid it, or whether `role` may undo it now (and why
+    /// not, for an ended bulk task).
+    public func undoState(of task: TaskRecord, role: Role) throws -> (undoneBy: Int64?, possible: Bool, refusal: String?) {
+        guard task.kind == BulkUpdateTask.kind, task.state.isFinished, let databaseID = task.databaseID else { return (nil, false, nil) }
+        return try pool.read { db in
+            if let other = try Undo.undoneBy(task.id, db) { return (other, false, nil) }
+            if case .undo? = try? BulkUpdateTask.request(task).action { return (nil, false, nil) }
+            do {
+                _ = try Undo.original(task.id, databaseID: databaseID, role: role, db)
+                return (nil, role.canEdit, nil)
+            } catch let error as ValidationError {
+                return (nil, false, error.description)
+            }
+        }
+    }
+
     /// The request a bulk task was launched with (the approver's preview shows what it will do).
     public func request(of task: TaskRecord) throws -> BulkRequest {
         try BulkUpdateTask.request(task)

@@ -57,15 +57,19 @@ enum BulkUpdatePage {
     }
 
     /// A preview's counts, skip reasons and sample, for the bulk form and for an approver on the task page.
-    static func previewView(_ p: BulkPreview, databaseID: Int64, subscriptions: Bool) -> TemplateValue {
-        [
+    /// `undo`: "values" or "profiles" (an undo's items), nil for any other update.
+    static func previewView(_ p: BulkPreview, databaseID: Int64, subscriptions: Bool, undo: String? = nil) -> TemplateValue {
+        func rows(_ list: [ChangeRow]) -> TemplateValue {
+            .list(list.map { ["profile_id": .string($0.profileID), "email": .string($0.email), "field": .string($0.field),
+                              "before": .string($0.before), "after": .string($0.after)] })
+        }
+        return [
             "database_id": .string(String(databaseID)),
             "selected": .string(View.count(p.selected)), "updated": .string(View.count(p.updated)), "deleted": .string(View.count(p.deleted)),
             "skipped": .string(View.count(p.skipped)), "failed": .string(View.count(p.failed)),
             "reasons": .list(p.reasons.sorted { $0.key < $1.key }.map { ["count": .string(View.count($0.value)), "label": .string(SkipReason.label($0.key))] }),
-            "sample": .list(p.sample.map { ["profile_id": .string($0.profileID), "email": .string($0.email), "field": .string($0.field),
-                                              "before": .string($0.before), "after": .string($0.after)] }),
-            "subscriptions": .bool(subscriptions),
+            "sample": rows(p.sample), "drift": rows(p.drift),
+            "subscriptions": .bool(subscriptions), "undo": .bool(undo != nil), "undo_profiles": .bool(undo == "profiles"),
         ]
     }
 

@@ -85,13 +85,20 @@ enum SettingsPage {
             approvals = ["delete_inactive": .bool(rules.deleteInactive), "unsubscribe": .bool(rules.unsubscribe),
                          "over_profiles": .string(typed ?? rules.overProfiles.map(String.init) ?? "")]
         }
+        // The archive of profiles deleted by bulk tasks (kept for their undo).
+        var archive: TemplateValue = .null
+        if me.role.canManageUsers {
+            let size = try app.services.archive.size()
+            archive = ["profiles": .string(View.count(size.profiles)), "size": .string(View.bytes(Int64(size.bytes))),
+                       "days": .string(String(app.services.archive.days)), "oldest": TemplateValue(size.oldest.map(View.time))]
+        }
         var backup: TemplateValue = .null
         if me.role.canManageUsers, let last = try app.services.backups.last() {
             backup = ["ok": .bool(last.ok), "finished": .string(View.time(last.finishedAt)), "size": .string(View.bytes(last.bytes)),
                       "kind": .string(last.scheduled ? "scheduled" : "by hand"), "path": .string(last.path), "message": .string(last.message)]
         }
         return try app.page("settings/index.html", title: "Settings", context: ctx, nav: .settings, status: status, [
-            "approvals": approvals, "approvals_error": err("approvals", "over_profiles"),
+            "approvals": approvals, "approvals_error": err("approvals", "over_profiles"), "archive": archive,
             "backup": backup, "backup_schedule": TemplateValue(app.configuration.backupSchedule),
             "webhooks": .list(webhooks), "deliveries": .list(deliveries), "webhook_error": err("webhook", "url"),
             "tokens": .list(tokens), "token_databases": .list(databaseChoices),

@@ -55,7 +55,11 @@ enum TasksPage {
                 let subscriptions: Bool
                 if case .updateSubscriptionStatus = request.action { subscriptions = true } else { subscriptions = false }
                 let counted = try app.services.bulk.preview(request, actor: user)
-                preview = BulkUpdatePage.previewView(counted, databaseID: request.databaseID, subscriptions: subscriptions)
+                var undo: String?
+                if case .undo(let original) = request.action, let first = try app.services.tasks.task(original) {
+                    if case .deleteInactive? = try? app.services.bulk.request(of: first).action { undo = "profiles" } else { undo = "values" }
+                }
+                preview = BulkUpdatePage.previewView(counted, databaseID: request.databaseID, subscriptions: subscriptions, undo: undo)
                 previewed = .string(String(counted.selected))
             } catch let error as ValidationError {
                 previewError = .string(error.description)
@@ -70,8 +74,15 @@ enum TasksPage {
                      "selection": .string((try? SegmentBuilder.words(app, databaseID: request.databaseID, request.selection)) ?? ""),
                      "segment": TemplateValue(segment)]
         }
+        // Undo: the task that undid this one, or a link to undo it, or why it cannot be undone.
+        var undo: TemplateValue = .null
+        if let user = ctx.user, user.role.canEdit {
+            let state = try app.services.bulk.undoState(of: task, role: user.role)
+            undo = ["undone_by": .string(state.undoneBy.map(String.init) ?? ""), "possible": .bool(state.possible),
+                    "refusal": TemplateValue(state.refusal)]
+        }
         return try app.page("tasks/show.html", title: task.title, context: ctx, nav: .tasks, status: status, [
-            "asked": asked,
+            "asked": asked, "undo": undo,
             "task": View.task(task),
             "database": database.map(View.database) ?? .null,
             "refresh": .bool(task.state == .queued || task.state == .running),
