@@ -79,6 +79,31 @@ public struct Dialect: Sendable {
         return kind == .sqlite ? "json_object(\(items))" : "CAST(jsonb_build_object(\(items)) AS text)"
     }
 
+    /// A JSON object of a row's columns (`alias.column`), as JSON. SQLite takes at most 127 function arguments in the
+    /// versions Debian ships, so wide rows are merged from objects of 50 columns (a merge drops null members: a
+    /// column missing from the object reads as null).
+    public func rowJSON(_ alias: String, columns: [String]) -> String {
+        if kind == .postgres { return "row_to_json(\(alias))" }
+        let parts = stride(from: 0, to: max(columns.count, 1), by: 50).map { start in
+            "json_object(" + columns[start..<min(columns.count, start + 50)].map { "'\($0)', \(alias).\($0)" }.joined(separator: ", ") + ")"
+        }
+        return parts.dropFirst().reduce(parts.first ?? "json_object()") { "json_patch(\($0), \($1))" }
+    }
+
+    /// The JSON array of `expression` (JSON) over a group's rows; `[]` for none.
+    public func jsonArrayAgg(_ expression: String) -> String {
+        kind == .sqlite ? "json_group_array(\(expression))" : "COALESCE(json_agg(\(expression)), '[]'::json)"
+    }
+
+    /// A subquery's JSON result placed inside another JSON value (SQLite forgets that text from a subquery is JSON).
+    public func jsonEmbed(_ expression: String) -> String { kind == .sqlite ? "json((\(expression)))" : "(\(expression))" }
+
+    /// A JSON object built from JSON members (`jsonObject` makes text; this keeps JSON for nesting).
+    public func jsonBuild(_ pairs: [(String, String)]) -> String {
+        let items = pairs.map { "'\($0.0)', \($0.1)" }.joined(separator: ", ")
+        return kind == .sqlite ? "json_object(\(items))" : "json_build_object(\(items))"
+    }
+
     /// A text parameter or expression where PostgreSQL cannot tell its type from its place.
     public func text(_ expression: String) -> String { kind == .sqlite ? expression : "CAST(\(expression) AS text)" }
 

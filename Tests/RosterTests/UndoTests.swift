@@ -171,6 +171,9 @@ final class UndoTests: XCTestCase, BulkFixtures {
                                    properties: "since=\(i)", actor: nil)
         }
         _ = try run(s, BulkRequest(databaseID: s.db.id, selection: Selection(limit: 3), action: .promoCodes(programID: program.id, attach: true)))
+        // A Float field: JSON writes 1.0 as 1, and it must come back as the real 1.0.
+        let ratio = try Databases(pool: s.pool).addField(to: s.db.id, FieldInput(name: "ratio", type: "float"))
+        try s.pool.write { try $0.run("UPDATE profiles_\(s.db.id) SET c_\(ratio.id) = CAST(id AS REAL) / 2") }
         let cutoff = BulkUpdates.cutoff(now: s.now, months: 1)
         try s.pool.write { db in
             for (i, p) in people.enumerated() {

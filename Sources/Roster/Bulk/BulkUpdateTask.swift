@@ -117,9 +117,7 @@ struct BulkExecutor {
         case .deleteInactive:
             let inactive = "(last_interaction_at IS NULL OR last_interaction_at < ?)"
             // Kept for ROSTER_UNDO_DAYS, with what goes with them, so the deletion can be undone.
-            let doomed = try db.prepare("SELECT * FROM \(table) p WHERE p.id IN (\(targets)) AND \(inactive) ORDER BY p.id")
-                .query(range + [.integer(cutoff)])
-            try DeletionArchive.write(self, profiles: doomed, db)
+            _ = try DeletionArchive.write(self, condition: inactive, range + [.integer(cutoff)], db)
             try db.prepare("INSERT INTO task_changes (task_id, profile_id, field, before, after) SELECT ?, p.profile_id, 'profile', p.email, 'deleted' FROM \(table) p WHERE p.id IN (\(targets)) AND \(inactive)")
                 .execute([.integer(taskID)] + range + [.integer(cutoff)])
             // History, subscriptions, relations and static-segment memberships go with the profile (ON DELETE

@@ -94,21 +94,7 @@ public struct DeletionArchive: Sendable {
         }
     }
 
-    /// A row as archive JSON: integers and text as themselves; reals and blobs tagged, so they come back as they were.
-    static func json(_ row: Row) -> JSONValue {
-        var object: [String: JSONValue] = [:]
-        for (name, value) in zip(row.columns, row.values) {
-            switch value {
-            case .null: object[name] = .null
-            case .integer(let i): object[name] = .int(i)
-            case .real(let d): object[name] = .object(["real": .string(String(d))])
-            case .text(let s): object[name] = .string(s)
-            case .blob(let b): object[name] = .object(["base64": .string(Data(b).base64EncodedString())])
-            }
-        }
-        return .object(object)
-    }
-
+    /// An archived JSON value as the column held it (the store wrote numbers, text and nulls).
     static func value(_ json: JSONValue) -> SQLValue {
         switch json {
         case .int(let i): return .integer(i)
@@ -123,37 +109,33 @@ public struct DeletionArchive: Sendable {
         }
     }
 
-    /// Archives the profiles a deletion chunk is about to delete (`ids`), with everything that goes with them.
-    static func write(_ executor: BulkExecutor, profiles: [Row], _ db: Connection) throws {
-        guard !profiles.isEmpty else { return }
-        let ids = profiles.compactMap { $0.int64("id") }
-        let list = JSONValue.array(ids.map { .int($0) }).canonical
-        let idSet = db.dialect.integersFromJSONParameter
+    /// Archives the chunk's profiles that `condition` deletes (parameters: the chunk's range, then `params`), with
+    /// everything that goes with them, in one INSERT … SELECT: the store builds each profile's JSON, reading the
+    /// related rows through their profile indexes. Returns how many.
+    static func write(_ executor: BulkExecutor, condition: String, _ params: [SQLValue], _ db: Connection) throws -> Int {
+        let d = db.dialect
         let id = executor.databaseID
-        func grouped(_ sql: String, _ params: [SQLValue], by columns: [String]) throws -> [Int64: [JSONValue]] {
-            var out: [Int64: [JSONValue]] = [:]
-            for row in try db.query(sql, params) {
-                for column in columns { if let p = row.int64(column) { out[p, default: []].append(json(row)) } }
-            }
-            return out
+        func columns(_ table: String) throws -> [String] {
+            try db.query(d.tableColumns, [table]).compactMap { $0.string("name") }.filter { $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } }
         }
-        let subscriptions = try grouped("SELECT * FROM subscriptions_\(id) WHERE profile IN (\(idSet)) ORDER BY id", [.text(list)], by: ["profile"])
-        let history = try grouped("SELECT * FROM \(executor.history) WHERE profile IN (\(idSet)) ORDER BY id", [.text(list)], by: ["profile"])
-        let members = try grouped("SELECT * FROM \(SegmentStore.membersTable(id)) WHERE profile IN (\(idSet))", [.text(list)],
-                                  by: ["profile"])
+        func rows(_ table: String, _ alias: String, where clause: String) throws -> String {
+            d.jsonEmbed("SELECT \(d.jsonArrayAgg(d.rowJSON(alias, columns: try columns(table)))) FROM \(table) \(alias) WHERE \(clause)")
+        }
+        let (subscriptions, history) = ("subscriptions_\(id)", executor.history)
+        let (members, relations) = (SegmentStore.membersTable(id), "relations_\(id)")
         // A relation is kept with both of its profiles: whichever comes back second brings it back.
-        let relations = try grouped("SELECT * FROM relations_\(id) WHERE profile IN (\(idSet)) OR related IN (\(idSet)) ORDER BY id",
-                                    [.text(list), .text(list)], by: ["profile", "related"])
-        for profile in profiles {
-            guard let rowID = profile.int64("id") else { continue }
-            let data = JSONValue.object([
-                "profile": json(profile), "subscriptions": .array(subscriptions[rowID] ?? []), "history": .array(history[rowID] ?? []),
-                "members": .array(members[rowID] ?? []),
-                "relations": .array(Array(Set((relations[rowID] ?? []).map(\.canonical))).sorted().compactMap(JSONValue.parse)),
-            ])
-            try db.run(UndoStore.archive, [SQLValue.integer(executor.taskID), .integer(id), .integer(rowID), .text(profile.string("profile_id") ?? ""),
-                                    .text(profile.string("email") ?? ""), .integer(executor.now), .text(data.canonical)])
-        }
+        let data = d.jsonBuild([
+            ("profile", d.rowJSON("p", columns: try columns(executor.table))),
+            ("subscriptions", try rows(subscriptions, "s", where: "s.profile = p.id")),
+            ("history", try rows(history, "h", where: "h.profile = p.id")),
+            ("members", try rows(members, "m", where: "m.profile = p.id")),
+            ("relations", try rows(relations, "r", where: "r.profile = p.id OR r.related = p.id")),
+        ])
+        return try db.prepare("""
+            INSERT INTO deleted_profiles (task_id, database_id, row_id, profile_id, email, deleted_at, data)
+            SELECT ?, ?, p.id, p.profile_id, p.email, ?, CAST(\(data) AS \(d.type(.text))) FROM \(executor.table) p
+            WHERE p.id IN (\(executor.targets)) AND \(condition) ORDER BY p.id
+            """).execute([SQLValue.integer(executor.taskID), .integer(id), .integer(executor.now)] + params)
     }
 }
 
@@ -389,6 +371,9 @@ extension BulkExecutor {
         let rows = try db.query(UndoStore.archivedChunk, range)
         guard !rows.isEmpty else { return }
         var columns: [String: Set<String>] = [:]
+        var statements: [String: Statement] = [:]
+        // JSON writes 1.0 as 1: columns of real numbers (Float fields) get reals back.
+        let reals = Set(ProfileWriter.fieldRefs(catalogue).filter { BulkUpdates.fieldType($0.key, catalogue)?.columnKind == .real }.map(\.column))
         func insert(_ table: String, _ json: JSONValue, only condition: String = "", _ params: [SQLValue] = []) throws -> Int {
             guard case .object(let values) = json else { return 0 }
             if columns[table] == nil { columns[table] = Set(try db.query(db.dialect.tableColumns, [table]).compactMap { $0.string("name") }) }
@@ -397,7 +382,13 @@ extension BulkExecutor {
             let marks = names.map { _ in "?" }.joined(separator: ", ")
             let sql = condition.isEmpty ? "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES (\(marks))"
                 : "INSERT INTO \(table) (\(names.joined(separator: ", "))) SELECT \(marks) WHERE \(condition)"
-            return try db.run(sql, names.map { DeletionArchive.value(values[$0] ?? .null) } + params)
+            let statement = try statements[sql] ?? db.prepare(sql)
+            statements[sql] = statement
+            return try statement.execute(names.map { name -> SQLValue in
+                let value = DeletionArchive.value(values[name] ?? .null)
+                if table == self.table, reals.contains(name), let d = value.double { return .real(d) }
+                return value
+            } + params)
         }
         let members = SegmentStore.membersTable(databaseID)
         for row in rows {
