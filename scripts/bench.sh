@@ -282,6 +282,9 @@ sleep 0.5
 read -r t_rps t_p50 t_p99 t_err < <(run_wrk during "$base/databases/$dbid/profiles/$pid_profile" "$cookie")
 wait "$bulk_pid" || { echo "bench: bulk field update failed"; cat "$work/bulk1.out"; }
 b1=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$half" --action '{"action":"update_fields","fields":[{"field":"city_code","value":"SPB"}]}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
+b1task=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT MAX(id) FROM tasks")
+# Its undo (#17): every value put back where it is still what the task set, as a task with its own change log.
+u1=$(ROSTER_TIMING=1 "$bin" task undo "$b1task" 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
 r1=$(raw_bulk "BEGIN IMMEDIATE" \
   "INSERT INTO history_$dbid (profile, at, type, details) SELECT id, strftime('%s','now'), 'field_changed', '{\"fields\":[\"city_code\"]}' FROM profiles_$dbid WHERE range_bucket < 5000 AND c_$bulkfield IS NOT 'SPB'" \
   "UPDATE profiles_$dbid SET c_$bulkfield = 'SPB', updated_at = strftime('%s','now'), version = version + 1 WHERE range_bucket < 5000 AND c_$bulkfield IS NOT 'SPB'" "COMMIT")
@@ -291,7 +294,13 @@ r2=$(raw_bulk "BEGIN IMMEDIATE" \
   "UPDATE profiles_$dbid SET engaged_at = COALESCE(engaged_at, strftime('%s','now')) WHERE id IN (SELECT s.profile FROM subscriptions_$dbid s WHERE s.profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND s.resource_id = $rid AND s.channel = 'email' AND s.deleted = 0 AND s.status <> 1)" \
   "UPDATE subscriptions_$dbid SET status = 1, updated_at = strftime('%s','now') WHERE profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND resource_id = $rid AND channel = 'email' AND deleted = 0 AND status <> 1" "COMMIT")
 b3=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$tenth" --action '{"action":"delete_inactive"}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
-r3=$(raw_bulk "BEGIN IMMEDIATE" "DELETE FROM profiles_$dbid WHERE range_bucket < 1000 AND (last_interaction_at IS NULL OR last_interaction_at < $cutoff)" "COMMIT")
+# The raw deletion archives what it deletes as Roster does (#17: kept for undo), then deletes.
+obj() { sqlite3 "$work/raw-bulk.sqlite" "SELECT 'json_object(' || group_concat(char(39) || name || char(39) || ', $2.' || name, ', ') || ')' FROM pragma_table_info('$1')"; }
+agg() { echo "json((SELECT json_group_array($(obj "$1" "$2")) FROM $1 $2 WHERE $3))"; }
+inactive="range_bucket < 1000 AND (last_interaction_at IS NULL OR last_interaction_at < $cutoff)"
+r3=$(raw_bulk "BEGIN IMMEDIATE" \
+  "INSERT INTO deleted_profiles (task_id, database_id, row_id, profile_id, email, deleted_at, data) SELECT 0, $dbid, p.id, p.profile_id, p.email, strftime('%s','now'), json_object('profile', $(obj "profiles_$dbid" p), 'subscriptions', $(agg "subscriptions_$dbid" s "s.profile = p.id"), 'history', $(agg "history_$dbid" h "h.profile = p.id"), 'members', $(agg "segment_members_$dbid" m "m.profile = p.id"), 'relations', $(agg "relations_$dbid" r "r.profile = p.id OR r.related = p.id")) FROM profiles_$dbid p WHERE $inactive" \
+  "DELETE FROM profiles_$dbid WHERE $inactive" "COMMIT")
 left=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT COUNT(*) FROM profiles_$dbid")
 left_raw=$(sqlite3 "$work/raw-bulk.sqlite" "SELECT COUNT(*) FROM profiles_$dbid")
 logged=$(sqlite3 "$ROSTER_DATA/roster.sqlite" "SELECT COUNT(*) FROM task_changes")
@@ -300,11 +309,13 @@ echo "Bulk update — $profiles-profile database (one run each, timed inside eac
 printf "%-52s %10s %10s %7s\n" "what" "roster ms" "raw ms" "ratio"
 printf "%-52s %10s %10s %7s\n" "field update, range 0–50% (about half)" "$b1" "$r1" "$(awk -v a="$b1" -v b="$r1" 'BEGIN{printf "%.2f", a/b}')"
 printf "%-52s %10s %10s %7s\n" "subscription status → unsubscribed, range 0–50%" "$b2" "$r2" "$(awk -v a="$b2" -v b="$r2" 'BEGIN{printf "%.2f", a/b}')"
-printf "%-52s %10s %10s %7s\n" "delete inactive, range 0–10% (cascades)" "$b3" "$r3" "$(awk -v a="$b3" -v b="$r3" 'BEGIN{printf "%.2f", a/b}')"
+printf "%-52s %10s %10s %7s\n" "delete inactive, range 0–10% (archive, cascades)" "$b3" "$r3" "$(awk -v a="$b3" -v b="$r3" 'BEGIN{printf "%.2f", a/b}')"
+printf "%-52s %10s %10s %7s\n" "undo of the field update (vs the update itself)" "$u1" "$b1" "$(awk -v a="$u1" -v b="$b1" 'BEGIN{printf "%.2f", a/b}')"
 echo "profiles left: roster $left, raw $left_raw; change-log rows written: $logged"
 printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile page while a bulk task runs" "$t_rps" "$t_p50" "$t_p99" "$t_err"
 bulk_ok=$(awk -v a="$b1" -v b="$r1" -v c="$b2" -v d="$r2" -v e="$b3" -v f="$r3" -v p="$t_p99" 'BEGIN{print (a<=2.5*b && c<=2.5*d && e<=2.5*f && p<50)}')
 echo "bulk bars (each <= 2.5x raw; page p99 < 50 ms during a task): $(verdict "$bulk_ok")"
+echo "undo bar (undo of the field update <= 2.5x the update): $(verdict "$(awk -v a="$u1" -v b="$b1" 'BEGIN{print (a<=2.5*b)}')")"
 
 # ---------------------------------------------------------------------------------------------------------
 # Batch API: update_batch with 10,000 profiles, each with one subscription, through nginx in JSON and in XML (5 calls
