@@ -274,9 +274,12 @@ public struct Services: Sendable {
     public let approvals: Approvals
     /// Profiles deleted by bulk tasks, kept for their undo (ROSTER_UNDO_DAYS); housekeeping purges older ones.
     public let archive: DeletionArchive
+    /// Bulk updates launched by the clock (`startSchedules` looks for due ones).
+    public let schedules: Schedules
     public let clock: Clock
     private let housekeeping = Webhooks.TimerBox()
     private let backupTimer = Webhooks.TimerBox()
+    private let scheduleTimer = Webhooks.TimerBox()
     public var pool: DatabasePool { apiTokens.pool }
     /// Uploads being imported, and large request bodies while they are read (inside the data folder).
     public var uploadDirectory: String { imports.directory }
@@ -286,6 +289,7 @@ public struct Services: Sendable {
                 bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens, files: TaskFiles, clock: Clock = .system,
                 undoDays: Int = 30) {
         self.archive = DeletionArchive(pool: apiTokens.pool, days: undoDays)
+        self.schedules = Schedules(pool: apiTokens.pool, bulk: bulk, clock: clock)
         self.webhooks = webhooks
         self.clock = clock
         self.backups = Backups(pool: apiTokens.pool, clock: clock)
@@ -323,6 +327,22 @@ public struct Services: Sendable {
         }
         source.resume()
         housekeeping.replace(with: source)
+    }
+
+    /// Scheduled bulk updates: every `seconds`, each schedule whose slot has come launches its task (once per slot,
+    /// whichever host gets there first).
+    public func startSchedules(every seconds: Int = 15) {
+        let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "roster.schedules"))
+        source.schedule(deadline: .now() + 1, repeating: .seconds(seconds))
+        source.setEventHandler { [self] in
+            do {
+                for id in try schedules.runDue() { Log.info("scheduled task launched", ["task": String(id)]) }
+            } catch {
+                Log.error("schedules failed", ["error": String(describing: error)])
+            }
+        }
+        source.resume()
+        scheduleTimer.replace(with: source)
     }
 
     /// Scheduled backups: every minute, `Backups.runSchedule` takes the day's backup once its hour has come.

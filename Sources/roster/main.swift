@@ -153,6 +153,7 @@ case "serve":
     let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers, spoolDirectory: services.uploadDirectory), handler: app)
     // Expired task files, files of deleted databases and request leftovers go now and every hour.
     services.startHousekeeping()
+    services.startSchedules()
     if !config.backupDirectory.isEmpty && !config.usesPostgres {
         services.startBackups(directory: config.backupDirectory, hour: config.backupHour, keep: config.backupKeep)
     }

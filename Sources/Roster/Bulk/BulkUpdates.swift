@@ -205,7 +205,7 @@ public final class BulkUpdates: Sendable {
     /// Records the task (committed before this returns) and wakes the runner — or, when an approval rule applies
     /// (Settings → Approvals), records it as awaiting a second admin. Every way a bulk update is launched (the page,
     /// the command line) comes through here, so the rules hold for all of them.
-    public func start(_ request: BulkRequest, title: String, user: User) throws -> Int64 {
+    public func start(_ request: BulkRequest, title: String, user: User, alongside: ((Connection, Int64) throws -> Bool)? = nil) throws -> Int64 {
         try validate(request, role: user.role)
         let rules = try pool.read { try Approvals.rules($0) }
         var selected: Int?
@@ -215,7 +215,7 @@ public final class BulkUpdates: Sendable {
         }
         return try tasks.enqueue(kind: BulkUpdateTask.kind, title: title, databaseID: request.databaseID, userID: user.id,
                                  parameters: parameters(request), segmentID: request.segmentID,
-                                 awaitingApproval: rules.reason(for: request.action, selected: selected))
+                                 awaitingApproval: rules.reason(for: request.action, selected: selected), alongside: alongside)
     }
 
     /// The undo of a bulk task as a request (its triggers as the task's were), checked as a launch is.

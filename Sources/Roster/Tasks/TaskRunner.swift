@@ -22,6 +22,9 @@ public struct ChunkOutcome: Sendable {
 }
 
 /// The work of one kind of task, written so that it can stop after any chunk and resume from the cursor.
+/// What `enqueue` throws when its `alongside` step declined (someone else claimed the same work first).
+public struct NotClaimed: Error {}
+
 public protocol TaskHandler: Sendable {
     /// Runs once, when the task first starts, in a write transaction: freeze the target set (for example the
     /// highest profile id to touch) into the returned parameters and count the total.
@@ -154,9 +157,12 @@ public final class TaskRunner: Sendable {
 
     /// Records a task (committed when this returns) and wakes the runner. With `awaitingApproval` (the reason an
     /// approval rule applies) it waits for a second admin instead (`Approvals`).
+    /// `alongside` runs in the same transaction with the new task's id (a schedule claims its slot there): when it
+    /// returns false, nothing is recorded and `NotClaimed` is thrown.
     @discardableResult
     public func enqueue(kind: String, title: String, databaseID: Int64?, userID: Int64?, parameters: [String: JSONValue],
-                        segmentID: Int64? = nil, awaitingApproval reason: String? = nil) throws -> Int64 {
+                        segmentID: Int64? = nil, awaitingApproval reason: String? = nil,
+                        alongside: ((Connection, Int64) throws -> Bool)? = nil) throws -> Int64 {
         guard handlers[kind] != nil else { throw ValidationError(field: "task", "Unknown task kind \(kind).") }
         let now = clock.now()
         let id = try pool.write { db -> Int64 in
@@ -164,6 +170,7 @@ public final class TaskRunner: Sendable {
                                           reason])
             let id = try db.lastInsertedID()
             if let segmentID { try db.run(TaskStore.setSegment, [segmentID, id]) }
+            if let alongside, try !alongside(db, id) { throw NotClaimed() }
             return id
         }
         wake()
