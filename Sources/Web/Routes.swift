@@ -94,6 +94,11 @@ enum Routes {
             Route("POST", "/tasks/:id/approve") { try TasksPage.approve($0, $1) },
             Route("POST", "/tasks/:id/reject") { try TasksPage.reject($0, $1) },
             Route("GET", "/tasks/:id/undo") { try UndoPage.show($0, $1) },
+            Route("GET", "/schedules/:id") { try SchedulePages.show($0, $1) },
+            Route("POST", "/schedules/:id") { try SchedulePages.save($0, $1) },
+            Route("POST", "/schedules/:id/pause") { try SchedulePages.pause($0, $1) },
+            Route("POST", "/schedules/:id/resume") { try SchedulePages.resume($0, $1) },
+            Route("POST", "/schedules/:id/delete") { try SchedulePages.delete($0, $1) },
             Route("POST", "/tasks/:id/undo") { try UndoPage.start($0, $1) },
 
             Route("GET", "/settings") { try SettingsPage.show($0, $1) },

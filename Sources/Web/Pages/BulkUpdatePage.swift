@@ -31,7 +31,7 @@ enum BulkUpdatePage {
         }
         var (selection, errors) = SegmentsPage.selection(from: ctx.form)
         let step = ctx.form["action"] ?? "preview"
-        if step != "preview" && step != "launch" {
+        if step != "preview" && step != "launch" && step != "schedule" {
             selection.rules = SegmentBuilder.apply(step, to: selection.rules)
             return try render(app, ctx, db, segment: segment, selection: selection, form: ctx.form, preview: nil, errors: errors, status: 200)
         }
@@ -44,6 +44,11 @@ enum BulkUpdatePage {
         let request = BulkRequest(databaseID: db.id, segmentID: segment?.id, selection: selection, action: action, skipTriggers: ctx.checkbox("skip_triggers"))
         do {
             try app.services.bulk.validate(request, role: user.role)
+            if step == "schedule" {
+                let title = (ctx.form["schedule_title"] ?? "").isEmpty ? "\(action.label): \(segment?.name ?? db.name)" : ctx.form["schedule_title"] ?? ""
+                let id = try app.services.schedules.create(request, title: title, timing: try SchedulePages.timing(ctx.form), user: user)
+                return Response.redirect(to: "/schedules/\(id)")
+            }
             if step == "launch" {
                 let title = "\(action.label): \(segment?.name ?? db.name)"
                 let id = try app.services.bulk.start(request, title: title, user: user)
@@ -167,6 +172,8 @@ enum BulkUpdatePage {
             "cutoff": .string(UTCTime.day(cutoff)), "removal_months": .int(app.services.bulk.removalMinMonths),
             "removal_months_text": .string(View.counted(app.services.bulk.removalMinMonths, "month")),
             "preview": previewValue,
+            "schedule": SchedulePages.fieldsView(form, timing: nil, title: "", errors: errors,
+                                                 open: form["action"] == "schedule" || errors.keys.contains { $0.hasPrefix("schedule_") }),
             "errors": View.errors(errors), "has_errors": .bool(!errors.isEmpty),
         ])
     }

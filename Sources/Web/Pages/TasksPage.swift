@@ -17,6 +17,11 @@ enum TasksPage {
                 return .dict(d)
             }),
             "refresh": .bool(tasks.contains { $0.state == .queued || $0.state == .running }),
+            "schedules": .list(try app.services.schedules.list().map { schedule in
+                guard case .dict(var d) = try SchedulePages.view(app, schedule) else { return .null }
+                d["database"] = .string(databases[schedule.databaseID] ?? "—")
+                return .dict(d)
+            }),
         ])
     }
 
