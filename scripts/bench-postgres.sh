@@ -107,14 +107,19 @@ r2=$(raw_ms rollback \
   "UPDATE profiles_$dbid SET engaged_at = COALESCE(engaged_at, $epoch) WHERE id IN ($targets)" \
   "UPDATE subscriptions_$dbid SET status = 1, updated_at = $epoch WHERE profile IN (SELECT id FROM profiles_$dbid WHERE range_bucket < 5000) AND resource_id = $rid AND channel = 'email' AND deleted = 0 AND status <> 1")
 b2=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$half" --action '{"action":"subscription_status","resource_id":'"$rid"',"channel":"email","status":"unsubscribed","include_unsafe":false}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
-r3=$(raw_ms rollback "DELETE FROM profiles_$dbid WHERE range_bucket < 1000 AND (last_interaction_at IS NULL OR last_interaction_at < $cutoff)")
+# The raw deletion archives what it deletes as Roster does (#17: kept for undo), then deletes.
+inactive="range_bucket < 1000 AND (last_interaction_at IS NULL OR last_interaction_at < $cutoff)"
+agg() { echo "(SELECT COALESCE(json_agg(row_to_json($2)), '[]'::json) FROM $1 $2 WHERE $3)"; }
+r3=$(raw_ms rollback \
+  "INSERT INTO deleted_profiles (task_id, database_id, row_id, profile_id, email, deleted_at, data) SELECT 0, $dbid, p.id, p.profile_id, p.email, $epoch, CAST(json_build_object('profile', row_to_json(p), 'subscriptions', $(agg "subscriptions_$dbid" s "s.profile = p.id"), 'history', $(agg "history_$dbid" h "h.profile = p.id"), 'members', $(agg "segment_members_$dbid" m "m.profile = p.id"), 'relations', $(agg "relations_$dbid" r "r.profile = p.id OR r.related = p.id")) AS text) FROM profiles_$dbid p WHERE $inactive" \
+  "DELETE FROM profiles_$dbid WHERE $inactive")
 b3=$(ROSTER_TIMING=1 "$bin" bulk --database "$dbid" --selection "$tenth" --action '{"action":"delete_inactive"}' 2>&1 | awk '/^roster-timing-ms/ { print $2 }')
 echo
 echo "Bulk update on PostgreSQL — $profiles profiles (one run each; change log on)"
 printf "%-52s %10s %10s %7s\n" "what" "roster ms" "raw ms" "ratio"
 printf "%-52s %10s %10s %7s\n" "field update, range 0–50% (about half)" "$b1" "$r1" "$(ratio "$b1" "$r1")"
 printf "%-52s %10s %10s %7s\n" "subscription status → unsubscribed, range 0–50%" "$b2" "$r2" "$(ratio "$b2" "$r2")"
-printf "%-52s %10s %10s %7s\n" "delete inactive, range 0–10% (cascades)" "$b3" "$r3" "$(ratio "$b3" "$r3")"
+printf "%-52s %10s %10s %7s\n" "delete inactive, range 0–10% (archive, cascades)" "$b3" "$r3" "$(ratio "$b3" "$r3")"
 echo "profiles left: $(q "SELECT COUNT(*) FROM profiles_$dbid"); change-log rows: $(q "SELECT COUNT(*) FROM task_changes")"
 bulk_ok=$(awk -v a="$b1" -v b="$r1" -v c="$b2" -v d="$r2" -v e="$b3" -v f="$r3" 'BEGIN{print (a<=2.5*b && c<=2.5*d && e<=2.5*f)}')
 echo "bulk bars on PostgreSQL (each <= 2.5x raw): $(verdict "$bulk_ok")"

@@ -49,6 +49,15 @@ final class SchedulesTests: XCTestCase, BulkFixtures {
         let once = try ScheduleTiming.parse(recurrence: "once", date: "2026-12-24", time: "18:00", weekday: "", day: "", zone: "America/New_York")
         XCTAssertEqual(once.next(after: SchedulesTests.monday), at("2026-12-24 18:00", "America/New_York"))
         XCTAssertNil(once.next(after: at("2026-12-31 00:00")))
+        // A time the clocks skip (02:30 on 29 March 2026 in Berlin) still runs that day, an hour later on the wall clock.
+        let gap = try ScheduleTiming.parse(recurrence: "daily", date: "", time: "02:30", weekday: "", day: "", zone: "Europe/Berlin")
+        let slot = try XCTUnwrap(gap.next(after: at("2026-03-28 23:00")))
+        XCTAssertEqual(gap.localDay(slot), "2026-03-29")
+        XCTAssertEqual(slot, at("2026-03-29 01:30"), "03:30 summer time")
+        XCTAssertNoThrow(try ScheduleTiming.parse(recurrence: "once", date: "2026-03-29", time: "02:30", weekday: "", day: "", zone: "Europe/Berlin"))
+        // A one-off's date is its own zone's: 08:00 in Tokyo is the day before in UTC.
+        let tokyo = try ScheduleTiming.parse(recurrence: "once", date: "2026-10-02", time: "08:00", weekday: "", day: "", zone: "Asia/Tokyo")
+        if case .once(let at) = tokyo.recurrence { XCTAssertEqual(tokyo.localDay(at), "2026-10-02"); XCTAssertEqual(UTCTime.day(at), "2026-10-01") }
         XCTAssertEqual(first.words, "every month on day 1 at 00:00 (UTC)")
         XCTAssertEqual(weekly.words, "every Friday at 18:00 (UTC)")
 

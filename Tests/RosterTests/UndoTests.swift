@@ -215,4 +215,92 @@ final class UndoTests: XCTestCase, BulkFixtures {
         XCTAssertThrowsError(try s.bulk.start(BulkRequest(databaseID: s.db.id, selection: Selection(), action: .undo(taskID: third.id)),
                                               title: "u", user: s.admin)) { XCTAssertTrue("\($0)".contains("no longer archived"), "\($0)") }
     }
+
+    /// Review finding: the change log shows values as people read them ("a, b", "2024-05-01", "3.0") while the columns
+    /// hold them as stored; an undo must still see them as what the task set, on both stores.
+    func testValuesOfEveryTypeComeBackWhateverTheirDisplay() throws {
+        let s = try makeSetup(count: 6, chunkSize: 4)
+        let databases = Databases(pool: s.pool)
+        _ = try databases.addField(to: s.db.id, FieldInput(name: "labels", type: "tags"))
+        _ = try databases.addField(to: s.db.id, FieldInput(name: "since", type: "date"))
+        _ = try databases.addField(to: s.db.id, FieldInput(name: "ratio", type: "float"))
+        _ = try databases.addField(to: s.db.id, FieldInput(name: "last_ip", type: "ip"))
+        let before = try state(s)
+        let task = try run(s, BulkRequest(databaseID: s.db.id, selection: Selection(limit: 4), action: .updateFields([
+            FieldChange(field: "labels", value: "a, b"), FieldChange(field: "since", value: "2024-05-01"), FieldChange(field: "ratio", value: "3"),
+            FieldChange(field: "last_ip", value: "10.0.0.1"), FieldChange(field: "phones", value: "+7 900 111-22-33"), FieldChange(field: "vip", value: "true")])))
+        XCTAssertEqual(task.updated, 4)
+        let undone = try undo(s, task)
+        XCTAssertEqual(undone.details, [:], "nothing was changed since, so nothing is left alone")
+        XCTAssertEqual(undone.updated, try s.bulk.changeCount(taskID: task.id))
+        XCTAssertEqual(differences(before, try state(s)), [])
+    }
+
+    /// Review finding: a task that brought back a deleted subscription is undone by deleting it again.
+    func testASubscriptionBroughtBackFromDeletionIsDeletedAgain() throws {
+        let s = try makeSetup(count: 2)
+        let p = try all(s)[0]
+        try s.subs.add(databaseID: s.db.id, profileRowID: p.rowID, SubscriptionInput(resourceID: s.news.id, channel: "email", contact: p.email,
+                                                                                    status: "unsubscribed"), actor: nil)
+        try s.pool.write { try $0.run("UPDATE subscriptions_\(s.db.id) SET deleted = 1") }
+        let before = try state(s)
+        let task = try run(s, BulkRequest(databaseID: s.db.id, selection: Selection(limit: 1), action: .addSubscription(
+            resourceID: s.news.id, channel: "email", status: "subscribed", sourceResourceID: nil, includeUnsafe: true)))
+        XCTAssertEqual(task.updated, 1)
+        XCTAssertEqual(try s.bulk.changeCount(taskID: task.id), 1)
+        _ = try undo(s, task)
+        XCTAssertEqual(differences(before, try state(s)), [], "deleted again, with its earlier status")
+    }
+
+    /// Review finding: SQLite gives the highest ids of deleted rows to new rows; restoring must not fail on them.
+    func testRestoringWorksWhenNewRowsTookTheDeletedIds() throws {
+        let s = try makeSetup(count: 4)
+        let people = try all(s)
+        for p in people {
+            try s.subs.add(databaseID: s.db.id, profileRowID: p.rowID, SubscriptionInput(resourceID: s.news.id, channel: "email", contact: p.email),
+                           actor: nil)
+        }
+        // The two newest profiles are deleted; then two new ones come, with history and subscriptions of their own.
+        try s.pool.write { db in
+            try db.run("UPDATE profiles_\(s.db.id) SET last_interaction_at = CASE WHEN id > ? THEN NULL ELSE ? END", [people[1].rowID, s.now])
+        }
+        let deletion = try run(s, BulkRequest(databaseID: s.db.id, selection: Selection(rules: .group(.and, [.rule(Rule(subject: "field:email",
+                                                                                                                       op: "not_empty"))])),
+                                              action: .deleteInactive))
+        XCTAssertEqual(deletion.deleted, 2)
+        // New rows of the kept profiles take the deleted rows' ids (SQLite gives out the highest id + 1 again).
+        for i in 0..<3 {
+            try s.subs.add(databaseID: s.db.id, profileRowID: people[0].rowID, SubscriptionInput(resourceID: s.promo.id, channel: "email",
+                                                                                                contact: "extra\(i)@x.io"), actor: nil)
+        }
+        let undone = try undo(s, deletion)
+        XCTAssertEqual(undone.updated, 2)
+        XCTAssertEqual(try all(s).count, 4)
+        for p in people.suffix(2) {
+            XCTAssertEqual(try s.subs.list(databaseID: s.db.id, profileRowID: p.rowID).map(\.contact), [p.email], "its subscription is back")
+            XCTAssertGreaterThan(try s.pool.read { try $0.scalar("SELECT COUNT(*) FROM history_\(s.db.id) WHERE profile = ?", [p.rowID]).int ?? 0 }, 0)
+        }
+        XCTAssertEqual(try s.subs.list(databaseID: s.db.id, profileRowID: people[0].rowID).count, 4, "the kept profile's new rows stay")
+    }
+
+    /// Review findings: approval rules count profiles, not values; only an admin resumes the undo of a deletion.
+    func testApprovalRulesCountProfilesAndOnlyAdminsResumeARestore() throws {
+        let s = try makeSetup(count: 6)
+        let task = try run(s, BulkRequest(databaseID: s.db.id, selection: Selection(limit: 4), action: .updateFields([
+            FieldChange(field: "score", value: "50"), FieldChange(field: "vip", value: "true"), FieldChange(field: "_city", value: "Rome")])))
+        try Approvals(pool: s.pool, tasks: s.runner).save(ApprovalRules(overProfiles: 5), by: s.admin)
+        let undone = try undo(s, task)
+        XCTAssertEqual(undone.total, 12, "12 values of 4 profiles: under the rule's 5 profiles")
+        try Approvals(pool: s.pool, tasks: s.runner).save(ApprovalRules(), by: s.admin)
+        try s.pool.write { try $0.run("UPDATE profiles_\(s.db.id) SET last_interaction_at = NULL") }
+        let deletion = try run(s, BulkRequest(databaseID: s.db.id, selection: Selection(limit: 2), action: .deleteInactive))
+        s.runner.stop()
+        let restore = try s.bulk.start(BulkRequest(databaseID: s.db.id, selection: Selection(), action: .undo(taskID: deletion.id)),
+                                       title: "r", user: s.admin)
+        let record = try XCTUnwrap(s.runner.task(restore))
+        let handler = BulkUpdateTask()
+        XCTAssertFalse(handler.mayRun(record, role: .editor))
+        XCTAssertTrue(handler.mayRun(record, role: .admin))
+        XCTAssertTrue(handler.mayRun(try XCTUnwrap(s.runner.task(undone.id)), role: .editor))
+    }
 }

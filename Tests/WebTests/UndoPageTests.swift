@@ -35,7 +35,9 @@ final class UndoPageTests: XCTestCase {
 
         let page = b.get("/tasks/\(id)").bodyText
         XCTAssertTrue(page.contains("/tasks/\(id)/undo"), "the task page offers the undo")
-        let preview = b.get("/tasks/\(id)/undo")
+        let plain = b.get("/tasks/\(id)/undo").bodyText
+        XCTAssertTrue(plain.contains("/tasks/\(id)/undo?preview=1") && !plain.contains("Will be put back"), "the dry run only when asked")
+        let preview = b.get("/tasks/\(id)/undo?preview=1")
         XCTAssertEqual(preview.status, 200, preview.bodyText)
         XCTAssertTrue(preview.bodyText.contains("Values the task changed</dt><dd class=\"big\">4</dd>"), preview.bodyText)
         XCTAssertTrue(preview.bodyText.contains("Will be put back</dt><dd class=\"big\">3</dd>"))
@@ -83,7 +85,9 @@ final class UndoPageTests: XCTestCase {
         app.services.tasks.runUntilIdle()
         XCTAssertEqual(try scores(app, db), ["4", "5"])
         XCTAssertTrue(b.get("/settings").bodyText.contains("4 profiles"), "Settings show the archive's size")
-        let preview = b.get("/tasks/\(id)/undo").bodyText
+        let plain = b.get("/tasks/\(id)/undo").bodyText
+        XCTAssertTrue(plain.contains("/tasks/\(id)/undo?preview=1") && !plain.contains("Will be put back"), "the dry run only when asked")
+        let preview = b.get("/tasks/\(id)/undo?preview=1").bodyText
         XCTAssertTrue(preview.contains("Archived profiles</dt><dd class=\"big\">4</dd>"), preview)
         XCTAssertTrue(preview.contains("Will be restored</dt><dd class=\"big\">4</dd>"))
         XCTAssertEqual(b.post("/tasks/\(id)/undo", [("csrf_token", b.csrfToken)]).status, 303)

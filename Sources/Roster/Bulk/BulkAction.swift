@@ -136,6 +136,7 @@ public enum SkipReason {
     public static let fieldGone = "field_gone"
     public static let profileExists = "profile_exists"
     public static let codeTaken = "code_taken"
+    public static let purged = "purged"
 
     public static func label(_ reason: String) -> String {
         switch reason {
@@ -152,6 +153,7 @@ public enum SkipReason {
         case profileGone: return "the profile was deleted since"
         case fieldGone: return "the field was deleted since, or can no longer hold the earlier value"
         case profileExists: return "a profile with the same id or email exists now"
+        case purged: return "purged from the archive (its period ended) while the undo ran"
         case codeTaken: return "the code changed since, or the profile has another code of the program"
         default: return reason
         }

@@ -112,7 +112,7 @@ struct BulkExecutor {
             if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, HistoryEvent.statusChanged, chunk.updated, chunk.updated]) }
 
         case .undo(let original):
-            return try undo(original, after: after, upTo: upTo, db)
+            return try undo(original, after: after, upTo: upTo, count: count, db)
 
         case .deleteInactive:
             let inactive = "(last_interaction_at IS NULL OR last_interaction_at < ?)"
@@ -224,7 +224,7 @@ struct BulkExecutor {
                 switch outcome {
                 case .unchanged: chunk.skip(SkipReason.unchanged); continue
                 case .added: before = ""
-                case .updated(_, let old): before = old.name
+                case .updated(_, let old, let wasDeleted): before = SubscriptionChangeLog.before(old, wasDeleted: wasDeleted)
                 }
                 try db.run(BulkStore.insertChange, [taskID, profileID, "subscription \(resourceID) \(channel.rawValue) \(contact)", before, status.name])
                 chunk.updated += 1
@@ -294,23 +294,37 @@ public struct BulkUpdateTask: TaskHandler {
     public func mayRun(_ task: TaskRecord, role: Role) -> Bool {
         guard role.canEdit else { return false }
         if case .deleteInactive? = task.parameters["action"].flatMap(BulkAction.init(json:)) { return role.canDelete }
+        if task.parameters["restores_profiles"] == .bool(true) { return Undo.mayRestore(role) }
         return true
     }
 
     static func request(_ task: TaskRecord) throws -> BulkRequest {
-        guard let databaseID = task.databaseID, let selectionJSON = task.parameters["selection"], let selection = Selection(json: selectionJSON),
-              let actionJSON = task.parameters["action"], let action = BulkAction(json: actionJSON) else {
+        try request(databaseID: task.databaseID, segmentID: task.segmentID, parameters: task.parameters)
+    }
+
+    /// A request as a task (or a schedule) stores it: `BulkUpdates.parameters`.
+    static func request(databaseID: Int64?, segmentID: Int64?, parameters: [String: JSONValue]) throws -> BulkRequest {
+        guard let databaseID, let selectionJSON = parameters["selection"], let selection = Selection(json: selectionJSON),
+              let actionJSON = parameters["action"], let action = BulkAction(json: actionJSON) else {
             throw ValidationError(field: "task", "The task's parameters cannot be read.")
         }
         var skip = false
-        if case .bool(let b)? = task.parameters["skip_triggers"] { skip = b }
-        return BulkRequest(databaseID: databaseID, segmentID: task.segmentID, selection: selection, action: action, skipTriggers: skip)
+        if case .bool(let b)? = parameters["skip_triggers"] { skip = b }
+        return BulkRequest(databaseID: databaseID, segmentID: segmentID, selection: selection, action: action, skipTriggers: skip)
     }
 
     /// Writes the target rows for `taskID`; returns how many.
     static func freeze(_ request: BulkRequest, taskID: Int64, now: Int64, _ db: Connection) throws -> Int {
         if case .undo(let original) = request.action { return try Undo.freeze(of: original, taskID: taskID, db) }
         return try TaskTargets.freeze(request.scope, taskID: taskID, now: now, db)
+    }
+
+    /// The profiles a request selects (what approval rules count): its targets, except for an undo, whose items are
+    /// values (`total`: its targets counted already).
+    static func selectedProfiles(_ request: BulkRequest, now: Int64 = 0, total: Int? = nil, _ db: Connection) throws -> Int {
+        if case .undo(let original) = request.action { return try Undo.profiles(of: original, db) }
+        if let total { return total }
+        return try targets(request, now: now, db).count
     }
 
     /// The ids a request works through, in order, as `freeze` would write them now: the selection's profiles; for
@@ -332,9 +346,10 @@ public struct BulkUpdateTask: TaskHandler {
                 throw ValidationError(field: "task", "The selection grew from \(approved) to \(total) profiles after it was approved; "
                                       + "nothing was changed. Launch it again to have the new selection approved.")
             }
-        } else if let reason = try Approvals.rules(db).reason(for: request.action, selected: total) {
-            throw ValidationError(field: "task", reason + " It selects \(total) profiles now and was not approved; nothing was changed. "
-                                  + "Launch it again.")
+        } else if let reason = try Approvals.rules(db).reason(for: request.action,
+                                                              selected: try BulkUpdateTask.selectedProfiles(request, total: total, db)) {
+            throw ValidationError(field: "task", reason + " It selects \(try BulkUpdateTask.selectedProfiles(request, total: total, db)) "
+                                  + "profiles now and was not approved; nothing was changed. Launch it again.")
         }
         // The cut-off is fixed when the task starts, so a task resumed next month deletes the same profiles.
         return (total, ["cutoff": .int(BulkUpdates.cutoff(now: now, months: removalMinMonths)), "started": .int(now)])

@@ -210,12 +210,20 @@ public final class BulkUpdates: Sendable {
         let rules = try pool.read { try Approvals.rules($0) }
         var selected: Int?
         if rules.overProfiles != nil {
-            // The same selection the task freezes when it starts, counted now.
-            selected = try pool.read { try BulkUpdateTask.targets(request, now: clock.now(), $0).count }
+            // The same selection the task freezes when it starts, counted now, in profiles.
+            selected = try pool.read { try BulkUpdateTask.selectedProfiles(request, now: clock.now(), $0) }
         }
+        var parameters = parameters(request)
+        if try restoresProfiles(request) { parameters["restores_profiles"] = .bool(true) }
         return try tasks.enqueue(kind: BulkUpdateTask.kind, title: title, databaseID: request.databaseID, userID: user.id,
-                                 parameters: parameters(request), segmentID: request.segmentID,
+                                 parameters: parameters, segmentID: request.segmentID,
                                  awaitingApproval: rules.reason(for: request.action, selected: selected), alongside: alongside)
+    }
+
+    /// Whether the request is the undo of a deletion (it restores profiles).
+    public func restoresProfiles(_ request: BulkRequest) throws -> Bool {
+        guard case .undo(let original) = request.action else { return false }
+        return try pool.read { try Undo.isDeletion(original, $0) }
     }
 
     /// The undo of a bulk task as a request (its triggers as the task's were), checked as a launch is.

@@ -56,6 +56,7 @@ public struct ScheduleTiming: Sendable, Equatable {
         case "once":
             let d = date.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
             if date.utf8.count == 10, d.count == 3, let y = d[0], let mo = d[1], let da = d[2], (2000...2200).contains(y), let tz,
+               DateComponents(year: y, month: mo, day: da).isValidDate(in: calendar(tz)),
                let instant = ScheduleTiming.instant(year: y, month: mo, day: da, minute: minute, tz) {
                 result = .once(at: instant)
             } else {
@@ -83,8 +84,9 @@ public struct ScheduleTiming: Sendable, Equatable {
     /// The instant of a local date and time; a time the clocks skip (a DST gap) moves forward, as the calendar does.
     static func instant(year: Int, month: Int, day: Int, minute: Int, _ tz: TimeZone) -> Int64? {
         let calendar = calendar(tz)
+        // (Not `isValidDate`: it refuses a wall-clock time inside a DST gap, which would skip that day's run.)
         let components = DateComponents(year: year, month: month, day: day, hour: minute / 60, minute: minute % 60)
-        guard components.isValidDate(in: calendar), let date = calendar.date(from: components) else { return nil }
+        guard let date = calendar.date(from: components) else { return nil }
         return Int64(date.timeIntervalSince1970.rounded(.down))
     }
 
@@ -115,6 +117,13 @@ public struct ScheduleTiming: Sendable, Equatable {
         return nil
     }
 
+    /// The local date (YYYY-MM-DD) of `instant` in the timing's zone.
+    public func localDay(_ instant: Int64) -> String {
+        let tz = TimeZone(identifier: timeZone) ?? TimeZone(secondsFromGMT: 0) ?? .current
+        let c = ScheduleTiming.calendar(tz).dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: TimeInterval(instant)))
+        return String(format: "%04d-%02d-%02d", c.year ?? 0, c.month ?? 0, c.day ?? 0)
+    }
+
     /// "every Monday at 09:30 (Europe/Berlin)".
     public var words: String {
         let time = String(format: "%02d:%02d", minuteOfDay / 60, minuteOfDay % 60)
@@ -136,7 +145,8 @@ public struct Schedule: Sendable {
     public let id: Int64
     public let databaseID: Int64
     public let title: String
-    public let request: BulkRequest
+    /// nil: the stored update cannot be read (the schedule is shown as such, and never runs).
+    public let request: BulkRequest?
     public let createdBy: Int64?
     public let createdByEmail: String?
     public let timing: ScheduleTiming
@@ -147,12 +157,9 @@ public struct Schedule: Sendable {
     public let lastError: String?
 
     init?(row: Row) {
-        guard let id = row.int64("id"), let databaseID = row.int64("database_id"),
-              let json = JSONValue.parse(row.string("parameters") ?? ""), case .object(let parameters) = json,
-              let selection = parameters["selection"].flatMap(Selection.init(json:)),
-              let action = parameters["action"].flatMap(BulkAction.init(json:)) else { return nil }
-        var skip = false
-        if case .bool(let b)? = parameters["skip_triggers"] { skip = b }
+        guard let id = row.int64("id"), let databaseID = row.int64("database_id") else { return nil }
+        var parameters: [String: JSONValue] = [:]
+        if case .object(let o)? = JSONValue.parse(row.string("parameters") ?? "") { parameters = o }
         let recurrence: Recurrence
         switch row.string("recurrence") ?? "" {
         case "once": recurrence = .once(at: row.int64("run_at") ?? 0)
@@ -163,8 +170,7 @@ public struct Schedule: Sendable {
         self.id = id
         self.databaseID = databaseID
         self.title = row.string("title") ?? ""
-        self.request = BulkRequest(databaseID: databaseID, segmentID: row.int64("segment_id"), selection: selection, action: action,
-                                   skipTriggers: skip)
+        self.request = try? BulkUpdateTask.request(databaseID: databaseID, segmentID: row.int64("segment_id"), parameters: parameters)
         self.createdBy = row.int64("created_by")
         self.createdByEmail = row.string("created_by_email")
         self.timing = ScheduleTiming(recurrence: recurrence, minuteOfDay: row.int("minute_of_day") ?? 0, timeZone: row.string("time_zone") ?? "UTC")
@@ -288,19 +294,26 @@ public final class Schedules: Sendable {
             guard let slot = schedule.nextRun else { continue }
             let next = schedule.timing.next(after: now).map { SQLValue.integer($0) } ?? .null
             do {
+                guard let request = schedule.request else {
+                    throw ValidationError(field: "schedule", "The update this schedule launches cannot be read; delete the schedule.")
+                }
                 guard let creatorID = schedule.createdBy, let creator = try accounts.user(id: creatorID) else {
                     throw ValidationError(field: "schedule", "The person who made this schedule no longer has an account; "
                                           + "make it again as someone who does.")
                 }
-                let id = try bulk.start(schedule.request, title: schedule.title, user: creator) { db, task in
+                let id = try bulk.start(request, title: schedule.title, user: creator) { db, task in
                     try db.run(ScheduleStore.claim, [next, .integer(now), .integer(task), .null, .integer(schedule.id), .integer(slot)]) == 1
                 }
                 launched.append(id)
             } catch is NotClaimed {
                 continue   // another host (or an earlier round) ran this slot
             } catch let error as ValidationError {
-                _ = try pool.write { try $0.run(ScheduleStore.claim, [next, .integer(now), .null, .text(error.description), .integer(schedule.id),
-                                                                       .integer(slot)]) }
+                _ = try? pool.write { try $0.run(ScheduleStore.claim, [next, .integer(now), .null, .text(error.description), .integer(schedule.id),
+                                                                        .integer(slot)]) }
+            } catch {
+                // A store failure (busy, lost connection): the slot stays owed and is tried next round; the other
+                // schedules go on.
+                Log.error("schedule run failed", ["schedule": String(schedule.id), "error": String(describing: error)])
             }
         }
         return launched

@@ -27,13 +27,21 @@ public enum Undo {
             throw ValidationError(field: "task", "Task #\(id) is already undone (or being undone) by task #\(other.int64("id") ?? 0).")
         }
         if case .deleteInactive = request.action {
-            guard role.canDelete else { throw ValidationError(field: "action", "Only admins can restore deleted profiles.") }
+            guard mayRestore(role) else { throw ValidationError(field: "action", "Only admins can restore deleted profiles.") }
             guard (try db.scalar(UndoStore.archivedCount, [id]).int ?? 0) > 0 else {
                 throw ValidationError(field: "task", "The profiles task #\(id) deleted are no longer archived (kept for "
                                       + "ROSTER_UNDO_DAYS days after the deletion), or it deleted none.")
             }
         }
         return request
+    }
+
+    /// Restoring deleted profiles takes what deleting them takes: an admin (to launch, and to resume).
+    static func mayRestore(_ role: Role) -> Bool { role.canDelete }
+
+    /// The profiles an undo of `original` touches (approval rules count profiles; its items are values).
+    static func profiles(of original: Int64, _ db: Connection) throws -> Int {
+        try db.scalar(try isDeletion(original, db) ? UndoStore.archivedCount : UndoStore.changedProfiles, [original]).int ?? 0
     }
 
     /// The task that undid (or is undoing) `id`, if any.
@@ -141,17 +149,17 @@ public struct DeletionArchive: Sendable {
 
 extension BulkExecutor {
     /// One chunk of an undo of `originalID`: its change-log rows (or archived profiles) with ids in (after, upTo].
-    func undo(_ originalID: Int64, after: Int64, upTo: Int64, _ db: Connection) throws -> BulkChunk {
+    func undo(_ originalID: Int64, after: Int64, upTo: Int64, count: Int, _ db: Connection) throws -> BulkChunk {
         guard let row = try db.queryOne(TaskStore.byID, [originalID]) else { throw ValidationError(field: "task", "The task to undo is gone.") }
         let original = try BulkUpdateTask.request(TaskRecord(row: row))
         let range: [SQLValue] = [.integer(originalID), .integer(after), .integer(upTo)]
         var chunk = BulkChunk()
         switch original.action {
-        case .updateFields(let changes): try undoFields(changes.map(\.field), range, &chunk, db)
+        case .updateFields(let changes): try undoFields(changes, range, &chunk, db)
         case .unsubscribe: try undoUnsubscribe(range, &chunk, db)
         case .addSubscription, .updateSubscriptionStatus: try undoSubscriptions(range, &chunk, db)
         case .promoCodes(let program, let attach): try undoCodes(program, attach: attach, range, &chunk, db)
-        case .deleteInactive: try restore(range, &chunk, db)
+        case .deleteInactive: try restore(range, count: count, &chunk, db)
         case .undo: throw ValidationError(field: "task", "An undo is not undone in turn.")
         }
         return chunk
@@ -172,51 +180,57 @@ extension BulkExecutor {
         try db.run("DELETE FROM \(db.dialect.temp("undo_profiles"))")
     }
 
-    /// Counts the chunk's rows (of `field`, if given) whose profile is gone, and the rest not restored as drift.
-    private func tally(field: String?, restored: Int, _ range: [SQLValue], _ chunk: inout BulkChunk, _ db: Connection) throws {
+    /// Counts the chunk's rows (of `field`, if given) whose profile is gone, and the rest not restored as drift (or as
+    /// `remainder`).
+    private func tally(field: String?, restored: Int, remainder: String = SkipReason.changedSince, _ range: [SQLValue],
+                       _ chunk: inout BulkChunk, _ db: Connection) throws {
         let only = field == nil ? "" : " AND c.field = ?"
         let extra: [SQLValue] = field.map { [.text($0)] } ?? []
         let rows = try db.scalar("SELECT COUNT(*) FROM \(changes)\(only)", range + extra).int ?? 0
         let gone = try db.scalar("SELECT COUNT(*) FROM \(changes)\(only) AND NOT EXISTS (SELECT 1 FROM \(table) p WHERE p.profile_id = c.profile_id)",
                                  range + extra).int ?? 0
         chunk.skip(SkipReason.profileGone, gone)
-        chunk.skip(SkipReason.changedSince, rows - gone - restored)
+        chunk.skip(remainder, rows - gone - restored)
     }
 
     /// For the preview, before anything is put back: a few rows whose value is not what the original left
-    /// (`current` reads it from `p`).
-    private func sampleDrift(field: String?, current: String, _ range: [SQLValue], _ chunk: inout BulkChunk, _ db: Connection) throws {
+    /// (`current` reads it from `p` as people read it; `drifted` is true of them, with `params`).
+    private func sampleDrift(field: String?, current: String, drifted: String, _ params: [SQLValue], _ range: [SQLValue],
+                             _ chunk: inout BulkChunk, _ db: Connection) throws {
         guard driftSamples > chunk.drift.count else { return }
         let only = field == nil ? "" : " AND c.field = ?"
         let extra: [SQLValue] = field.map { [.text($0)] } ?? []
         let sample = try db.query("""
             SELECT c.profile_id, c.field, c.after, \(current) AS now FROM \(joined)\(only)
-            AND \(db.dialect.isDistinct(current, "c.after")) ORDER BY c.id LIMIT ?
-            """, range + extra + [.integer(Int64(driftSamples - chunk.drift.count))])
+            AND \(drifted) ORDER BY c.id LIMIT ?
+            """, range + extra + params + [.integer(Int64(driftSamples - chunk.drift.count))])
         chunk.drift += sample.map { DriftRow(profileID: $0.string("profile_id") ?? "", key: $0.string("field") ?? "",
                                               left: $0.string("after") ?? "", now: $0.string("now") ?? "") }
     }
 
-    /// Field values: a value is put back where the profile still holds what the original set. Found set-based (the
-    /// drift test is the change log's own display of the column); the values are read back by type in Swift.
-    private func undoFields(_ keys: [String], _ range: [SQLValue], _ chunk: inout BulkChunk, _ db: Connection) throws {
+    /// Field values: a value is put back where the profile still holds exactly what the original set (its value, as
+    /// the field's rules store it, compared with the column). Found set-based; the earlier values (the change log's
+    /// text of the column) are read back by type in Swift.
+    private func undoFields(_ changes: [FieldChange], _ range: [SQLValue], _ chunk: inout BulkChunk, _ db: Connection) throws {
         try temporaryTables(db)
-        let refs = ProfileWriter.fieldRefs(catalogue)
         let (values, profiles) = (db.dialect.temp("undo_values"), db.dialect.temp("undo_profiles"))
         var restoredKeys: [String] = []
-        for key in keys {
-            guard let ref = refs.first(where: { $0.key == key }) else {
-                chunk.skip(SkipReason.fieldGone, try db.scalar("SELECT COUNT(*) FROM \(changes) AND c.field = ?", range + [.text(key)]).int ?? 0)
+        for change in changes {
+            // The field as it is now: deleted since, or unable to hold what the task set, its values are left alone.
+            guard let resolved = try? BulkUpdates.resolve([change], catalogue).first,
+                  let ref = ProfileWriter.fieldRefs(catalogue).first(where: { $0.key == resolved.key }) else {
+                try tally(field: change.field, restored: 0, remainder: SkipReason.fieldGone, range, &chunk, db)
                 continue
             }
-            let type = BulkUpdates.fieldType(key, catalogue)
-            let shown = BulkExecutor.display("p." + ref.column, type)
-            try sampleDrift(field: key, current: shown, range, &chunk, db)
+            let (key, type) = (resolved.key, resolved.type)
+            let stillSet = "NOT (\(db.dialect.isDistinct("p." + ref.column, "?")))"
+            try sampleDrift(field: key, current: BulkExecutor.display("p." + ref.column, type), drifted: "NOT \(stillSet)", [resolved.value],
+                            range, &chunk, db)
             try db.run("DELETE FROM \(values)")
             try db.prepare("""
                 INSERT INTO \(values) (id, profile_id, before, after) SELECT p.id, p.profile_id, c.before, c.after
-                FROM \(joined) AND c.field = ? AND NOT (\(db.dialect.isDistinct(shown, "c.after")))
-                """).execute(range + [.text(key)])
+                FROM \(joined) AND c.field = ? AND \(stillSet)
+                """).execute(range + [.text(key), resolved.value])
             // Values the field can no longer hold (its type changed since) are left alone and counted.
             let update = try db.prepare("UPDATE \(table) SET \(ref.column) = ?, updated_at = ?, version = version + 1 WHERE id = ?")
             var unreadable: [Int64] = []
@@ -256,7 +270,7 @@ extension BulkExecutor {
         let values = db.dialect.temp("undo_values")
         let code = "CASE u.before " + ProfileStatus.allCases.map { "WHEN '\($0.name)' THEN \($0.rawValue)" }.joined(separator: " ") + " END"
         let names = ProfileStatus.allCases.map { "'\($0.name)'" }.joined(separator: ", ")
-        try sampleDrift(field: nil, current: BulkExecutor.statusName("p.status"), range, &chunk, db)
+        try sampleDrift(field: nil, current: BulkExecutor.statusName("p.status"), drifted: "p.status <> 1", [], range, &chunk, db)
         try db.prepare("""
             INSERT INTO \(values) (id, profile_id, before, after) SELECT p.id, p.profile_id, c.before, c.after
             FROM task_changes c JOIN \(table) p ON p.profile_id = c.profile_id
@@ -304,6 +318,11 @@ extension BulkExecutor {
                 try db.run("DELETE FROM \(subscriptions) WHERE id = ?", [id])
                 try writer.record(rowID, HistoryEvent.subscriptionDeleted, event)
                 try db.run(BulkStore.insertChange, [taskID, row.string("profile_id") ?? "", field, after, "removed"])
+            } else if let status = SubscriptionChangeLog.deleted(before) {
+                // The task brought back a deleted subscription: it is deleted again, with its earlier status.
+                try db.run("UPDATE \(subscriptions) SET status = ?, deleted = 1, updated_at = ? WHERE id = ?", [status.rawValue, now, id])
+                try writer.record(rowID, HistoryEvent.subscriptionDeleted, event)
+                try db.run(BulkStore.insertChange, [taskID, row.string("profile_id") ?? "", field, after, before])
             } else {
                 guard let status = ProfileStatus(text: before) else { chunk.skip(SkipReason.changedSince); continue }
                 try db.run("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id = ?", [status.rawValue, now, id])
@@ -367,16 +386,23 @@ extension BulkExecutor {
 
     /// A deletion: each archived profile comes back with its id, subscriptions, history, static-segment memberships
     /// and relations (those whose other profile exists), unless a profile with its id, profile id or email exists now.
-    private func restore(_ range: [SQLValue], _ chunk: inout BulkChunk, _ db: Connection) throws {
+    private func restore(_ range: [SQLValue], count: Int, _ chunk: inout BulkChunk, _ db: Connection) throws {
         let rows = try db.query(UndoStore.archivedChunk, range)
+        // Archived profiles purged meanwhile (the period ended while the undo ran) are counted, not lost.
+        chunk.skip(SkipReason.purged, count - rows.count)
         guard !rows.isEmpty else { return }
         var columns: [String: Set<String>] = [:]
         var statements: [String: Statement] = [:]
         // JSON writes 1.0 as 1: columns of real numbers (Float fields) get reals back.
         let reals = Set(ProfileWriter.fieldRefs(catalogue).filter { BulkUpdates.fieldType($0.key, catalogue)?.columnKind == .real }.map(\.column))
-        func insert(_ table: String, _ json: JSONValue, only condition: String = "", _ params: [SQLValue] = []) throws -> Int {
-            guard case .object(let values) = json else { return 0 }
+        /// `newID`: a row whose id was given to another row since (SQLite reuses the highest ids) gets a new one.
+        func insert(_ table: String, _ json: JSONValue, only condition: String = "", _ params: [SQLValue] = [],
+                    newID: Bool = false) throws -> Int {
+            guard case .object(var values) = json else { return 0 }
             if columns[table] == nil { columns[table] = Set(try db.query(db.dialect.tableColumns, [table]).compactMap { $0.string("name") }) }
+            if newID, let id = values["id"], try db.queryOne("SELECT 1 FROM \(table) WHERE id = ?", [DeletionArchive.value(id)]) != nil {
+                values["id"] = nil
+            }
             let names = values.keys.filter { columns[table]?.contains($0) == true }.sorted()
             guard !names.isEmpty else { return 0 }
             let marks = names.map { _ in "?" }.joined(separator: ", ")
@@ -394,9 +420,26 @@ extension BulkExecutor {
         for row in rows {
             guard let data = JSONValue.parse(row.string("data") ?? ""), case .object(let archived) = data,
                   let profile = archived["profile"] else { chunk.failed += 1; continue }
+            // The whole profile in a savepoint: a profile with its id, profile id or email exists now, and it is left out.
             try db.run("SAVEPOINT undo_restore")
             do {
                 _ = try insert(table, profile)
+                for s in archived["subscriptions"]?.arrayValue ?? [] { _ = try insert(subscriptions, s, newID: true) }
+                for h in archived["history"]?.arrayValue ?? [] { _ = try insert(history, h, newID: true) }
+                for m in archived["members"]?.arrayValue ?? [] {
+                    guard case .object(let o) = m, let segment = o["segment_id"] else { continue }
+                    _ = try insert(members, m, only: "EXISTS (SELECT 1 FROM segments WHERE id = ?)", [DeletionArchive.value(segment)])
+                }
+                // A relation comes back once both of its profiles are back (or were never deleted: created before the
+                // deletion, so not a new profile that took a deleted one's id).
+                let deletedAt = SQLValue.integer(row.int64("deleted_at") ?? 0)
+                for r in archived["relations"]?.arrayValue ?? [] {
+                    guard case .object(let o) = r, let id = o["id"], let a = o["profile"], let b = o["related"] else { continue }
+                    _ = try insert("relations_\(databaseID)", r, only: """
+                        EXISTS (SELECT 1 FROM \(table) WHERE id = ? AND created_at <= ?) AND EXISTS (SELECT 1 FROM \(table) WHERE id = ? AND created_at <= ?)
+                        AND NOT EXISTS (SELECT 1 FROM relations_\(databaseID) WHERE id = ?)
+                        """, [DeletionArchive.value(a), deletedAt, DeletionArchive.value(b), deletedAt, DeletionArchive.value(id)])
+                }
                 try db.run("RELEASE undo_restore")
             } catch let error as any StoreFailure where error.isConstraintViolation {
                 try db.run("ROLLBACK TO undo_restore")
@@ -408,23 +451,20 @@ extension BulkExecutor {
                 chunk.skip(SkipReason.profileExists)
                 continue
             }
-            for s in archived["subscriptions"]?.arrayValue ?? [] { _ = try insert(subscriptions, s) }
-            for h in archived["history"]?.arrayValue ?? [] { _ = try insert(history, h) }
-            for m in archived["members"]?.arrayValue ?? [] {
-                guard case .object(let o) = m, let segment = o["segment_id"] else { continue }
-                _ = try insert(members, m, only: "EXISTS (SELECT 1 FROM segments WHERE id = ?)", [DeletionArchive.value(segment)])
-            }
-            for r in archived["relations"]?.arrayValue ?? [] {
-                guard case .object(let o) = r, let id = o["id"], let a = o["profile"], let b = o["related"] else { continue }
-                _ = try insert("relations_\(databaseID)", r, only: """
-                    EXISTS (SELECT 1 FROM \(table) WHERE id = ?) AND EXISTS (SELECT 1 FROM \(table) WHERE id = ?)
-                    AND NOT EXISTS (SELECT 1 FROM relations_\(databaseID) WHERE id = ?)
-                    """, [DeletionArchive.value(a), DeletionArchive.value(b), DeletionArchive.value(id)])
-            }
             try db.run(UndoStore.unarchive, [row.int64("id") ?? 0])
             try db.run(BulkStore.insertChange, [taskID, row.string("profile_id") ?? "", "profile", "deleted", row.string("email") ?? ""])
             chunk.updated += 1
         }
+    }
+}
+
+/// How a bulk task logs a subscription it brought back from deletion: "deleted (STATUS)" as the before-value.
+enum SubscriptionChangeLog {
+    static func before(_ status: ProfileStatus, wasDeleted: Bool) -> String { wasDeleted ? "deleted (\(status.name))" : status.name }
+    /// The status a deleted subscription had, when `before` says it was deleted.
+    static func deleted(_ before: String) -> ProfileStatus? {
+        guard before.hasPrefix("deleted ("), before.hasSuffix(")") else { return nil }
+        return ProfileStatus(text: String(before.dropFirst("deleted (".count).dropLast()))
     }
 }
 
@@ -463,11 +503,12 @@ enum UndoStore {
     static let freezeChanges = NamedQuery("undo.freezeChanges", "INSERT INTO task_targets (task_id, profile) SELECT ?, id FROM task_changes WHERE task_id = ?")
     static let freezeArchived = NamedQuery("undo.freezeArchived", "INSERT INTO task_targets (task_id, profile) SELECT ?, id FROM deleted_profiles WHERE task_id = ?")
     static let archivedCount = NamedQuery("undo.archivedCount", "SELECT COUNT(*) FROM deleted_profiles WHERE task_id = ?")
+    static let changedProfiles = NamedQuery("undo.changedProfiles", "SELECT COUNT(DISTINCT profile_id) FROM task_changes WHERE task_id = ?")
     static let archive = NamedQuery("undo.archive", """
         INSERT INTO deleted_profiles (task_id, database_id, row_id, profile_id, email, deleted_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)
         """)
     static let archivedChunk = NamedQuery("undo.archivedChunk", """
-        SELECT id, row_id, profile_id, email, data FROM deleted_profiles WHERE task_id = ? AND id > ? AND id <= ? ORDER BY id
+        SELECT id, row_id, profile_id, email, deleted_at, data FROM deleted_profiles WHERE task_id = ? AND id > ? AND id <= ? ORDER BY id
         """)
     static let unarchive = NamedQuery("undo.unarchive", "DELETE FROM deleted_profiles WHERE id = ?")
     static let purge = NamedQuery("undo.purge", """
@@ -478,7 +519,7 @@ enum UndoStore {
         SELECT COUNT(*) AS profiles, COALESCE(SUM(LENGTH(data)), 0) AS bytes, MIN(deleted_at) AS oldest FROM deleted_profiles
         """)
     static var queries: [NamedQuery] {
-        [undoneBy, changeIDs, archivedIDs, freezeChanges, freezeArchived, archivedCount, archive, archivedChunk, unarchive, purge,
+        [undoneBy, changeIDs, archivedIDs, freezeChanges, freezeArchived, archivedCount, changedProfiles, archive, archivedChunk, unarchive, purge,
          dropDatabase, archiveSize]
     }
 }

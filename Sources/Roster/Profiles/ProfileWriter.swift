@@ -88,7 +88,8 @@ public struct SubscriptionChange: Sendable {
 
 public enum SubscribeOutcome: Sendable, Equatable {
     case added(Int64)
-    case updated(Int64, before: ProfileStatus)
+    /// `wasDeleted`: the subscription was deleted and is back.
+    case updated(Int64, before: ProfileStatus, wasDeleted: Bool)
     /// The subscription exists and already is what was asked.
     case unchanged(Int64)
 }
@@ -423,7 +424,7 @@ public struct ProfileWriter {
             try record(rowID, target == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged, d)
             try trigger(profileID, "subscription_updated", .object(["resource_id": .int(resource.id),
                                                                     "channel": .string(channel.rawValue), "status": .string(target.name)]))
-            return .updated(current.id, before: current.status)
+            return .updated(current.id, before: current.status, wasDeleted: current.deleted)
         }
         let status = change.status ?? .subscribed
         // Limits: the narrower scope first (20 per resource and channel), then the profile's 200.

@@ -129,7 +129,7 @@ public final class Subscriptions: Sendable {
                                             categories: input.categories, fields: input.fields, includeUnsafe: input.includeUnsafe)
             do {
                 switch try writer.subscribe(rowID: profileRowID, profileID: profileID, change) {
-                case .added(let id), .updated(let id, _), .unchanged(let id): return id
+                case .added(let id), .updated(let id, _, _), .unchanged(let id): return id
                 }
             } catch let refusal as UnsafeStatusRefusal {
                 throw ValidationError(field: "status", refusal.message)

@@ -23,7 +23,7 @@ enum SchedulePages {
             time = String(format: "%02d:%02d", timing.minuteOfDay / 60, timing.minuteOfDay % 60)
             zone = timing.timeZone
             switch timing.recurrence {
-            case .once(let at): date = UTCTime.day(at)
+            case .once(let at): date = timing.localDay(at)
             case .weekly(let w): weekday = String(w)
             case .monthly(let d): day = String(d)
             case .daily: break
@@ -52,12 +52,13 @@ enum SchedulePages {
     static func view(_ app: WebApp, _ s: Schedule) throws -> TemplateValue {
         let labels = try ChangeLabels.read(app.services.pool)
         return [
-            "id": .string(String(s.id)), "title": .string(s.title), "what": .string(labels.words(s.request.action, skipTriggers: s.request.skipTriggers)),
+            "id": .string(String(s.id)), "title": .string(s.title),
+            "what": .string(s.request.map { labels.words($0.action, skipTriggers: $0.skipTriggers) } ?? "(the update cannot be read; delete this schedule)"),
             "when": .string(s.timing.words), "paused": .bool(s.paused), "next": .string(s.nextRun.map { View.time($0) + " UTC" } ?? "none"),
             "last_run": .string(View.time(s.lastRun)), "last_task": .string(s.lastTaskID.map(String.init) ?? ""),
             "last_error": TemplateValue(s.lastError), "created_by": .string(s.createdByEmail ?? "a deleted user"),
             "database_id": .string(String(s.databaseID)), "database": TemplateValue(try app.services.databases.get(s.databaseID)?.name),
-            "segment": TemplateValue(try s.request.segmentID.flatMap { try app.services.segments.get($0)?.name }),
+            "segment": TemplateValue(try s.request?.segmentID.flatMap { try app.services.segments.get($0)?.name }),
         ]
     }
 

@@ -61,9 +61,7 @@ enum TasksPage {
                 if case .updateSubscriptionStatus = request.action { subscriptions = true } else { subscriptions = false }
                 let counted = try app.services.bulk.preview(request, actor: user)
                 var undo: String?
-                if case .undo(let original) = request.action, let first = try app.services.tasks.task(original) {
-                    if case .deleteInactive? = try? app.services.bulk.request(of: first).action { undo = "profiles" } else { undo = "values" }
-                }
+                if case .undo = request.action { undo = try app.services.bulk.restoresProfiles(request) ? "profiles" : "values" }
                 preview = BulkUpdatePage.previewView(counted, databaseID: request.databaseID, subscriptions: subscriptions, undo: undo)
                 previewed = .string(String(counted.selected))
             } catch let error as ValidationError {

@@ -1,8 +1,9 @@
 import HTTP
 import Roster
 
-/// GET /tasks/:id/undo previews the undo of a bulk task (values put back, values changed since, with samples);
-/// POST launches it as a task of its own.
+/// GET /tasks/:id/undo says what undoing a bulk task does; with ?preview=1 it runs the undo's dry run (values put
+/// back, values changed since, with samples: the whole change log, so only when asked) and offers the launch; POST
+/// launches it as a task of its own.
 enum UndoPage {
     static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         let user = try ctx.requireEditor()
@@ -16,9 +17,12 @@ enum UndoPage {
         var deletion = false
         do {
             let request = try app.services.bulk.undoRequest(of: task, role: user.role)
-            if case .deleteInactive? = try? app.services.bulk.request(of: task).action { deletion = true }
-            let counted = try app.services.bulk.preview(request, actor: user)
-            preview = BulkUpdatePage.previewView(counted, databaseID: request.databaseID, subscriptions: false, undo: deletion ? "profiles" : "values")
+            deletion = try app.services.bulk.restoresProfiles(request)
+            if error == nil, ctx.request.query["preview"] == "1" {
+                let counted = try app.services.bulk.preview(request, actor: user)
+                preview = BulkUpdatePage.previewView(counted, databaseID: request.databaseID, subscriptions: false,
+                                                     undo: deletion ? "profiles" : "values")
+            }
         } catch let error as ValidationError {
             refusal = refusal ?? error.description
         }
