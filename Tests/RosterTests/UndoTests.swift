@@ -303,4 +303,26 @@ final class UndoTests: XCTestCase, BulkFixtures {
         XCTAssertTrue(handler.mayRun(record, role: .admin))
         XCTAssertTrue(handler.mayRun(try XCTUnwrap(s.runner.task(undone.id)), role: .editor))
     }
+
+    /// Review finding: an undo waiting for approval is approved on its own preview (its items, not the database's
+    /// profiles), runs, and puts the values back.
+    func testAnUndoWaitingForApprovalIsApprovedOnItsPreviewAndRuns() throws {
+        let s = try makeSetup(count: 6)
+        let second = try Accounts(pool: s.pool).createUser(email: "a2@x.io", name: "", role: .admin, password: "password for a2")
+        let before = try state(s)
+        let task = try run(s, BulkRequest(databaseID: s.db.id, selection: Selection(limit: 3), action: .updateFields([
+            FieldChange(field: "score", value: "50"), FieldChange(field: "vip", value: "true")])))
+        let approvals = Approvals(pool: s.pool, tasks: s.runner, clock: Clock { BulkSetup.now })
+        try approvals.save(ApprovalRules(overProfiles: 2), by: s.admin)
+        let request = BulkRequest(databaseID: s.db.id, selection: Selection(), action: .undo(taskID: task.id))
+        let id = try s.bulk.start(request, title: "undo", user: s.admin)
+        XCTAssertEqual(try s.runner.task(id)?.state, .awaitingApproval, "3 profiles: over the rule's 2")
+        let preview = try s.bulk.preview(request, actor: second, task: id)
+        XCTAssertEqual(preview.selected, 6, "two values for each of three profiles")
+        try approvals.approve(id, by: second, previewed: preview.selected)
+        s.runner.runUntilIdle()
+        let undone = try XCTUnwrap(s.runner.task(id))
+        XCTAssertEqual([undone.state.rawValue, String(undone.updated)], ["done", "6"], undone.message)
+        XCTAssertEqual(differences(before, try state(s)), [])
+    }
 }

@@ -105,10 +105,11 @@ public struct Approvals: Sendable {
         try db.scalar(ApprovalStore.pending).int ?? 0
     }
 
-    /// The profiles a waiting bulk task selects now (what the approver's preview counts).
+    /// What a waiting bulk task would work through now: the items its preview counts and its start freezes (profiles;
+    /// for an undo, the values or archived profiles).
     public func selectedNow(_ task: TaskRecord) throws -> Int {
         let request = try BulkUpdateTask.request(task)
-        return try pool.read { try TaskTargets.select(request.scope, now: clock.now(), $0).count }
+        return try pool.read { try BulkUpdateTask.targets(request, now: clock.now(), $0).count }
     }
 
     private func decidable(_ id: Int64, by user: User) throws -> TaskRecord {

@@ -94,7 +94,8 @@ public final class BulkUpdates: Sendable {
     }
 
     /// Checks everything a forged form could get wrong. `role` decides who may delete.
-    public func validate(_ request: BulkRequest, role: Role) throws {
+    /// `task`: the waiting task the request belongs to (its approver's preview), when there is one.
+    public func validate(_ request: BulkRequest, role: Role, task: Int64? = nil) throws {
         guard role.canEdit else { throw ValidationError(field: "action", "Viewers cannot change profiles.") }
         try pool.read { db in
             guard try db.queryOne(DatabaseStore.byID, [request.databaseID]) != nil else { throw ValidationError(field: "database", "No such database.") }
@@ -132,7 +133,7 @@ public final class BulkUpdates: Sendable {
                                           + "in the form or in the segment. Roster never deletes a whole database this way.")
                 }
             case .undo(let original):
-                _ = try Undo.original(original, databaseID: request.databaseID, role: role, db)
+                _ = try Undo.original(original, databaseID: request.databaseID, role: role, undoTask: task, db)
             case .unsubscribe:
                 guard try request.scope.hasCondition(db) else {
                     throw ValidationError(field: "rules", "A global unsubscribe needs at least one condition (a rule, a range, or a limit "
@@ -153,8 +154,8 @@ public final class BulkUpdates: Sendable {
     /// transaction that is rolled back, and adds up what they did. The selection is read once on a read snapshot
     /// (as the task freezes it when it starts); between chunks every other writer goes ahead, so a preview of a
     /// million profiles never holds the write lock longer than one chunk. Checked first exactly as a launch is.
-    public func preview(_ request: BulkRequest, actor user: User) throws -> BulkPreview {
-        try validate(request, role: user.role)
+    public func preview(_ request: BulkRequest, actor user: User, task: Int64? = nil) throws -> BulkPreview {
+        try validate(request, role: user.role, task: task)
         struct Rollback: Error { let chunk: BulkChunk; let sample: [ChangeRow] }
         let now = clock.now()
         let cutoff = BulkUpdates.cutoff(now: now, months: removalMinMonths)

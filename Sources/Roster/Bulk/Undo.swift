@@ -9,8 +9,9 @@ import Store
 /// values put back, and a chunk is a range of those ids.
 public enum Undo {
     /// The original task of an undo, checked: a bulk task that has ended, in `databaseID`, not an undo itself, not
-    /// undone already (or being undone), and, for a deletion, still archived. `role` decides who may restore profiles.
-    static func original(_ id: Int64, databaseID: Int64, role: Role, _ db: Connection) throws -> BulkRequest {
+    /// undone already (or being undone, by a task other than `undoTask`, the one being checked), and, for a deletion,
+    /// still archived. `role` decides who may restore profiles.
+    static func original(_ id: Int64, databaseID: Int64, role: Role, undoTask: Int64? = nil, _ db: Connection) throws -> BulkRequest {
         guard let row = try db.queryOne(TaskStore.byID, [id]) else { throw ValidationError(field: "task", "No such task.") }
         let task = TaskRecord(row: row)
         guard task.kind == BulkUpdateTask.kind, task.databaseID == databaseID else {
@@ -23,7 +24,7 @@ public enum Undo {
         if case .undo = request.action {
             throw ValidationError(field: "task", "An undo is not undone in turn; launch the original change again instead.")
         }
-        if let other = try db.queryOne(UndoStore.undoneBy, [UndoStore.pattern(id)]) {
+        if let other = try db.queryOne(UndoStore.undoneBy, [UndoStore.pattern(id), undoTask ?? 0]) {
             throw ValidationError(field: "task", "Task #\(id) is already undone (or being undone) by task #\(other.int64("id") ?? 0).")
         }
         if case .deleteInactive = request.action {
@@ -46,7 +47,7 @@ public enum Undo {
 
     /// The task that undid (or is undoing) `id`, if any.
     static func undoneBy(_ id: Int64, _ db: Connection) throws -> Int64? {
-        try db.queryOne(UndoStore.undoneBy, [UndoStore.pattern(id)])?.int64("id")
+        try db.queryOne(UndoStore.undoneBy, [UndoStore.pattern(id), 0])?.int64("id")
     }
 
     /// The items an undo of `original` works through, in order.
@@ -216,9 +217,16 @@ extension BulkExecutor {
         let (values, profiles) = (db.dialect.temp("undo_values"), db.dialect.temp("undo_profiles"))
         var restoredKeys: [String] = []
         for change in changes {
-            // The field as it is now: deleted since, or unable to hold what the task set, its values are left alone.
-            guard let resolved = try? BulkUpdates.resolve([change], catalogue).first,
-                  let ref = ProfileWriter.fieldRefs(catalogue).first(where: { $0.key == resolved.key }) else {
+            // The field as it is now: deleted since, or unable to hold what the task set, its values are left alone. A
+            // cleared value is NULL whatever the field's rules say now (it may have become required since).
+            let refs = ProfileWriter.fieldRefs(catalogue)
+            var found: (key: String, value: SQLValue, type: FieldType?)?
+            if change.value == nil, let ref = refs.first(where: { $0.key == change.field }) {
+                found = (ref.key, .null, BulkUpdates.fieldType(change.field, catalogue))
+            } else if let r = try? BulkUpdates.resolve([change], catalogue).first {
+                found = (r.key, r.value, r.type)
+            }
+            guard let resolved = found, let ref = refs.first(where: { $0.key == resolved.key }) else {
                 try tally(field: change.field, restored: 0, remainder: SkipReason.fieldGone, range, &chunk, db)
                 continue
             }
@@ -431,14 +439,15 @@ extension BulkExecutor {
                     _ = try insert(members, m, only: "EXISTS (SELECT 1 FROM segments WHERE id = ?)", [DeletionArchive.value(segment)])
                 }
                 // A relation comes back once both of its profiles are back (or were never deleted: created before the
-                // deletion, so not a new profile that took a deleted one's id).
+                // deletion, so not a new profile that took a deleted one's id), and only once.
                 let deletedAt = SQLValue.integer(row.int64("deleted_at") ?? 0)
                 for r in archived["relations"]?.arrayValue ?? [] {
-                    guard case .object(let o) = r, let id = o["id"], let a = o["profile"], let b = o["related"] else { continue }
+                    guard case .object(let o) = r, let a = o["profile"], let b = o["related"], let name = o["name"] else { continue }
+                    let (from, to) = (DeletionArchive.value(a), DeletionArchive.value(b))
                     _ = try insert("relations_\(databaseID)", r, only: """
                         EXISTS (SELECT 1 FROM \(table) WHERE id = ? AND created_at <= ?) AND EXISTS (SELECT 1 FROM \(table) WHERE id = ? AND created_at <= ?)
-                        AND NOT EXISTS (SELECT 1 FROM relations_\(databaseID) WHERE id = ?)
-                        """, [DeletionArchive.value(a), deletedAt, DeletionArchive.value(b), deletedAt, DeletionArchive.value(id)])
+                        AND NOT EXISTS (SELECT 1 FROM relations_\(databaseID) WHERE profile = ? AND related = ? AND name = ?)
+                        """, [from, deletedAt, to, deletedAt, from, to, DeletionArchive.value(name)], newID: true)
                 }
                 try db.run("RELEASE undo_restore")
             } catch let error as any StoreFailure where error.isConstraintViolation {
@@ -496,7 +505,8 @@ enum UndoStore {
     /// The parameters of an undo of `id` as stored (canonical JSON: sorted keys, no spaces).
     static func pattern(_ id: Int64) -> String { "%\"action\":{\"action\":\"undo\",\"task_id\":\(id)}%" }
     static let undoneBy = NamedQuery("undo.undoneBy", """
-        SELECT id FROM tasks WHERE kind = 'bulk_update' AND parameters LIKE ? AND state NOT IN ('cancelled', 'failed') ORDER BY id DESC LIMIT 1
+        SELECT id FROM tasks WHERE kind = 'bulk_update' AND parameters LIKE ? AND state NOT IN ('cancelled', 'failed') AND id <> ?
+        ORDER BY id DESC LIMIT 1
         """)
     static let changeIDs = NamedQuery("undo.changeIDs", "SELECT id FROM task_changes WHERE task_id = ? ORDER BY id")
     static let archivedIDs = NamedQuery("undo.archivedIDs", "SELECT id FROM deleted_profiles WHERE task_id = ? ORDER BY id")

@@ -59,7 +59,7 @@ enum TasksPage {
                 let request = try app.services.bulk.request(of: task)
                 let subscriptions: Bool
                 if case .updateSubscriptionStatus = request.action { subscriptions = true } else { subscriptions = false }
-                let counted = try app.services.bulk.preview(request, actor: user)
+                let counted = try app.services.bulk.preview(request, actor: user, task: task.id)
                 var undo: String?
                 if case .undo = request.action { undo = try app.services.bulk.restoresProfiles(request) ? "profiles" : "values" }
                 preview = BulkUpdatePage.previewView(counted, databaseID: request.databaseID, subscriptions: subscriptions, undo: undo)

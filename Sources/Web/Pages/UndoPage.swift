@@ -14,10 +14,10 @@ enum UndoPage {
         guard task.kind == BulkUpdateTask.kind else { throw HTTPError.notFound }
         var preview: TemplateValue = .null
         var refusal = error
-        var deletion = false
+        let deletion = (try? app.services.bulk.restoresProfiles(BulkRequest(databaseID: task.databaseID ?? 0, selection: Selection(),
+                                                                             action: .undo(taskID: task.id)))) ?? false
         do {
             let request = try app.services.bulk.undoRequest(of: task, role: user.role)
-            deletion = try app.services.bulk.restoresProfiles(request)
             if error == nil, ctx.request.query["preview"] == "1" {
                 let counted = try app.services.bulk.preview(request, actor: user)
                 preview = BulkUpdatePage.previewView(counted, databaseID: request.databaseID, subscriptions: false,
