@@ -106,6 +106,38 @@ func lockDataFolder(_ refusal: (String) -> String) -> DataLock {
     }
 }
 
+/// The user a command-line bulk task is recorded as launched by (approvals depend on who launched): --as EMAIL, else
+/// the first admin.
+func commandLineLauncher(_ pool: DatabasePool, _ args: [String]) throws -> User {
+    let accounts = Accounts(pool: pool)
+    if let email = option("--as", in: args) {
+        guard let user = try accounts.user(email: email) else { fail("no user with the email \(email)", code: 2) }
+        return user
+    }
+    guard let admin = try accounts.listUsers().first(where: { $0.role == .admin }) else { fail("no admin user to run the task as") }
+    return admin
+}
+
+/// Bulk updates for a command: they record tasks without a runner of their own (this process runs only the task it
+/// launches, with `runBulkHere`).
+func commandLineBulk(_ pool: DatabasePool, removalMinMonths: Int) -> (bulk: BulkUpdates, tasks: TaskRunner) {
+    let recorder = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: BulkUpdateTask(removalMinMonths: removalMinMonths)])
+    recorder.stop()
+    return (BulkUpdates(pool: pool, tasks: recorder, removalMinMonths: removalMinMonths), recorder)
+}
+
+/// Runs a recorded bulk task here to its end and reports the time; exits 1 when it waits for approval.
+func runBulkHere(_ id: Int64, _ pool: DatabasePool, removalMinMonths: Int, since started: Date) throws -> TaskRecord {
+    let worker = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: BulkUpdateTask(removalMinMonths: removalMinMonths)], chunkSize: 5000)
+    guard let task = try worker.runToEnd(id) else { fail("the task is gone") }
+    reportTiming(since: started)
+    if task.state == .awaitingApproval {
+        say("roster: task \(id) awaits approval: \(task.approvalReason ?? "") Another admin approves it on /tasks/\(id).")
+        exit(1)
+    }
+    return task
+}
+
 func readPasswordFromStdin() -> String {
     guard let line = readLine(strippingNewline: true), !line.isEmpty else { fail("expected the password on standard input", code: 2) }
     return line
@@ -320,22 +352,8 @@ case "bulk":
         fail("bulk needs --database ID --selection JSON --action JSON [--segment ID] [--preview] [--skip-triggers]", code: 2)
     }
     do {
-        let accounts = Accounts(pool: pool)
-        // The task is recorded as launched by this user (approvals depend on who launched): --as EMAIL, else the
-        // first admin.
-        let launcher: User
-        if let email = option("--as", in: args) {
-            guard let user = try accounts.user(email: email) else { fail("no user with the email \(email)", code: 2) }
-            launcher = user
-        } else {
-            guard let admin = try accounts.listUsers().first(where: { $0.role == .admin }) else { fail("no admin user to run the update as") }
-            launcher = admin
-        }
-        let admin = launcher
-        let handler = BulkUpdateTask(removalMinMonths: config.removalMinMonths)
-        let recorder = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler])
-        recorder.stop()   // this process runs only the task it enqueues, below
-        let bulk = BulkUpdates(pool: pool, tasks: recorder, removalMinMonths: config.removalMinMonths)
+        let admin = try commandLineLauncher(pool, args)
+        let bulk = commandLineBulk(pool, removalMinMonths: config.removalMinMonths).bulk
         var segmentID: Int64?
         if let text = option("--segment", in: args) {
             guard let id = Int64(text) else { fail("--segment takes a segment id", code: 2) }
@@ -351,13 +369,7 @@ case "bulk":
             exit(0)
         }
         let id = try bulk.start(request, title: "\(action.label) (command line)", user: admin)
-        let worker = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler], chunkSize: 5000)
-        guard let task = try worker.runToEnd(id) else { fail("the task is gone") }
-        reportTiming(since: started)
-        if task.state == .awaitingApproval {
-            say("roster: task \(id) awaits approval: \(task.approvalReason ?? "") Another admin approves it on /tasks/\(id).")
-            exit(1)
-        }
+        let task = try runBulkHere(id, pool, removalMinMonths: config.removalMinMonths, since: started)
         say("roster: task \(id) \(task.state.rawValue): \(task.total) selected, \(task.updated) updated, \(task.deleted) deleted, \(task.skipped) skipped, \(task.failed) failed")
         if task.state != .done { exit(1) }
     } catch let error as ValidationError {
@@ -374,20 +386,9 @@ case "task":
         fail("task undo needs a task id: roster task undo ID [--preview] [--as EMAIL]", code: 2)
     }
     do {
-        let accounts = Accounts(pool: pool)
-        let launcher: User
-        if let email = option("--as", in: args) {
-            guard let user = try accounts.user(email: email) else { fail("no user with the email \(email)", code: 2) }
-            launcher = user
-        } else {
-            guard let admin = try accounts.listUsers().first(where: { $0.role == .admin }) else { fail("no admin user to run the undo as") }
-            launcher = admin
-        }
-        let handler = BulkUpdateTask(removalMinMonths: config.removalMinMonths)
-        let recorder = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler])
-        recorder.stop()   // this process runs only the task it enqueues, below
-        let bulk = BulkUpdates(pool: pool, tasks: recorder, removalMinMonths: config.removalMinMonths)
-        guard let task = try recorder.task(original) else { fail("no task \(original)", code: 2) }
+        let launcher = try commandLineLauncher(pool, args)
+        let (bulk, tasks) = commandLineBulk(pool, removalMinMonths: config.removalMinMonths)
+        guard let task = try tasks.task(original) else { fail("no task \(original)", code: 2) }
         let request = try bulk.undoRequest(of: task, role: launcher.role)
         let started = Date()
         if args.contains("--preview") {
@@ -398,13 +399,7 @@ case "task":
             exit(0)
         }
         let id = try bulk.start(request, title: "Undo #\(original): \(task.title)", user: launcher)
-        let worker = TaskRunner(pool: pool, handlers: [BulkUpdateTask.kind: handler], chunkSize: 5000)
-        guard let done = try worker.runToEnd(id) else { fail("the task is gone") }
-        reportTiming(since: started)
-        if done.state == .awaitingApproval {
-            say("roster: task \(id) awaits approval: \(done.approvalReason ?? "") Another admin approves it on /tasks/\(id).")
-            exit(1)
-        }
+        let done = try runBulkHere(id, pool, removalMinMonths: config.removalMinMonths, since: started)
         say("roster: task \(id) \(done.state.rawValue): \(done.total) items, \(done.updated) put back, \(done.skipped) left as they are")
         if done.state != .done { exit(1) }
     } catch let error as ValidationError {

@@ -21,13 +21,19 @@ final class UndoPageTests: XCTestCase {
         try app.services.profiles.list(databaseID: db.id, ProfileQuery()).profiles.sorted { $0.rowID < $1.rowID }.map { $0.values["score"] ?? "" }
     }
 
+    /// Runs a bulk update of the first `limit` profiles as `email` to its end; returns its id.
+    func runUpdate(_ app: WebApp, _ db: ProfileDatabase, as email: String, _ limit: Int, _ action: BulkAction) throws -> Int64 {
+        let user = try XCTUnwrap(try app.services.accounts.user(email: email))
+        let id = try app.services.bulk.start(BulkRequest(databaseID: db.id, selection: Selection(limit: limit), action: action),
+                                             title: "Scores", user: user)
+        app.services.tasks.runUntilIdle()
+        return id
+    }
+
     func testAnEditorPreviewsAndLaunchesTheUndoOfAFieldUpdateFromTheTaskPage() throws {
         let (b, app) = try signIn(.editor)
         let db = try makeDatabase(app)
-        let editor = try XCTUnwrap(try app.services.accounts.user(email: "editor@example.com"))
-        let id = try app.services.bulk.start(BulkRequest(databaseID: db.id, selection: Selection(limit: 4), action: .updateFields([
-            FieldChange(field: "score", value: "99")])), title: "Scores", user: editor)
-        app.services.tasks.runUntilIdle()
+        let id = try runUpdate(app, db, as: "editor@example.com", 4, .updateFields([FieldChange(field: "score", value: "99")]))
         XCTAssertEqual(try scores(app, db), ["99", "99", "99", "99", "4", "5"])
         // Someone changes one of the four afterwards: the undo leaves it alone.
         let third = try app.services.profiles.list(databaseID: db.id, ProfileQuery()).profiles.sorted { $0.rowID < $1.rowID }[2]
@@ -63,10 +69,7 @@ final class UndoPageTests: XCTestCase {
     func testViewersCannotUndoAndOnlyBulkTasksHaveAnUndoPage() throws {
         let (b, app) = try signIn(.viewer)
         let db = try makeDatabase(app)
-        let admin = try XCTUnwrap(try app.services.accounts.user(email: "admin@example.com"))
-        let id = try app.services.bulk.start(BulkRequest(databaseID: db.id, selection: Selection(limit: 2), action: .updateFields([
-            FieldChange(field: "score", value: "50")])), title: "Scores", user: admin)
-        app.services.tasks.runUntilIdle()
+        let id = try runUpdate(app, db, as: "admin@example.com", 2, .updateFields([FieldChange(field: "score", value: "50")]))
         XCTAssertFalse(b.get("/tasks/\(id)").bodyText.contains("/undo"))
         XCTAssertEqual(b.get("/tasks/\(id)/undo").status, 403)
         XCTAssertEqual(b.post("/tasks/\(id)/undo", [("csrf_token", b.csrfToken)]).status, 403)
@@ -77,12 +80,9 @@ final class UndoPageTests: XCTestCase {
     func testAnAdminRestoresADeletionAndSettingsShowTheArchive() throws {
         let (b, app) = try signIn(.admin)
         let db = try makeDatabase(app)
-        let admin = try XCTUnwrap(try app.services.accounts.user(email: "admin@example.com"))
         XCTAssertEqual(b.get("/tasks/abc/undo").status, 404)
         try app.services.pool.write { try $0.run("UPDATE profiles_\(db.id) SET last_interaction_at = NULL") }
-        let id = try app.services.bulk.start(BulkRequest(databaseID: db.id, selection: Selection(limit: 4), action: .deleteInactive),
-                                             title: "Clean", user: admin)
-        app.services.tasks.runUntilIdle()
+        let id = try runUpdate(app, db, as: "admin@example.com", 4, .deleteInactive)
         XCTAssertEqual(try scores(app, db), ["4", "5"])
         XCTAssertTrue(b.get("/settings").bodyText.contains("4 profiles"), "Settings show the archive's size")
         let plain = b.get("/tasks/\(id)/undo").bodyText

@@ -346,10 +346,12 @@ public struct BulkUpdateTask: TaskHandler {
                 throw ValidationError(field: "task", "The selection grew from \(approved) to \(total) profiles after it was approved; "
                                       + "nothing was changed. Launch it again to have the new selection approved.")
             }
-        } else if let reason = try Approvals.rules(db).reason(for: request.action,
-                                                              selected: try BulkUpdateTask.selectedProfiles(request, total: total, db)) {
-            throw ValidationError(field: "task", reason + " It selects \(try BulkUpdateTask.selectedProfiles(request, total: total, db)) "
-                                  + "profiles now and was not approved; nothing was changed. Launch it again.")
+        } else {
+            let selected = try BulkUpdateTask.selectedProfiles(request, total: total, db)
+            if let reason = try Approvals.rules(db).reason(for: request.action, selected: selected) {
+                throw ValidationError(field: "task", reason + " It selects \(selected) profiles now and was not approved; nothing was "
+                                      + "changed. Launch it again.")
+            }
         }
         // The cut-off is fixed when the task starts, so a task resumed next month deletes the same profiles.
         return (total, ["cutoff": .int(BulkUpdates.cutoff(now: now, months: removalMinMonths)), "started": .int(now)])

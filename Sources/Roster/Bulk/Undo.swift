@@ -168,6 +168,19 @@ extension BulkExecutor {
 
     /// The chunk's change-log rows of the original: three parameters (original task, after, up to).
     private var changes: String { "task_changes c WHERE c.task_id = ? AND c.id > ? AND c.id <= ?" }
+    /// A condition on the change log's field (`c.field`), when there is one, and its parameter.
+    private static func onlyField(_ field: String?) -> (sql: String, params: [SQLValue]) {
+        field.map { (" AND c.field = ?", [.text($0)]) } ?? ("", [])
+    }
+
+    /// The chunk's change-log rows in order, each with its profile's row id (`row`, nil when the profile is gone).
+    private func changeRows(_ range: [SQLValue], _ db: Connection) throws -> [Row] {
+        try db.query("""
+            SELECT c.profile_id, c.field, c.before, c.after, p.id AS row FROM task_changes c LEFT JOIN \(table) p ON p.profile_id = c.profile_id
+            WHERE c.task_id = ? AND c.id > ? AND c.id <= ? ORDER BY c.id
+            """, range)
+    }
+
     /// The same rows with their profiles (`p`), where those still exist.
     private var joined: String {
         "task_changes c JOIN \(table) p ON p.profile_id = c.profile_id WHERE c.task_id = ? AND c.id > ? AND c.id <= ?"
@@ -185,8 +198,7 @@ extension BulkExecutor {
     /// `remainder`).
     private func tally(field: String?, restored: Int, remainder: String = SkipReason.changedSince, _ range: [SQLValue],
                        _ chunk: inout BulkChunk, _ db: Connection) throws {
-        let only = field == nil ? "" : " AND c.field = ?"
-        let extra: [SQLValue] = field.map { [.text($0)] } ?? []
+        let (only, extra) = BulkExecutor.onlyField(field)
         let rows = try db.scalar("SELECT COUNT(*) FROM \(changes)\(only)", range + extra).int ?? 0
         let gone = try db.scalar("SELECT COUNT(*) FROM \(changes)\(only) AND NOT EXISTS (SELECT 1 FROM \(table) p WHERE p.profile_id = c.profile_id)",
                                  range + extra).int ?? 0
@@ -199,8 +211,7 @@ extension BulkExecutor {
     private func sampleDrift(field: String?, current: String, drifted: String, _ params: [SQLValue], _ range: [SQLValue],
                              _ chunk: inout BulkChunk, _ db: Connection) throws {
         guard driftSamples > chunk.drift.count else { return }
-        let only = field == nil ? "" : " AND c.field = ?"
-        let extra: [SQLValue] = field.map { [.text($0)] } ?? []
+        let (only, extra) = BulkExecutor.onlyField(field)
         let sample = try db.query("""
             SELECT c.profile_id, c.field, c.after, \(current) AS now FROM \(joined)\(only)
             AND \(drifted) ORDER BY c.id LIMIT ?
@@ -216,10 +227,10 @@ extension BulkExecutor {
         try temporaryTables(db)
         let (values, profiles) = (db.dialect.temp("undo_values"), db.dialect.temp("undo_profiles"))
         var restoredKeys: [String] = []
+        let refs = ProfileWriter.fieldRefs(catalogue)
         for change in changes {
             // The field as it is now: deleted since, or unable to hold what the task set, its values are left alone. A
             // cleared value is NULL whatever the field's rules say now (it may have become required since).
-            let refs = ProfileWriter.fieldRefs(catalogue)
             var found: (key: String, value: SQLValue, type: FieldType?)?
             if change.value == nil, let ref = refs.first(where: { $0.key == change.field }) {
                 found = (ref.key, .null, BulkUpdates.fieldType(change.field, catalogue))
@@ -299,10 +310,7 @@ extension BulkExecutor {
     /// status is still what the original set. Logged as "subscription RESOURCE CHANNEL CONTACT".
     private func undoSubscriptions(_ range: [SQLValue], _ chunk: inout BulkChunk, _ db: Connection) throws {
         let writer = self.writer(db)
-        let rows = try db.query("""
-            SELECT c.profile_id, c.field, c.before, c.after, p.id AS row FROM task_changes c LEFT JOIN \(table) p ON p.profile_id = c.profile_id
-            WHERE c.task_id = ? AND c.id > ? AND c.id <= ? ORDER BY c.id
-            """, range)
+        let rows = try changeRows(range, db)
         for row in rows {
             guard let rowID = row.int64("row") else { chunk.skip(SkipReason.profileGone); continue }
             let field = row.string("field") ?? ""
@@ -351,10 +359,7 @@ extension BulkExecutor {
     /// code of the program (a code is never given to two profiles, a profile has one code per program).
     private func undoCodes(_ program: Int64, attach: Bool, _ range: [SQLValue], _ chunk: inout BulkChunk, _ db: Connection) throws {
         let writer = self.writer(db)
-        let rows = try db.query("""
-            SELECT c.profile_id, c.field, c.before, c.after, p.id AS row FROM task_changes c LEFT JOIN \(table) p ON p.profile_id = c.profile_id
-            WHERE c.task_id = ? AND c.id > ? AND c.id <= ? ORDER BY c.id
-            """, range)
+        let rows = try changeRows(range, db)
         for row in rows {
             let profileID = row.string("profile_id") ?? ""
             let code = (attach ? row.string("after") : row.string("before")) ?? ""

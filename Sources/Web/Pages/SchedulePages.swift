@@ -49,9 +49,8 @@ enum SchedulePages {
         ]
     }
 
-    static func view(_ app: WebApp, _ s: Schedule) throws -> TemplateValue {
-        let labels = try ChangeLabels.read(app.services.pool)
-        return [
+    static func view(_ app: WebApp, _ s: Schedule, labels: ChangeLabels) throws -> TemplateValue {
+        [
             "id": .string(String(s.id)), "title": .string(s.title),
             "what": .string(s.request.map { labels.words($0.action, skipTriggers: $0.skipTriggers) } ?? "(the update cannot be read; delete this schedule)"),
             "when": .string(s.timing.words), "paused": .bool(s.paused), "next": .string(s.nextRun.map { View.time($0) + " UTC" } ?? "none"),
@@ -75,7 +74,7 @@ enum SchedulePages {
                        status: Int) throws -> Response {
         let other = errors.filter { !$0.key.hasPrefix("schedule_") }.values.sorted().joined(separator: " ")
         return try app.page("tasks/schedule.html", title: s.title, context: ctx, nav: .tasks, status: status, [
-            "schedule": try view(app, s),
+            "schedule": try view(app, s, labels: try ChangeLabels.read(app.services.pool)),
             "fields": fieldsView(form, timing: s.timing, title: s.title, errors: errors, open: true),
             "may_manage": .bool(ctx.user.map { Schedules.mayManage(s, user: $0) } ?? false),
             "error": other.isEmpty ? .null : .string(other),

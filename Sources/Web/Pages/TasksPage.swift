@@ -8,6 +8,7 @@ enum TasksPage {
         let tasks = try app.services.tasks.recent()
         let databases = Dictionary(try app.services.databases.list().map { ($0.database.id, $0.database.name) }, uniquingKeysWith: { a, _ in a })
         let segments = Dictionary(try app.services.segments.list().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let labels = try ChangeLabels.read(app.services.pool)
         return try app.page("tasks/list.html", title: "Tasks", context: ctx, nav: .tasks, [
             "tasks": .list(tasks.map { task in
                 guard case .dict(var d) = View.task(task) else { return .null }
@@ -18,7 +19,7 @@ enum TasksPage {
             }),
             "refresh": .bool(tasks.contains { $0.state == .queued || $0.state == .running }),
             "schedules": .list(try app.services.schedules.list().map { schedule in
-                guard case .dict(var d) = try SchedulePages.view(app, schedule) else { return .null }
+                guard case .dict(var d) = try SchedulePages.view(app, schedule, labels: labels) else { return .null }
                 d["database"] = .string(databases[schedule.databaseID] ?? "—")
                 return .dict(d)
             }),
