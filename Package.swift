@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
 
         // What both stores share: values, rows, named queries, migrations. No C.
         .target(name: "StoreCore", swiftSettings: settings),
@@ -33,12 +34,14 @@ let package = Package(
         .target(name: "Store", dependencies: ["SQLiteStore", "PostgresStore", "StoreCore"], swiftSettings: settings),
         // Password hashing and secure random from libsodium; XXH64 from libxxhash; MD5 identifiers from OpenSSL.
         .target(name: "Secrets", dependencies: ["CSodium", "CXXHash", "COpenSSL"], swiftSettings: settings),
+        // QR codes from libqrencode as a matrix of modules (the pages draw them as SVG).
+        .target(name: "QRCode", dependencies: ["CQRencode"], swiftSettings: settings),
         // Plain HTTP values (request, response, headers) shared by the web layer and the FastCGI adapter.
         .target(name: "HTTP", swiftSettings: settings),
         // The domain: accounts, sessions, settings; later databases, profiles, segments, bulk actions.
         .target(name: "Roster", dependencies: ["Store", "SQLiteStore", "Secrets"], swiftSettings: settings),
         // Pages, router, templates, forms, CSRF. Knows nothing of FastCGI.
-        .target(name: "Web", dependencies: ["Roster", "HTTP", "Store"], swiftSettings: settings),
+        .target(name: "Web", dependencies: ["Roster", "HTTP", "Store", "QRCode"], swiftSettings: settings),
         // libfcgi accept loop turning FastCGI requests into HTTP values. Knows nothing of pages.
         .target(name: "FastCGIServer", dependencies: ["CFastCGI", "HTTP"], swiftSettings: settings),
         .executableTarget(name: "roster", dependencies: ["Web", "FastCGIServer", "Roster"], swiftSettings: settings),

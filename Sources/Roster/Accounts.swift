@@ -14,6 +14,11 @@ public enum LoginResult: Sendable {
     case success(token: String, session: AuthenticatedSession)
     case invalidCredentials
     case throttled(retryAfterSeconds: Int)
+    /// The password was right and the user signs in with a second factor: `challenge` goes into a short-lived
+    /// cookie and `completeSignIn` takes the code.
+    case secondFactorRequired(challenge: String)
+    /// The pending sign-in is unknown or older than `SessionPolicy.challengeLifetime`: start again.
+    case challengeExpired
 }
 
 public struct SessionPolicy: Sendable {
@@ -30,6 +35,8 @@ public struct SessionPolicy: Sendable {
     /// Failures of one email from all addresses before its attempts are spaced out.
     public var accountSlowdownAfter = 20
     public var accountSpacing: Int64 = 2
+    /// How long the code may be typed after the password.
+    public var challengeLifetime: Int64 = 5 * 60
     public init() {}
 }
 
@@ -156,7 +163,20 @@ public final class Accounts: Sendable {
 
     // MARK: Login and sessions
 
-    /// Checks the password with throttling. The peer address comes from the web server, never X-Forwarded-For.
+    /// The throttling buckets of one attempt: the email everywhere, the address, and the email from that address.
+    struct ThrottleKeys {
+        let email: String, address: String, pair: String
+        init(email: String, remoteAddress: String) {
+            let address = String(remoteAddress.prefix(64))
+            self.email = "email:" + String(email.prefix(320))
+            self.address = "ip:" + address
+            self.pair = "pair:" + address + "|" + String(email.prefix(320))
+        }
+        var all: [String] { [email, address, pair] }
+    }
+
+    /// Counts the failures behind these keys and, when the attempt may go ahead, records it as a failure (ids
+    /// returned, to forget when it succeeds); nil plus the wait when it may not.
     ///
     /// - An address with `maxFailuresPerAddress` failures in the window is refused until the window passes (the
     ///   attacker's own address).
@@ -165,56 +185,99 @@ public final class Accounts: Sendable {
     /// - An email with `accountSlowdownAfter` failures from all addresses together takes one attempt every
     ///   `accountSpacing` seconds: a slowdown for a spread-out guesser, never a lock for the owner.
     ///
+    /// Passwords and second-factor codes count in the same buckets, so guessing codes is throttled like passwords.
+    private func admit(_ keys: ThrottleKeys, now: Int64, _ db: Connection) throws -> (attempt: [Int64], wait: Int) {
+        let since = now - policy.failureWindow
+        func count(_ key: String) throws -> Int { try db.scalar(LoginThrottle.countSince, [key, since]).int ?? 0 }
+        func last(_ key: String) throws -> Int64 { try db.scalar(LoginThrottle.lastSince, [key, since]).int64 ?? 0 }
+        if try count(keys.address) >= policy.maxFailuresPerAddress { return ([], Int(policy.failureWindow)) }
+        let pairFailures = try count(keys.pair)
+        if pairFailures >= policy.maxFailuresPerEmail {
+            let steps = min(pairFailures - policy.maxFailuresPerEmail, 10)
+            let wait = min(policy.failureWindow, Int64(30) << steps)
+            let until = try last(keys.pair) + wait
+            if now < until { return ([], Int(max(1, until - now))) }
+        }
+        if try count(keys.email) >= policy.accountSlowdownAfter {
+            let until = try last(keys.email) + policy.accountSpacing
+            if now < until { return ([], Int(max(1, until - now))) }
+        }
+        var ids: [Int64] = []
+        for key in keys.all {
+            try db.run(LoginThrottle.insert, [key, now])
+            ids.append(try db.lastInsertedID())
+        }
+        try db.run(LoginThrottle.prune, [now - 24 * 3600])
+        return (ids, 0)
+    }
+
+    /// Checks the password with throttling (`admit`). The peer address comes from the web server, never
+    /// X-Forwarded-For.
+    ///
     /// The attempt is recorded as a failure *before* the (slow) password check, in the same transaction as the
-    /// counting, and removed when the password is right: parallel guesses cannot all pass one count.
+    /// counting, and removed when the password is right: parallel guesses cannot all pass one count. For a user
+    /// with two-factor sign-in the right password only opens a challenge; the failures of this email from this
+    /// address are cleared by the right code, not by the password, so a known password does not reset the count
+    /// of wrong codes.
     public func login(email rawEmail: String, password: String, remoteAddress: String) throws -> LoginResult {
         let email = Accounts.normalizeEmail(rawEmail)
         let now = clock.now()
-        let since = now - policy.failureWindow
-        let address = String(remoteAddress.prefix(64))
-        let emailKey = "email:" + String(email.prefix(320))
-        let addressKey = "ip:" + address
-        let pairKey = "pair:" + address + "|" + String(email.prefix(320))
-        enum Gate { case open([Int64], User?), closed(Int) }
-        let gate = try pool.write { db -> Gate in
-            func count(_ key: String) throws -> Int { try db.scalar(LoginThrottle.countSince, [key, since]).int ?? 0 }
-            func last(_ key: String) throws -> Int64 { try db.scalar(LoginThrottle.lastSince, [key, since]).int64 ?? 0 }
-            if try count(addressKey) >= policy.maxFailuresPerAddress { return .closed(Int(policy.failureWindow)) }
-            let pairFailures = try count(pairKey)
-            if pairFailures >= policy.maxFailuresPerEmail {
-                let steps = min(pairFailures - policy.maxFailuresPerEmail, 10)
-                let wait = min(policy.failureWindow, Int64(30) << steps)
-                let until = try last(pairKey) + wait
-                if now < until { return .closed(Int(until - now)) }
-            }
-            if try count(emailKey) >= policy.accountSlowdownAfter {
-                let until = try last(emailKey) + policy.accountSpacing
-                if now < until { return .closed(Int(until - now)) }
-            }
-            var ids: [Int64] = []
-            for key in [emailKey, addressKey, pairKey] {
-                try db.run(LoginThrottle.insert, [key, now])
-                ids.append(try db.lastInsertedID())
-            }
-            try db.run(LoginThrottle.prune, [now - 24 * 3600])
-            return .open(ids, try UserStore.find(email: email, db))
+        let keys = ThrottleKeys(email: email, remoteAddress: remoteAddress)
+        let (attempt, wait, user) = try pool.write { db in
+            let (attempt, wait) = try admit(keys, now: now, db)
+            return (attempt, wait, wait > 0 ? nil : try UserStore.find(email: email, db))
         }
-        guard case .open(let attempt, let user) = gate else {
-            if case .closed(let seconds) = gate { return .throttled(retryAfterSeconds: max(1, seconds)) }
-            return .invalidCredentials
-        }
+        if wait > 0 { return .throttled(retryAfterSeconds: wait) }
         let passwordLengthOK = password.utf8.count <= Accounts.maximumPasswordLength
         let matches = Secrets.verifyPassword(passwordLengthOK ? password : "", hash: user?.passwordHash ?? decoyHash)
         guard let user, matches, passwordLengthOK else { return .invalidCredentials }  // the attempt stays a failure
+        if user.twoFactorEnabled {
+            let challenge = Secrets.randomToken()
+            try pool.write { db in
+                for id in attempt { try db.run(LoginThrottle.forget, [id]) }
+                try db.run(TwoFactorStore.pruneChallenges, [now - policy.challengeLifetime])
+                try db.run(TwoFactorStore.insertChallenge, [Secrets.digest(challenge), user.id, now])
+            }
+            return .secondFactorRequired(challenge: challenge)
+        }
+        return try pool.write { db in
+            for id in attempt { try db.run(LoginThrottle.forget, [id]) }
+            try db.run(LoginThrottle.clear, [keys.pair])
+            return try startSession(user, remoteAddress: remoteAddress, now: now, db)
+        }
+    }
+
+    /// The second step of a sign-in: a TOTP code or a recovery code for the challenge `login` opened. Wrong codes
+    /// are failures in the same buckets as wrong passwords; the challenge lasts until it expires or succeeds.
+    public func completeSignIn(challenge: String, code: String, remoteAddress: String) throws -> LoginResult {
+        guard !challenge.isEmpty, challenge.utf8.count <= 128 else { return .challengeExpired }
+        let digest = Secrets.digest(challenge)
+        let now = clock.now()
+        return try pool.write { db -> LoginResult in
+            guard let row = try db.queryOne(TwoFactorStore.challenge, [digest]),
+                  let userID = row.int64("user_id"), let createdAt = row.int64("created_at"),
+                  now - createdAt <= policy.challengeLifetime,
+                  let user = try UserStore.find(id: userID, db), user.twoFactorEnabled else {
+                try db.run(TwoFactorStore.deleteChallenge, [digest])
+                return .challengeExpired
+            }
+            let keys = ThrottleKeys(email: user.email, remoteAddress: remoteAddress)
+            let (attempt, wait) = try admit(keys, now: now, db)
+            if wait > 0 { return .throttled(retryAfterSeconds: wait) }
+            guard try TwoFactor.consume(code, userID: user.id, at: now, db) else { return .invalidCredentials }
+            for id in attempt { try db.run(LoginThrottle.forget, [id]) }
+            try db.run(LoginThrottle.clear, [keys.pair])
+            try db.run(TwoFactorStore.deleteChallenge, [digest])
+            return try startSession(user, remoteAddress: remoteAddress, now: now, db)
+        }
+    }
+
+    private func startSession(_ user: User, remoteAddress: String, now: Int64, _ db: Connection) throws -> LoginResult {
         let token = Secrets.randomToken()
         let digest = Secrets.digest(token)
         let csrf = Secrets.randomToken()
-        try pool.write { db in
-            for id in attempt { try db.run(LoginThrottle.forget, [id]) }
-            try db.run(LoginThrottle.clear, [pairKey])
-            try db.run(SessionStore.insert, [digest, user.id, csrf, now, now, remoteAddress])
-            try db.run(SessionStore.deleteExpired, [now - policy.idleTimeout, now - policy.absoluteTimeout])
-        }
+        try db.run(SessionStore.insert, [digest, user.id, csrf, now, now, remoteAddress])
+        try db.run(SessionStore.deleteExpired, [now - policy.idleTimeout, now - policy.absoluteTimeout])
         return .success(token: token, session: AuthenticatedSession(user: user, csrfToken: csrf, tokenDigest: digest))
     }
 

@@ -7,6 +7,8 @@ public struct User: Sendable, Equatable {
     public let role: Role
     public let passwordHash: String
     public let createdAt: Int64
+    /// Signs in with a one-time code after the password (TwoFactor).
+    public let twoFactorEnabled: Bool
 
     init(row: Row) {
         id = row.int64("id") ?? 0
@@ -15,12 +17,13 @@ public struct User: Sendable, Equatable {
         role = Role(rawValue: row.string("role") ?? "") ?? .viewer
         passwordHash = row.string("password_hash") ?? ""
         createdAt = row.int64("created_at") ?? 0
+        twoFactorEnabled = row.int64("totp_enabled_at") != nil
     }
 }
 
 /// The SQL for users. Nothing outside the store files writes SQL.
 public enum UserStore {
-    static let selectColumns = "SELECT id, email, name, role, password_hash, created_at FROM users"
+    static let selectColumns = "SELECT id, email, name, role, password_hash, created_at, totp_enabled_at FROM users"
     static let byEmail = NamedQuery("users.byEmail", "\(selectColumns) WHERE email = ?")
     static let byID = NamedQuery("users.byID", "\(selectColumns) WHERE id = ?")
     static let all = NamedQuery("users.all", "\(selectColumns) ORDER BY email")

@@ -131,6 +131,48 @@ public enum Secrets {
         return hex(mac)
     }
 
+    /// HMAC-SHA-1 (OpenSSL): the function RFC 6238 builds one-time codes on. Not for anything new.
+    public static func hmacSHA1(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 20)
+        let ok = key.withUnsafeBytes { k in roster_hmac_sha1(k.baseAddress, Int32(key.count), message, message.count, &out) }
+        precondition(ok == 1, "HMAC-SHA-1 failed")
+        return out
+    }
+
+    private static let base32Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
+
+    /// RFC 4648 base32 without padding: how authenticator apps take a shared secret.
+    public static func base32(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        var buffer: UInt32 = 0, bits = 0
+        for byte in bytes {
+            buffer = (buffer << 8) | UInt32(byte)
+            bits += 8
+            while bits >= 5 {
+                out.append(base32Alphabet[Int((buffer >> UInt32(bits - 5)) & 31)])
+                bits -= 5
+            }
+        }
+        if bits > 0 { out.append(base32Alphabet[Int((buffer << UInt32(5 - bits)) & 31)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The bytes of an RFC 4648 base32 text (case, spaces and padding ignored), or nil when it is not base32.
+    public static func base32Decode(_ text: String) -> [UInt8]? {
+        var out = [UInt8]()
+        var buffer: UInt32 = 0, bits = 0
+        for char in text.uppercased().utf8 where char != UInt8(ascii: " ") && char != UInt8(ascii: "=") {
+            guard let value = base32Alphabet.firstIndex(of: char) else { return nil }
+            buffer = (buffer << 5) | UInt32(value)
+            bits += 5
+            if bits >= 8 {
+                out.append(UInt8((buffer >> UInt32(bits - 8)) & 255))
+                bits -= 8
+            }
+        }
+        return out
+    }
+
     public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()

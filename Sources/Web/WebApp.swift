@@ -198,6 +198,15 @@ public final class WebApp: RequestHandler {
             }
         }
 
+        // Where Settings → Security requires a second factor, a user without one reaches only its setup (and sign-out).
+        if let session, route.access == .signedIn, !TwoFactorPages.reachableWhileSettingUp(request.path),
+           try services.twoFactor.mustSetUp(session.user) {
+            if request.method == "GET" || request.method == "HEAD" {
+                return Response.redirect(to: TwoFactorPages.path + "?done=required", status: 303)
+            }
+            throw HTTPError(403, "Two-factor sign-in required", "Set up two-factor sign-in on your settings page first.")
+        }
+
         let context = RequestContext(request: request, params: params, session: session, requestID: requestID,
                                      form: form, files: files, sessionToken: token)
         return try route.handler(self, context)
@@ -276,6 +285,8 @@ public struct Services: Sendable {
     public let archive: DeletionArchive
     /// Bulk updates launched by the clock (`startSchedules` looks for due ones).
     public let schedules: Schedules
+    /// Second factors for marketers' sign-in, and whether Settings → Security requires them.
+    public let twoFactor: TwoFactor
     public let clock: Clock
     private let housekeeping = Webhooks.TimerBox()
     private let backupTimer = Webhooks.TimerBox()
@@ -290,6 +301,7 @@ public struct Services: Sendable {
                 undoDays: Int = 30) {
         self.archive = DeletionArchive(pool: apiTokens.pool, days: undoDays)
         self.schedules = Schedules(pool: apiTokens.pool, bulk: bulk, clock: clock)
+        self.twoFactor = TwoFactor(pool: apiTokens.pool, clock: clock)
         self.webhooks = webhooks
         self.clock = clock
         self.backups = Backups(pool: apiTokens.pool, clock: clock)

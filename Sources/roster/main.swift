@@ -28,6 +28,7 @@ let usage = """
       user add --email E --role R [--name N]   add a user; the password is read from standard input
       user list                           list users
       user password --email E             set a user's password, read from standard input
+      user reset-two-factor --email E     turn off a user's second factor (lost phone, no recovery code)
       migrate                             apply database migrations and exit
       database list                       list databases (id, profiles, name)
       database create --structure FILE    create a database from a structure file; prints its id
@@ -253,6 +254,12 @@ case "user":
             guard let user = try accounts.user(email: email) else { fail("no user with the email \(email)") }
             try accounts.setPassword(userID: user.id, password: readPasswordFromStdin())
             say("roster: password set for \(user.email); their sessions were signed out")
+        case "reset-two-factor":
+            guard let email = option("--email", in: args) else { fail("user reset-two-factor needs --email", code: 2) }
+            guard let user = try accounts.user(email: email) else { fail("no user with the email \(email)") }
+            // The operator at the console acts as nobody in particular (no user id 0 exists).
+            try TwoFactor(pool: pool).reset(userID: user.id, actingUserID: 0)
+            say("roster: two-factor sign-in is off for \(user.email); their sessions were signed out")
         default:
             fail("unknown user command\n\n\(usage)", code: 2)
         }

@@ -15,6 +15,8 @@ enum SettingsPage {
         "webhook-deleted": "The webhook was deleted.",
         "token-revoked": "The token was revoked; requests with it are refused from now on.",
         "approvals-saved": "The approval rules were saved. They apply to bulk updates launched from now on.",
+        "two-factor-reset": "That user's two-factor sign-in is off and their sessions were signed out.",
+        "security-saved": "Saved. Users whom the rule names set up two-factor sign-in at their next page.",
     ]
 
     struct FormState {
@@ -43,6 +45,7 @@ enum SettingsPage {
                     "role_label": .string(user.role.label),
                     "is_me": .bool(user.id == me.id),
                     "created": .string(DateText.day(user.createdAt)),
+                    "two_factor": .bool(user.twoFactorEnabled),
                     "roles": .list(Role.allCases.map { role in
                         ["value": .string(role.rawValue), "label": .string(role.label), "selected": .bool(role == user.role)]
                     }),
@@ -97,7 +100,15 @@ enum SettingsPage {
             backup = ["ok": .bool(last.ok), "finished": .string(View.time(last.finishedAt)), "size": .string(View.bytes(last.bytes)),
                       "kind": .string(last.scheduled ? "scheduled" : "by hand"), "path": .string(last.path), "message": .string(last.message)]
         }
+        var security: TemplateValue = .null
+        if me.role.canManageUsers {
+            let current = try app.services.twoFactor.requirement()
+            security = ["choices": .list(TwoFactorRequirement.allCases.map { choice in
+                ["value": .string(choice.rawValue), "label": .string(choice.label), "selected": .bool(choice == current)]
+            }), "error": err("security", "two_factor_required")]
+        }
         return try app.page("settings/index.html", title: "Settings", context: ctx, nav: .settings, status: status, [
+            "security": security, "two_factor": .bool(me.twoFactorEnabled),
             "approvals": approvals, "approvals_error": err("approvals", "over_profiles"), "archive": archive,
             "backup": backup, "backup_schedule": TemplateValue(app.configuration.backupSchedule),
             "webhooks": .list(webhooks), "deliveries": .list(deliveries), "webhook_error": err("webhook", "url"),
