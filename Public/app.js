@@ -46,3 +46,16 @@ document.addEventListener("change", function (event) {
     if (next) next.hidden = false;
   }
 });
+
+// "Copy link" buttons copy their field; without JavaScript they stay hidden and the field can be selected by hand.
+document.querySelectorAll("[data-copy]").forEach(function (button) {
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    var field = document.getElementById(button.getAttribute("data-copy"));
+    if (!field) return;
+    field.select();
+    if (navigator.clipboard) navigator.clipboard.writeText(field.value);
+    else document.execCommand("copy");
+    button.textContent = "Copied";
+  });
+});

@@ -732,6 +732,23 @@ public enum Schema {
             );
             INSERT INTO security_settings (id) VALUES (1);
             """),
+        Migration(version: 15, name: "subscription manager", sql: """
+            -- The key that signs subscribers' links (subscription manager, confirmation): made on first use, shared
+            -- by every app host; a new one voids every link given out before.
+            CREATE TABLE link_secrets (
+                id         INTEGER PRIMARY KEY CHECK (id = 1),
+                secret     TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            );
+            ALTER TABLE databases ADD COLUMN sm_edit_fields INTEGER NOT NULL DEFAULT 0;
+            """, postgres: """
+            CREATE TABLE link_secrets (
+                id         bigint PRIMARY KEY CHECK (id = 1),
+                secret     text NOT NULL,
+                created_at bigint NOT NULL
+            );
+            ALTER TABLE databases ADD COLUMN sm_edit_fields bigint NOT NULL DEFAULT 0;
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.
@@ -739,6 +756,6 @@ public enum Schema {
         UserStore.queries + SessionStore.queries + LoginThrottle.queries + DatabaseStore.queries + ResourceStore.queries
             + LoyaltyStore.queries + TaskStore.queries + TaskTargets.queries + History.queries + SegmentStore.queries + BulkStore.queries + WebhookStore.queries + APIStore.queries
             + BackupStore.queries + OperationsStore.queries + ApprovalStore.queries + UndoStore.queries + ScheduleStore.queries
-            + TwoFactorStore.queries
+            + TwoFactorStore.queries + SubscriberStore.queries
     }
 }

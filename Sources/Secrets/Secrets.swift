@@ -184,6 +184,16 @@ public enum Secrets {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The bytes of URL-safe base64 without padding, or nil when the text is not that.
+    public static func base64URLDecode(_ text: String) -> [UInt8]? {
+        precondition(initialized)
+        let input = Array(text.utf8)
+        var out = [UInt8](repeating: 0, count: input.count * 3 / 4 + 3)
+        var length = 0
+        let rc = sodium_base642bin(&out, out.count, text, input.count, nil, &length, nil, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+        return rc == 0 ? Array(out.prefix(length)) : nil
+    }
+
     public static func base64URL(_ bytes: [UInt8]) -> String {
         let maxLen = sodium_base64_encoded_len(bytes.count, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
         var out = [CChar](repeating: 0, count: maxLen)

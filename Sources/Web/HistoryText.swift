@@ -89,6 +89,7 @@ struct HistoryText {
         case "bulk": sentence += ", by a bulk update"
         case "copy": sentence += ", by a copy from another database"
         case "cli": sentence += ", on the command line"
+        case "subscriber": sentence += ", by the subscriber in the subscription manager"
         default: break
         }
         if let task = int("task") { sentence += " (task \(task))" }

@@ -10,6 +10,9 @@ public struct Route: Sendable {
         case signedIn
         /// Scripts: authenticated by the API token in the body, no cookies, so no session and no CSRF token.
         case api
+        /// Subscribers: the signed link in the path is the credential; no cookies are read, and the handler checks
+        /// the form token bound to the link.
+        case subscriber
     }
 
     public let method: String

@@ -138,6 +138,12 @@ public final class WebApp: RequestHandler {
                                                           form: FormData(), files: [], sessionToken: nil))
         }
 
+        if route.access == .subscriber {
+            let form = request.method == "POST" ? try urlencodedForm(request) : FormData()
+            return try route.handler(self, RequestContext(request: request, params: params, session: nil, requestID: requestID,
+                                                          form: form, files: [], sessionToken: nil))
+        }
+
         let token = request.cookies[WebApp.sessionCookie]
         let session = try token.flatMap { try accounts.session(token: $0) }
         trace.userID = session?.user.id
@@ -154,10 +160,7 @@ public final class WebApp: RequestHandler {
         if request.method == "POST" {
             let type = (request.contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             if type == "application/x-www-form-urlencoded" {
-                guard let text = String(validating: request.body, as: UTF8.self), let decoded = FormData(strict: text) else {
-                    throw HTTPError.badRequest("The form data could not be read (broken encoding).")
-                }
-                form = decoded
+                form = try urlencodedForm(request)
             } else if type == "multipart/form-data" {
                 let boundary = Multipart.boundary(contentType: request.contentType ?? "")
                 // A stored part is written only after the fields before it carried the right CSRF token.
@@ -210,6 +213,18 @@ public final class WebApp: RequestHandler {
         let context = RequestContext(request: request, params: params, session: session, requestID: requestID,
                                      form: form, files: files, sessionToken: token)
         return try route.handler(self, context)
+    }
+
+    /// The body of a POST sent as application/x-www-form-urlencoded (any other encoding is refused).
+    private func urlencodedForm(_ request: Request) throws -> FormData {
+        let type = (request.contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard type == "application/x-www-form-urlencoded" else {
+            throw HTTPError(415, "Unsupported form encoding", "Forms are sent as application/x-www-form-urlencoded.")
+        }
+        guard let text = String(validating: request.body, as: UTF8.self), let decoded = FormData(strict: text) else {
+            throw HTTPError.badRequest("The form data could not be read (broken encoding).")
+        }
+        return decoded
     }
 
     // MARK: Rendering
@@ -287,6 +302,9 @@ public struct Services: Sendable {
     public let schedules: Schedules
     /// Second factors for marketers' sign-in, and whether Settings → Security requires them.
     public let twoFactor: TwoFactor
+    /// Signed links for subscribers (the subscription manager), and the manager's changes.
+    public let links: SubscriberLinks
+    public let manager: SubscriptionManager
     public let clock: Clock
     private let housekeeping = Webhooks.TimerBox()
     private let backupTimer = Webhooks.TimerBox()
@@ -298,7 +316,9 @@ public struct Services: Sendable {
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
                 profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments,
                 bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens, files: TaskFiles, clock: Clock = .system,
-                undoDays: Int = 30) {
+                undoDays: Int = 30, publicURL: String = "http://127.0.0.1:8080") {
+        self.links = SubscriberLinks(pool: apiTokens.pool, clock: clock, publicURL: publicURL)
+        self.manager = SubscriptionManager(pool: apiTokens.pool, links: links, clock: clock)
         self.archive = DeletionArchive(pool: apiTokens.pool, days: undoDays)
         self.schedules = Schedules(pool: apiTokens.pool, bulk: bulk, clock: clock)
         self.twoFactor = TwoFactor(pool: apiTokens.pool, clock: clock)
@@ -308,7 +328,7 @@ public struct Services: Sendable {
         self.approvals = Approvals(pool: apiTokens.pool, tasks: tasks, clock: clock)
         self.apiTokens = apiTokens
         self.files = files
-        self.batch = BatchAPI(pool: apiTokens.pool, tokens: apiTokens, clock: clock)
+        self.batch = BatchAPI(pool: apiTokens.pool, tokens: apiTokens, links: links, clock: clock)
         self.bulk = bulk
         self.imports = imports
         self.segments = segments
@@ -374,7 +394,7 @@ public struct Services: Sendable {
     /// deletion by conditions requires.
     public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000, removalMinMonths: Int = 1,
                             taskPauseMilliseconds: Int = 0, fileDays: Int = 7, minFreeMB: Int = 256, taskLeaseSeconds: Int = 60,
-                            undoDays: Int = 30) -> Services {
+                            undoDays: Int = 30, publicURL: String = "http://127.0.0.1:8080") -> Services {
         let export = ExportProfilesTask(directory: exportDirectory)
         let imports = ProfileImports(pool: pool, directory: ((exportDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("uploads"), clock: clock)
         let tasks = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
@@ -393,7 +413,7 @@ public struct Services: Sendable {
                         webhooks: Webhooks(pool: pool, clock: clock), apiTokens: APITokens(pool: pool, clock: clock),
                         files: TaskFiles(pool: pool, exportDirectory: exportDirectory, uploadDirectory: imports.directory, clock: clock,
                                          keepDays: fileDays, minFreeBytes: Int64(minFreeMB) << 20),
-                        clock: clock, undoDays: undoDays)
+                        clock: clock, undoDays: undoDays, publicURL: publicURL)
     }
 }
 

@@ -35,6 +35,8 @@ struct Configuration {
     var filesDirectory = ""
     /// Seconds a task's lease lasts without renewal: how long a dead host's task waits before another takes it over.
     var taskLeaseSeconds = 60
+    /// Where subscribers reach this installation (scheme and host, no path): the base of subscription-manager links.
+    var publicURL = "http://127.0.0.1:8080"
 
     static let help = """
         Configuration (flag, or environment variable):
@@ -57,6 +59,8 @@ struct Configuration {
                             ROSTER_TASK_LEASE_SECONDS  a task whose host stopped renewing its lease this long is taken
                                               over by another host; default: 60
                             ROSTER_HOST_ID    this host's name in task leases; default: the host name
+                            ROSTER_PUBLIC_URL  where subscribers reach Roster (links in API answers); default:
+                                              http://127.0.0.1:8080
         """
 
     struct Failure: Error, CustomStringConvertible { let description: String }
@@ -88,6 +92,15 @@ struct Configuration {
         if let v = environment["ROSTER_DATABASE_URL"], !v.isEmpty { config.databaseURL = v }
         if let v = environment["ROSTER_FILES"], !v.isEmpty { config.filesDirectory = v }
         if let n = try number("ROSTER_TASK_LEASE_SECONDS", 3...3600) { config.taskLeaseSeconds = n }
+        if let v = environment["ROSTER_PUBLIC_URL"], !v.isEmpty {
+            var url = v
+            while url.hasSuffix("/") { url.removeLast() }
+            guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.utf8.count <= 200,
+                  url.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "?" && $0 != "#" }) else {
+                throw Failure(description: "ROSTER_PUBLIC_URL is an http:// or https:// address without a query, like https://roster.example.com")
+            }
+            config.publicURL = url
+        }
 
         var rest: [String] = []
         var index = 0

@@ -98,7 +98,7 @@ final class BatchAPISpecTests: XCTestCase {
         _ = try profiles.create(databaseID: 1, ProfileInput(values: ["email": "example@example.com", "Custom_ID": "77"]), actor: nil)
         let tokens = APITokens(pool: pool)
         try tokens.register(token: "abcdefghijklmnqrstuvwxyz", name: "spec", databaseIDs: [1])
-        return Setup(pool: pool, api: BatchAPI(pool: pool, tokens: tokens), profiles: profiles)
+        return Setup(pool: pool, api: BatchAPI(pool: pool, tokens: tokens, links: SubscriberLinks(pool: pool)), profiles: profiles)
     }
 
     func testTheJSONExample() throws {

@@ -35,7 +35,10 @@ public final class BatchAPI: Sendable {
     let tokens: APITokens
     let clock: Clock
 
-    public init(pool: DatabasePool, tokens: APITokens, clock: Clock = .system) {
+    /// Signs the subscription-manager link a profile read returns.
+    let links: SubscriberLinks
+    public init(pool: DatabasePool, tokens: APITokens, links: SubscriberLinks, clock: Clock = .system) {
+        self.links = links
         self.pool = pool
         self.tokens = tokens
         self.clock = clock
@@ -514,6 +517,7 @@ extension BatchAPI {
                     let p = Profiles.profile(row, catalogue.columns)
                     let subs = try db.query("SELECT * FROM subscriptions_\(databaseID) WHERE profile = ? AND deleted = 0 ORDER BY resource_id, channel, priority", [p.rowID]).map(Subscription.init(row:))
                     return .object([
+                        "subscription_manager_url": .string(try links.managerURL(databaseID: databaseID, profileID: p.profileID)),
                         "profile_id": .string(p.profileID), "status": .string(p.status.name), "status_code": .int(Int64(p.status.rawValue)),
                         "fields": .object(p.values.filter { !$0.value.isEmpty }.mapValues { .string($0) }),
                         "subscriptions": .array(subs.map { sub in .object(["resource_id": .int(sub.resourceID), "channel": .string(sub.channel.rawValue), "contact": .string(sub.contact),

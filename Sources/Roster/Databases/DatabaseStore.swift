@@ -6,10 +6,12 @@ public enum DatabaseStore {
     static let byID = NamedQuery("databases.byID", "SELECT * FROM databases WHERE id = ?")
     static let byName = NamedQuery("databases.byName", "SELECT * FROM databases WHERE name = ? COLLATE NOCASE")
     static let insert = NamedQuery("databases.insert", """
-        INSERT INTO databases (name, description, tags, sm_title, sm_language, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO databases (name, description, tags, sm_title, sm_language, sm_edit_fields, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         """)
     static let update = NamedQuery("databases.update", """
-        UPDATE databases SET name = ?, description = ?, tags = ?, sm_title = ?, sm_language = ?, updated_at = ? WHERE id = ?
+        UPDATE databases SET name = ?, description = ?, tags = ?, sm_title = ?, sm_language = ?, sm_edit_fields = ?, updated_at = ?
+        WHERE id = ?
         """)
     static let delete = NamedQuery("databases.delete", "DELETE FROM databases WHERE id = ?")
 

@@ -9,8 +9,12 @@ public struct DatabaseInput: Sendable {
     public var tags: String
     public var smTitle: String
     public var smLanguage: String
+    /// Subscribers may change the fields shown to them in the subscription manager.
+    public var smEditFields: Bool
     public var resourceIDs: [Int64]
-    public init(name: String, description: String = "", tags: String = "", smTitle: String = "", smLanguage: String = "en", resourceIDs: [Int64] = []) {
+    public init(name: String, description: String = "", tags: String = "", smTitle: String = "", smLanguage: String = "en",
+                smEditFields: Bool = false, resourceIDs: [Int64] = []) {
+        self.smEditFields = smEditFields
         self.name = name
         self.description = description
         self.tags = tags
@@ -192,7 +196,8 @@ public final class Databases: Sendable {
     // MARK: Databases
 
     struct CleanDatabase {
-        var name: String, description: String, tags: [String], smTitle: String, smLanguage: String, resourceIDs: [Int64]
+        var name: String, description: String, tags: [String], smTitle: String, smLanguage: String, smEditFields: Bool
+        var resourceIDs: [Int64]
     }
 
     func validate(_ input: DatabaseInput, existingID: Int64?, _ db: Connection) throws -> CleanDatabase {
@@ -222,7 +227,8 @@ public final class Databases: Sendable {
             resourceIDs.append(id)
         }
         if !errors.isEmpty { throw ValidationError(errors) }
-        return CleanDatabase(name: name, description: description, tags: tags, smTitle: smTitle, smLanguage: input.smLanguage, resourceIDs: resourceIDs)
+        return CleanDatabase(name: name, description: description, tags: tags, smTitle: smTitle, smLanguage: input.smLanguage,
+                             smEditFields: input.smEditFields, resourceIDs: resourceIDs)
     }
 
     /// Creates the database and its profile table in one transaction.
@@ -231,7 +237,8 @@ public final class Databases: Sendable {
         let now = clock.now()
         return try pool.write { db in
             let clean = try validate(input, existingID: nil, db)
-            try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
+            try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle,
+                                              clean.smLanguage, clean.smEditFields, now, now])
             let id = try db.lastInsertedID()
             for statement in ProfileTable.createStatements(id, db.dialect) { try db.execute(statement) }
             for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
@@ -244,7 +251,8 @@ public final class Databases: Sendable {
         try pool.write { db in
             guard try db.queryOne(DatabaseStore.byID, [id]) != nil else { throw ValidationError(field: "database", "No such database.") }
             let clean = try validate(input, existingID: id, db)
-            try db.run(DatabaseStore.update, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, id])
+            try db.run(DatabaseStore.update, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle,
+                                              clean.smLanguage, clean.smEditFields, now, id])
             try db.run(DatabaseStore.detachAll, [id])
             for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
         }

@@ -7,6 +7,8 @@ public struct ProfileDatabase: Sendable, Equatable {
     public let tags: [String]
     public let smTitle: String
     public let smLanguage: String
+    /// Subscribers may change the fields shown to them in the subscription manager.
+    public let smEditFields: Bool
     public let createdAt: Int64
     public let updatedAt: Int64
 
@@ -17,6 +19,7 @@ public struct ProfileDatabase: Sendable, Equatable {
         tags = JSONValue.stringList(row.string("tags"))
         smTitle = row.string("sm_title") ?? ""
         smLanguage = row.string("sm_language") ?? "en"
+        smEditFields = row.bool("sm_edit_fields")
         createdAt = row.int64("created_at") ?? 0
         updatedAt = row.int64("updated_at") ?? 0
     }

@@ -6,12 +6,13 @@ import Store
 public enum ChangeOrigin: String, Sendable {
     /// A marketer inside Roster: the profile and subscription forms, bulk tasks, the copy task, the CLI.
     case form, bulk, copy, cli
-    /// The customer's side or the outside world: the batch API and its events, file imports.
-    case api, `import`
+    /// The customer's side or the outside world: the batch API and its events, file imports, and the subscriber's
+    /// own choices in the subscription manager.
+    case api, `import`, subscriber
 
     public var isCustomerSide: Bool {
         switch self {
-        case .api, .import: return true
+        case .api, .import, .subscriber: return true
         case .form, .bulk, .copy, .cli: return false
         }
     }

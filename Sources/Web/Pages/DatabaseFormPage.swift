@@ -24,7 +24,8 @@ enum DatabaseFormPage {
         let db = try ctx.database(app)
         let attached = try app.services.databases.attachedResources(db.id).map(\.id)
         let input = DatabaseInput(name: db.name, description: db.description, tags: db.tags.joined(separator: ", "),
-                                  smTitle: db.smTitle, smLanguage: db.smLanguage, resourceIDs: attached)
+                                  smTitle: db.smTitle, smLanguage: db.smLanguage, smEditFields: db.smEditFields,
+                                  resourceIDs: attached)
         return try render(app, ctx, database: db, input: input, errors: [:], status: 200)
     }
 
@@ -43,6 +44,7 @@ enum DatabaseFormPage {
     static func readInput(_ ctx: RequestContext) -> DatabaseInput {
         DatabaseInput(name: ctx.form["name"] ?? "", description: ctx.form["description"] ?? "", tags: ctx.form["tags"] ?? "",
                       smTitle: ctx.form["sm_title"] ?? "", smLanguage: ctx.form["sm_language"] ?? "en",
+                      smEditFields: ctx.form["sm_edit_fields"] == "1",
                       resourceIDs: ctx.form.all("resources").compactMap { Int64($0) })
     }
 
@@ -55,7 +57,7 @@ enum DatabaseFormPage {
             "action": .string(database.map { "/databases/\($0.id)" } ?? "/databases"),
             "input": [
                 "name": .string(input.name), "description": .string(input.description), "tags": .string(input.tags),
-                "sm_title": .string(input.smTitle),
+                "sm_title": .string(input.smTitle), "sm_edit_fields": .bool(input.smEditFields),
             ],
             "languages": .list(Databases.languages.map { ["code": .string($0.code), "label": .string($0.label), "selected": .bool($0.code == input.smLanguage)] }),
             "resources": .list(resources.map { r in

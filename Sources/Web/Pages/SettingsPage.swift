@@ -17,6 +17,7 @@ enum SettingsPage {
         "approvals-saved": "The approval rules were saved. They apply to bulk updates launched from now on.",
         "two-factor-reset": "That user's two-factor sign-in is off and their sessions were signed out.",
         "security-saved": "Saved. Users whom the rule names set up two-factor sign-in at their next page.",
+        "links-rotated": "Subscribers' links have a new key. Every subscription-manager link sent before no longer works.",
     ]
 
     struct FormState {
@@ -105,7 +106,8 @@ enum SettingsPage {
             let current = try app.services.twoFactor.requirement()
             security = ["choices": .list(TwoFactorRequirement.allCases.map { choice in
                 ["value": .string(choice.rawValue), "label": .string(choice.label), "selected": .bool(choice == current)]
-            }), "error": err("security", "two_factor_required")]
+            }), "error": err("security", "two_factor_required"),
+                        "links_since": TemplateValue(try app.services.links.keyCreatedAt().map(View.time))]
         }
         return try app.page("settings/index.html", title: "Settings", context: ctx, nav: .settings, status: status, [
             "security": security, "two_factor": .bool(me.twoFactorEnabled),

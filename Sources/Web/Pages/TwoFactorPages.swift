@@ -107,6 +107,15 @@ enum TwoFactorResetAction {
     }
 }
 
+/// POST /settings/subscriber-links/rotate: a new key for subscribers' links; every link sent before stops working.
+enum SubscriberKeyRotateAction {
+    static func run(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        _ = try ctx.requireAdmin()
+        try app.services.links.rotate()
+        return Response.redirect(to: "/settings?done=links-rotated#subscriber-links")
+    }
+}
+
 /// POST /settings/security: who must sign in with a second factor.
 enum SecuritySettingsAction {
     static func run(_ app: WebApp, _ ctx: RequestContext) throws -> Response {

@@ -1,0 +1,112 @@
+import Foundation
+import Secrets
+import Store
+import Synchronization
+
+/// Links a subscriber follows without an account: the subscription manager of one profile. Each carries what it
+/// is for and an HMAC-SHA-256 under a server key kept in the database (so every app host checks every link);
+/// rotating the key voids every link given out before.
+public final class SubscriberLinks: Sendable {
+    let pool: DatabasePool
+    let clock: Clock
+    /// Where subscribers reach Roster (ROSTER_PUBLIC_URL), without the trailing slash: links in API answers and
+    /// trigger events are absolute.
+    public let publicURL: String
+    /// Read on every subscriber request; a key rotated on another host is seen within this many seconds.
+    private let cache = Mutex<(key: String, created: Int64, expires: Int64)?>(nil)
+    static let cacheSeconds: Int64 = 10
+    /// Links and tokens longer than this are not looked at.
+    public static let maximumTokenLength = 600
+
+    public init(pool: DatabasePool, clock: Clock = .system, publicURL: String = "http://127.0.0.1:8080") {
+        self.pool = pool
+        self.clock = clock
+        self.publicURL = publicURL
+    }
+
+    /// The path of the subscription manager under nginx's prefix for subscribers.
+    public static let managerPrefix = "/s/"
+
+    /// The signing key, made on first use.
+    func key() throws -> String {
+        let now = clock.now()
+        if let cached = cache.withLock({ $0 }), now < cached.expires { return cached.key }
+        let stored = try pool.read { try $0.queryOne(SubscriberStore.secret) }
+        let (key, created) = try stored.flatMap { row in row.string("secret").map { ($0, row.int64("created_at") ?? 0) } }
+            ?? pool.write { db -> (String, Int64) in
+            if let row = try db.queryOne(SubscriberStore.secret), let key = row.string("secret") {
+                return (key, row.int64("created_at") ?? 0)
+            }
+            try db.run(SubscriberStore.createSecret, [Secrets.randomToken(), now])
+            let row = try db.queryOne(SubscriberStore.secret)
+            return (row?.string("secret") ?? "", row?.int64("created_at") ?? now)
+        }
+        guard !key.isEmpty else { throw ValidationError(field: "link", "The link key could not be made.") }
+        cache.withLock { $0 = (key, created, now + SubscriberLinks.cacheSeconds) }
+        return key
+    }
+
+    /// When the key in use was made (Settings shows it), or nil before the first link.
+    public func keyCreatedAt() throws -> Int64? {
+        try pool.read { try $0.queryOne(SubscriberStore.secret)?.int64("created_at") }
+    }
+
+    /// A new key: every subscription-manager link given out so far stops working.
+    public func rotate() throws {
+        _ = try key()
+        try pool.write { try $0.run(SubscriberStore.rotateSecret, [Secrets.randomToken(), clock.now()]) }
+        cache.withLock { $0 = nil }
+    }
+
+    // MARK: Tokens
+
+    /// `purpose` keeps a token of one kind from being used as another.
+    func sign(_ purpose: String, _ payload: String) throws -> String {
+        let body = Secrets.base64URL(Array(payload.utf8))
+        return body + "." + mac(purpose, body, key: try key())
+    }
+
+    /// The payload of a token signed for `purpose`, or nil when it is not one (forged, altered, an old key).
+    func verify(_ purpose: String, _ token: String) throws -> String? {
+        guard token.utf8.count <= SubscriberLinks.maximumTokenLength else { return nil }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let bytes = Secrets.base64URLDecode(String(parts[0])) else { return nil }
+        guard Secrets.constantTimeEquals(mac(purpose, String(parts[0]), key: try key()), String(parts[1])) else { return nil }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// 128 bits of HMAC-SHA-256, hex.
+    private func mac(_ purpose: String, _ body: String, key: String) -> String {
+        String(Secrets.hmacSHA256Hex(key: key, message: Array("\(purpose)\n\(body)".utf8)).prefix(32))
+    }
+
+    // MARK: The subscription manager's link
+
+    /// The token in a profile's subscription-manager link.
+    public func managerToken(databaseID: Int64, profileID: String) throws -> String {
+        try sign("manage", "\(databaseID) \(profileID)")
+    }
+
+    /// The absolute link to a profile's subscription manager.
+    public func managerURL(databaseID: Int64, profileID: String) throws -> String {
+        publicURL + SubscriberLinks.managerPrefix + (try managerToken(databaseID: databaseID, profileID: profileID))
+    }
+
+    /// The database and profile a manager token names, or nil.
+    public func managerTarget(_ token: String) throws -> (databaseID: Int64, profileID: String)? {
+        guard let payload = try verify("manage", token) else { return nil }
+        let parts = payload.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, let databaseID = Int64(parts[0]) else { return nil }
+        return (databaseID, String(parts[1]))
+    }
+
+    /// The token the manager's forms carry: bound to the link, so a page elsewhere cannot post to it.
+    public func formToken(for token: String) throws -> String {
+        mac("manage-form", token, key: try key())
+    }
+
+    public func checkFormToken(_ sent: String, for token: String) throws -> Bool {
+        let expected = try formToken(for: token)
+        return !sent.isEmpty && Secrets.constantTimeEquals(sent, expected)
+    }
+}
