@@ -45,7 +45,7 @@ class Server:
         self.http, self.app = free_port(), free_port()
         self.env = dict(os.environ, ROSTER_DATA=os.path.join(self.dir, "data"), ROSTER_LISTEN=f"127.0.0.1:{self.app}",
                         ROSTER_TEMPLATES=os.path.join(REPO, "Templates"), ROSTER_ADMIN_EMAIL=ADMIN, ROSTER_ADMIN_PASSWORD=PASSWORD,
-                        ROSTER_WORKERS="8", ROSTER_TASK_PAUSE_MS="400")
+                        ROSTER_WORKERS="8", ROSTER_TASK_PAUSE_MS="400", ROSTER_PUBLIC_URL=f"http://127.0.0.1:{self.http}")
         self.cluster = self.database = None
         if os.environ.get("ROSTER_TEST_STORE") == "postgres":
             self.cluster = os.environ["ROSTER_TEST_POSTGRES_URL"]
@@ -315,6 +315,20 @@ def run(server):
         f.go(profile_url.replace(server.base, "") + "?days=0")
         f.expect("Subscribed to Newsletter — Email (ann@example.com)"); f.expect("Fields changed")
         f.shot("profile")
+
+        # -- the subscriber's own page, from the link on the profile page ----------------------------------------
+        link = f.find("#manager-url").get_attribute("value")
+        assert link.startswith(server.base + "/s/"), link
+        f.go(link.replace(server.base, ""))
+        f.expect("Your subscriptions")
+        assert "ann@example.com" not in f.body(), "the contact is masked"
+        f.click_text("button", "Unsubscribe"); f.expect("Saved."); f.expect("Subscribe again")
+        f.finds("input[name=category]")[0].click(); f.click_text("button", "Save topics"); f.expect("Saved.")
+        f.click_text("button", "Unsubscribe from everything"); f.expect("You are unsubscribed from everything.")
+        f.shot("subscription-manager")
+        f.click_text("button", "Receive messages again"); f.expect("Saved.")
+        f.go(profile_url.replace(server.base, "") + "?days=0")
+        f.expect("by the subscriber in the subscription manager")
 
         # -- CSV import with one bad row: counts and the failed row ----------------------------------------------
         csv = os.path.join(server.dir, "people.csv")

@@ -236,14 +236,20 @@ public final class Databases: Sendable {
     public func create(_ input: DatabaseInput) throws -> ProfileDatabase {
         let now = clock.now()
         return try pool.write { db in
-            let clean = try validate(input, existingID: nil, db)
-            try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle,
-                                              clean.smLanguage, clean.smEditFields, now, now])
-            let id = try db.lastInsertedID()
-            for statement in ProfileTable.createStatements(id, db.dialect) { try db.execute(statement) }
-            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
+            let id = try Databases.insert(try validate(input, existingID: nil, db), now: now, db)
             return ProfileDatabase(row: try readBack(try db.queryOne(DatabaseStore.byID, [id]), "database"))
         }
+    }
+
+    /// A validated database's row, its profile table and its resources: every way a database is made (the form,
+    /// a structure file) comes here.
+    static func insert(_ clean: CleanDatabase, now: Int64, _ db: Connection) throws -> Int64 {
+        try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle,
+                                          clean.smLanguage, clean.smEditFields, now, now])
+        let id = try db.lastInsertedID()
+        for statement in ProfileTable.createStatements(id, db.dialect) { try db.execute(statement) }
+        for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
+        return id
     }
 
     public func update(_ id: Int64, _ input: DatabaseInput) throws {

@@ -38,6 +38,8 @@ public struct DatabaseStructure: Codable, Sendable, Equatable {
     public var tags: [String]?
     public var sm_title: String?
     public var sm_language: String?
+    /// Subscribers may change the fields shown to them (absent: no).
+    public var sm_edit_fields: Bool?
     public var standard_fields: [String: StandardSetting]?
     public var custom_fields: [Field]
     public var resources: [ResourceSpec]?
@@ -80,7 +82,7 @@ extension Databases {
             let resources = try db.query(DatabaseStore.attachedResources, [id]).map { try ResourceStore.load(row: $0, db) }
             return DatabaseStructure(
                 format: DatabaseStructure.formatName, name: database.name, description: database.description, tags: database.tags,
-                sm_title: database.smTitle, sm_language: database.smLanguage,
+                sm_title: database.smTitle, sm_language: database.smLanguage, sm_edit_fields: database.smEditFields,
                 standard_fields: settings.mapValues { .init(default: $0.defaultValue, required: $0.required, show_in_sm: $0.showInSM) },
                 custom_fields: try Databases.fields(id, db).map {
                     .init(name: $0.name, type: $0.type.rawValue, options: $0.type == .enum ? $0.options : nil, description: $0.description,
@@ -144,11 +146,9 @@ extension Databases {
             }
             let clean = try validate(DatabaseInput(name: structure.name, description: structure.description ?? "",
                                                    tags: (structure.tags ?? []).joined(separator: ","), smTitle: structure.sm_title ?? "",
-                                                   smLanguage: structure.sm_language ?? "en", resourceIDs: resourceIDs), existingID: nil, db)
-            try db.run(DatabaseStore.insert, [clean.name, clean.description, JSONValue.encodeStrings(clean.tags), clean.smTitle, clean.smLanguage, now, now])
-            let id = try db.lastInsertedID()
-            for statement in ProfileTable.createStatements(id, db.dialect) { try db.execute(statement) }
-            for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
+                                                   smLanguage: structure.sm_language ?? "en", smEditFields: structure.sm_edit_fields ?? false,
+                                                   resourceIDs: resourceIDs), existingID: nil, db)
+            let id = try Databases.insert(clean, now: now, db)
             for field in cleanFields { _ = try Databases.insertField(id, field, now: now, db) }
             try Databases.writeStandard(id, cleanStandard, db)
             return id
