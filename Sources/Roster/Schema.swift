@@ -749,6 +749,11 @@ public enum Schema {
             );
             ALTER TABLE databases ADD COLUMN sm_edit_fields bigint NOT NULL DEFAULT 0;
             """),
+        Migration(version: 16, name: "double opt-in", sql: """
+            ALTER TABLE resources ADD COLUMN double_opt_in INTEGER NOT NULL DEFAULT 0;
+            """, postgres: """
+            ALTER TABLE resources ADD COLUMN double_opt_in bigint NOT NULL DEFAULT 0;
+            """),
     ]
 
     /// Every named query of every store, compiled at start-up.

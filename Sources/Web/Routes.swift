@@ -9,6 +9,8 @@ enum Routes {
             Route("POST", "/login", access: .anonymous) { try LoginPage.submit($0, $1) },
             Route("GET", "/login/code", access: .anonymous) { try LoginCodePage.show($0, $1) },
             // The subscriber's side: the signed link is the credential (see SubscriberLinks); nginx rate-limits /s/.
+            Route("GET", "/s/confirm/:token", access: .subscriber) { try ConfirmationPages.show($0, $1) },
+            Route("POST", "/s/confirm/:token", access: .subscriber) { try ConfirmationPages.confirm($0, $1) },
             Route("GET", "/s/:token", access: .subscriber) { try SubscriberPages.show($0, $1) },
             Route("POST", "/s/:token/fields", access: .subscriber) { try SubscriberPages.fields($0, $1) },
             Route("POST", "/s/:token/subscriptions/:id/categories", access: .subscriber) { try SubscriberPages.categories($0, $1) },

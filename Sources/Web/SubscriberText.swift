@@ -24,6 +24,13 @@ enum SubscriberText {
         "status_subscribed": "subscribed", "status_unsubscribed": "unsubscribed", "status_complainer": "marked as spam",
         "status_hard_bounced": "undeliverable", "status_unconfirmed": "waiting for confirmation", "status_suspended": "paused",
         "status_invalid": "invalid",
+        "confirm_title": "Confirm your subscription",
+        "confirm_intro": "Confirm that you want these messages. Nothing is sent to you until you do.",
+        "confirm_button": "Yes, subscribe me",
+        "confirmed": "Your subscription is confirmed. Thank you!",
+        "already_confirmed": "This subscription was already confirmed.",
+        "not_confirmable": "This subscription can no longer be confirmed.",
+        "expired": "This confirmation link has expired. Subscribe again to get a new one.",
     ]
 
     static let russian: [String: String] = [
@@ -47,6 +54,13 @@ enum SubscriberText {
         "status_subscribed": "подписка активна", "status_unsubscribed": "вы отписаны", "status_complainer": "отмечено как спам",
         "status_hard_bounced": "адрес недоступен", "status_unconfirmed": "ждёт подтверждения", "status_suspended": "приостановлена",
         "status_invalid": "адрес неверен",
+        "confirm_title": "Подтвердите подписку",
+        "confirm_intro": "Подтвердите, что хотите получать эти сообщения. До подтверждения мы ничего не отправим.",
+        "confirm_button": "Да, подписаться",
+        "confirmed": "Подписка подтверждена. Спасибо!",
+        "already_confirmed": "Эта подписка уже подтверждена.",
+        "not_confirmable": "Эту подписку больше нельзя подтвердить.",
+        "expired": "Срок действия ссылки истёк. Подпишитесь снова, чтобы получить новую.",
     ]
 
     static func words(_ language: String) -> [String: String] {

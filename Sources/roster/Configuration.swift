@@ -37,6 +37,8 @@ struct Configuration {
     var taskLeaseSeconds = 60
     /// Where subscribers reach this installation (scheme and host, no path): the base of subscription-manager links.
     var publicURL = "http://127.0.0.1:8080"
+    /// Hours a double opt-in confirmation link works.
+    var confirmationHours = 72
 
     static let help = """
         Configuration (flag, or environment variable):
@@ -61,6 +63,7 @@ struct Configuration {
                             ROSTER_HOST_ID    this host's name in task leases; default: the host name
                             ROSTER_PUBLIC_URL  where subscribers reach Roster (links in API answers); default:
                                               http://127.0.0.1:8080
+                            ROSTER_CONFIRMATION_HOURS  hours a double opt-in confirmation link works; default: 72
         """
 
     struct Failure: Error, CustomStringConvertible { let description: String }
@@ -92,6 +95,7 @@ struct Configuration {
         if let v = environment["ROSTER_DATABASE_URL"], !v.isEmpty { config.databaseURL = v }
         if let v = environment["ROSTER_FILES"], !v.isEmpty { config.filesDirectory = v }
         if let n = try number("ROSTER_TASK_LEASE_SECONDS", 3...3600) { config.taskLeaseSeconds = n }
+        if let n = try number("ROSTER_CONFIRMATION_HOURS", 1...8760) { config.confirmationHours = n }
         if let v = environment["ROSTER_PUBLIC_URL"], !v.isEmpty {
             var url = v
             while url.hasSuffix("/") { url.removeLast() }

@@ -23,7 +23,7 @@ final class SubscriptionManagerTests: XCTestCase {
         init(editable: Bool = false) throws {
             Secrets.initialize()
             pool = try makePool()
-            let links = SubscriberLinks(pool: pool, clock: clock.clock, publicURL: "https://news.example.com")
+            let links = SubscriberLinks(pool: pool, clock: clock.clock)
             manager = SubscriptionManager(pool: pool, links: links, clock: clock.clock)
             databases = Databases(pool: pool, clock: clock.clock)
             resource = try Resources(pool: pool).create(ResourceInput(name: "News", channels: ["email", "sms"], categories: "Sales\nTips"))
@@ -75,6 +75,9 @@ final class SubscriptionManagerTests: XCTestCase {
             XCTAssertNil(try w.manager.view(token: bad), bad)
         }
         XCTAssertThrowsError(try w.manager.setGlobal(token: String(altered), subscribed: false))
+        let saved = SubscriberLinks.configuration
+        defer { SubscriberLinks.configuration = saved }
+        SubscriberLinks.configuration.publicURL = "https://news.example.com"
         let url = try w.manager.links.managerURL(databaseID: w.db.id, profileID: w.profile.profileID)
         XCTAssertEqual(url, "https://news.example.com/s/" + w.token)
         try w.manager.links.rotate()

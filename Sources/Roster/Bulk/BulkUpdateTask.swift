@@ -220,13 +220,18 @@ struct BulkExecutor {
                     }
                     continue
                 }
-                let before: String
+                let before: String, id: Int64
                 switch outcome {
                 case .unchanged: chunk.skip(SkipReason.unchanged); continue
-                case .added: before = ""
-                case .updated(_, let old, let wasDeleted): before = SubscriptionChangeLog.before(old, wasDeleted: wasDeleted)
+                case .added(let added): (before, id) = ("", added)
+                case .updated(let updated, let old, let wasDeleted):
+                    (before, id) = (SubscriptionChangeLog.before(old, wasDeleted: wasDeleted), updated)
                 }
-                try db.run(BulkStore.insertChange, [taskID, profileID, "subscription \(resourceID) \(channel.rawValue) \(contact)", before, status.name])
+                // The status as written: a resource with double opt-in makes a new subscription unconfirmed.
+                let after = try db.scalar("SELECT status FROM \(subscriptions) WHERE id = ?", [id]).int
+                    .flatMap(ProfileStatus.init(rawValue:)) ?? status
+                try db.run(BulkStore.insertChange, [taskID, profileID, "subscription \(resourceID) \(channel.rawValue) \(contact)", before,
+                                                    after.name])
                 chunk.updated += 1
             }
 

@@ -30,6 +30,7 @@ public struct DatabaseStructure: Codable, Sendable, Equatable {
         public var categories: [String]?
         public var subscription_fields: [String: String]?
         public var increase_priority: Bool?
+        public var double_opt_in: Bool?
     }
 
     public var format: String
@@ -91,7 +92,7 @@ extension Databases {
                 resources: resources.map {
                     .init(name: $0.name, description: $0.description, channels: $0.channels.map(\.rawValue), categories: $0.categories,
                           subscription_fields: Dictionary(uniqueKeysWithValues: $0.fields.map { ($0.name, $0.type.rawValue) }),
-                          increase_priority: $0.increasePriority)
+                          increase_priority: $0.increasePriority, double_opt_in: $0.doubleOptIn)
                 })
         }
     }
@@ -134,15 +135,12 @@ extension Databases {
                 let input = ResourceInput(name: spec.name, description: spec.description ?? "", channels: spec.channels,
                                           categories: (spec.categories ?? []).joined(separator: "\n"),
                                           fields: (spec.subscription_fields ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: "\n"),
-                                          increasePriority: spec.increase_priority ?? false)
+                                          increasePriority: spec.increase_priority ?? false, doubleOptIn: spec.double_opt_in ?? false)
                 let clean: Resources.Clean
                 do { clean = try resources.validate(input, existingID: nil, db) } catch let error as ValidationError {
                     throw ValidationError(field: "resources", "\(spec.name): \(error.description)")
                 }
-                try db.run(ResourceStore.insert, [clean.name, clean.description, clean.increasePriority, now, now])
-                let rid = try db.lastInsertedID()
-                try resources.write(rid, clean, db)
-                resourceIDs.append(rid)
+                resourceIDs.append(try resources.insert(clean, now: now, db))
             }
             let clean = try validate(DatabaseInput(name: structure.name, description: structure.description ?? "",
                                                    tags: (structure.tags ?? []).joined(separator: ","), smTitle: structure.sm_title ?? "",

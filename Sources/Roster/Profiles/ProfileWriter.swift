@@ -401,7 +401,9 @@ public struct ProfileWriter {
         // The same contact in the same resource and channel is one subscription: change it instead.
         if let existing = try db.queryOne("SELECT * FROM \(t) WHERE \(scope) AND contact = ?", scopeParams + [contact]) {
             let current = Subscription(row: existing)
-            let target = change.status ?? (current.deleted ? .subscribed : current.status)
+            var target = change.status ?? (current.deleted ? .subscribed : current.status)
+            // Double opt-in: a deleted subscription coming back is a new one and waits for its confirmation too.
+            if current.deleted && target == .subscribed && resource.doubleOptIn { target = .unconfirmed }
             if target == .subscribed, !change.includeUnsafe, !current.deleted, EventRules.unsafe(current.status) {
                 throw UnsafeStatusRefusal(current: current.status)
             }
@@ -425,9 +427,14 @@ public struct ProfileWriter {
             try record(rowID, target == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged, d)
             try trigger(profileID, "subscription_updated", .object(["resource_id": .int(resource.id),
                                                                     "channel": .string(channel.rawValue), "status": .string(target.name)]))
+            if target == .unconfirmed && resource.doubleOptIn && (current.deleted || current.status != .unconfirmed) {
+                try requestConfirmation(profileID, subscriptionID: current.id, resource: resource, channel: channel, contact: contact)
+            }
             return .updated(current.id, before: current.status, wasDeleted: current.deleted)
         }
-        let status = change.status ?? .subscribed
+        var status = change.status ?? .subscribed
+        // Double opt-in: a new subscription, from any way in, waits unconfirmed for the subscriber's confirmation.
+        if status == .subscribed && resource.doubleOptIn { status = .unconfirmed }
         // Limits: the narrower scope first (20 per resource and channel), then the profile's 200.
         let inScope = try db.query("SELECT COUNT(*) FROM \(t) WHERE \(scope)", scopeParams).first?[0].int ?? 0
         let inProfile = try db.query("SELECT COUNT(*) FROM \(t) WHERE profile = ?", [rowID]).first?[0].int ?? 0
@@ -464,7 +471,21 @@ public struct ProfileWriter {
         try record(rowID, HistoryEvent.subscriptionAdded, d)
         try trigger(profileID, "subscription_added", .object(["resource_id": .int(resource.id),
                                                               "channel": .string(channel.rawValue), "status": .string(status.name)]))
+        if status == .unconfirmed && resource.doubleOptIn {
+            try requestConfirmation(profileID, subscriptionID: id, resource: resource, channel: channel, contact: contact)
+        }
         return .added(id)
+    }
+
+    /// The trigger event a webhook receiver turns into the confirmation message (Roster sends no mail): it carries
+    /// the signed link, good for ROSTER_CONFIRMATION_HOURS.
+    func requestConfirmation(_ profileID: String, subscriptionID: Int64, resource: Resource, channel: Channel,
+                             contact: String) throws {
+        let url = try SubscriberLinks.confirmationURL(databaseID: databaseID, subscriptionID: subscriptionID, now: now, db)
+        let expires = now + Int64(SubscriberLinks.configuration.confirmationHours) * 3600
+        try trigger(profileID, "confirmation_requested", .object([
+            "resource_id": .int(resource.id), "channel": .string(channel.rawValue), "contact": .string(contact),
+            "subscription_id": .int(subscriptionID), "confirmation_url": .string(url), "expires_at": .int(expires)]))
     }
 
     /// Custom subscription fields are judged by their type in the resource; standard channel fields (`_…`) are

@@ -28,6 +28,8 @@ public struct Resource: Sendable, Equatable {
     public let categories: [String]
     public let fields: [SubscriptionField]
     public let increasePriority: Bool
+    /// Double opt-in: a new subscription starts unconfirmed until the subscriber follows the confirmation link.
+    public let doubleOptIn: Bool
     public let createdAt: Int64
 }
 
@@ -40,7 +42,10 @@ public struct ResourceInput: Sendable {
     /// One `name:type` per line, e.g. `loyalty_level:number`.
     public var fields: String
     public var increasePriority: Bool
-    public init(name: String, description: String = "", channels: [String], categories: String = "", fields: String = "", increasePriority: Bool = false) {
+    public var doubleOptIn: Bool
+    public init(name: String, description: String = "", channels: [String], categories: String = "", fields: String = "",
+                increasePriority: Bool = false, doubleOptIn: Bool = false) {
+        self.doubleOptIn = doubleOptIn
         self.name = name
         self.description = description
         self.channels = channels
@@ -62,8 +67,12 @@ public enum ResourceStore {
     static let names = NamedQuery("resources.names", "SELECT id, name FROM resources")
     static let byID = NamedQuery("resources.byID", "SELECT * FROM resources WHERE id = ?")
     static let byName = NamedQuery("resources.byName", "SELECT * FROM resources WHERE name = ? COLLATE NOCASE")
-    static let insert = NamedQuery("resources.insert", "INSERT INTO resources (name, description, increase_priority, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
-    static let update = NamedQuery("resources.update", "UPDATE resources SET name = ?, description = ?, increase_priority = ?, updated_at = ? WHERE id = ?")
+    static let insert = NamedQuery("resources.insert", """
+        INSERT INTO resources (name, description, increase_priority, double_opt_in, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+        """)
+    static let update = NamedQuery("resources.update", """
+        UPDATE resources SET name = ?, description = ?, increase_priority = ?, double_opt_in = ?, updated_at = ? WHERE id = ?
+        """)
     static let delete = NamedQuery("resources.delete", "DELETE FROM resources WHERE id = ?")
     static let channels = NamedQuery("resources.channels", "SELECT channel FROM resource_channels WHERE resource_id = ?")
     static let clearChannels = NamedQuery("resources.clearChannels", "DELETE FROM resource_channels WHERE resource_id = ?")
@@ -91,7 +100,8 @@ public enum ResourceStore {
             channels: Channel.allCases.filter { channelSet.contains($0) },
             categories: try db.query(categories, [id]).compactMap { $0.string("name") },
             fields: try db.query(fields, [id]).map { Resource.SubscriptionField(name: $0.string("name") ?? "", type: FieldType(rawValue: $0.string("type") ?? "") ?? .line) },
-            increasePriority: row.bool("increase_priority"), createdAt: row.int64("created_at") ?? 0)
+            increasePriority: row.bool("increase_priority"), doubleOptIn: row.bool("double_opt_in"),
+            createdAt: row.int64("created_at") ?? 0)
     }
 }
 
@@ -118,6 +128,7 @@ public final class Resources: Sendable {
 
     struct Clean {
         var name: String, description: String, channels: [Channel], categories: [String], fields: [Resource.SubscriptionField], increasePriority: Bool
+        var doubleOptIn: Bool
     }
 
     func validate(_ input: ResourceInput, existingID: Int64?, _ db: Connection) throws -> Clean {
@@ -158,7 +169,8 @@ public final class Resources: Sendable {
         let description = input.description.trimmingCharacters(in: .whitespacesAndNewlines)
         if description.count > 2000 { errors["description"] = "A description has at most 2,000 characters." }
         if !errors.isEmpty { throw ValidationError(errors) }
-        return Clean(name: name, description: description, channels: channels, categories: categories, fields: fields, increasePriority: input.increasePriority)
+        return Clean(name: name, description: description, channels: channels, categories: categories, fields: fields, increasePriority: input.increasePriority,
+                     doubleOptIn: input.doubleOptIn)
     }
 
     func write(_ id: Int64, _ clean: Clean, _ db: Connection) throws {
@@ -170,14 +182,20 @@ public final class Resources: Sendable {
         for field in clean.fields { try db.run(ResourceStore.addField, [id, field.name, field.type.rawValue]) }
     }
 
+    /// A validated resource with its channels, categories and fields: every way a resource is made (the form, a
+    /// structure file) comes here.
+    func insert(_ clean: Clean, now: Int64, _ db: Connection) throws -> Int64 {
+        try db.run(ResourceStore.insert, [clean.name, clean.description, clean.increasePriority, clean.doubleOptIn, now, now])
+        let id = try db.lastInsertedID()
+        try write(id, clean, db)
+        return id
+    }
+
     @discardableResult
     public func create(_ input: ResourceInput) throws -> Resource {
         let now = clock.now()
         return try pool.write { db in
-            let clean = try validate(input, existingID: nil, db)
-            try db.run(ResourceStore.insert, [clean.name, clean.description, clean.increasePriority, now, now])
-            let id = try db.lastInsertedID()
-            try write(id, clean, db)
+            let id = try insert(try validate(input, existingID: nil, db), now: now, db)
             return try ResourceStore.load(row: try readBack(try db.queryOne(ResourceStore.byID, [id]), "resource"), db)
         }
     }
@@ -187,7 +205,7 @@ public final class Resources: Sendable {
         try pool.write { db in
             guard try db.queryOne(ResourceStore.byID, [id]) != nil else { throw ValidationError(field: "resource", "No such resource.") }
             let clean = try validate(input, existingID: id, db)
-            try db.run(ResourceStore.update, [clean.name, clean.description, clean.increasePriority, now, id])
+            try db.run(ResourceStore.update, [clean.name, clean.description, clean.increasePriority, clean.doubleOptIn, now, id])
             try write(id, clean, db)
         }
     }

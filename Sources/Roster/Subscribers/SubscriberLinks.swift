@@ -9,20 +9,35 @@ import Synchronization
 public final class SubscriberLinks: Sendable {
     let pool: DatabasePool
     let clock: Clock
-    /// Where subscribers reach Roster (ROSTER_PUBLIC_URL), without the trailing slash: links in API answers and
-    /// trigger events are absolute.
-    public let publicURL: String
     /// Read on every subscriber request; a key rotated on another host is seen within this many seconds.
     private let cache = Mutex<(key: String, created: Int64, expires: Int64)?>(nil)
     static let cacheSeconds: Int64 = 10
     /// Links and tokens longer than this are not looked at.
     public static let maximumTokenLength = 600
 
-    public init(pool: DatabasePool, clock: Clock = .system, publicURL: String = "http://127.0.0.1:8080") {
+    public init(pool: DatabasePool, clock: Clock = .system) {
         self.pool = pool
         self.clock = clock
-        self.publicURL = publicURL
     }
+
+    /// How this installation is reached and how long a confirmation link lasts: set once at start-up from the
+    /// configuration (ROSTER_PUBLIC_URL, ROSTER_CONFIRMATION_HOURS). Process-wide because the writer that asks for a
+    /// confirmation runs inside every way in, none of which should carry it.
+    public struct Configuration: Sendable {
+        /// Scheme and host, without the trailing slash: links in API answers and trigger events are absolute.
+        public var publicURL = "http://127.0.0.1:8080"
+        public var confirmationHours = 72
+        public init(publicURL: String = "http://127.0.0.1:8080", confirmationHours: Int = 72) {
+            self.publicURL = publicURL
+            self.confirmationHours = confirmationHours
+        }
+    }
+    private static let current = Mutex(Configuration())
+    public static var configuration: Configuration {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
+    }
+    public var publicURL: String { SubscriberLinks.configuration.publicURL }
 
     /// The path of the subscription manager under nginx's prefix for subscribers.
     public static let managerPrefix = "/s/"
@@ -33,17 +48,22 @@ public final class SubscriberLinks: Sendable {
         if let cached = cache.withLock({ $0 }), now < cached.expires { return cached.key }
         let stored = try pool.read { try $0.queryOne(SubscriberStore.secret) }
         let (key, created) = try stored.flatMap { row in row.string("secret").map { ($0, row.int64("created_at") ?? 0) } }
-            ?? pool.write { db -> (String, Int64) in
-            if let row = try db.queryOne(SubscriberStore.secret), let key = row.string("secret") {
-                return (key, row.int64("created_at") ?? 0)
-            }
-            try db.run(SubscriberStore.createSecret, [Secrets.randomToken(), now])
-            let row = try db.queryOne(SubscriberStore.secret)
-            return (row?.string("secret") ?? "", row?.int64("created_at") ?? now)
-        }
-        guard !key.isEmpty else { throw ValidationError(field: "link", "The link key could not be made.") }
+            ?? pool.write { try SubscriberLinks.key($0, now: now) }
         cache.withLock { $0 = (key, created, now + SubscriberLinks.cacheSeconds) }
         return key
+    }
+
+    /// The key as this transaction sees it, made if there is none yet (the writer signs confirmation links inside
+    /// the transaction that adds the subscription).
+    static func key(_ db: Connection, now: Int64) throws -> (key: String, created: Int64) {
+        if let row = try db.queryOne(SubscriberStore.secret), let key = row.string("secret"), !key.isEmpty {
+            return (key, row.int64("created_at") ?? 0)
+        }
+        try db.run(SubscriberStore.createSecret, [Secrets.randomToken(), now])
+        guard let row = try db.queryOne(SubscriberStore.secret), let key = row.string("secret"), !key.isEmpty else {
+            throw ValidationError(field: "link", "The link key could not be made.")
+        }
+        return (key, row.int64("created_at") ?? now)
     }
 
     /// When the key in use was made (Settings shows it), or nil before the first link.
@@ -62,8 +82,12 @@ public final class SubscriberLinks: Sendable {
 
     /// `purpose` keeps a token of one kind from being used as another.
     func sign(_ purpose: String, _ payload: String) throws -> String {
+        SubscriberLinks.sign(purpose, payload, key: try key())
+    }
+
+    static func sign(_ purpose: String, _ payload: String, key: String) -> String {
         let body = Secrets.base64URL(Array(payload.utf8))
-        return body + "." + mac(purpose, body, key: try key())
+        return body + "." + mac(purpose, body, key: key)
     }
 
     /// The payload of a token signed for `purpose`, or nil when it is not one (forged, altered, an old key).
@@ -71,12 +95,14 @@ public final class SubscriberLinks: Sendable {
         guard token.utf8.count <= SubscriberLinks.maximumTokenLength else { return nil }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let bytes = Secrets.base64URLDecode(String(parts[0])) else { return nil }
-        guard Secrets.constantTimeEquals(mac(purpose, String(parts[0]), key: try key()), String(parts[1])) else { return nil }
+        guard Secrets.constantTimeEquals(SubscriberLinks.mac(purpose, String(parts[0]), key: try key()), String(parts[1])) else {
+            return nil
+        }
         return String(validating: bytes, as: UTF8.self)
     }
 
     /// 128 bits of HMAC-SHA-256, hex.
-    private func mac(_ purpose: String, _ body: String, key: String) -> String {
+    static func mac(_ purpose: String, _ body: String, key: String) -> String {
         String(Secrets.hmacSHA256Hex(key: key, message: Array("\(purpose)\n\(body)".utf8)).prefix(32))
     }
 
@@ -102,7 +128,34 @@ public final class SubscriberLinks: Sendable {
 
     /// The token the manager's forms carry: bound to the link, so a page elsewhere cannot post to it.
     public func formToken(for token: String) throws -> String {
-        mac("manage-form", token, key: try key())
+        SubscriberLinks.mac("manage-form", token, key: try key())
+    }
+
+    // MARK: Double opt-in
+
+    public static let confirmPrefix = "/s/confirm/"
+
+    /// A confirmation link for one subscription, signed with the key this transaction sees; it records when it was
+    /// made, and `confirmationTarget` refuses it after ROSTER_CONFIRMATION_HOURS.
+    static func confirmationURL(databaseID: Int64, subscriptionID: Int64, now: Int64, _ db: Connection) throws -> String {
+        let token = sign("confirm", "\(databaseID) \(subscriptionID) \(now)", key: try key(db, now: now).key)
+        return configuration.publicURL + confirmPrefix + token
+    }
+
+    public enum Confirmation: Sendable, Equatable {
+        case valid(databaseID: Int64, subscriptionID: Int64)
+        case expired(databaseID: Int64)
+        case invalid
+    }
+
+    public func confirmationTarget(_ token: String) throws -> Confirmation {
+        guard let payload = try verify("confirm", token) else { return .invalid }
+        let parts = payload.split(separator: " ")
+        guard parts.count == 3, let databaseID = Int64(parts[0]), let subscriptionID = Int64(parts[1]),
+              let issued = Int64(parts[2]) else { return .invalid }
+        let lifetime = Int64(SubscriberLinks.configuration.confirmationHours) * 3600
+        if clock.now() - issued > lifetime { return .expired(databaseID: databaseID) }
+        return .valid(databaseID: databaseID, subscriptionID: subscriptionID)
     }
 
     public func checkFormToken(_ sent: String, for token: String) throws -> Bool {

@@ -218,3 +218,77 @@ public final class SubscriptionManager: Sendable {
         }
     }
 }
+
+// MARK: Double opt-in
+
+/// What a confirmation link leads to.
+public struct ConfirmationView: Sendable {
+    public enum State: Sendable, Equatable {
+        /// Unconfirmed: the subscriber may confirm.
+        case waiting
+        case confirmed
+        /// Unsubscribed, deleted or otherwise moved on since the link was sent.
+        case notConfirmable
+        case expired
+        case invalid
+    }
+    public let state: State
+    public let database: ProfileDatabase?
+    public let resourceName: String
+    public let channel: Channel?
+    public let maskedContact: String
+
+    static func bare(_ state: State, _ database: ProfileDatabase? = nil) -> ConfirmationView {
+        ConfirmationView(state: state, database: database, resourceName: "", channel: nil, maskedContact: "")
+    }
+}
+
+extension SubscriptionManager {
+    /// The state of the subscription a confirmation link names.
+    public func confirmation(token: String) throws -> ConfirmationView {
+        switch try links.confirmationTarget(token) {
+        case .invalid:
+            return .bare(.invalid)
+        case .expired(let databaseID):
+            return .bare(.expired, try pool.read { try $0.queryOne(DatabaseStore.byID, [databaseID]).map(ProfileDatabase.init(row:)) })
+        case .valid(let databaseID, let subscriptionID):
+            return try pool.read { db in try SubscriptionManager.confirmationView(databaseID, subscriptionID, db) }
+        }
+    }
+
+    /// The subscriber confirms: an unconfirmed subscription becomes subscribed, as their own interaction (history,
+    /// trigger events `subscription_updated` and `subscription_confirmed`). Confirming twice changes nothing.
+    @discardableResult
+    public func confirm(token: String) throws -> ConfirmationView {
+        guard case .valid(let databaseID, let subscriptionID) = try links.confirmationTarget(token) else {
+            return try confirmation(token: token)
+        }
+        let now = clock.now()
+        return try pool.write { db in
+            let view = try SubscriptionManager.confirmationView(databaseID, subscriptionID, db)
+            guard view.state == .waiting,
+                  let row = try db.queryOne("SELECT * FROM \(Subscriptions.table(databaseID)) WHERE id = ?", [subscriptionID]),
+                  let profileID = try db.scalar("SELECT profile_id FROM \(ProfileTable.name(databaseID)) WHERE id = ?",
+                                                [row.int64("profile") ?? 0]).string else { return view }
+            let found = Subscription(row: row)
+            let writer = try ProfileWriter.open(db, databaseID: databaseID, actor: nil, origin: .subscriber, now: now)
+            try writer.subscribe(rowID: row.int64("profile") ?? 0, profileID: profileID, SubscriptionChange(
+                resourceID: found.resourceID, channel: found.channel.rawValue, contact: found.contact, provider: found.provider,
+                status: .subscribed))
+            try writer.trigger(profileID, "subscription_confirmed", .object([
+                "resource_id": .int(found.resourceID), "channel": .string(found.channel.rawValue), "subscription_id": .int(found.id)]))
+            return try SubscriptionManager.confirmationView(databaseID, subscriptionID, db)
+        }
+    }
+
+    static func confirmationView(_ databaseID: Int64, _ subscriptionID: Int64, _ db: Connection) throws -> ConfirmationView {
+        guard let database = try db.queryOne(DatabaseStore.byID, [databaseID]).map(ProfileDatabase.init(row:)) else { return .bare(.invalid) }
+        guard let found = try db.queryOne("SELECT * FROM \(Subscriptions.table(databaseID)) WHERE id = ?", [subscriptionID])
+            .map(Subscription.init(row:)) else { return .bare(.notConfirmable, database) }
+        let resource = try db.queryOne(ResourceStore.byID, [found.resourceID])?.string("name") ?? ""
+        let state: ConfirmationView.State = found.deleted ? .notConfirmable
+            : found.status == .unconfirmed ? .waiting : found.status == .subscribed ? .confirmed : .notConfirmable
+        return ConfirmationView(state: state, database: database, resourceName: resource, channel: found.channel,
+                                maskedContact: mask(found.contact, channel: found.channel))
+    }
+}

@@ -45,7 +45,8 @@ enum ResourcePages {
         _ = try ctx.requireEditor()
         let r = try load(app, ctx)
         let input = ResourceInput(name: r.name, description: r.description, channels: r.channels.map(\.rawValue), categories: r.categories.joined(separator: "\n"),
-                                  fields: r.fields.map { "\($0.name):\($0.type.rawValue)" }.joined(separator: "\n"), increasePriority: r.increasePriority)
+                                  fields: r.fields.map { "\($0.name):\($0.type.rawValue)" }.joined(separator: "\n"), increasePriority: r.increasePriority,
+                                  doubleOptIn: r.doubleOptIn)
         return try render(app, ctx, resource: r, input: input, errors: [:], status: 200)
     }
 
@@ -74,7 +75,8 @@ enum ResourcePages {
 
     static func readInput(_ ctx: RequestContext) -> ResourceInput {
         ResourceInput(name: ctx.form["name"] ?? "", description: ctx.form["description"] ?? "", channels: ctx.form.all("channels"),
-                      categories: ctx.form["categories"] ?? "", fields: ctx.form["fields"] ?? "", increasePriority: ctx.checkbox("increase_priority"))
+                      categories: ctx.form["categories"] ?? "", fields: ctx.form["fields"] ?? "", increasePriority: ctx.checkbox("increase_priority"),
+                      doubleOptIn: ctx.checkbox("double_opt_in"))
     }
 
     static func render(_ app: WebApp, _ ctx: RequestContext, resource: Resource?, input: ResourceInput, errors: [String: String], status: Int) throws -> Response {
@@ -82,7 +84,8 @@ enum ResourcePages {
             "resource": resource.map(View.resource) ?? .null,
             "action": .string(resource.map { "/resources/\($0.id)" } ?? "/resources"),
             "input": ["name": .string(input.name), "description": .string(input.description), "categories": .string(input.categories),
-                      "fields": .string(input.fields), "increase_priority": .bool(input.increasePriority)],
+                      "fields": .string(input.fields), "increase_priority": .bool(input.increasePriority),
+                      "double_opt_in": .bool(input.doubleOptIn)],
             "channels": .list(Channel.allCases.map { ["value": .string($0.rawValue), "label": .string($0.label), "checked": .bool(input.channels.contains($0.rawValue))] }),
             "errors": View.errors(errors),
         ])

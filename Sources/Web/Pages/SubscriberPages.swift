@@ -120,3 +120,53 @@ enum SubscriberPages {
         return r
     }
 }
+
+/// The double opt-in link: GET shows what is to be confirmed and a button (mail scanners follow links, so a GET
+/// never confirms); POST confirms.
+enum ConfirmationPages {
+    static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let token = ctx.params["token"] ?? ""
+        return try render(app, token: token, try app.services.manager.confirmation(token: token),
+                           justConfirmed: ctx.request.query["done"] == "confirmed")
+    }
+
+    static func confirm(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        let token = ctx.params["token"] ?? ""
+        let view = try app.services.manager.confirmation(token: token)
+        guard view.state != .invalid else { return SubscriberPages.invalidLink(app) }
+        guard try app.services.links.checkFormToken(ctx.form["form_token"] ?? "", for: token) else { throw HTTPError.csrf }
+        let after = try app.services.manager.confirm(token: token)
+        if after.state == .confirmed && view.state == .waiting {
+            return Response.redirect(to: SubscriberLinks.confirmPrefix + token + "?done=confirmed", status: 303)
+        }
+        return try render(app, token: token, after, justConfirmed: false)
+    }
+
+    static func render(_ app: WebApp, token: String, _ view: ConfirmationView, justConfirmed: Bool) throws -> Response {
+        if view.state == .invalid { return SubscriberPages.invalidLink(app) }
+        let language = view.database?.smLanguage ?? "en"
+        let words = SubscriberText.words(language)
+        let message: String
+        switch view.state {
+        case .waiting: message = ""
+        case .confirmed: message = justConfirmed ? words["confirmed"] ?? "" : words["already_confirmed"] ?? ""
+        case .notConfirmable: message = words["not_confirmable"] ?? ""
+        case .expired, .invalid: message = words["expired"] ?? ""
+        }
+        let values: TemplateDict = [
+            "lang": .string(language == "ru" ? "ru" : "en"),
+            "t": SubscriberText.values(language),
+            "title": .string(words["confirm_title"] ?? ""),
+            "action": .string(SubscriberLinks.confirmPrefix + token),
+            "form_token": .string(try app.services.links.formToken(for: token)),
+            "waiting": .bool(view.state == .waiting),
+            "message": .string(message),
+            "resource": .string(view.resourceName),
+            "channel": .string(view.channel?.label ?? ""),
+            "contact": .string(view.maskedContact),
+        ]
+        let status = view.state == .expired ? 410 : 200
+        return SubscriberPages.privatePage(Response.html(bytes: try app.templates.renderBytes("subscriber/confirm.html", values),
+                                                          status: status))
+    }
+}
