@@ -305,6 +305,8 @@ public struct Services: Sendable {
     /// Signed links for subscribers (the subscription manager), and the manager's changes.
     public let links: SubscriberLinks
     public let manager: SubscriptionManager
+    /// Settings → Suppression lists.
+    public let suppressions: Suppressions
     public let clock: Clock
     private let housekeeping = Webhooks.TimerBox()
     private let backupTimer = Webhooks.TimerBox()
@@ -321,6 +323,7 @@ public struct Services: Sendable {
         SubscriberLinks.configuration = subscriberLinks
         self.links = SubscriberLinks(pool: apiTokens.pool, clock: clock)
         self.manager = SubscriptionManager(pool: apiTokens.pool, links: links, clock: clock)
+        self.suppressions = Suppressions(pool: apiTokens.pool, clock: clock)
         self.archive = DeletionArchive(pool: apiTokens.pool, days: undoDays)
         self.schedules = Schedules(pool: apiTokens.pool, bulk: bulk, clock: clock)
         self.twoFactor = TwoFactor(pool: apiTokens.pool, clock: clock)

@@ -466,6 +466,8 @@ struct BatchItem {
             throw bad(e.fieldErrors.sorted { $0.key < $1.key }.map(\.value).joined(separator: " "))
         } catch let refusal as UnsafeStatusRefusal {
             throw bad(refusal.message)
+        } catch let suppressed as SuppressedContact {
+            throw bad(suppressed.message)
         }
     }
 }

@@ -137,6 +137,7 @@ public enum SkipReason {
     public static let profileExists = "profile_exists"
     public static let codeTaken = "code_taken"
     public static let purged = "purged"
+    public static let suppressed = "suppressed"
 
     public static func label(_ reason: String) -> String {
         switch reason {
@@ -148,6 +149,7 @@ public enum SkipReason {
         case noFreeCode: return "no free promo code left"
         case hasCode: return "already has a code of this program"
         case noSubscription: return "no subscription in that resource and channel"
+        case suppressed: return "the contact is on a suppression list"
         case noCode: return "no code of this program to detach"
         case changedSince: return "changed since the task: left as they are"
         case profileGone: return "the profile was deleted since"

@@ -130,8 +130,19 @@ struct BulkExecutor {
             let guardUnsafe = status == .subscribed && !includeUnsafe
             let scope = "s.profile IN (\(targets)) AND s.resource_id = ? AND s.channel = ? AND s.deleted = 0"
             let scopeParams = range + [.integer(resourceID), .text(channel)]
-            let change = "s.status <> ?" + (guardUnsafe ? " AND s.status NOT IN (\(EventRules.unsafeCodesSQL))" : "")
             let newStatus = SQLValue.integer(Int64(status.rawValue))
+            var change = "s.status <> ?" + (guardUnsafe ? " AND s.status NOT IN (\(EventRules.unsafeCodesSQL))" : "")
+            // The suppression lists' rule, set-based: no subscription to a suppressed contact becomes active.
+            let activating = status == .subscribed || status == .unconfirmed
+            let suppressed = Suppressions.suppressedSQL("s", databaseID: databaseID, db.dialect)
+            if activating {
+                let downgrade = status == .unconfirmed ? " AND s.status <> \(ProfileStatus.subscribed.rawValue)" : ""
+                let count = try db.prepare("""
+                    SELECT COUNT(*) FROM \(subscriptions) s WHERE \(scope) AND \(change)\(downgrade) AND \(suppressed)
+                    """).query(scopeParams + [newStatus]).first?[0].int ?? 0
+                chunk.skip(SkipReason.suppressed, count)
+                change += " AND (NOT \(suppressed)\(status == .unconfirmed ? " OR s.status = \(ProfileStatus.subscribed.rawValue)" : ""))"
+            }
             // One pass over the chunk's subscriptions counts what is skipped and why.
             let tally = try db.prepare("""
                 SELECT COALESCE(SUM(CASE WHEN s.status = ? THEN 1 ELSE 0 END), 0) AS same,
@@ -171,6 +182,14 @@ struct BulkExecutor {
                 try db.run("UPDATE \(table) SET engaged_at = COALESCE(engaged_at, ?) WHERE id IN (SELECT profile FROM \(db.dialect.temp("bulk_subs")))", [SQLValue.integer(now)])
             }
             chunk.updated = try db.run("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id IN (SELECT id FROM \(db.dialect.temp("bulk_subs")))", [newStatus, SQLValue.integer(now)])
+            if status == .hardBounced || status == .complainer {
+                // Hard bounces and complaints fill the lists that take them automatically (as ProfileWriter.recordBounce).
+                for row in try db.query("SELECT s.channel, s.contact FROM \(subscriptions) s WHERE s.id IN (SELECT id FROM \(db.dialect.temp("bulk_subs")))") {
+                    guard let channel = Channel(rawValue: row.string("channel") ?? "") else { continue }
+                    try Suppressions.recordBounce(db, databaseID: databaseID, channel: channel, contact: row.string("contact") ?? "",
+                                                  status: status, now: now)
+                }
+            }
             try db.run("DELETE FROM \(db.dialect.temp("bulk_subs"))")
             if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, type, chunk.updated, chunk.updated]) }
 
@@ -211,10 +230,11 @@ struct BulkExecutor {
                     try db.run("SAVEPOINT bulk_subscription")
                     outcome = try writer.subscribe(rowID: rowID, profileID: profileID, change)
                     try db.run("RELEASE bulk_subscription")
-                } catch let error where error is ValidationError || error is UnsafeStatusRefusal {
+                } catch let error where error is ValidationError || error is UnsafeStatusRefusal || error is SuppressedContact {
                     try db.run("ROLLBACK TO bulk_subscription")
                     try db.run("RELEASE bulk_subscription")
-                    if error is UnsafeStatusRefusal { chunk.skip(SkipReason.unsafeStatus) } else {
+                    if error is UnsafeStatusRefusal { chunk.skip(SkipReason.unsafeStatus) }
+                    else if error is SuppressedContact { chunk.skip(SkipReason.suppressed) } else {
                         chunk.failed += 1
                         chunk.reasons["invalid_contact", default: 0] += 1
                     }

@@ -341,6 +341,12 @@ extension BulkExecutor {
                 try db.run(BulkStore.insertChange, [taskID, row.string("profile_id") ?? "", field, after, before])
             } else {
                 guard let status = ProfileStatus(text: before) else { chunk.skip(SkipReason.changedSince); continue }
+                // Putting a status back is a way in too: a contact suppressed since is not made active again.
+                if ProfileWriter.activates(from: ProfileStatus(text: after), to: status), let channel = Channel(rawValue: channel),
+                   try Suppressions.match(db, databaseID: databaseID, channel: channel, contact: contact) != nil {
+                    chunk.skip(SkipReason.suppressed)
+                    continue
+                }
                 try db.run("UPDATE \(subscriptions) SET status = ?, updated_at = ? WHERE id = ?", [status.rawValue, now, id])
                 var details = event
                 details["from"] = .string(after)

@@ -12,8 +12,11 @@ public struct DatabaseInput: Sendable {
     /// Subscribers may change the fields shown to them in the subscription manager.
     public var smEditFields: Bool
     public var resourceIDs: [Int64]
+    /// The suppression lists attached to the database; nil leaves them as they are.
+    public var suppressionListIDs: [Int64]?
     public init(name: String, description: String = "", tags: String = "", smTitle: String = "", smLanguage: String = "en",
-                smEditFields: Bool = false, resourceIDs: [Int64] = []) {
+                smEditFields: Bool = false, resourceIDs: [Int64] = [], suppressionListIDs: [Int64]? = nil) {
+        self.suppressionListIDs = suppressionListIDs
         self.smEditFields = smEditFields
         self.name = name
         self.description = description
@@ -198,6 +201,7 @@ public final class Databases: Sendable {
     struct CleanDatabase {
         var name: String, description: String, tags: [String], smTitle: String, smLanguage: String, smEditFields: Bool
         var resourceIDs: [Int64]
+        var suppressionListIDs: [Int64]?
     }
 
     func validate(_ input: DatabaseInput, existingID: Int64?, _ db: Connection) throws -> CleanDatabase {
@@ -226,9 +230,20 @@ public final class Databases: Sendable {
             }
             resourceIDs.append(id)
         }
+        var listIDs: [Int64]?
+        if let wanted = input.suppressionListIDs {
+            listIDs = []
+            for id in wanted where !(listIDs ?? []).contains(id) {
+                guard try db.queryOne(SuppressionStore.list, [id]) != nil else {
+                    errors["suppression_lists"] = "Suppression list \(id) does not exist."
+                    break
+                }
+                listIDs?.append(id)
+            }
+        }
         if !errors.isEmpty { throw ValidationError(errors) }
         return CleanDatabase(name: name, description: description, tags: tags, smTitle: smTitle, smLanguage: input.smLanguage,
-                             smEditFields: input.smEditFields, resourceIDs: resourceIDs)
+                             smEditFields: input.smEditFields, resourceIDs: resourceIDs, suppressionListIDs: listIDs)
     }
 
     /// Creates the database and its profile table in one transaction.
@@ -249,7 +264,14 @@ public final class Databases: Sendable {
         let id = try db.lastInsertedID()
         for statement in ProfileTable.createStatements(id, db.dialect) { try db.execute(statement) }
         for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
+        try attachSuppressionLists(id, clean, db)
         return id
+    }
+
+    static func attachSuppressionLists(_ id: Int64, _ clean: CleanDatabase, _ db: Connection) throws {
+        guard let lists = clean.suppressionListIDs else { return }
+        try db.run(SuppressionStore.detachDatabase, [id])
+        for list in lists { try db.run(SuppressionStore.attach, [list, id]) }
     }
 
     public func update(_ id: Int64, _ input: DatabaseInput) throws {
@@ -261,6 +283,7 @@ public final class Databases: Sendable {
                                               clean.smLanguage, clean.smEditFields, now, id])
             try db.run(DatabaseStore.detachAll, [id])
             for resource in clean.resourceIDs { try db.run(DatabaseStore.attach, [id, resource]) }
+            try Databases.attachSuppressionLists(id, clean, db)
         }
     }
 

@@ -244,6 +244,8 @@ public struct ImportProfilesTask: TaskHandler {
                                                     status: ProfileStatus(text: subscription.status) ?? .subscribed))
         } catch let refusal as UnsafeStatusRefusal {
             throw ValidationError(field: "subscription", refusal.message)
+        } catch let suppressed as SuppressedContact {
+            throw ValidationError(field: "subscription", suppressed.message)
         }
     }
 

@@ -407,6 +407,9 @@ public struct ProfileWriter {
             if target == .subscribed, !change.includeUnsafe, !current.deleted, EventRules.unsafe(current.status) {
                 throw UnsafeStatusRefusal(current: current.status)
             }
+            if ProfileWriter.activates(from: current.deleted ? nil : current.status, to: target) {
+                try refuseIfSuppressed(channel, contact)
+            }
             let categories = change.categories ?? current.categories
             let priority = change.priority ?? current.priority
             let provider = change.provider.isEmpty ? current.provider : change.provider
@@ -427,6 +430,7 @@ public struct ProfileWriter {
             try record(rowID, target == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged, d)
             try trigger(profileID, "subscription_updated", .object(["resource_id": .int(resource.id),
                                                                     "channel": .string(channel.rawValue), "status": .string(target.name)]))
+            if target != current.status { try recordBounce(channel, contact, target) }
             if target == .unconfirmed && resource.doubleOptIn && (current.deleted || current.status != .unconfirmed) {
                 try requestConfirmation(profileID, subscriptionID: current.id, resource: resource, channel: channel, contact: contact)
             }
@@ -435,6 +439,8 @@ public struct ProfileWriter {
         var status = change.status ?? .subscribed
         // Double opt-in: a new subscription, from any way in, waits unconfirmed for the subscriber's confirmation.
         if status == .subscribed && resource.doubleOptIn { status = .unconfirmed }
+        // A suppressed contact gets no subscription at all, whatever its status.
+        try refuseIfSuppressed(channel, contact)
         // Limits: the narrower scope first (20 per resource and channel), then the profile's 200.
         let inScope = try db.query("SELECT COUNT(*) FROM \(t) WHERE \(scope)", scopeParams).first?[0].int ?? 0
         let inProfile = try db.query("SELECT COUNT(*) FROM \(t) WHERE profile = ?", [rowID]).first?[0].int ?? 0
@@ -474,7 +480,29 @@ public struct ProfileWriter {
         if status == .unconfirmed && resource.doubleOptIn {
             try requestConfirmation(profileID, subscriptionID: id, resource: resource, channel: channel, contact: contact)
         }
+        try recordBounce(channel, contact, status)
         return .added(id)
+    }
+
+    /// True when a subscription becomes active (subscribed, or unconfirmed and waiting) that was not: new (`from`
+    /// nil, or back from deletion), or moved there from another status. The suppression lists refuse exactly these.
+    static func activates(from: ProfileStatus?, to: ProfileStatus) -> Bool {
+        guard to == .subscribed || to == .unconfirmed else { return false }
+        guard let from else { return true }
+        if from == to { return false }
+        return !(from == .subscribed && to == .unconfirmed)
+    }
+
+    func refuseIfSuppressed(_ channel: Channel, _ contact: String) throws {
+        if let list = try Suppressions.match(db, databaseID: databaseID, channel: channel, contact: contact) {
+            throw SuppressedContact(list: list)
+        }
+    }
+
+    /// Hard bounces and complaints fill the lists that take them automatically.
+    func recordBounce(_ channel: Channel, _ contact: String, _ status: ProfileStatus) throws {
+        guard status == .hardBounced || status == .complainer else { return }
+        try Suppressions.recordBounce(db, databaseID: databaseID, channel: channel, contact: contact, status: status, now: now)
     }
 
     /// The trigger event a webhook receiver turns into the confirmation message (Roster sends no mail): it carries
@@ -527,7 +555,11 @@ public struct ProfileWriter {
         if status == .subscribed, !includeUnsafe, !current.deleted, EventRules.unsafe(current.status) {
             throw UnsafeStatusRefusal(current: current.status)
         }
+        if !current.deleted && ProfileWriter.activates(from: current.status, to: status) {
+            try refuseIfSuppressed(current.channel, current.contact)
+        }
         if status == current.status && priority == current.priority { return }
+        if status != current.status { try recordBounce(current.channel, current.contact, status) }
         try db.run("UPDATE \(subscriptions) SET status = ?, priority = ?, updated_at = ? WHERE id = ?",
                    [status.rawValue, priority, now, subscriptionID])
         try record(rowID, status == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged,
@@ -541,6 +573,11 @@ public struct ProfileWriter {
 
     /// Marks a subscription deleted (kept, restorable) or restores it.
     func setSubscriptionDeleted(rowID: Int64, subscriptionID: Int64, deleted: Bool) throws {
+        if !deleted, let row = try db.queryOne("SELECT * FROM \(subscriptions) WHERE id = ? AND profile = ? AND deleted = 1",
+                                               [subscriptionID, rowID]) {
+            let current = Subscription(row: row)
+            if ProfileWriter.activates(from: nil, to: current.status) { try refuseIfSuppressed(current.channel, current.contact) }
+        }
         let changed = try db.prepare("UPDATE \(subscriptions) SET deleted = ?, updated_at = ? WHERE id = ? AND profile = ?")
             .execute([deleted, now, subscriptionID, rowID])
         if changed == 0 { throw ValidationError(field: "subscription", "No such subscription.") }

@@ -133,6 +133,8 @@ public final class Subscriptions: Sendable {
                 }
             } catch let refusal as UnsafeStatusRefusal {
                 throw ValidationError(field: "status", refusal.message)
+            } catch let suppressed as SuppressedContact {
+                throw ValidationError(field: "contact", suppressed.message)
             }
         }
     }
@@ -141,8 +143,12 @@ public final class Subscriptions: Sendable {
     public func setDeleted(databaseID: Int64, profileRowID: Int64, subscriptionID: Int64, deleted: Bool, actor: Int64?) throws {
         let now = clock.now()
         try pool.write { db in
-            try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
-                .setSubscriptionDeleted(rowID: profileRowID, subscriptionID: subscriptionID, deleted: deleted)
+            do {
+                try ProfileWriter.open(db, databaseID: databaseID, actor: actor, origin: .form, now: now)
+                    .setSubscriptionDeleted(rowID: profileRowID, subscriptionID: subscriptionID, deleted: deleted)
+            } catch let suppressed as SuppressedContact {
+                throw ValidationError(field: "contact", suppressed.message)
+            }
         }
     }
 
@@ -158,6 +164,8 @@ public final class Subscriptions: Sendable {
                                            includeUnsafe: includeUnsafe)
             } catch let refusal as UnsafeStatusRefusal {
                 throw ValidationError(field: "status", refusal.message)
+            } catch let suppressed as SuppressedContact {
+                throw ValidationError(field: "contact", suppressed.message)
             }
         }
     }

@@ -168,6 +168,8 @@ public final class SubscriptionManager: Sendable {
                 try body(writer, row, profileID)
             } catch let refusal as UnsafeStatusRefusal {
                 throw ValidationError(field: "subscription", refusal.message)
+            } catch let suppressed as SuppressedContact {
+                throw ValidationError(field: "subscription", suppressed.message)
             }
         }
     }
@@ -272,9 +274,14 @@ extension SubscriptionManager {
                                                 [row.int64("profile") ?? 0]).string else { return view }
             let found = Subscription(row: row)
             let writer = try ProfileWriter.open(db, databaseID: databaseID, actor: nil, origin: .subscriber, now: now)
-            try writer.subscribe(rowID: row.int64("profile") ?? 0, profileID: profileID, SubscriptionChange(
-                resourceID: found.resourceID, channel: found.channel.rawValue, contact: found.contact, provider: found.provider,
-                status: .subscribed))
+            do {
+                try writer.subscribe(rowID: row.int64("profile") ?? 0, profileID: profileID, SubscriptionChange(
+                    resourceID: found.resourceID, channel: found.channel.rawValue, contact: found.contact, provider: found.provider,
+                    status: .subscribed))
+            } catch is SuppressedContact {
+                return ConfirmationView(state: .notConfirmable, database: view.database, resourceName: view.resourceName,
+                                        channel: view.channel, maskedContact: view.maskedContact)
+            }
             try writer.trigger(profileID, "subscription_confirmed", .object([
                 "resource_id": .int(found.resourceID), "channel": .string(found.channel.rawValue), "subscription_id": .int(found.id)]))
             return try SubscriptionManager.confirmationView(databaseID, subscriptionID, db)

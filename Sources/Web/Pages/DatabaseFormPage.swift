@@ -23,9 +23,10 @@ enum DatabaseFormPage {
         _ = try ctx.requireEditor()
         let db = try ctx.database(app)
         let attached = try app.services.databases.attachedResources(db.id).map(\.id)
-        let input = DatabaseInput(name: db.name, description: db.description, tags: db.tags.joined(separator: ", "),
+        var input = DatabaseInput(name: db.name, description: db.description, tags: db.tags.joined(separator: ", "),
                                   smTitle: db.smTitle, smLanguage: db.smLanguage, smEditFields: db.smEditFields,
                                   resourceIDs: attached)
+        input.suppressionListIDs = try app.services.suppressions.attached(databaseID: db.id)
         return try render(app, ctx, database: db, input: input, errors: [:], status: 200)
     }
 
@@ -45,7 +46,8 @@ enum DatabaseFormPage {
         DatabaseInput(name: ctx.form["name"] ?? "", description: ctx.form["description"] ?? "", tags: ctx.form["tags"] ?? "",
                       smTitle: ctx.form["sm_title"] ?? "", smLanguage: ctx.form["sm_language"] ?? "en",
                       smEditFields: ctx.form["sm_edit_fields"] == "1",
-                      resourceIDs: ctx.form.all("resources").compactMap { Int64($0) })
+                      resourceIDs: ctx.form.all("resources").compactMap { Int64($0) },
+                      suppressionListIDs: ctx.form.all("suppression_lists").compactMap { Int64($0) })
     }
 
     static func render(_ app: WebApp, _ ctx: RequestContext, database: ProfileDatabase?, input: DatabaseInput,
@@ -63,6 +65,9 @@ enum DatabaseFormPage {
             "resources": .list(resources.map { r in
                 ["id": .string(String(r.id)), "name": .string(r.name), "channels": .string(r.channels.map(\.label).joined(separator: ", ")),
                  "checked": .bool(input.resourceIDs.contains(r.id))]
+            }),
+            "suppression_lists": .list(try app.services.suppressions.lists().filter { !$0.global }.map { l in
+                ["id": .string(String(l.id)), "name": .string(l.name), "checked": .bool(input.suppressionListIDs?.contains(l.id) ?? false)]
             }),
             "errors": View.errors(errors),
         ])

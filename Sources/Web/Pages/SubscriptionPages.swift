@@ -8,6 +8,7 @@ enum SubscriptionPages {
     /// was detached later is still listed, under its id.
     static func groups(_ app: WebApp, _ db: ProfileDatabase, _ p: Profile, resources attached: [Resource]) throws -> TemplateValue {
         let subs = try app.services.subscriptions.list(databaseID: db.id, profileRowID: p.rowID)
+        let suppressed = subs.isEmpty ? [:] : try app.services.suppressions.suppressed(databaseID: db.id, subs.map { ($0.channel, $0.contact) })
         var resources: [(id: Int64, name: String)] = attached.map { ($0.id, $0.name) }
         for id in Set(subs.map(\.resourceID)) where !resources.contains(where: { $0.id == id }) {
             resources.append((id, try app.services.resources.get(id)?.name ?? "Resource \(id)"))
@@ -18,7 +19,7 @@ enum SubscriptionPages {
             return ["name": .string(r.name), "subscriptions": .list(mine.map { s in
                 ["id": .string(String(s.id)), "channel": .string(s.channel.label), "contact": .string(s.contact), "provider": .string(s.provider),
                  "status": .string(s.status.label), "status_name": .string(s.status.name), "priority": .string(String(s.priority)),
-                 "unsafe": .bool(EventRules.unsafe(s.status)),
+                 "unsafe": .bool(EventRules.unsafe(s.status)), "suppressed": TemplateValue(suppressed[s.contact]),
                  "categories": .string(s.categories.joined(separator: ", ")), "deleted": .bool(s.deleted),
                  "fields": .string(s.fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.stringValue ?? $0.value.canonical)" }.joined(separator: "; ")),
                  "statuses": .list(ProfileStatus.allCases.map { ["value": .string($0.name), "label": .string($0.label), "selected": .bool($0 == s.status)] })]
