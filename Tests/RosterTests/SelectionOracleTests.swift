@@ -158,7 +158,7 @@ final class SelectionOracleTests: XCTestCase {
             if rule.value.trimmed.isEmpty { rule.value = "x" }
             rule.caseInsensitive = g.chance(50)
         case .choice: rule.value = op == "in" ? "gold, bronze" : g.pick(["gold", "silver", "bronze"])
-        case .boolean: break
+        case .boolean, .suppression: break
         case .ip: rule.value = op == "in_cidr" ? g.pick(["10.0.0.0/24", "192.168.0.0/16", "8.8.8.8/32", "0.0.0.0/0"]) : g.pick(["10.0.0.1", "8.8.8.8"])
         case .tags: rule.value = subject == "field:phones" ? g.pick(["+79001112233", "+1 202 555 0100"]) : [g.pick(["vip", "new", "Vip", "50%", "o'brien"]), g.pick(["vip", "new"])].joined(separator: ", ")
         case .object, .array:

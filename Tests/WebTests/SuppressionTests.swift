@@ -215,4 +215,35 @@ final class SuppressionTests: XCTestCase {
                                                              ("resources", String(w.news.id)), ("suppression_lists", String(w.shopOnly.id))]).status, 303)
         XCTAssertEqual(Set(try XCTUnwrap(try w.app.services.suppressions.list(id: w.shopOnly.id)).databaseIDs), [w.db.id, w.other.id])
     }
+
+    /// "Segments can select them": the profiles with a suppressed contact (their email, or a live subscription's
+    /// contact), by a list that applies to the database; the others with "has no".
+    func testSegmentsSelectProfilesWithSuppressedContacts() throws {
+        let w = try makeWorld()
+        let byEmail = try profile(w, "blocked@example.com")           // the email itself is listed (Global)
+        let byDomain = try profile(w, "someone@spam.example")         // its domain is listed
+        let bySubscription = try profile(w, "lea@example.com")
+        let id = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: bySubscription.rowID,
+            SubscriptionInput(resourceID: w.news.id, channel: "sms", contact: "+79005556677"), actor: nil)
+        _ = try w.app.services.suppressions.add(listID: w.shopOnly.id, text: "+7 900 555 66 77")
+        let clean = try profile(w, "max@example.com")
+        let deleted = try profile(w, "ned@example.com")
+        let gone = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: deleted.rowID,
+            SubscriptionInput(resourceID: w.news.id, channel: "email", contact: "ned@example.com"), actor: nil)
+        try w.app.services.subscriptions.setDeleted(databaseID: w.db.id, profileRowID: deleted.rowID, subscriptionID: gone, deleted: true, actor: nil)
+        _ = try w.app.services.suppressions.add(listID: w.shopOnly.id, text: "ned@example.com")
+        _ = (id, clean)
+        func count(_ op: String, _ database: ProfileDatabase) throws -> Int {
+            try w.app.services.segments.counts(databaseID: database.id,
+                                               Selection(rules: .group(.and, [.rule(Rule(subject: "suppressed", op: op))]))).matchingRules
+        }
+        // Ned's email is on "Shop only" too (the profile's own email counts, not only its subscriptions).
+        XCTAssertEqual(try count("has", w.db), 4, "blocked@, the spam.example domain, Lea's phone, Ned's email")
+        XCTAssertEqual(try count("has_no", w.db), 1, "only Max")
+        _ = byEmail; _ = byDomain
+        // In the other database only the global list applies.
+        _ = try profile(w, "ned@example.com", in: w.other)
+        _ = try profile(w, "zed@spam.example", in: w.other)
+        XCTAssertEqual(try count("has", w.other), 1)
+    }
 }

@@ -154,6 +154,7 @@ public enum SelectionCompiler {
         case "event": return .event
         case "last_interaction": return .lastInteraction
         case "segment": return .segment
+        case "suppressed": return .suppression
         default: return subject.hasPrefix("subscription:") ? .subscription : nil
         }
     }
@@ -246,6 +247,18 @@ public enum SelectionCompiler {
             case "more_than_days":
                 return ("(\(column) IS NULL OR \(column) < ?)", [.integer(dayStart(context, -(try days(rule.value))))])
             default: throw RuleError("“\(rule.op)” does not apply to the last interaction.")
+            }
+        case "suppressed":
+            // The suppression lists' own condition (one place): the profile's email or one of its live subscriptions'
+            // contacts is on a list that applies to this database.
+            let subscription = "EXISTS (SELECT 1 FROM subscriptions_\(context.databaseID) s WHERE s.profile = p.id AND s.deleted = 0 AND "
+                + Suppressions.suppressedSQL("s", databaseID: context.databaseID, context.dialect) + ")"
+            let email = Suppressions.suppressedSQL(channel: "'email'", contact: "p.email", databaseID: context.databaseID, context.dialect)
+            let sql = "(\(subscription) OR \(email))"
+            switch rule.op {
+            case "has": return (sql, [])
+            case "has_no": return ("NOT \(sql)", [])
+            default: throw RuleError("“\(rule.op)” does not apply to suppression lists.")
             }
         case "segment":
             guard let id = Int64(rule.value.trimmed), context.staticSegments.contains(id) else {

@@ -9,7 +9,7 @@ public enum RuleJoin: String, Sendable, CaseIterable {
 /// - `field:<key>` a standard field (`_fname`, `email`, `phones`, …), `custom:<id>` a custom field (by id, so a
 ///   renamed field keeps its rules; a deleted one is reported);
 /// - `status` the global status; `subscription:<resource id>:<channel or any>`; `event` the action history;
-///   `last_interaction`; `segment` membership of a static segment.
+///   `last_interaction`; `segment` membership of a static segment; `suppressed` a contact on a suppression list.
 /// `value` and `value2` hold what the operator needs (a value, a list, a bound, a key, a number of days).
 public struct Rule: Sendable, Equatable {
     public var subject: String
@@ -121,6 +121,7 @@ public struct Selection: Sendable, Equatable {
 public enum RuleOperators {
     public enum Kind: Sendable {
         case number, date, text, choice, boolean, ip, tags, object, array, status, subscription, event, lastInteraction, segment
+        case suppression
     }
 
     public static func kind(of type: FieldType) -> Kind {
@@ -171,6 +172,8 @@ public enum RuleOperators {
                     ("more_than_days", "more than N days ago (or never)")]
         case .segment:
             return [("in", "is a member of"), ("not_in", "is not a member of")]
+        case .suppression:
+            return [("has", "has a suppressed contact"), ("has_no", "has no suppressed contact")]
         }
     }
 }

@@ -101,14 +101,19 @@ public final class Suppressions: Sendable {
     /// The same rule as `match` as an SQL condition on a subscriptions row aliased `alias`: true when its contact is
     /// suppressed for the database.
     static func suppressedSQL(_ alias: String, databaseID: Int64, _ dialect: Dialect) -> String {
-        let domain = "substr(\(alias).contact, \(dialect.position(of: "'@'", in: "\(alias).contact")) + 1)"
+        suppressedSQL(channel: "\(alias).channel", contact: "\(alias).contact", databaseID: databaseID, dialect)
+    }
+
+    /// The same for any channel and contact expressions (a profile's email: `'email'`, `p.email`).
+    static func suppressedSQL(channel: String, contact: String, databaseID: Int64, _ dialect: Dialect) -> String {
+        let domain = "substr(\(contact), \(dialect.position(of: "'@'", in: contact)) + 1)"
         return """
             EXISTS (SELECT 1 FROM suppressions x JOIN suppression_lists l ON l.id = x.list_id
                     WHERE (l.global = 1 OR EXISTS (SELECT 1 FROM suppression_list_databases a
                                                    WHERE a.list_id = l.id AND a.database_id = \(databaseID)))
-                      AND ((\(alias).channel = 'email' AND ((x.kind = 'email' AND x.value = \(alias).contact)
-                                                         OR (x.kind = 'domain' AND x.value = \(domain))))
-                        OR (\(alias).channel IN ('sms', 'whatsapp', 'viber') AND x.kind = 'phone' AND x.value = \(alias).contact)))
+                      AND ((\(channel) = 'email' AND ((x.kind = 'email' AND x.value = \(contact))
+                                                   OR (x.kind = 'domain' AND x.value = \(domain))))
+                        OR (\(channel) IN ('sms', 'whatsapp', 'viber') AND x.kind = 'phone' AND x.value = \(contact))))
             """
     }
 

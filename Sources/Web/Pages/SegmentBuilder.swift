@@ -112,13 +112,14 @@ public enum SegmentBuilder {
             for channel in resource.channels { items.append(("subscription:\(resource.id):\(channel.rawValue)", "\(resource.name) — \(channel.label)", "Subscriptions")) }
         }
         items.append(("segment", "Static segment membership", "Segments"))
+        items.append(("suppressed", "Suppression lists", "Subscriptions"))
         return items
     }
 
     /// What the value boxes mean for an operator, shown beside them.
     static func hint(_ kind: RuleOperators.Kind?, _ op: String) -> (value: String?, value2: String?) {
         switch (kind, op) {
-        case (_, "empty"), (_, "not_empty"), (.boolean?, _): return (nil, nil)
+        case (_, "empty"), (_, "not_empty"), (.boolean?, _), (.suppression?, _): return (nil, nil)
         case (_, "between"): return ("from", "to")
         case (_, "within_days"), (_, "more_than_days"): return ("days", nil)
         case (_, "in"), (_, "not_in"):
