@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        .systemLibrary(name: "CGeoIP", pkgConfig: "geoip", providers: [.apt(["libgeoip-dev", "geoip-database"])]),
 
         // What both stores share: values, rows, named queries, migrations. No C.
         .target(name: "StoreCore", swiftSettings: settings),
@@ -34,12 +35,14 @@ let package = Package(
         .target(name: "Store", dependencies: ["SQLiteStore", "PostgresStore", "StoreCore"], swiftSettings: settings),
         // Password hashing and secure random from libsodium; XXH64 from libxxhash; MD5 identifiers from OpenSSL.
         .target(name: "Secrets", dependencies: ["CSodium", "CXXHash", "COpenSSL"], swiftSettings: settings),
+        // Countries of IPv4 addresses from Debian's packaged GeoIP database (libgeoip).
+        .target(name: "GeoLocation", dependencies: ["CGeoIP"], swiftSettings: settings),
         // QR codes from libqrencode as a matrix of modules (the pages draw them as SVG).
         .target(name: "QRCode", dependencies: ["CQRencode"], swiftSettings: settings),
         // Plain HTTP values (request, response, headers) shared by the web layer and the FastCGI adapter.
         .target(name: "HTTP", swiftSettings: settings),
         // The domain: accounts, sessions, settings; later databases, profiles, segments, bulk actions.
-        .target(name: "Roster", dependencies: ["Store", "SQLiteStore", "Secrets"], swiftSettings: settings),
+        .target(name: "Roster", dependencies: ["Store", "SQLiteStore", "Secrets", "GeoLocation"], swiftSettings: settings),
         // Pages, router, templates, forms, CSRF. Knows nothing of FastCGI.
         .target(name: "Web", dependencies: ["Roster", "HTTP", "Store", "QRCode"], swiftSettings: settings),
         // libfcgi accept loop turning FastCGI requests into HTTP values. Knows nothing of pages.
@@ -54,7 +57,7 @@ let package = Package(
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore"], swiftSettings: settings),
         .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "StoreTestSupport"], swiftSettings: settings),
         .testTarget(name: "RosterTests", dependencies: ["Roster", "Secrets", "Store", "SQLiteStore", "StoreTestSupport"], swiftSettings: settings),
-        .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets", "Store", "SQLiteStore", "StoreTestSupport"], swiftSettings: settings),
+        .testTarget(name: "WebTests", dependencies: ["Web", "FuzzTargets", "Store", "SQLiteStore", "StoreTestSupport", "GeoLocation"], swiftSettings: settings),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: settings),
     ]
 )

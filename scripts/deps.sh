@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Roster needs, only those missing. Safe to run again.
 set -euo pipefail
-packages=(nginx-light libfcgi-dev libsqlite3-dev libsodium-dev libxxhash-dev libssl-dev libpq-dev libqrencode-dev sqlite3 pkg-config curl)
+packages=(nginx-light libfcgi-dev libsqlite3-dev libsodium-dev libxxhash-dev libssl-dev libpq-dev libqrencode-dev libgeoip-dev geoip-database sqlite3 pkg-config curl)
 if [ "${1:-}" = "--bench" ]; then packages+=(wrk postgresql); fi
 # The browser suite: Debian's Chromium, its WebDriver, and Python's selenium (run with /usr/bin/python3).
 if [ "${1:-}" = "--e2e" ]; then packages+=(chromium chromium-driver python3-selenium); fi

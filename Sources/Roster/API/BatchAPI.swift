@@ -110,7 +110,8 @@ public final class BatchAPI: Sendable {
             if matching.hasPrefix("custom") && (fieldName ?? "").isEmpty { throw RequestError(status: 400, code: 400, text: "matching \(matching) needs field_name.") }
             let options = BatchOptions(mode: mode, databaseID: databaseID, matching: matching, resourceID: resourceID, fieldName: fieldName,
                                        fieldValue: params["field_value"], skipInvalidSubscriptions: BatchAPI.bool(params["skip_invalid_subscriptions"]),
-                                       skipTriggers: BatchAPI.bool(params["skip_triggers"]), now: clock.now())
+                                       skipTriggers: BatchAPI.bool(params["skip_triggers"]), now: clock.now(),
+                                       detectLocation: params["detect_location"].map(BatchAPI.bool) ?? true)
             let text = try pool.write { db -> String in
                 let catalogue = try Profiles.catalogue(databaseID, db)
                 if matching.hasPrefix("phone") || matching.hasPrefix("email_phone") { try db.execute(ProfileTable.createFirstPhoneIndex(databaseID, db.dialect)) }
@@ -181,6 +182,8 @@ struct BatchOptions {
     let skipInvalidSubscriptions: Bool
     let skipTriggers: Bool
     let now: Int64
+    /// Location from IP: on for API imports unless `detect_location` is false (as the spec says).
+    var detectLocation = true
 }
 
 struct ItemError: Error {
@@ -201,8 +204,10 @@ struct BatchItem {
     static let control: Set<String> = ["subscriptions", "profile_id", "phone", "subscription_id", "provider"]
 
     var writer: ProfileWriter {
-        ProfileWriter(db, databaseID: options.databaseID, catalogue: catalogue, actor: nil, origin: .api, now: options.now,
-                      skipTriggers: options.skipTriggers)
+        var writer = ProfileWriter(db, databaseID: options.databaseID, catalogue: catalogue, actor: nil, origin: .api, now: options.now,
+                                   skipTriggers: options.skipTriggers)
+        writer.detectLocation = options.detectLocation
+        return writer
     }
 
     /// Matching by a subscription's contact: the item's email or phone is that subscription's address, which is not
@@ -561,8 +566,15 @@ extension BatchAPI {
                         var details: [String: JSONValue] = ["how": .string("api")]
                         if case .object(let extra)? = event["details"] { details["details"] = .object(extra) }
                         // Recorded in the history; as an interaction it also moves the profile's last-interaction time.
-                        let writer = ProfileWriter(db, databaseID: databaseID, catalogue: catalogue, actor: nil, origin: .api, now: at,
+                        var writer = ProfileWriter(db, databaseID: databaseID, catalogue: catalogue, actor: nil, origin: .api, now: at,
                                                    skipTriggers: true)
+                        // An event with the customer's address: the latest action's IP, and the location it gives.
+                        if let ip = event["ip"] {
+                            writer.detectLocation = params["detect_location"].map(BatchAPI.bool) ?? true
+                            do { try writer.update(row, ["_ip": .json(ip)], empty: .keep) } catch let e as ValidationError {
+                                return fail(ItemCode.invalidData, e.fieldErrors.values.sorted().joined(separator: " "))
+                            }
+                        }
                         try writer.record(rowID, type, details)
                         return .object(["error": .int(0), "error_text": .string("Successful operation"), "profile_id": .string(row.string("profile_id") ?? "")])
                     }

@@ -33,6 +33,7 @@ public struct ImportProfilesTask: TaskHandler {
         let match: ImportMatch
         let updateExisting: Bool
         let subscription: (resource: Int64, channel: Channel, status: String)?
+        let detectLocation: Bool
         let catalogue: Profiles.Catalogue
         /// The history details of every profile this import creates (the same text for each).
 
@@ -47,6 +48,7 @@ public struct ImportProfilesTask: TaskHandler {
             targets = JSONValue.stringList(task.parameters["targets"])
             match = ImportMatch(text: task.parameters["match"]?.stringValue ?? "") ?? .email
             updateExisting = task.parameters["existing"]?.stringValue != "skip"
+            detectLocation = task.parameters["detect_location"] == .bool(true)
             if let resource = task.int64Parameter("resource_id"), let channel = Channel(rawValue: task.parameters["channel"]?.stringValue ?? "") {
                 subscription = (resource, channel, task.parameters["subscription_status"]?.stringValue ?? "subscribed")
             } else {
@@ -108,8 +110,9 @@ public struct ImportProfilesTask: TaskHandler {
         let now = Clock.system.now()
         let tally = EventTally()
         // One writer for the chunk: the field rules are built once, not per row.
-        let writer = ProfileWriter(db, databaseID: plan.databaseID, catalogue: plan.catalogue, actor: plan.actor, origin: .import,
+        var writer = ProfileWriter(db, databaseID: plan.databaseID, catalogue: plan.catalogue, actor: plan.actor, origin: .import,
                                    now: now, skipTriggers: false, taskID: plan.taskID, tally: tally)
+        writer.detectLocation = plan.detectLocation
         // A chunk also ends after `chunkBudgetNanoseconds` of work: the writer lock is shared with every page and API call, and
         // rows that each touch random index pages make a 5,000-row chunk hold it for a third of a second.
         // The clock is read after every row (a vDSO call, nanoseconds): checking every 64 rows let a chunk of slow rows

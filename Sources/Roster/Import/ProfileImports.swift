@@ -106,6 +106,8 @@ public struct ImportSettings: Sendable {
     public var resourceID: Int64?
     public var channel: String = ""
     public var subscriptionStatus: String = "subscribed"
+    /// Fill empty location fields from the file's IP columns (the spec: an option chosen before the import).
+    public var detectLocation = false
     public init(targets: [String]) { self.targets = targets }
 }
 
@@ -223,6 +225,7 @@ public final class ProfileImports: Sendable {
             "targets": .array(settings.targets.map { .string($0) }),
             "match": .string(match.text),
             "existing": .string(settings.existing),
+            "detect_location": .bool(settings.detectLocation),
         ]
         if let resource {
             parameters["resource_id"] = .int(resource.id)

@@ -117,6 +117,8 @@ public struct ProfileWriter {
     let origin: ChangeOrigin
     let now: Int64
     var skipTriggers = false
+    /// Fill empty location fields from an arriving IP (`Geolocation`): on for the API, chosen for file imports.
+    var detectLocation = false
     /// The task this change belongs to (bulk, import, copy): written in history details and trigger rows.
     var taskID: Int64?
     /// Imports count the day's statistics per chunk instead of per event.
@@ -292,6 +294,9 @@ public struct ProfileWriter {
             if value != .null { row[ref.column] = value }
         }
         if !judged.errors.isEmpty { throw ValidationError(judged.errors) }
+        if detectLocation {
+            for (_, column, value) in Geolocation.fill(given: row, current: nil) { row[column] = value }
+        }
         let rowID: Int64, profileID: String
         do {
             (rowID, profileID) = try db.recoverable {
@@ -339,6 +344,12 @@ public struct ProfileWriter {
             }
         }
         if !judged.errors.isEmpty { throw ValidationError(judged.errors) }
+        if detectLocation {
+            for (key, column, value) in Geolocation.fill(given: judged.values, current: row) where changes[column] == nil {
+                changes[column] = value
+                changedKeys.append(key)
+            }
+        }
         if let email = changes["email"],
            try db.queryOne("SELECT 1 FROM \(table) WHERE email = ? AND id <> ?", [email, rowID]) != nil {
             throw ValidationError(field: "email", "Another profile in this database has the email \(email.string ?? "").")

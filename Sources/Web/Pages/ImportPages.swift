@@ -46,6 +46,7 @@ enum ImportPages {
         var settings = ImportSettings(targets: upload.header.indices.map { ctx.form["column_\($0)"] ?? "" })
         settings.match = ctx.form["match"] ?? "email"
         settings.existing = ctx.form["existing"] ?? "update"
+        settings.detectLocation = ctx.form["detect_location"] != nil
         if let target = ctx.form["subscribe"], !target.isEmpty {
             let parts = target.split(separator: ":", maxSplits: 1)
             settings.resourceID = parts.first.flatMap { Int64($0) } ?? -1
@@ -100,6 +101,7 @@ enum ImportPages {
             "unmapped": .string(upload.unmapped(settings.targets).joined(separator: ", ")),
             "matches": .list(matches),
             "update_existing": .bool(settings.existing != "skip"),
+            "detect_location": .bool(settings.detectLocation),
             "subscribe_options": .list(subscribeOptions),
             "statuses": .list(ProfileStatus.allCases.map { ["value": .string($0.name), "label": .string($0.label), "selected": .bool($0.name == settings.subscriptionStatus)] }),
             "errors": View.errors(errors),
