@@ -149,6 +149,7 @@ final class SubscriptionManagerTests: XCTestCase {
         let status = try w.pool.read { try $0.scalar("SELECT status FROM profiles_\(w.db.id) WHERE id = ?", [w.profile.rowID]).int }
         XCTAssertEqual(status, ProfileStatus.unsubscribed.rawValue)
         XCTAssertEqual(try w.history().last?.string("type"), HistoryEvent.statusChanged)
+        XCTAssertEqual(try w.triggers().last, "status_updated", "the global status change is a trigger event too")
         let view = try XCTUnwrap(try w.manager.view(token: w.token))
         XCTAssertTrue(view.canResubscribeAll)
         XCTAssertFalse(view.canUnsubscribeAll)

@@ -107,6 +107,15 @@ struct BulkExecutor {
                 .execute([.integer(taskID)] + range)
             try db.prepare("INSERT INTO \(history) (profile, at, type, actor, details) SELECT p.id, ?, ?, ?, \(db.dialect.jsonObject([("from", BulkExecutor.statusName("p.status")), ("to", "'unsubscribed'"), ("task", "?")])) FROM \(table) p WHERE p.id IN (\(targets)) AND p.status <> 1")
                 .execute([.integer(now), .text(HistoryEvent.statusChanged), actor.map { .integer($0) } ?? .null, .integer(taskID)] + range)
+            if !skipTriggers {
+                // The same event as ProfileWriter.update writes for a global status change.
+                try db.prepare("""
+                    INSERT INTO trigger_events (database_id, profile_id, type, payload, task_id, created_at)
+                    SELECT ?, p.profile_id, 'status_updated', \(db.dialect.jsonObject([("from", BulkExecutor.statusName("p.status")),
+                                                                                        ("status", "'unsubscribed'")])), ?, ?
+                    FROM \(table) p WHERE p.id IN (\(targets)) AND p.status <> 1
+                    """).execute([.integer(databaseID), .integer(taskID), .integer(now)] + range)
+            }
             chunk.updated = try db.prepare("UPDATE \(table) SET status = 1, updated_at = ?, version = version + 1 WHERE id IN (\(targets)) AND status <> 1").execute([.integer(now)] + range)
             chunk.skip(SkipReason.unchanged, count - chunk.updated)
             if chunk.updated > 0 { try db.run(History.bumpStatsBy, [databaseID, now, HistoryEvent.statusChanged, chunk.updated, chunk.updated]) }

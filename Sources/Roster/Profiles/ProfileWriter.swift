@@ -374,6 +374,7 @@ public struct ProfileWriter {
             d["from"] = .string(current.name)
             d["to"] = .string(status.name)
             try record(rowID, HistoryEvent.statusChanged, d)
+            try trigger(profileID, "status_updated", .object(["from": .string(current.name), "status": .string(status.name)]))
         }
         return changedKeys
     }

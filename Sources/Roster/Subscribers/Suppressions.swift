@@ -131,12 +131,18 @@ public final class Suppressions: Sendable {
         try db.run(SuppressionStore.recordBounce, [kind.rawValue, contact, status.name, now, databaseID])
     }
 
-    /// Which of these contacts are suppressed for the database (contact → list name): the profile page's marks.
-    public func suppressed(databaseID: Int64, _ contacts: [(Channel, String)]) throws -> [String: String] {
+    /// The suppressed contacts of a profile's subscriptions (contact → list name), for the profile page's marks: one
+    /// set-based query finds them (usually none), and only those are looked up by name.
+    public func suppressed(databaseID: Int64, profileRowID: Int64) throws -> [String: String] {
         try pool.read { db in
+            let hits = try db.query("""
+                SELECT DISTINCT s.channel, s.contact FROM \(Subscriptions.table(databaseID)) s
+                WHERE s.profile = ? AND \(Suppressions.suppressedSQL("s", databaseID: databaseID, db.dialect))
+                """, [profileRowID])
             var out: [String: String] = [:]
-            for (channel, contact) in contacts.prefix(500) where out[contact] == nil {
-                if let list = try Suppressions.match(db, databaseID: databaseID, channel: channel, contact: contact) { out[contact] = list }
+            for row in hits.prefix(500) {
+                guard let channel = Channel(rawValue: row.string("channel") ?? ""), let contact = row.string("contact") else { continue }
+                out[contact] = try Suppressions.match(db, databaseID: databaseID, channel: channel, contact: contact)
             }
             return out
         }

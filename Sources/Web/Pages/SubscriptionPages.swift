@@ -8,7 +8,7 @@ enum SubscriptionPages {
     /// was detached later is still listed, under its id.
     static func groups(_ app: WebApp, _ db: ProfileDatabase, _ p: Profile, resources attached: [Resource]) throws -> TemplateValue {
         let subs = try app.services.subscriptions.list(databaseID: db.id, profileRowID: p.rowID)
-        let suppressed = subs.isEmpty ? [:] : try app.services.suppressions.suppressed(databaseID: db.id, subs.map { ($0.channel, $0.contact) })
+        let suppressed = subs.isEmpty ? [:] : try app.services.suppressions.suppressed(databaseID: db.id, profileRowID: p.rowID)
         var resources: [(id: Int64, name: String)] = attached.map { ($0.id, $0.name) }
         for id in Set(subs.map(\.resourceID)) where !resources.contains(where: { $0.id == id }) {
             resources.append((id, try app.services.resources.get(id)?.name ?? "Resource \(id)"))
