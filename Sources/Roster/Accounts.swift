@@ -37,6 +37,11 @@ public struct SessionPolicy: Sendable {
     public var accountSpacing: Int64 = 2
     /// How long the code may be typed after the password.
     public var challengeLifetime: Int64 = 5 * 60
+    /// Wrong codes one pending sign-in takes before it is void (the password is asked again).
+    public var maxCodeFailuresPerChallenge = 5
+    /// Wrong codes of one user from all addresses within the window before codes are refused until it passes: with
+    /// the password known, a guesser spread over many addresses gets this many tries per window, not thousands a day.
+    public var maxCodeFailuresPerUser = 10
     public init() {}
 }
 
@@ -261,12 +266,27 @@ public final class Accounts: Sendable {
                 try db.run(TwoFactorStore.deleteChallenge, [digest])
                 return .challengeExpired
             }
+            let since = now - policy.failureWindow
+            let (userKey, challengeKey) = ("code:\(user.id)", "challenge:" + String(digest.prefix(32)))
+            if try db.scalar(LoginThrottle.countSince, [challengeKey, since]).int ?? 0 >= policy.maxCodeFailuresPerChallenge {
+                try db.run(TwoFactorStore.deleteChallenge, [digest])
+                return .challengeExpired
+            }
+            if try db.scalar(LoginThrottle.countSince, [userKey, since]).int ?? 0 >= policy.maxCodeFailuresPerUser {
+                let last = try db.scalar(LoginThrottle.lastSince, [userKey, since]).int64 ?? now
+                return .throttled(retryAfterSeconds: Int(max(1, last + policy.failureWindow - now)))
+            }
             let keys = ThrottleKeys(email: user.email, remoteAddress: remoteAddress)
-            let (attempt, wait) = try admit(keys, now: now, db)
+            var (attempt, wait) = try admit(keys, now: now, db)
             if wait > 0 { return .throttled(retryAfterSeconds: wait) }
+            for key in [userKey, challengeKey] {
+                try db.run(LoginThrottle.insert, [key, now])
+                attempt.append(try db.lastInsertedID())
+            }
             guard try TwoFactor.consume(code, userID: user.id, at: now, db) else { return .invalidCredentials }
             for id in attempt { try db.run(LoginThrottle.forget, [id]) }
             try db.run(LoginThrottle.clear, [keys.pair])
+            try db.run(LoginThrottle.clear, [userKey])
             try db.run(TwoFactorStore.deleteChallenge, [digest])
             return try startSession(user, remoteAddress: remoteAddress, now: now, db)
         }

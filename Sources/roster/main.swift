@@ -144,6 +144,9 @@ func readPasswordFromStdin() -> String {
     return line
 }
 
+// Every command that writes subscriptions (serve, bulk, import) may ask for confirmations: their links need these.
+SubscriberLinks.configuration = .init(publicURL: config.publicURL, confirmationHours: config.confirmationHours)
+
 switch args.first {
 case "serve":
     // One server per data folder; a restore waits for it to stop. Held until the process ends.

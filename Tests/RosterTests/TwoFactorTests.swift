@@ -164,10 +164,9 @@ final class TwoFactorTests: XCTestCase {
                 return XCTFail("wrong code \(i)")
             }
         }
-        guard case .throttled(let wait) = try w.accounts.completeSignIn(challenge: challenge, code: try w.code(), remoteAddress: "10.0.0.1") else {
-            return XCTFail("the sixth try waits, even with the right code")
+        guard case .challengeExpired = try w.accounts.completeSignIn(challenge: challenge, code: try w.code(), remoteAddress: "10.0.0.1") else {
+            return XCTFail("five wrong codes void the pending sign-in, even for the right code")
         }
-        XCTAssertGreaterThan(wait, 0)
         guard case .throttled = try w.accounts.login(email: w.user.email, password: "ann's long password", remoteAddress: "10.0.0.1") else {
             return XCTFail("the password does not reset the count of wrong codes")
         }
@@ -215,6 +214,30 @@ final class TwoFactorTests: XCTestCase {
         XCTAssertEqual(try w.accounts.user(id: w.user.id)?.twoFactorEnabled, false)
         guard case .success = try w.accounts.login(email: w.user.email, password: "ann's long password", remoteAddress: "10.0.0.1") else {
             return XCTFail("the password alone again")
+        }
+    }
+
+    /// A guesser who knows the password and spreads over many addresses still gets a handful of codes per window.
+    func testWrongCodesFromManyAddressesStopAtTheUsersLimit() throws {
+        let w = try World()
+        _ = try w.enable()
+        w.clock.advance(60)
+        for i in 0..<10 {
+            let address = "10.1.\(i / 2).1"
+            guard case .invalidCredentials = try w.accounts.completeSignIn(challenge: try w.challenge(from: address), code: "00000\(i % 10)",
+                                                                           remoteAddress: address) else {
+                return XCTFail("wrong code \(i)")
+            }
+        }
+        guard case .throttled(let wait) = try w.accounts.completeSignIn(challenge: try w.challenge(from: "10.9.9.9"), code: try w.code(),
+                                                                        remoteAddress: "10.9.9.9") else {
+            return XCTFail("the user's limit holds on a new address, even for the right code")
+        }
+        XCTAssertGreaterThan(wait, 0)
+        w.clock.advance(15 * 60 + 1)
+        guard case .success = try w.accounts.completeSignIn(challenge: try w.challenge(from: "10.9.9.9"), code: try w.code(),
+                                                            remoteAddress: "10.9.9.9") else {
+            return XCTFail("after the window the owner signs in")
         }
     }
 }

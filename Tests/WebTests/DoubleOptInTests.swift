@@ -177,6 +177,62 @@ final class DoubleOptInTests: XCTestCase {
         XCTAssertEqual(subscriber.post(path, [("form_token", token)]).status, 410)
         XCTAssertEqual(try app.services.subscriptions.list(databaseID: db.id, profileRowID: p.rowID).first { $0.id == id }?.status, .unconfirmed)
     }
+
+    /// "Any way in" holds for the second request too: only the confirmation makes it subscribed.
+    func testOnlyTheConfirmationMakesItSubscribed() throws {
+        let w = try makeWorld()
+        let item = """
+            {"token":"\(w.apiToken)","db_id":\(w.db.id),"data":[{"email":"ann@example.com",
+             "subscriptions":[{"resource_id":\(w.letters.id),"channel":"email","email_data":{"email":"ann@example.com"},"status":"subscribed"}]}]}
+            """
+        for _ in 0..<2 {
+            let r = w.app.handle(Request(method: "POST", target: "/api/v1.1/profiles/import_batch", headers: ["Content-Type": "application/json"],
+                                         body: Array(item.utf8)))
+            XCTAssertEqual(r.status, 200)
+        }
+        XCTAssertEqual(try subscription(w, "ann@example.com")?.status, .unconfirmed, "asking twice is not confirming")
+        // A bulk status change to subscribed skips it, with the reason.
+        let admin = try XCTUnwrap(try w.app.accounts.user(email: "admin@example.com"))
+        let task = try w.app.services.bulk.start(BulkRequest(databaseID: w.db.id, selection: Selection(), action: .updateSubscriptionStatus(
+            resourceID: w.letters.id, channel: "email", status: "subscribed", includeUnsafe: false)), title: "All in", user: admin)
+        w.app.services.tasks.runUntilIdle()
+        XCTAssertEqual(try w.app.services.tasks.task(task)?.details["awaiting_confirmation"], 1)
+        XCTAssertEqual(try subscription(w, "ann@example.com")?.status, .unconfirmed)
+        // Off and on again in the subscription manager: it waits for a new confirmation.
+        let ann = try profile(w, "ann@example.com")
+        let sub = try XCTUnwrap(try subscription(w, "ann@example.com"))
+        let link = try w.app.services.links.managerToken(databaseID: w.db.id, profileID: ann.profileID)
+        try w.app.services.manager.setSubscribed(token: link, subscriptionID: sub.id, false)
+        try w.app.services.manager.setSubscribed(token: link, subscriptionID: sub.id, true)
+        XCTAssertEqual(try subscription(w, "ann@example.com")?.status, .unconfirmed)
+        XCTAssertEqual(try confirmationURLs(w, "ann@example.com").count, 2, "a new link for the new request")
+        // Deleted and restored on the profile page: the same.
+        try w.app.services.subscriptions.setDeleted(databaseID: w.db.id, profileRowID: ann.rowID, subscriptionID: sub.id, deleted: true, actor: nil)
+        try w.app.services.subscriptions.setDeleted(databaseID: w.db.id, profileRowID: ann.rowID, subscriptionID: sub.id, deleted: false, actor: nil)
+        XCTAssertEqual(try subscription(w, "ann@example.com")?.status, .unconfirmed)
+        XCTAssertEqual(try confirmationURLs(w, "ann@example.com").count, 3)
+    }
+
+    /// SQLite may give a deleted subscription's id to a new one: a link made for one contact never confirms another.
+    func testALinkConfirmsOnlyTheContactItWasMadeFor() throws {
+        let w = try makeWorld()
+        let eve = try profile(w, "eve@example.com")
+        _ = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: eve.rowID,
+                                                 SubscriptionInput(resourceID: w.letters.id, channel: "email", contact: "eve@example.com"), actor: nil)
+        let url = try XCTUnwrap(try confirmationURLs(w, "eve@example.com").first)
+        let path = String(url.dropFirst("http://127.0.0.1:8080".count))
+        try w.app.services.profiles.delete(databaseID: w.db.id, profileID: eve.profileID)
+        let vic = try profile(w, "vic@example.com")
+        _ = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: vic.rowID,
+                                                 SubscriptionInput(resourceID: w.letters.id, channel: "email", contact: "vic@example.com"), actor: nil)
+        let subscriber = Browser(w.app)
+        let page = subscriber.get(path)
+        XCTAssertTrue(page.bodyText.contains("can no longer be confirmed"), page.bodyText)
+        XCTAssertFalse(page.bodyText.contains("v••@example.com"))
+        let token = try w.app.services.links.formToken(for: String(path.dropFirst("/s/confirm/".count)))
+        _ = subscriber.post(path, [("form_token", token)])
+        XCTAssertEqual(try subscription(w, "vic@example.com")?.status, .unconfirmed)
+    }
 }
 
 /// A clock the test moves by hand.

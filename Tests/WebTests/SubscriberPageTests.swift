@@ -117,6 +117,17 @@ final class SubscriberPageTests: XCTestCase {
         XCTAssertNotEqual(try link(w), path, "the profile page shows the new link")
     }
 
+    /// Acting through the link is acting as the subscriber: a viewer is not shown it.
+    func testViewersAreNotShownTheLink() throws {
+        let w = try makeWorld()
+        try w.app.accounts.createUser(email: "view@example.com", name: "", role: .viewer, password: "viewer password 1")
+        let viewer = Browser(w.app)
+        XCTAssertEqual(viewer.login("view@example.com", "viewer password 1").status, 303)
+        let page = viewer.get("/databases/\(w.db.id)/profiles/\(w.profile.profileID)")
+        XCTAssertEqual(page.status, 200)
+        XCTAssertFalse(page.bodyText.contains("/s/"))
+    }
+
     func testTheAPIsProfileReadReturnsTheLink() throws {
         let w = try makeWorld()
         let body = "{\"token\":\"\(w.apiToken)\",\"db_id\":\(w.db.id),\"matching\":\"email\",\"email\":\"ann@example.com\"}"

@@ -205,6 +205,10 @@ final class SuppressionTests: XCTestCase {
         XCTAssertTrue(editor.post("/settings/suppression-lists/\(w.global.id)/entries",
                                   [("csrf_token", editor.csrfToken), ("entries", "late@example.com")]).bodyText.contains("Added 1;"),
                       "editors fill lists")
+        // An editor saving the database form leaves its lists as they are (only admins change them).
+        XCTAssertEqual(editor.post("/databases/\(w.db.id)", [("csrf_token", editor.csrfToken), ("name", "Shop"), ("sm_language", "en"),
+                                                             ("resources", String(w.news.id))]).status, 303)
+        XCTAssertEqual(try w.app.services.suppressions.list(id: w.shopOnly.id)?.databaseIDs, [w.db.id])
         let dup = w.b.post("/settings/suppression-lists", [("csrf_token", w.b.csrfToken), ("name", "GLOBAL"), ("scope", "global")])
         XCTAssertEqual(dup.status, 422)
         // The database form attaches lists; a global list is not offered there.

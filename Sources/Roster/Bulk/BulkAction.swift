@@ -138,6 +138,7 @@ public enum SkipReason {
     public static let codeTaken = "code_taken"
     public static let purged = "purged"
     public static let suppressed = "suppressed"
+    public static let awaitingConfirmation = "awaiting_confirmation"
 
     public static func label(_ reason: String) -> String {
         switch reason {
@@ -150,6 +151,7 @@ public enum SkipReason {
         case hasCode: return "already has a code of this program"
         case noSubscription: return "no subscription in that resource and channel"
         case suppressed: return "the contact is on a suppression list"
+        case awaitingConfirmation: return "waiting for the subscriber's confirmation (double opt-in)"
         case noCode: return "no code of this program to detach"
         case changedSince: return "changed since the task: left as they are"
         case profileGone: return "the profile was deleted since"

@@ -141,6 +141,13 @@ struct BulkExecutor {
             let scopeParams = range + [.integer(resourceID), .text(channel)]
             let newStatus = SQLValue.integer(Int64(status.rawValue))
             var change = "s.status <> ?" + (guardUnsafe ? " AND s.status NOT IN (\(EventRules.unsafeCodesSQL))" : "")
+            // Double opt-in: only the subscriber's confirmation makes an unconfirmed subscription subscribed.
+            if status == .subscribed, try db.queryOne(ResourceStore.byID, [resourceID])?.bool("double_opt_in") == true {
+                let waiting = try db.prepare("SELECT COUNT(*) FROM \(subscriptions) s WHERE \(scope) AND s.status = \(ProfileStatus.unconfirmed.rawValue)")
+                    .query(scopeParams).first?[0].int ?? 0
+                chunk.skip(SkipReason.awaitingConfirmation, waiting)
+                change += " AND s.status <> \(ProfileStatus.unconfirmed.rawValue)"
+            }
             // The suppression lists' rule, set-based: no subscription to a suppressed contact becomes active.
             let activating = status == .subscribed || status == .unconfirmed
             let suppressed = Suppressions.suppressedSQL("s", databaseID: databaseID, db.dialect)

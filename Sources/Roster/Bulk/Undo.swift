@@ -444,6 +444,16 @@ extension BulkExecutor {
             do {
                 _ = try insert(table, profile)
                 for s in archived["subscriptions"]?.arrayValue ?? [] { _ = try insert(subscriptions, s, newID: true) }
+                // A contact suppressed since the deletion comes back deleted (restorable by hand once off the list).
+                if case .object(let p) = profile, let rowID = p["id"].map(DeletionArchive.value)?.int64 {
+                    let active = "\(ProfileStatus.subscribed.rawValue), \(ProfileStatus.unconfirmed.rawValue)"
+                    let hidden = try db.run("""
+                        UPDATE \(subscriptions) SET deleted = 1 WHERE id IN (SELECT s.id FROM \(subscriptions) s
+                            WHERE s.profile = ? AND s.deleted = 0 AND s.status IN (\(active))
+                              AND \(Suppressions.suppressedSQL("s", databaseID: databaseID, db.dialect)))
+                        """, [rowID])
+                    if hidden > 0 { chunk.reasons[SkipReason.suppressed, default: 0] += hidden }
+                }
                 for h in archived["history"]?.arrayValue ?? [] { _ = try insert(history, h, newID: true) }
                 for m in archived["members"]?.arrayValue ?? [] {
                     guard case .object(let o) = m, let segment = o["segment_id"] else { continue }

@@ -72,6 +72,9 @@ public struct SubscriptionChange: Sendable {
     public var fields: [String: JSONValue]
     /// Allows moving a subscription out of an unsafe status into subscribed (bulk option "include unsafe").
     public var includeUnsafe: Bool
+    /// The subscriber followed the confirmation link: the only change that makes a double opt-in subscription
+    /// subscribed (`SubscriptionManager.confirm`).
+    var confirming = false
 
     public init(resourceID: Int64, channel: String, contact: String, provider: String = "", status: ProfileStatus? = nil,
                 priority: Int? = nil, categories: [String]? = nil, fields: [String: JSONValue] = [:], includeUnsafe: Bool = false) {
@@ -414,8 +417,11 @@ public struct ProfileWriter {
         if let existing = try db.queryOne("SELECT * FROM \(t) WHERE \(scope) AND contact = ?", scopeParams + [contact]) {
             let current = Subscription(row: existing)
             var target = change.status ?? (current.deleted ? .subscribed : current.status)
-            // Double opt-in: a deleted subscription coming back is a new one and waits for its confirmation too.
-            if current.deleted && target == .subscribed && resource.doubleOptIn { target = .unconfirmed }
+            // Double opt-in: whatever a way in asks, a subscription becomes subscribed only by its confirmation; one
+            // coming back (deleted, unsubscribed) waits for a new confirmation like a new one.
+            if resource.doubleOptIn && target == .subscribed && !change.confirming && (current.deleted || current.status != .subscribed) {
+                target = .unconfirmed
+            }
             if target == .subscribed, !change.includeUnsafe, !current.deleted, EventRules.unsafe(current.status) {
                 throw UnsafeStatusRefusal(current: current.status)
             }
@@ -521,7 +527,7 @@ public struct ProfileWriter {
     /// the signed link, good for ROSTER_CONFIRMATION_HOURS.
     func requestConfirmation(_ profileID: String, subscriptionID: Int64, resource: Resource, channel: Channel,
                              contact: String) throws {
-        let url = try SubscriberLinks.confirmationURL(databaseID: databaseID, subscriptionID: subscriptionID, now: now, db)
+        let url = try SubscriberLinks.confirmationURL(databaseID: databaseID, subscriptionID: subscriptionID, contact: contact, now: now, db)
         let expires = now + Int64(SubscriberLinks.configuration.confirmationHours) * 3600
         try trigger(profileID, "confirmation_requested", .object([
             "resource_id": .int(resource.id), "channel": .string(channel.rawValue), "contact": .string(contact),
@@ -572,6 +578,14 @@ public struct ProfileWriter {
         }
         if status == current.status && priority == current.priority { return }
         if status != current.status { try recordBounce(current.channel, current.contact, status) }
+        if status == .unconfirmed && status != current.status, let resourceRow = try db.queryOne(ResourceStore.byID, [current.resourceID]),
+           let profileID = try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string {
+            let resource = try ResourceStore.load(row: resourceRow, db)
+            if resource.doubleOptIn {
+                try requestConfirmation(profileID, subscriptionID: subscriptionID, resource: resource, channel: current.channel,
+                                        contact: current.contact)
+            }
+        }
         try db.run("UPDATE \(subscriptions) SET status = ?, priority = ?, updated_at = ? WHERE id = ?",
                    [status.rawValue, priority, now, subscriptionID])
         try record(rowID, status == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged,
@@ -589,6 +603,21 @@ public struct ProfileWriter {
                                                [subscriptionID, rowID]) {
             let current = Subscription(row: row)
             if ProfileWriter.activates(from: nil, to: current.status) { try refuseIfSuppressed(current.channel, current.contact) }
+            // Back from deletion is like new: with double opt-in it waits for a confirmation again.
+            if current.status == .subscribed || current.status == .unconfirmed,
+               let resourceRow = try db.queryOne(ResourceStore.byID, [current.resourceID]),
+               let profileID = try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string {
+                let resource = try ResourceStore.load(row: resourceRow, db)
+                if resource.doubleOptIn {
+                    try db.run("UPDATE \(subscriptions) SET status = ?, deleted = 0, updated_at = ? WHERE id = ?",
+                               [ProfileStatus.unconfirmed.rawValue, now, subscriptionID])
+                    try record(rowID, HistoryEvent.subscriptionChanged, ["subscription": .int(subscriptionID), "restored": .bool(true),
+                                                                         "from": .string("deleted"), "status": .string("unconfirmed")])
+                    try requestConfirmation(profileID, subscriptionID: subscriptionID, resource: resource, channel: current.channel,
+                                            contact: current.contact)
+                    return
+                }
+            }
         }
         let changed = try db.prepare("UPDATE \(subscriptions) SET deleted = ?, updated_at = ? WHERE id = ? AND profile = ?")
             .execute([deleted, now, subscriptionID, rowID])

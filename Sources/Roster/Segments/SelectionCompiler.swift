@@ -253,7 +253,8 @@ public enum SelectionCompiler {
             // contacts is on a list that applies to this database.
             let subscription = "EXISTS (SELECT 1 FROM subscriptions_\(context.databaseID) s WHERE s.profile = p.id AND s.deleted = 0 AND "
                 + Suppressions.suppressedSQL("s", databaseID: context.databaseID, context.dialect) + ")"
-            let email = Suppressions.suppressedSQL(channel: "'email'", contact: "p.email", databaseID: context.databaseID, context.dialect)
+            let email = Suppressions.suppressedSQL(channel: "'email'", contact: context.dialect.plainText("p.email"),
+                                                   databaseID: context.databaseID, context.dialect)
             let sql = "(\(subscription) OR \(email))"
             switch rule.op {
             case "has": return (sql, [])

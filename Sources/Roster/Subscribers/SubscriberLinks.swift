@@ -137,13 +137,17 @@ public final class SubscriberLinks: Sendable {
 
     /// A confirmation link for one subscription, signed with the key this transaction sees; it records when it was
     /// made, and `confirmationTarget` refuses it after ROSTER_CONFIRMATION_HOURS.
-    static func confirmationURL(databaseID: Int64, subscriptionID: Int64, now: Int64, _ db: Connection) throws -> String {
-        let token = sign("confirm", "\(databaseID) \(subscriptionID) \(now)", key: try key(db, now: now).key)
+    static func confirmationURL(databaseID: Int64, subscriptionID: Int64, contact: String, now: Int64, _ db: Connection) throws -> String {
+        let token = sign("confirm", "\(databaseID) \(subscriptionID) \(now) \(contactMark(contact))", key: try key(db, now: now).key)
         return configuration.publicURL + confirmPrefix + token
     }
 
+    /// A short digest of the contact the link was made for: SQLite may give a deleted subscription's id to a new
+    /// one, and a link must not confirm somebody else's.
+    static func contactMark(_ contact: String) -> String { String(Secrets.digest("confirm-contact\n" + contact).prefix(16)) }
+
     public enum Confirmation: Sendable, Equatable {
-        case valid(databaseID: Int64, subscriptionID: Int64)
+        case valid(databaseID: Int64, subscriptionID: Int64, contactMark: String)
         case expired(databaseID: Int64)
         case invalid
     }
@@ -151,11 +155,11 @@ public final class SubscriberLinks: Sendable {
     public func confirmationTarget(_ token: String) throws -> Confirmation {
         guard let payload = try verify("confirm", token) else { return .invalid }
         let parts = payload.split(separator: " ")
-        guard parts.count == 3, let databaseID = Int64(parts[0]), let subscriptionID = Int64(parts[1]),
+        guard parts.count == 4, let databaseID = Int64(parts[0]), let subscriptionID = Int64(parts[1]),
               let issued = Int64(parts[2]) else { return .invalid }
         let lifetime = Int64(SubscriberLinks.configuration.confirmationHours) * 3600
         if clock.now() - issued > lifetime { return .expired(databaseID: databaseID) }
-        return .valid(databaseID: databaseID, subscriptionID: subscriptionID)
+        return .valid(databaseID: databaseID, subscriptionID: subscriptionID, contactMark: String(parts[3]))
     }
 
     public func checkFormToken(_ sent: String, for token: String) throws -> Bool {

@@ -149,7 +149,12 @@ public final class SubscriptionManager: Sendable {
                 guard shown.contains(key) else { throw ValidationError(field: "fields", "\(key) cannot be changed here.") }
                 inputs[key] = .text(value)
             }
-            try writer.update(row, inputs)
+            do {
+                try writer.update(row, inputs)
+            } catch let error as ValidationError where error.fieldErrors["email"]?.hasPrefix("Another profile") == true {
+                // Whether an address belongs to another customer is not the subscriber's to learn.
+                throw ValidationError(field: "email", "This email cannot be used here.")
+            }
         }
     }
 
@@ -253,8 +258,8 @@ extension SubscriptionManager {
             return .bare(.invalid)
         case .expired(let databaseID):
             return .bare(.expired, try pool.read { try $0.queryOne(DatabaseStore.byID, [databaseID]).map(ProfileDatabase.init(row:)) })
-        case .valid(let databaseID, let subscriptionID):
-            return try pool.read { db in try SubscriptionManager.confirmationView(databaseID, subscriptionID, db) }
+        case .valid(let databaseID, let subscriptionID, let mark):
+            return try pool.read { db in try SubscriptionManager.confirmationView(databaseID, subscriptionID, mark, db) }
         }
     }
 
@@ -262,36 +267,38 @@ extension SubscriptionManager {
     /// trigger events `subscription_updated` and `subscription_confirmed`). Confirming twice changes nothing.
     @discardableResult
     public func confirm(token: String) throws -> ConfirmationView {
-        guard case .valid(let databaseID, let subscriptionID) = try links.confirmationTarget(token) else {
+        guard case .valid(let databaseID, let subscriptionID, let mark) = try links.confirmationTarget(token) else {
             return try confirmation(token: token)
         }
         let now = clock.now()
         return try pool.write { db in
-            let view = try SubscriptionManager.confirmationView(databaseID, subscriptionID, db)
+            let view = try SubscriptionManager.confirmationView(databaseID, subscriptionID, mark, db)
             guard view.state == .waiting,
                   let row = try db.queryOne("SELECT * FROM \(Subscriptions.table(databaseID)) WHERE id = ?", [subscriptionID]),
                   let profileID = try db.scalar("SELECT profile_id FROM \(ProfileTable.name(databaseID)) WHERE id = ?",
                                                 [row.int64("profile") ?? 0]).string else { return view }
             let found = Subscription(row: row)
             let writer = try ProfileWriter.open(db, databaseID: databaseID, actor: nil, origin: .subscriber, now: now)
+            var change = SubscriptionChange(resourceID: found.resourceID, channel: found.channel.rawValue, contact: found.contact,
+                                            provider: found.provider, status: .subscribed)
+            change.confirming = true
             do {
-                try writer.subscribe(rowID: row.int64("profile") ?? 0, profileID: profileID, SubscriptionChange(
-                    resourceID: found.resourceID, channel: found.channel.rawValue, contact: found.contact, provider: found.provider,
-                    status: .subscribed))
-            } catch is SuppressedContact {
+                try writer.subscribe(rowID: row.int64("profile") ?? 0, profileID: profileID, change)
+            } catch is SuppressedContact, is ValidationError {
+                // Suppressed since, or its resource detached from the database: the link can no longer confirm.
                 return ConfirmationView(state: .notConfirmable, database: view.database, resourceName: view.resourceName,
                                         channel: view.channel, maskedContact: view.maskedContact)
             }
             try writer.trigger(profileID, "subscription_confirmed", .object([
                 "resource_id": .int(found.resourceID), "channel": .string(found.channel.rawValue), "subscription_id": .int(found.id)]))
-            return try SubscriptionManager.confirmationView(databaseID, subscriptionID, db)
+            return try SubscriptionManager.confirmationView(databaseID, subscriptionID, mark, db)
         }
     }
 
-    static func confirmationView(_ databaseID: Int64, _ subscriptionID: Int64, _ db: Connection) throws -> ConfirmationView {
+    static func confirmationView(_ databaseID: Int64, _ subscriptionID: Int64, _ mark: String, _ db: Connection) throws -> ConfirmationView {
         guard let database = try db.queryOne(DatabaseStore.byID, [databaseID]).map(ProfileDatabase.init(row:)) else { return .bare(.invalid) }
         guard let found = try db.queryOne("SELECT * FROM \(Subscriptions.table(databaseID)) WHERE id = ?", [subscriptionID])
-            .map(Subscription.init(row:)) else { return .bare(.notConfirmable, database) }
+            .map(Subscription.init(row:)), SubscriberLinks.contactMark(found.contact) == mark else { return .bare(.notConfirmable, database) }
         let resource = try db.queryOne(ResourceStore.byID, [found.resourceID])?.string("name") ?? ""
         let state: ConfirmationView.State = found.deleted ? .notConfirmable
             : found.status == .unconfirmed ? .waiting : found.status == .subscribed ? .confirmed : .notConfirmable

@@ -105,9 +105,9 @@ public final class Suppressions: Sendable {
     }
 
     /// The same for any channel and contact expressions (a profile's email: `'email'`, `p.email`).
-    static func suppressedSQL(channel: String, contact raw: String, databaseID: Int64, _ dialect: Dialect) -> String {
-        // A profile's email is case-insensitive text on PostgreSQL, which refuses substring searches: compared as bytes.
-        let contact = dialect.plainText(raw)
+    /// (A profile's email is case-insensitive text on PostgreSQL, which refuses substring searches: pass it through
+    /// `Dialect.plainText`. Subscription contacts are plain text, so `suppressions_value` serves the lookup.)
+    static func suppressedSQL(channel: String, contact: String, databaseID: Int64, _ dialect: Dialect) -> String {
         let domain = "substr(\(contact), \(dialect.position(of: "'@'", in: contact)) + 1)"
         return """
             EXISTS (SELECT 1 FROM suppressions x JOIN suppression_lists l ON l.id = x.list_id

@@ -47,7 +47,8 @@ enum DatabaseFormPage {
                       smTitle: ctx.form["sm_title"] ?? "", smLanguage: ctx.form["sm_language"] ?? "en",
                       smEditFields: ctx.form["sm_edit_fields"] == "1",
                       resourceIDs: ctx.form.all("resources").compactMap { Int64($0) },
-                      suppressionListIDs: ctx.form.all("suppression_lists").compactMap { Int64($0) })
+                      // Only an admin changes which lists guard a database (as on the list's own page).
+                      suppressionListIDs: ctx.user?.role == .admin ? ctx.form.all("suppression_lists").compactMap { Int64($0) } : nil)
     }
 
     static func render(_ app: WebApp, _ ctx: RequestContext, database: ProfileDatabase?, input: DatabaseInput,
@@ -67,8 +68,11 @@ enum DatabaseFormPage {
                  "checked": .bool(input.resourceIDs.contains(r.id))]
             }),
             "suppression_lists": .list(try app.services.suppressions.lists().filter { !$0.global }.map { l in
-                ["id": .string(String(l.id)), "name": .string(l.name), "checked": .bool(input.suppressionListIDs?.contains(l.id) ?? false)]
+                ["id": .string(String(l.id)), "name": .string(l.name),
+                 "checked": .bool((input.suppressionListIDs ?? database.map { (try? app.services.suppressions.attached(databaseID: $0.id)) ?? [] } ?? [])
+                    .contains(l.id))]
             }),
+            "lists_editable": .bool(ctx.user?.role == .admin),
             "errors": View.errors(errors),
         ])
     }

@@ -135,7 +135,9 @@ enum ProfilePages {
             "add_subscription": try addForm ?? SubscriptionPages.addForm(app, db, input: nil, errors: [:], resources: attached,
                                                                                    contacts: p.contacts),
             "profile": profileValue(p),
-            "manager_url": .string(try app.services.links.managerURL(databaseID: db.id, profileID: p.profileID)),
+            // Acting through the link is acting as the subscriber: only for those who may change the profile anyway.
+            "manager_url": try ctx.user?.role.canEdit == true
+                ? .string(app.services.links.managerURL(databaseID: db.id, profileID: p.profileID)) : .null,
             "groups": try formGroups(app, db, values: p.values, errors: [:]),
             "history": .list(history.map { ["time": .string(View.time($0.at)), "type": .string(HistoryText.typeLabel($0.type)),
                                               "actor": .string($0.actorEmail ?? "—"), "details": .string(words?.describe(type: $0.type, details: $0.details) ?? "")] }),
