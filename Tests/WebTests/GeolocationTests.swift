@@ -96,18 +96,14 @@ final class GeolocationTests: XCTestCase {
 
     func testFileImportsFillOnlyWhenChosen() throws {
         let w = try makeWorld()
+        let (type, body) = multipartBody([("csrf_token", w.b.csrfToken)], file: ("file", "people.csv", "email,ip\r\n"))
+        let mapping = w.b.send(Request(method: "POST", target: "/databases/\(w.db.id)/import",
+                                       headers: w.b.cookieHeader.merging(["Content-Type": type]) { a, _ in a }, body: body))
+        XCTAssertTrue(mapping.bodyText.contains("Fill empty country and time zone from the IP columns"), "an option chosen before the import")
         for (email, chosen) in [("gus@example.com", true), ("hal@example.com", false)] {
-            let csv = "email,ip\r\n\(email),85.214.0.1\r\n"
-            let (type, body) = multipartBody([("csrf_token", w.b.csrfToken)], file: ("file", "people.csv", csv))
-            let mapping = w.b.send(Request(method: "POST", target: "/databases/\(w.db.id)/import",
-                                           headers: w.b.cookieHeader.merging(["Content-Type": type]) { a, _ in a }, body: body))
-            XCTAssertTrue(mapping.bodyText.contains("Fill empty country and time zone from the IP columns"))
-            let upload = try XCTUnwrap(mapping.bodyText.firstMatch(of: /name="upload" value="([^"]+)"/)?.1)
-            var fields = [("csrf_token", w.b.csrfToken), ("upload", String(upload)), ("filename", "people.csv"), ("column_0", "email"),
-                          ("column_1", "_ip"), ("match", "email"), ("existing", "update")]
+            var fields = [("column_0", "email"), ("column_1", "_ip"), ("match", "email"), ("existing", "update")]
             if chosen { fields.append(("detect_location", "1")) }
-            XCTAssertEqual(w.b.post("/databases/\(w.db.id)/import/start", fields).status, 303)
-            w.app.services.tasks.runUntilIdle()
+            XCTAssertNotNil(try importThroughPages(w.b, databaseID: w.db.id, csv: "email,ip\r\n\(email),85.214.0.1\r\n", fields))
             XCTAssertEqual(try values(w, email)["_country"] ?? "", chosen ? "Germany" : "", email)
         }
     }

@@ -70,6 +70,20 @@ final class Browser {
     }
 }
 
+/// A CSV import through the pages (upload, then the mapping form with `fields`), run to its end; the task.
+@discardableResult
+func importThroughPages(_ b: Browser, databaseID: Int64, csv: String, _ fields: [(String, String)]) throws -> TaskRecord? {
+    let (type, body) = multipartBody([("csrf_token", b.csrfToken)], file: ("file", "people.csv", csv))
+    let mapping = b.send(Request(method: "POST", target: "/databases/\(databaseID)/import",
+                                 headers: b.cookieHeader.merging(["Content-Type": type]) { a, _ in a }, body: body))
+    guard mapping.status == 200, let upload = mapping.bodyText.firstMatch(of: /name="upload" value="([^"]+)"/)?.1 else { return nil }
+    let started = b.post("/databases/\(databaseID)/import/start",
+                         [("csrf_token", b.csrfToken), ("upload", String(upload)), ("filename", "people.csv")] + fields)
+    guard started.status == 303 else { return nil }
+    b.app.services.tasks.runUntilIdle()
+    return try b.app.services.tasks.recent().first
+}
+
 /// A fresh app with a signed-in user of `role` (and an admin besides).
 func signIn(_ role: Role) throws -> (Browser, WebApp) {
     let (app, accounts) = try makeApp()

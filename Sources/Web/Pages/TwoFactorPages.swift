@@ -35,23 +35,22 @@ enum TwoFactorPages {
 
     /// POST …/confirm: the code the app shows turns it on; the recovery codes are shown this once.
     static func confirm(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        let me = try ctx.requireUser()
-        do {
-            let codes = try app.services.twoFactor.confirmSetup(userID: me.id, code: ctx.form["code"] ?? "")
-            return try render(app, ctx, State(codes: codes), status: 200)
-        } catch let error as ValidationError {
-            return try render(app, ctx, State(errors: error.fieldErrors, form: "confirm"), status: 422)
-        }
+        try showingCodes(app, ctx, form: "confirm") { try app.services.twoFactor.confirmSetup(userID: $0, code: $1) }
     }
 
     /// POST …/recovery-codes: new recovery codes for a current code; the old ones stop working.
     static func renewCodes(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
+        try showingCodes(app, ctx, form: "codes") { try app.services.twoFactor.regenerateRecoveryCodes(userID: $0, code: $1) }
+    }
+
+    /// A form that takes a code and gives recovery codes: they are shown once, or the reason beside the form.
+    static func showingCodes(_ app: WebApp, _ ctx: RequestContext, form: String,
+                             _ action: (Int64, String) throws -> [String]) throws -> Response {
         let me = try ctx.requireUser()
         do {
-            let codes = try app.services.twoFactor.regenerateRecoveryCodes(userID: me.id, code: ctx.form["code"] ?? "")
-            return try render(app, ctx, State(codes: codes), status: 200)
+            return try render(app, ctx, State(codes: try action(me.id, ctx.form["code"] ?? "")), status: 200)
         } catch let error as ValidationError {
-            return try render(app, ctx, State(errors: error.fieldErrors, form: "codes"), status: 422)
+            return try render(app, ctx, State(errors: error.fieldErrors, form: form), status: 422)
         }
     }
 
