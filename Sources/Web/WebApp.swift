@@ -318,9 +318,7 @@ public struct Services: Sendable {
     public init(accounts: Accounts, databases: Databases, resources: Resources, loyalty: Loyalty, tasks: TaskRunner, export: ExportProfilesTask,
                 profiles: Profiles, subscriptions: Subscriptions, extras: ProfileExtras, imports: ProfileImports, segments: Segments,
                 bulk: BulkUpdates, webhooks: Webhooks, apiTokens: APITokens, files: TaskFiles, clock: Clock = .system,
-                undoDays: Int = 30, subscriberLinks: SubscriberLinks.Configuration = .init()) {
-        // Start-up configuration of the whole process (see SubscriberLinks.Configuration).
-        SubscriberLinks.configuration = subscriberLinks
+                undoDays: Int = 30) {
         self.links = SubscriberLinks(pool: apiTokens.pool, clock: clock)
         self.manager = SubscriptionManager(pool: apiTokens.pool, links: links, clock: clock)
         self.suppressions = Suppressions(pool: apiTokens.pool, clock: clock)
@@ -399,7 +397,7 @@ public struct Services: Sendable {
     /// deletion by conditions requires.
     public static func make(pool: DatabasePool, exportDirectory: String, clock: Clock = .system, chunkSize: Int = 2000, removalMinMonths: Int = 1,
                             taskPauseMilliseconds: Int = 0, fileDays: Int = 7, minFreeMB: Int = 256, taskLeaseSeconds: Int = 60,
-                            undoDays: Int = 30, subscriberLinks: SubscriberLinks.Configuration = .init()) -> Services {
+                            undoDays: Int = 30) -> Services {
         let export = ExportProfilesTask(directory: exportDirectory)
         let imports = ProfileImports(pool: pool, directory: ((exportDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("uploads"), clock: clock)
         let tasks = TaskRunner(pool: pool, handlers: [CopyProfilesTask.kind: CopyProfilesTask(clock: clock), ExportProfilesTask.kind: export,
@@ -418,7 +416,7 @@ public struct Services: Sendable {
                         webhooks: Webhooks(pool: pool, clock: clock), apiTokens: APITokens(pool: pool, clock: clock),
                         files: TaskFiles(pool: pool, exportDirectory: exportDirectory, uploadDirectory: imports.directory, clock: clock,
                                          keepDays: fileDays, minFreeBytes: Int64(minFreeMB) << 20),
-                        clock: clock, undoDays: undoDays, subscriberLinks: subscriberLinks)
+                        clock: clock, undoDays: undoDays)
     }
 }
 

@@ -163,8 +163,7 @@ case "serve":
     let services = Services.make(pool: pool, exportDirectory: config.exportDirectory,
                                  removalMinMonths: config.removalMinMonths, taskPauseMilliseconds: config.taskPauseMilliseconds,
                                  fileDays: config.fileDays, minFreeMB: config.minFreeMB, taskLeaseSeconds: config.taskLeaseSeconds,
-                                 undoDays: config.undoDays,
-                                 subscriberLinks: .init(publicURL: config.publicURL, confirmationHours: config.confirmationHours))
+                                 undoDays: config.undoDays)
     do {
         // Tasks a crash left running continue by themselves from their last committed chunk, unless the crashes keep
         // coming at the same chunk (then they wait for a person, with the reason on the Tasks page).

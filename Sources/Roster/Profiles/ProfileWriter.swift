@@ -577,24 +577,27 @@ public struct ProfileWriter {
             try refuseIfSuppressed(current.channel, current.contact)
         }
         if status == current.status && priority == current.priority { return }
-        if status != current.status { try recordBounce(current.channel, current.contact, status) }
-        if status == .unconfirmed && status != current.status, let resourceRow = try db.queryOne(ResourceStore.byID, [current.resourceID]),
-           let profileID = try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string {
-            let resource = try ResourceStore.load(row: resourceRow, db)
-            if resource.doubleOptIn {
-                try requestConfirmation(profileID, subscriptionID: subscriptionID, resource: resource, channel: current.channel,
-                                        contact: current.contact)
-            }
-        }
         try db.run("UPDATE \(subscriptions) SET status = ?, priority = ?, updated_at = ? WHERE id = ?",
                    [status.rawValue, priority, now, subscriptionID])
         try record(rowID, status == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged,
                    ["subscription": .int(subscriptionID), "resource": .int(current.resourceID), "channel": .string(current.channel.rawValue),
                     "from": .string(current.status.name), "status": .string(status.name), "priority": .int(Int64(priority))])
-        if status != current.status, let profileID = try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string {
-            try trigger(profileID, "subscription_updated", .object(["resource_id": .int(current.resourceID),
-                                                                    "channel": .string(current.channel.rawValue), "status": .string(status.name)]))
+        guard status != current.status, let profileID = try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string else {
+            return
         }
+        try recordBounce(current.channel, current.contact, status)
+        try trigger(profileID, "subscription_updated", .object(["resource_id": .int(current.resourceID),
+                                                                "channel": .string(current.channel.rawValue), "status": .string(status.name)]))
+        if status == .unconfirmed, let resource = try doubleOptInResource(current.resourceID) {
+            try requestConfirmation(profileID, subscriptionID: subscriptionID, resource: resource, channel: current.channel,
+                                    contact: current.contact)
+        }
+    }
+
+    /// The subscription's resource when it asks for double opt-in; nil otherwise.
+    func doubleOptInResource(_ resourceID: Int64) throws -> Resource? {
+        guard let row = try db.queryOne(ResourceStore.byID, [resourceID]), row.bool("double_opt_in") else { return nil }
+        return try ResourceStore.load(row: row, db)
     }
 
     /// Marks a subscription deleted (kept, restorable) or restores it.
@@ -605,18 +608,15 @@ public struct ProfileWriter {
             if ProfileWriter.activates(from: nil, to: current.status) { try refuseIfSuppressed(current.channel, current.contact) }
             // Back from deletion is like new: with double opt-in it waits for a confirmation again.
             if current.status == .subscribed || current.status == .unconfirmed,
-               let resourceRow = try db.queryOne(ResourceStore.byID, [current.resourceID]),
+               let resource = try doubleOptInResource(current.resourceID),
                let profileID = try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string {
-                let resource = try ResourceStore.load(row: resourceRow, db)
-                if resource.doubleOptIn {
-                    try db.run("UPDATE \(subscriptions) SET status = ?, deleted = 0, updated_at = ? WHERE id = ?",
-                               [ProfileStatus.unconfirmed.rawValue, now, subscriptionID])
-                    try record(rowID, HistoryEvent.subscriptionChanged, ["subscription": .int(subscriptionID), "restored": .bool(true),
-                                                                         "from": .string("deleted"), "status": .string("unconfirmed")])
-                    try requestConfirmation(profileID, subscriptionID: subscriptionID, resource: resource, channel: current.channel,
-                                            contact: current.contact)
-                    return
-                }
+                try db.run("UPDATE \(subscriptions) SET status = ?, deleted = 0, updated_at = ? WHERE id = ?",
+                           [ProfileStatus.unconfirmed.rawValue, now, subscriptionID])
+                try record(rowID, HistoryEvent.subscriptionChanged, ["subscription": .int(subscriptionID), "restored": .bool(true),
+                                                                     "from": .string("deleted"), "status": .string("unconfirmed")])
+                try requestConfirmation(profileID, subscriptionID: subscriptionID, resource: resource, channel: current.channel,
+                                        contact: current.contact)
+                return
             }
         }
         let changed = try db.prepare("UPDATE \(subscriptions) SET deleted = ?, updated_at = ? WHERE id = ? AND profile = ?")

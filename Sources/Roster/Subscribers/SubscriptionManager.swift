@@ -84,13 +84,7 @@ public final class SubscriptionManager: Sendable {
 
     /// Unsubscribes (`subscribe` false) or subscribes again one of the profile's subscriptions.
     public func setSubscribed(token: String, subscriptionID: Int64, _ subscribe: Bool) throws {
-        try change(token) { writer, row, profileID in
-            let rowID = row.int64("id") ?? 0
-            guard let found = try writer.db.queryOne("""
-                SELECT * FROM \(Subscriptions.table(writer.databaseID)) WHERE id = ? AND profile = ? AND deleted = 0
-                """, [subscriptionID, rowID]).map(Subscription.init(row:)) else {
-                throw ValidationError(field: "subscription", "No such subscription.")
-            }
+        try change(token, subscriptionID: subscriptionID) { writer, rowID, profileID, found in
             if subscribe && found.status == .subscribed || !subscribe && found.status == .unsubscribed { return }
             if subscribe && found.status != .unsubscribed {
                 throw ValidationError(field: "subscription", "This subscription cannot be turned back on here.")
@@ -107,13 +101,7 @@ public final class SubscriptionManager: Sendable {
     /// The categories the subscriber wants of one subscription (checked against the resource's categories).
     public func setCategories(token: String, subscriptionID: Int64, _ categories: [String]) throws {
         guard categories.count <= 200 else { throw ValidationError(field: "categories", "Too many categories.") }
-        try change(token) { writer, row, profileID in
-            let rowID = row.int64("id") ?? 0
-            guard let found = try writer.db.queryOne("""
-                SELECT * FROM \(Subscriptions.table(writer.databaseID)) WHERE id = ? AND profile = ? AND deleted = 0
-                """, [subscriptionID, rowID]).map(Subscription.init(row:)) else {
-                throw ValidationError(field: "subscription", "No such subscription.")
-            }
+        try change(token, subscriptionID: subscriptionID) { writer, rowID, profileID, found in
             var unique: [String] = []
             for c in categories where !unique.contains(c) { unique.append(c) }
             try writer.subscribe(rowID: rowID, profileID: profileID, SubscriptionChange(
@@ -155,6 +143,20 @@ public final class SubscriptionManager: Sendable {
                 // Whether an address belongs to another customer is not the subscriber's to learn.
                 throw ValidationError(field: "email", "This email cannot be used here.")
             }
+        }
+    }
+
+    /// A change to one live subscription of the link's profile (another profile's id is no such subscription).
+    private func change(_ token: String, subscriptionID: Int64,
+                        _ body: (ProfileWriter, Int64, String, Subscription) throws -> Void) throws {
+        try change(token) { writer, row, profileID in
+            let rowID = row.int64("id") ?? 0
+            guard let found = try writer.db.queryOne("""
+                SELECT * FROM \(Subscriptions.table(writer.databaseID)) WHERE id = ? AND profile = ? AND deleted = 0
+                """, [subscriptionID, rowID]).map(Subscription.init(row:)) else {
+                throw ValidationError(field: "subscription", "No such subscription.")
+            }
+            try body(writer, rowID, profileID, found)
         }
     }
 
