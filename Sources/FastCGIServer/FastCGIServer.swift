@@ -13,6 +13,10 @@ public final class FastCGIServer: Sendable {
         /// `127.0.0.1:9009`, `:9009` or a Unix socket path.
         public var address: String
         public var workers: Int
+        /// Page reads (GET, HEAD) handled at once; the others wait their turn in arrival order. Workers are many because
+        /// libfcgi gives each kept nginx connection its own thread; letting them all run at once on a few cores made
+        /// every request share the CPU with dozens of others (slower for all, and a long tail of late ones).
+        public var concurrency: Int
         public var backlog: Int32
         /// Bodies above this are answered with 413 without being read (nginx enforces its own limit first).
         public var maxBodyBytes: Int
@@ -26,11 +30,12 @@ public final class FastCGIServer: Sendable {
         /// A Unix socket (an address without `:`) gets mode 0660 and this group (nginx's on Debian) when it exists.
         public var socketGroup: String? = "www-data"
 
-        public init(address: String, workers: Int = 16, backlog: Int32 = 256, maxBodyBytes: Int = 12 << 20, drainSeconds: Double = 10,
-                    spoolDirectory: String? = nil) {
+        public init(address: String, workers: Int = 16, concurrency: Int? = nil, backlog: Int32 = 256, maxBodyBytes: Int = 12 << 20,
+                    drainSeconds: Double = 10, spoolDirectory: String? = nil) {
             self.spoolDirectory = spoolDirectory
             self.address = address
             self.workers = workers
+            self.concurrency = max(1, concurrency ?? workers)
             self.backlog = backlog
             self.maxBodyBytes = maxBodyBytes
             self.drainSeconds = drainSeconds
@@ -42,10 +47,12 @@ public final class FastCGIServer: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let inFlight = Atomic<Int>(0)
     private let exitedWorkers = Atomic<Int>(0)
+    private let gate: FairGate
 
     public init(configuration: Configuration, handler: any RequestHandler) {
         self.configuration = configuration
         self.handler = handler
+        gate = FairGate(permits: configuration.concurrency)
     }
 
     /// Call first thing in `main`, before any thread exists, so that no thread but the waiting one sees
@@ -115,6 +122,7 @@ public final class FastCGIServer: Sendable {
             exitedWorkers.add(1, ordering: .relaxed)
         }
         guard FCGX_InitRequest(request, listenFD, 0) == 0 else { return }
+        let turn = DispatchSemaphore(value: 0)
         while !stopping.load(ordering: .relaxed) {
             guard FCGX_Accept_r(request) >= 0 else {
                 // Stopping, or a failed accept (out of descriptors, say): a worker must not die of the latter,
@@ -124,13 +132,23 @@ public final class FastCGIServer: Sendable {
                 continue
             }
             inFlight.add(1, ordering: .sequentiallyConsistent)
-            serve(request)
+            serve(request, turn: turn)
             FCGX_Finish_r(request)
             inFlight.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
-    private func serve(_ fcgi: UnsafeMutablePointer<FCGX_Request>) {
+    /// Runs the handler, for a page read when its turn comes (reading the request and writing the answer need no
+    /// turn). Only GET and HEAD take turns: a change may wait seconds for the database's writer, and holding a turn
+    /// meanwhile would stop the pages behind it.
+    private func handle(_ request: Request, turn: DispatchSemaphore) -> Response {
+        guard request.method == "GET" || request.method == "HEAD" else { return handler.handle(request) }
+        gate.enter(turn)
+        defer { gate.leave() }
+        return handler.handle(request)
+    }
+
+    private func serve(_ fcgi: UnsafeMutablePointer<FCGX_Request>, turn: DispatchSemaphore) {
         // libfcgi reuses envp's memory for the next request: copy every parameter into Swift strings now.
         let params = Self.copyParameters(fcgi.pointee.envp)
         let contentLength = Int(params["CONTENT_LENGTH"] ?? "") ?? 0
@@ -144,7 +162,7 @@ public final class FastCGIServer: Sendable {
             } else if let path = Self.spoolBody(fcgi.pointee.in, length: contentLength, directory: spool) {
                 var request = Self.makeRequest(params: params, body: [])
                 request.bodyFile = path
-                response = handler.handle(request)
+                response = handle(request, turn: turn)
                 unlink(path)
             } else {
                 response = Response.text("The upload could not be stored (disk full, or it was cut short).\n", status: 500)
@@ -154,7 +172,7 @@ public final class FastCGIServer: Sendable {
             // Drain is not needed: FCGX_Finish_r discards unread input.
         } else {
             let body = Self.readBody(fcgi.pointee.in, length: contentLength)
-            response = handler.handle(Self.makeRequest(params: params, body: body))
+            response = handle(Self.makeRequest(params: params, body: body), turn: turn)
         }
         Self.write(response, to: fcgi.pointee.out)
     }
@@ -305,5 +323,49 @@ public final class FastCGIServer: Sendable {
                 offset += chunk
             }
         }
+    }
+}
+
+/// A counting gate that lets waiters in in the order they came: a leaving request hands its place straight to the
+/// longest-waiting one (each waiter sleeps on its own semaphore, so only that one wakes).
+final class FairGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: Int
+    private var waiting: [DispatchSemaphore] = []
+    private var head = 0
+
+    init(permits: Int) { free = permits }
+
+    /// Requests waiting for their turn (for tests and diagnostics).
+    var waitingCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return waiting.count - head
+    }
+
+    func enter(_ turn: DispatchSemaphore) {
+        lock.lock()
+        if free > 0 {
+            free -= 1
+            lock.unlock()
+            return
+        }
+        waiting.append(turn)
+        lock.unlock()
+        turn.wait()
+    }
+
+    func leave() {
+        lock.lock()
+        guard head < waiting.count else {
+            free += 1
+            lock.unlock()
+            return
+        }
+        let next = waiting[head]
+        head += 1
+        if head == waiting.count { waiting.removeAll(keepingCapacity: true); head = 0 }
+        lock.unlock()
+        next.signal()
     }
 }

@@ -70,7 +70,7 @@ public final class TwoFactor: Sendable {
     let pool: DatabasePool
     let clock: Clock
     /// The requirement is read on every page; a setting changed on another host is seen within this many seconds.
-    private let cache = Mutex<(TwoFactorRequirement, expires: Int64)?>(nil)
+    private let cache = ReadMostly<(TwoFactorRequirement, expires: Int64)?>(nil)
     static let cacheSeconds: Int64 = 5
     public static let recoveryCodeCount = 10
 
@@ -83,10 +83,10 @@ public final class TwoFactor: Sendable {
 
     public func requirement() throws -> TwoFactorRequirement {
         let now = clock.now()
-        if let (value, expires) = cache.withLock({ $0 }), now < expires { return value }
+        if let (value, expires) = cache.read({ $0 }), now < expires { return value }
         let text = try pool.read { try $0.scalar(TwoFactorStore.requirement).string } ?? ""
         let value = TwoFactorRequirement(rawValue: text) ?? .nobody
-        cache.withLock { $0 = (value, now + TwoFactor.cacheSeconds) }
+        cache.write { $0 = (value, now + TwoFactor.cacheSeconds) }
         return value
     }
 
@@ -95,7 +95,7 @@ public final class TwoFactor: Sendable {
             throw ValidationError(field: "two_factor_required", "Choose nobody, admins or everyone.")
         }
         try pool.write { try $0.run(TwoFactorStore.setRequirement, [value.rawValue, clock.now()]) }
-        cache.withLock { $0 = nil }
+        cache.write { $0 = nil }
     }
 
     /// True when this user may do nothing but set up two-factor sign-in.

@@ -1,8 +1,9 @@
 import HTTP
 
 /// One route table for the whole app: method, path pattern (`/settings/users/:id`), whether it needs a
-/// signed-in user, and the handler.
-public struct Route: Sendable {
+/// signed-in user, and the handler. A class: the router hands one out per request, and copying a struct of
+/// strings, an array and a closure cost a handful of reference-count operations each time it was looked at.
+public final class Route: Sendable {
     public enum Access: Sendable {
         /// Anyone (the login form).
         case anonymous
@@ -41,15 +42,16 @@ public struct Route: Sendable {
         }
     }
 
-    /// The path parameters when `path` matches, nil otherwise.
+    /// The path parameters when `path` matches, nil otherwise. Literals are compared first, so a route that
+    /// does not match allocates nothing.
     func match(_ components: [Substring]) -> [String: String]? {
         guard components.count == pattern.count else { return nil }
+        for index in pattern.indices {
+            if case .literal(let text) = pattern[index], text != components[index] { return nil }
+        }
         var params: [String: String] = [:]
-        for (segment, component) in zip(pattern, components) {
-            switch segment {
-            case .literal(let text): if text != component { return nil }
-            case .parameter(let name): params[name] = String(component)
-            }
+        for index in pattern.indices {
+            if case .parameter(let name) = pattern[index] { params[name] = String(components[index]) }
         }
         return params
     }
@@ -57,8 +59,13 @@ public struct Route: Sendable {
 
 public struct Router: Sendable {
     public let routes: [Route]
+    /// The routes by their number of path segments, in table order: a request is compared only with those.
+    private let bySegmentCount: [Int: [Route]]
 
-    public init(_ routes: [Route]) { self.routes = routes }
+    public init(_ routes: [Route]) {
+        self.routes = routes
+        bySegmentCount = Dictionary(grouping: routes, by: { $0.pattern.count })
+    }
 
     public enum Outcome {
         case found(Route, [String: String])
@@ -70,7 +77,7 @@ public struct Router: Sendable {
     public func resolve(method: String, path: String) -> Outcome {
         let components = path.split(separator: "/")
         var allowed: [String] = []
-        for route in routes {
+        for route in bySegmentCount[components.count] ?? [] {
             guard let params = route.match(components) else { continue }
             // HEAD is served by the GET route; the body is dropped on the way out.
             if route.method == method || (method == "HEAD" && route.method == "GET") {

@@ -8,6 +8,8 @@ struct Configuration {
     /// speak FastCGI to the app (and claim any REMOTE_ADDR). `host:port` still listens on TCP (scripts, tests).
     var listen = ""
     var workers = 96
+    /// Page reads handled at once (the others wait in arrival order); 0: chosen from the cores and the store.
+    var concurrency = 0
     var templates = "Templates"
     var secureCookies = false
     /// Deletion by conditions removes profiles with no interaction since the start of the current month minus this
@@ -45,6 +47,8 @@ struct Configuration {
           --data DIR        ROSTER_DATA       data folder (SQLite database); default: data
           --listen ADDR     ROSTER_LISTEN     FastCGI address, host:port or a socket path; default: DATA/roster.sock
           --workers N       ROSTER_WORKERS    FastCGI worker threads; default: 96
+                            ROSTER_CONCURRENCY  page reads (GET) handled at once; default: 2 per core (SQLite), 8 per
+                                              core (PostgreSQL, where requests wait on the network)
           --templates DIR   ROSTER_TEMPLATES  the Templates folder; default: Templates
           --secure-cookies  ROSTER_SECURE_COOKIES=1  mark cookies Secure (TLS ends before nginx)
                             ROSTER_PROFILES_REMOVAL_MIN_MONTHS  months of inactivity (before the current month) that
@@ -66,6 +70,14 @@ struct Configuration {
                             ROSTER_CONFIRMATION_HOURS  hours a double opt-in confirmation link works; default: 72
         """
 
+    /// Page reads handled at once: enough to keep every core busy while some wait on a lock or the disk; with
+    /// PostgreSQL a request spends much of its time waiting for the server, so more run at once.
+    var effectiveConcurrency: Int {
+        if concurrency > 0 { return min(concurrency, workers) }
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        return min(workers, usesPostgres ? 8 * cores : 2 * cores)
+    }
+
     struct Failure: Error, CustomStringConvertible { let description: String }
 
     /// Reads the environment, then the flags; returns the arguments that were not configuration.
@@ -82,6 +94,7 @@ struct Configuration {
         if let v = environment["ROSTER_DATA"], !v.isEmpty { config.dataDirectory = v }
         if let v = environment["ROSTER_LISTEN"], !v.isEmpty { config.listen = v }
         if let n = try number("ROSTER_WORKERS", 1...256) { config.workers = n }
+        if let n = try number("ROSTER_CONCURRENCY", 1...256) { config.concurrency = n }
         if let v = environment["ROSTER_TEMPLATES"], !v.isEmpty { config.templates = v }
         if environment["ROSTER_SECURE_COOKIES"] == "1" { config.secureCookies = true }
         if let n = try number("ROSTER_TASK_PAUSE_MS", 0...60_000) { config.taskPauseMilliseconds = n }

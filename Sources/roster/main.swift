@@ -186,7 +186,9 @@ case "serve":
     }
     let app = WebApp(services: services, templates: templates, configuration: webConfig)
     // Large uploads (CSV imports) are written to the data folder while they are read, never held in memory.
-    let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers, spoolDirectory: services.uploadDirectory), handler: app)
+    let server = FastCGIServer(configuration: .init(address: config.listen, workers: config.workers,
+                                                      concurrency: config.effectiveConcurrency,
+                                                      spoolDirectory: services.uploadDirectory), handler: app)
     // Expired task files, files of deleted databases and request leftovers go now and every hour.
     services.startHousekeeping()
     services.startSchedules()
@@ -195,7 +197,7 @@ case "serve":
     }
     do {
         try server.run {
-            say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers; data in \(config.storeDescription)"
+            say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers, \(config.effectiveConcurrency) at once; data in \(config.storeDescription)"
                 + (config.filesDirectory == config.dataDirectory ? "" : ", files in \(config.filesDirectory)"))
         }
         services.tasks.shutDown()

@@ -13,6 +13,25 @@ final class TemplateTests: XCTestCase {
                        "<p>&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;</p>")
     }
 
+    func testEscapingKeepsTheTextAroundEachEscapedCharacter() throws {
+        XCTAssertEqual(try render("{{ x }}", ["x": "&"]), "&amp;")
+        XCTAssertEqual(try render("{{ x }}", ["x": "a<b>c&&d\"é'"]), "a&lt;b&gt;c&amp;&amp;d&quot;é&#39;")
+        XCTAssertEqual(try render("{{ x }}|{{ y }}", ["x": "", "y": "Ünïcødé, no change"]), "|Ünïcødé, no change")
+        let long = String(repeating: "Привет <мир> ", count: 200)
+        XCTAssertEqual(try render("{{ x }}", ["x": .string(long)]),
+                       long.replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;"))
+    }
+
+    func testKeysOfTheSameLengthAreToldApart() {
+        let object: TemplateDict = ["ab": 1, "ba": 2, "abc": 3, "é": 4, "e": 5]
+        XCTAssertEqual(object["ba"], 2)
+        XCTAssertEqual(object["ab"], 1)
+        XCTAssertEqual(object["abc"], 3)
+        XCTAssertEqual(object["é"], 4)
+        XCTAssertEqual(object["e"], 5)
+        XCTAssertNil(object["b"])
+    }
+
     func testEscapesInsideAttributes() throws {
         XCTAssertEqual(try render("<input value=\"{{ v }}\">", ["v": "\" onfocus=\"alert(1)"]),
                        "<input value=\"&quot; onfocus=&quot;alert(1)\">")

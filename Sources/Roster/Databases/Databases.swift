@@ -69,7 +69,7 @@ public struct DeletionImpact: Sendable {
 public final class Databases: Sendable {
     let pool: DatabasePool
     let clock: Clock
-    private let countCache = Mutex<[Int64: (count: Int, expires: Int64)]>([:])
+    private let countCache = ReadMostly<[Int64: (count: Int, expires: Int64)]>([:])
     let catalogues: CatalogueCache
 
     public init(pool: DatabasePool, clock: Clock = .system, catalogues: CatalogueCache = CatalogueCache()) {
@@ -91,10 +91,10 @@ public final class Databases: Sendable {
         let now = clock.now()
         return try pool.read { db in
             try db.query(DatabaseStore.all).map(ProfileDatabase.init(row:)).map { database in
-                var count = countCache.withLock { $0[database.id] }.flatMap { $0.expires > now ? $0.count : nil }
+                var count = countCache.read { $0[database.id] }.flatMap { $0.expires > now ? $0.count : nil }
                 if count == nil {
                     let fresh = try db.scalar(ProfileTable.count(database.id)).int ?? 0
-                    countCache.withLock { $0[database.id] = (fresh, now + 10) }
+                    countCache.write { $0[database.id] = (fresh, now + 10) }
                     count = fresh
                 }
                 return DatabaseSummary(database: database, profileCount: count ?? 0,

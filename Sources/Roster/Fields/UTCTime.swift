@@ -38,22 +38,72 @@ public enum UTCTime {
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 
+    /// Appends `n` zero-padded to `width` digits. Pages print a time per history row and the request log one per
+    /// line: digits straight into bytes, without a String per part.
+    static func append(_ n: Int, _ width: Int, to out: inout [UInt8]) {
+        guard n >= 0 else { out.append(contentsOf: pad(n, width).utf8); return }
+        var digits = 1, rest = n / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        for _ in digits..<max(digits, width) { out.append(UInt8(ascii: "0")) }
+        var divisor = 1
+        for _ in 1..<digits { divisor *= 10 }
+        var value = n
+        while divisor > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(value / divisor))
+            value %= divisor
+            divisor /= 10
+        }
+    }
+
+    /// Builds a short text from its parts: `parts` appends to the bytes.
+    static func text(_ parts: (inout [UInt8]) -> Void) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(32)
+        parts(&out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendDay(_ p: Parts, separator: UInt8?, to out: inout [UInt8]) {
+        append(p.year, 4, to: &out)
+        if let separator { out.append(separator) }
+        append(p.month, 2, to: &out)
+        if let separator { out.append(separator) }
+        append(p.day, 2, to: &out)
+    }
+
+    static func appendClock(_ p: Parts, separator: UInt8?, to out: inout [UInt8]) {
+        append(p.hour, 2, to: &out)
+        if let separator { out.append(separator) }
+        append(p.minute, 2, to: &out)
+        if let separator { out.append(separator) }
+        append(p.second, 2, to: &out)
+    }
+
     /// `2026-11-23`
     public static func day(_ seconds: Int64) -> String {
         let p = parts(seconds)
-        return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2))"
+        return text { appendDay(p, separator: UInt8(ascii: "-"), to: &$0) }
     }
 
     /// `2026-11-23 14:05:09 UTC`
     public static func time(_ seconds: Int64) -> String {
         let p = parts(seconds)
-        return "\(day(seconds)) \(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2)) UTC"
+        return text { out in
+            appendDay(p, separator: UInt8(ascii: "-"), to: &out)
+            out.append(UInt8(ascii: " "))
+            appendClock(p, separator: UInt8(ascii: ":"), to: &out)
+            out.append(contentsOf: " UTC".utf8)
+        }
     }
 
     /// `20261123-140509`: sortable, and safe in a file name.
     public static func compactStamp(_ seconds: Int64) -> String {
         let p = parts(seconds)
-        return "\(pad(p.year, 4))\(pad(p.month, 2))\(pad(p.day, 2))-\(pad(p.hour, 2))\(pad(p.minute, 2))\(pad(p.second, 2))"
+        return text { out in
+            appendDay(p, separator: nil, to: &out)
+            out.append(UInt8(ascii: "-"))
+            appendClock(p, separator: nil, to: &out)
+        }
     }
 
     /// RFC 3339 with milliseconds: `2019-08-22T00:00:00.000Z`
@@ -62,7 +112,14 @@ public enum UTCTime {
         var ms = milliseconds % 1000
         if ms < 0 { ms += 1000; seconds -= 1 }
         let p = parts(seconds)
-        return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2))T\(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2)).\(pad(Int(ms), 3))Z"
+        return text { out in
+            appendDay(p, separator: UInt8(ascii: "-"), to: &out)
+            out.append(UInt8(ascii: "T"))
+            appendClock(p, separator: UInt8(ascii: ":"), to: &out)
+            out.append(UInt8(ascii: "."))
+            append(Int(ms), 3, to: &out)
+            out.append(UInt8(ascii: "Z"))
+        }
     }
 
     /// `1,234,567`

@@ -22,14 +22,33 @@ public enum Log {
     /// One logfmt line. Values with spaces, quotes, `=` or control characters are quoted and escaped, so a value sent
     /// by a client (a path, say) can never forge a second line or a second field.
     static func line(_ level: String, _ message: String, _ fields: KeyValuePairs<String, String>, at date: Date) -> String {
-        var out = "ts=\(timestamp(date)) level=\(level) msg=\(quote(message))"
-        for (key, value) in fields { out += " \(key)=\(quote(value))" }
-        return out + "\n"
+        String(decoding: lineBytes(level, message, fields, at: date), as: UTF8.self)
+    }
+
+    /// The line as the bytes written: every request logs one, so it is built in one buffer.
+    static func lineBytes(_ level: String, _ message: String, _ fields: KeyValuePairs<String, String>, at date: Date) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(192)
+        out.append(contentsOf: "ts=".utf8)
+        out.append(contentsOf: timestamp(date).utf8)
+        out.append(contentsOf: " level=".utf8)
+        out.append(contentsOf: level.utf8)
+        out.append(contentsOf: " msg=".utf8)
+        out.append(contentsOf: quote(message).utf8)
+        for (key, value) in fields {
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: key.utf8)
+            out.append(UInt8(ascii: "="))
+            out.append(contentsOf: quote(value).utf8)
+        }
+        out.append(UInt8(ascii: "\n"))
+        return out
     }
 
     public static func quote(_ value: String) -> String {
-        let plain = !value.isEmpty && value.unicodeScalars.allSatisfy { s in
-            s.value > 0x20 && s.value < 0x7F && s != "\"" && s != "=" && s != "\\"
+        // On bytes: every byte of a plain value is printable ASCII (a multi-byte character is quoted anyway).
+        let plain = !value.isEmpty && value.utf8.allSatisfy { b in
+            b > 0x20 && b < 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "=") && b != UInt8(ascii: "\\")
         }
         if plain { return value }
         // logfmt's quoted values are JSON strings; at most 2,000 characters of a client's value are kept.
@@ -38,7 +57,7 @@ public enum Log {
 
     private static func write(_ level: String, _ message: String, _ fields: KeyValuePairs<String, String>) {
         guard enabled else { return }
-        let bytes = Array(line(level, message, fields, at: Date()).utf8)
+        let bytes = lineBytes(level, message, fields, at: Date())
         // One write(2) per line: lines from different threads never interleave.
         lock.lock()
         defer { lock.unlock() }

@@ -77,7 +77,7 @@ public final class Profiles: Sendable {
     let clock: Clock
     /// Counts for the list header, kept a few seconds: counting a million rows on every page view would cost
     /// more than the page. Writes through this object drop the database's entries at once.
-    private let countCache = Mutex<[String: (count: Int, expires: Int64)]>([:])
+    private let countCache = ReadMostly<[String: (count: Int, expires: Int64)]>([:])
     static let countTTL: Int64 = 10
 
     let catalogues: CatalogueCache
@@ -252,9 +252,9 @@ public final class Profiles: Sendable {
     public func count(databaseID: Int64, search: String, status: ProfileStatus?) throws -> Int {
         let key = "\(databaseID)|\(status?.rawValue ?? -1)|\(search)"
         let now = clock.now()
-        if let hit = countCache.withLock({ $0[key] }), hit.expires > now { return hit.count }
+        if let hit = countCache.read({ $0[key] }), hit.expires > now { return hit.count }
         let count = try countNow(databaseID: databaseID, search: search, status: status)
-        countCache.withLock { cache in
+        countCache.write { cache in
             if cache.count > 1000 { cache.removeAll() }
             cache[key] = (count, now + Profiles.countTTL)
         }
@@ -262,7 +262,7 @@ public final class Profiles: Sendable {
     }
 
     func forgetCounts(_ databaseID: Int64) {
-        countCache.withLock { cache in cache = cache.filter { !$0.key.hasPrefix("\(databaseID)|") } }
+        countCache.write { cache in cache = cache.filter { !$0.key.hasPrefix("\(databaseID)|") } }
     }
 
     func countNow(databaseID: Int64, search: String, status: ProfileStatus?) throws -> Int {

@@ -10,7 +10,7 @@ public final class SubscriberLinks: Sendable {
     let pool: DatabasePool
     let clock: Clock
     /// Read on every subscriber request; a key rotated on another host is seen within this many seconds.
-    private let cache = Mutex<(key: String, created: Int64, expires: Int64)?>(nil)
+    private let cache = ReadMostly<(key: String, created: Int64, expires: Int64)?>(nil)
     static let cacheSeconds: Int64 = 10
     /// Links and tokens longer than this are not looked at.
     public static let maximumTokenLength = 600
@@ -32,10 +32,11 @@ public final class SubscriberLinks: Sendable {
             self.confirmationHours = confirmationHours
         }
     }
-    private static let current = Mutex(Configuration())
+    /// Read by every page that shows a link (from all worker threads at once): a readers-writer lock, not a mutex.
+    private static let current = ReadMostly(Configuration())
     public static var configuration: Configuration {
-        get { current.withLock { $0 } }
-        set { current.withLock { $0 = newValue } }
+        get { current.read { $0 } }
+        set { current.write { $0 = newValue } }
     }
     public var publicURL: String { SubscriberLinks.configuration.publicURL }
 
@@ -45,11 +46,11 @@ public final class SubscriberLinks: Sendable {
     /// The signing key, made on first use.
     func key() throws -> String {
         let now = clock.now()
-        if let cached = cache.withLock({ $0 }), now < cached.expires { return cached.key }
+        if let cached = cache.read({ $0 }), now < cached.expires { return cached.key }
         let stored = try pool.read { try $0.queryOne(SubscriberStore.secret) }
         let (key, created) = try stored.flatMap { row in row.string("secret").map { ($0, row.int64("created_at") ?? 0) } }
             ?? pool.write { try SubscriberLinks.key($0, now: now) }
-        cache.withLock { $0 = (key, created, now + SubscriberLinks.cacheSeconds) }
+        cache.write { $0 = (key, created, now + SubscriberLinks.cacheSeconds) }
         return key
     }
 
@@ -75,7 +76,7 @@ public final class SubscriberLinks: Sendable {
     public func rotate() throws {
         _ = try key()
         try pool.write { try $0.run(SubscriberStore.rotateSecret, [Secrets.randomToken(), clock.now()]) }
-        cache.withLock { $0 = nil }
+        cache.write { $0 = nil }
     }
 
     // MARK: Tokens

@@ -16,7 +16,8 @@ public struct TemplateError: Error, CustomStringConvertible, Equatable, Sendable
 }
 
 indirect enum TemplateNode: Sendable {
-    case text(String)
+    /// Kept as UTF-8 bytes: rendering copies it as is, once per page.
+    case text([UInt8])
     case output(path: [String], raw: Bool, line: Int)
     case ifBlock(Condition, then: [TemplateNode], otherwise: [TemplateNode])
     case forBlock(variable: String, path: [String], body: [TemplateNode], empty: [TemplateNode], line: Int)
@@ -150,7 +151,7 @@ struct TemplateParser {
         var nodes: [TemplateNode] = []
         var text = ""
         func flush() {
-            if !text.isEmpty { nodes.append(.text(text)); text = "" }
+            if !text.isEmpty { nodes.append(.text(Array(text.utf8))); text = "" }
         }
         while position < source.count {
             if starts(with: "{{{") {

@@ -111,15 +111,15 @@ struct Renderer {
     mutating func render(_ nodes: [TemplateNode], file: String, overrides: [String: [TemplateNode]], into out: inout [UInt8]) throws(TemplateError) {
         for node in nodes {
             switch node {
-            case .text(let text):
-                out.append(contentsOf: text.utf8)
+            case .text(let bytes):
+                out.append(contentsOf: bytes)
             case .output(let path, let raw, let line):
                 guard let value = lookup(path) else {
                     throw TemplateError(file: file, line: line, message: "missing value \(path.joined(separator: "."))")
                 }
                 switch value {
-                case .string(let text): if raw { out.append(contentsOf: text.utf8) } else { appendEscapedHTML(text, to: &out) }
-                case .trustedHTML(let html): out.append(contentsOf: html.utf8)
+                case .string(let text): if raw { appendUTF8(text, to: &out) } else { appendEscapedHTML(text, to: &out) }
+                case .trustedHTML(let html): appendUTF8(html, to: &out)
                 case .int(let number): out.append(contentsOf: String(number).utf8)
                 case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
                 case .null: break

@@ -83,7 +83,9 @@ public struct TemplateDict: Sendable, Equatable, ExpressibleByDictionaryLiteral,
 
     public subscript(key: String) -> TemplateValue? {
         get {
-            for entry in entries where entry.0 == key { return entry.1 }
+            // The length first: it is read inline, while a String comparison of two different keys is a call.
+            let length = key.utf8.count
+            for entry in entries where entry.0.utf8.count == length && entry.0 == key { return entry.1 }
             return nil
         }
         set {
@@ -130,20 +132,32 @@ public func escapeHTML(_ text: String) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-/// Appends `text` to a page being rendered, escaped as `escapeHTML` does.
+/// Appends `text` to a page being rendered, escaped as `escapeHTML` does: one pass over the contiguous UTF-8,
+/// copying the runs between the characters that need escaping.
 func appendEscapedHTML(_ text: String, to out: inout [UInt8]) {
-    if !text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) {
-        out.append(contentsOf: text.utf8)  // the common case: one copy
-        return
-    }
-    for byte in text.utf8 {
-        switch byte {
-        case 0x26: out.append(contentsOf: [0x26, 0x61, 0x6D, 0x70, 0x3B])              // &amp;
-        case 0x3C: out.append(contentsOf: [0x26, 0x6C, 0x74, 0x3B])                    // &lt;
-        case 0x3E: out.append(contentsOf: [0x26, 0x67, 0x74, 0x3B])                    // &gt;
-        case 0x22: out.append(contentsOf: [0x26, 0x71, 0x75, 0x6F, 0x74, 0x3B])        // &quot;
-        case 0x27: out.append(contentsOf: [0x26, 0x23, 0x33, 0x39, 0x3B])              // &#39;
-        default: out.append(byte)
+    var text = text
+    text.withUTF8 { bytes in
+        var runStart = 0
+        for index in 0..<bytes.count {
+            let entity: StaticString
+            switch bytes[index] {
+            case 0x26: entity = "&amp;"
+            case 0x3C: entity = "&lt;"
+            case 0x3E: entity = "&gt;"
+            case 0x22: entity = "&quot;"
+            case 0x27: entity = "&#39;"
+            default: continue
+            }
+            if runStart < index { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
+            entity.withUTF8Buffer { out.append(contentsOf: $0) }
+            runStart = index + 1
         }
+        if runStart < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...])) }
     }
+}
+
+/// Appends `text`'s UTF-8 as one copy from its contiguous storage.
+func appendUTF8(_ text: String, to out: inout [UInt8]) {
+    var text = text
+    text.withUTF8 { out.append(contentsOf: $0) }
 }
