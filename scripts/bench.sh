@@ -168,6 +168,12 @@ done
 read -r s_round_rps p_rps p_p50 p_err < <(awk '{ print 100*$3/$2, $2, $3, $4, $6 }' "$work/rounds" | sort -n | awk -v n="$rounds" 'NR == int((n + 1) / 2) { print $2, $3, $4, $5 }')
 p_p99=$(awk '{ print $5 }' "$work/rounds" | median)
 printf "%-44s %10.0f %9.2f %9.2f %7s   static %6.0f req/s (median round; p99: median of rounds)\n" "profile page" "$p_rps" "$p_p50" "$p_p99" "$p_err" "$s_round_rps"
+# The app's floor, for reading the ratio above: the lightest signed-in answer (a 404 page: session, router, a small
+# template) through the same nginx, right after a static run. No page can be cheaper than this.
+read -r f_s_rps _ _ _ < <(seconds=$half run_wrk static "$base/static/app.css")
+read -r f_rps f_p50 f_p99 _ < <(seconds=$half run_wrk floor "$base/no-such-page" "$cookie")
+printf "%-44s %10.0f %9.2f %9.2f %7s   static %6.0f req/s, ratio %s%%\n" "floor: signed-in 404 page (raw baseline)" "$f_rps" "$f_p50" \
+  "$f_p99" "404" "$f_s_rps" "$(awk -v a="$f_rps" -v b="$f_s_rps" 'BEGIN { printf "%.1f", 100*a/b }')"
 read -r l_rps l_p50 l_p99 l_err < <(run_wrk list "$base/databases/$dbid/profiles" "$cookie")
 printf "%-44s %10.0f %9.2f %9.2f %7s\n" "profile list, first page" "$l_rps" "$l_p50" "$l_p99" "$l_err"
 read -r d_rps2 d_p502 d_p992 d_err2 < <(run_wrk deep "$base/databases/$dbid/profiles?sort=created&after=$deep-$deep" "$cookie")

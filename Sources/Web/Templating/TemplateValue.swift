@@ -83,10 +83,16 @@ public struct TemplateDict: Sendable, Equatable, ExpressibleByDictionaryLiteral,
 
     public subscript(key: String) -> TemplateValue? {
         get {
-            // The length first: it is read inline, while a String comparison of two different keys is a call.
+            // Through the buffer, the keys are compared in place: iterating the array copied each entry, value
+            // included (a retain and a release per key passed). The length first: it is read inline, while a String
+            // comparison of two different keys is a call.
             let length = key.utf8.count
-            for entry in entries where entry.0.utf8.count == length && entry.0 == key { return entry.1 }
-            return nil
+            return entries.withUnsafeBufferPointer { buffer in
+                for index in buffer.indices where buffer[index].0.utf8.count == length && buffer[index].0 == key {
+                    return buffer[index].1
+                }
+                return nil
+            }
         }
         set {
             if let index = entries.firstIndex(where: { $0.0 == key }) {
