@@ -13,9 +13,10 @@ public final class FastCGIServer: Sendable {
         /// `127.0.0.1:9009`, `:9009` or a Unix socket path.
         public var address: String
         public var workers: Int
-        /// Page reads (GET, HEAD) handled at once; the others wait their turn in arrival order. Workers are many because
-        /// libfcgi gives each kept nginx connection its own thread; letting them all run at once on a few cores made
-        /// every request share the CPU with dozens of others (slower for all, and a long tail of late ones).
+        /// Page reads (GET, HEAD) handled at once; the others wait their turn in arrival order. Workers are many
+        /// because libfcgi gives each kept nginx connection its own thread; letting them all run at once on a few
+        /// cores made every request share the CPU with dozens of others (slower for all, and a long tail of late
+        /// ones).
         public var concurrency: Int
         public var backlog: Int32
         /// Bodies above this are answered with 413 without being read (nginx enforces its own limit first).
@@ -30,8 +31,8 @@ public final class FastCGIServer: Sendable {
         /// A Unix socket (an address without `:`) gets mode 0660 and this group (nginx's on Debian) when it exists.
         public var socketGroup: String? = "www-data"
 
-        public init(address: String, workers: Int = 16, concurrency: Int? = nil, backlog: Int32 = 256, maxBodyBytes: Int = 12 << 20,
-                    drainSeconds: Double = 10, spoolDirectory: String? = nil) {
+        public init(address: String, workers: Int = 16, concurrency: Int? = nil, backlog: Int32 = 256,
+                    maxBodyBytes: Int = 12 << 20, drainSeconds: Double = 10, spoolDirectory: String? = nil) {
             self.spoolDirectory = spoolDirectory
             self.address = address
             self.workers = workers
@@ -142,11 +143,13 @@ public final class FastCGIServer: Sendable {
     /// turn). Only GET and HEAD take turns: a change may wait seconds for the database's writer, and holding a turn
     /// meanwhile would stop the pages behind it.
     private func handle(_ request: Request, turn: DispatchSemaphore) -> Response {
-        guard request.method == "GET" || request.method == "HEAD" else { return handler.handle(request) }
+        guard Self.takesTurn(request.method) else { return handler.handle(request) }
         gate.enter(turn)
         defer { gate.leave() }
         return handler.handle(request)
     }
+
+    static func takesTurn(_ method: String) -> Bool { method == "GET" || method == "HEAD" }
 
     private func serve(_ fcgi: UnsafeMutablePointer<FCGX_Request>, turn: DispatchSemaphore) {
         // libfcgi reuses envp's memory for the next request: copy every parameter into Swift strings now.

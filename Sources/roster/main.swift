@@ -197,7 +197,8 @@ case "serve":
     }
     do {
         try server.run {
-            say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers, \(config.effectiveConcurrency) at once; data in \(config.storeDescription)"
+            say("roster: serving FastCGI on \(config.listen) with \(config.workers) workers, "
+                + "\(config.effectiveConcurrency) at once; data in \(config.storeDescription)"
                 + (config.filesDirectory == config.dataDirectory ? "" : ", files in \(config.filesDirectory)"))
         }
         services.tasks.shutDown()

@@ -26,6 +26,14 @@ final class FairGateTests: XCTestCase {
         XCTAssertEqual(gate.waitingCount, 0)
     }
 
+    func testOnlyPageReadsTakeTurns() {
+        XCTAssertTrue(FastCGIServer.takesTurn("GET"))
+        XCTAssertTrue(FastCGIServer.takesTurn("HEAD"))
+        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get", ""] {
+            XCTAssertFalse(FastCGIServer.takesTurn(method), method)
+        }
+    }
+
     func testWaitersEnterInTheOrderTheyCame() {
         let gate = FairGate(permits: 1)
         gate.enter(DispatchSemaphore(value: 0))   // the only permit is taken: everyone after waits

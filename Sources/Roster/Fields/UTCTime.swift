@@ -63,20 +63,23 @@ public enum UTCTime {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Three numbers, the first `width` digits and the others two, with `separator` between them (or none): the
+    /// date part (`2026-11-23`) and the clock part (`14:05:09`) of a time.
+    static func appendTriple(_ first: Int, width: Int, _ second: Int, _ third: Int, separator: UInt8?,
+                             to out: inout [UInt8]) {
+        append(first, width, to: &out)
+        if let separator { out.append(separator) }
+        append(second, 2, to: &out)
+        if let separator { out.append(separator) }
+        append(third, 2, to: &out)
+    }
+
     static func appendDay(_ p: Parts, separator: UInt8?, to out: inout [UInt8]) {
-        append(p.year, 4, to: &out)
-        if let separator { out.append(separator) }
-        append(p.month, 2, to: &out)
-        if let separator { out.append(separator) }
-        append(p.day, 2, to: &out)
+        appendTriple(p.year, width: 4, p.month, p.day, separator: separator, to: &out)
     }
 
     static func appendClock(_ p: Parts, separator: UInt8?, to out: inout [UInt8]) {
-        append(p.hour, 2, to: &out)
-        if let separator { out.append(separator) }
-        append(p.minute, 2, to: &out)
-        if let separator { out.append(separator) }
-        append(p.second, 2, to: &out)
+        appendTriple(p.hour, width: 2, p.minute, p.second, separator: separator, to: &out)
     }
 
     /// `2026-11-23`

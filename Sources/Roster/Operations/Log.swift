@@ -26,7 +26,8 @@ public enum Log {
     }
 
     /// The line as the bytes written: every request logs one, so it is built in one buffer.
-    static func lineBytes(_ level: String, _ message: String, _ fields: KeyValuePairs<String, String>, at date: Date) -> [UInt8] {
+    static func lineBytes(_ level: String, _ message: String, _ fields: KeyValuePairs<String, String>,
+                          at date: Date) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(192)
         out.append(contentsOf: "ts=".utf8)
