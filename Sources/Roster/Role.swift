@@ -6,6 +6,8 @@ public enum Role: String, Sendable, CaseIterable {
     public var canEdit: Bool { self != .viewer }
     public var canDelete: Bool { self == .admin }
     public var canManageUsers: Bool { self == .admin }
+    /// Which suppression lists guard which databases: a list keeps mail from contacts, so admins decide it.
+    public var canManageSuppressionLists: Bool { self == .admin }
 
     public var label: String {
         switch self {

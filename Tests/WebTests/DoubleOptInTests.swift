@@ -51,6 +51,18 @@ final class DoubleOptInTests: XCTestCase {
         }
     }
 
+    /// Subscribes `p` to the double opt-in resource with its own email, as the profile page does.
+    func subscribeToLetters(_ w: World, _ p: Profile) throws {
+        _ = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: p.rowID,
+                                                 SubscriptionInput(resourceID: w.letters.id, channel: "email", contact: p.email), actor: nil)
+    }
+
+    /// The path of the newest confirmation link sent to `contact` (the link without scheme and host).
+    func confirmationPath(_ w: World, _ contact: String) throws -> String {
+        let url = try XCTUnwrap(try confirmationURLs(w, contact).last)
+        return String(url.dropFirst(SubscriberLinks.configuration.publicURL.count))
+    }
+
     func profile(_ w: World, _ email: String) throws -> Profile {
         if let p = try w.app.services.profiles.list(databaseID: w.db.id, { var q = ProfileQuery(); q.search = email; return q }())
             .profiles.first(where: { $0.email == email }) { return p }
@@ -112,10 +124,8 @@ final class DoubleOptInTests: XCTestCase {
     func testTheLinkShowsAButtonConfirmsOnceAndExpires() throws {
         let w = try makeWorld()
         let ann = try profile(w, "ann@example.com")
-        _ = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: ann.rowID,
-                                                 SubscriptionInput(resourceID: w.letters.id, channel: "email", contact: "ann@example.com"), actor: nil)
-        let url = try XCTUnwrap(try confirmationURLs(w, "ann@example.com").first)
-        let path = String(url.dropFirst("http://127.0.0.1:8080".count))
+        try subscribeToLetters(w, ann)
+        let path = try confirmationPath(w, "ann@example.com")
         let subscriber = Browser(w.app)
         // Showing the page (as a mail scanner would) confirms nothing.
         let page = subscriber.get(path)
@@ -210,14 +220,11 @@ final class DoubleOptInTests: XCTestCase {
     func testALinkConfirmsOnlyTheContactItWasMadeFor() throws {
         let w = try makeWorld()
         let eve = try profile(w, "eve@example.com")
-        _ = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: eve.rowID,
-                                                 SubscriptionInput(resourceID: w.letters.id, channel: "email", contact: "eve@example.com"), actor: nil)
-        let url = try XCTUnwrap(try confirmationURLs(w, "eve@example.com").first)
-        let path = String(url.dropFirst("http://127.0.0.1:8080".count))
+        try subscribeToLetters(w, eve)
+        let path = try confirmationPath(w, "eve@example.com")
         try w.app.services.profiles.delete(databaseID: w.db.id, profileID: eve.profileID)
         let vic = try profile(w, "vic@example.com")
-        _ = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: vic.rowID,
-                                                 SubscriptionInput(resourceID: w.letters.id, channel: "email", contact: "vic@example.com"), actor: nil)
+        try subscribeToLetters(w, vic)
         let subscriber = Browser(w.app)
         let page = subscriber.get(path)
         XCTAssertTrue(page.bodyText.contains("can no longer be confirmed"), page.bodyText)

@@ -142,7 +142,7 @@ struct BulkExecutor {
             let newStatus = SQLValue.integer(Int64(status.rawValue))
             var change = "s.status <> ?" + (guardUnsafe ? " AND s.status NOT IN (\(EventRules.unsafeCodesSQL))" : "")
             // Double opt-in: only the subscriber's confirmation makes an unconfirmed subscription subscribed.
-            if status == .subscribed, try db.queryOne(ResourceStore.byID, [resourceID])?.bool("double_opt_in") == true {
+            if status == .subscribed, try ResourceStore.doubleOptInRow(resourceID, db) != nil {
                 let waiting = try db.prepare("SELECT COUNT(*) FROM \(subscriptions) s WHERE \(scope) AND s.status = \(ProfileStatus.unconfirmed.rawValue)")
                     .query(scopeParams).first?[0].int ?? 0
                 chunk.skip(SkipReason.awaitingConfirmation, waiting)

@@ -582,7 +582,7 @@ public struct ProfileWriter {
         try record(rowID, status == .unsubscribed ? HistoryEvent.unsubscribed : HistoryEvent.subscriptionChanged,
                    ["subscription": .int(subscriptionID), "resource": .int(current.resourceID), "channel": .string(current.channel.rawValue),
                     "from": .string(current.status.name), "status": .string(status.name), "priority": .int(Int64(priority))])
-        guard status != current.status, let profileID = try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string else {
+        guard status != current.status, let profileID = try profileID(rowID: rowID) else {
             return
         }
         try recordBounce(current.channel, current.contact, status)
@@ -594,10 +594,14 @@ public struct ProfileWriter {
         }
     }
 
+    /// The public id of the profile in row `rowID` (trigger events name profiles by it).
+    func profileID(rowID: Int64) throws -> String? {
+        try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string
+    }
+
     /// The subscription's resource when it asks for double opt-in; nil otherwise.
     func doubleOptInResource(_ resourceID: Int64) throws -> Resource? {
-        guard let row = try db.queryOne(ResourceStore.byID, [resourceID]), row.bool("double_opt_in") else { return nil }
-        return try ResourceStore.load(row: row, db)
+        try ResourceStore.doubleOptInRow(resourceID, db).map { try ResourceStore.load(row: $0, db) }
     }
 
     /// Marks a subscription deleted (kept, restorable) or restores it.
@@ -609,7 +613,7 @@ public struct ProfileWriter {
             // Back from deletion is like new: with double opt-in it waits for a confirmation again.
             if current.status == .subscribed || current.status == .unconfirmed,
                let resource = try doubleOptInResource(current.resourceID),
-               let profileID = try db.scalar("SELECT profile_id FROM \(table) WHERE id = ?", [rowID]).string {
+               let profileID = try profileID(rowID: rowID) {
                 try db.run("UPDATE \(subscriptions) SET status = ?, deleted = 0, updated_at = ? WHERE id = ?",
                            [ProfileStatus.unconfirmed.rawValue, now, subscriptionID])
                 try record(rowID, HistoryEvent.subscriptionChanged, ["subscription": .int(subscriptionID), "restored": .bool(true),

@@ -92,6 +92,12 @@ public enum ResourceStore {
          fields, clearFields, addField, attachedTo]
     }
 
+    /// The resource's row when it asks for double opt-in (its subscriptions wait for a confirmation); nil otherwise.
+    static func doubleOptInRow(_ resourceID: Int64, _ db: Connection) throws -> Row? {
+        guard let row = try db.queryOne(byID, [resourceID]), row.bool("double_opt_in") else { return nil }
+        return row
+    }
+
     static func load(row: Row, _ db: Connection) throws -> Resource {
         let id = row.int64("id") ?? 0
         let channelSet = Set(try db.query(channels, [id]).compactMap { Channel(rawValue: $0.string("channel") ?? "") })

@@ -47,13 +47,18 @@ enum DatabaseFormPage {
                       smTitle: ctx.form["sm_title"] ?? "", smLanguage: ctx.form["sm_language"] ?? "en",
                       smEditFields: ctx.form["sm_edit_fields"] == "1",
                       resourceIDs: ctx.form.all("resources").compactMap { Int64($0) },
-                      // Only an admin changes which lists guard a database (as on the list's own page).
-                      suppressionListIDs: ctx.user?.role == .admin ? ctx.form.all("suppression_lists").compactMap { Int64($0) } : nil)
+                      // From anyone else the form's lists are ignored: nil leaves the database's lists as they are.
+                      suppressionListIDs: mayChangeLists(ctx) ? ctx.form.all("suppression_lists").compactMap { Int64($0) } : nil)
+    }
+
+    static func mayChangeLists(_ ctx: RequestContext) -> Bool {
+        ctx.user?.role.canManageSuppressionLists == true
     }
 
     static func render(_ app: WebApp, _ ctx: RequestContext, database: ProfileDatabase?, input: DatabaseInput,
                        errors: [String: String], status: Int) throws -> Response {
         let resources = try app.services.resources.list()
+        let checkedLists = try input.suppressionListIDs ?? database.map { try app.services.suppressions.attached(databaseID: $0.id) } ?? []
         return try app.page("databases/form.html", title: database == nil ? "New database" : "Edit \(database!.name)", context: ctx,
                             nav: .databases, status: status, [
             "database": database.map(View.database) ?? .null,
@@ -68,11 +73,9 @@ enum DatabaseFormPage {
                  "checked": .bool(input.resourceIDs.contains(r.id))]
             }),
             "suppression_lists": .list(try app.services.suppressions.lists().filter { !$0.global }.map { l in
-                ["id": .string(String(l.id)), "name": .string(l.name),
-                 "checked": .bool((input.suppressionListIDs ?? database.map { (try? app.services.suppressions.attached(databaseID: $0.id)) ?? [] } ?? [])
-                    .contains(l.id))]
+                ["id": .string(String(l.id)), "name": .string(l.name), "checked": .bool(checkedLists.contains(l.id))]
             }),
-            "lists_editable": .bool(ctx.user?.role == .admin),
+            "lists_editable": .bool(mayChangeLists(ctx)),
             "errors": View.errors(errors),
         ])
     }

@@ -37,7 +37,7 @@ enum SuppressionPages {
     }
 
     static func create(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        _ = try ctx.requireAdmin()
+        try requireListManager(ctx)
         let input = readInput(ctx)
         do {
             let list = try app.services.suppressions.createList(input)
@@ -45,6 +45,11 @@ enum SuppressionPages {
         } catch let error as ValidationError {
             return try renderIndex(app, ctx, input: input, errors: error.fieldErrors, status: 422)
         }
+    }
+
+    /// Lists are changed only by those `Role.canManageSuppressionLists` allows (the database form asks the same).
+    static func requireListManager(_ ctx: RequestContext) throws {
+        guard try ctx.requireUser().role.canManageSuppressionLists else { throw HTTPError.forbidden }
     }
 
     static func load(_ app: WebApp, _ ctx: RequestContext) throws -> SuppressionList {
@@ -84,7 +89,7 @@ enum SuppressionPages {
     }
 
     static func update(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        _ = try ctx.requireAdmin()
+        try requireListManager(ctx)
         let list = try load(app, ctx)
         let input = readInput(ctx)
         do {
@@ -133,7 +138,7 @@ enum SuppressionPages {
     }
 
     static func delete(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        _ = try ctx.requireAdmin()
+        try requireListManager(ctx)
         let list = try load(app, ctx)
         try app.services.suppressions.deleteList(list.id)
         return Response.redirect(to: "\(path)?done=deleted")
