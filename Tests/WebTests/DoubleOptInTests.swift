@@ -53,8 +53,8 @@ final class DoubleOptInTests: XCTestCase {
 
     /// Subscribes `p` to the double opt-in resource with its own email, as the profile page does.
     func subscribeToLetters(_ w: World, _ p: Profile) throws {
-        _ = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: p.rowID,
-                                                 SubscriptionInput(resourceID: w.letters.id, channel: "email", contact: p.email), actor: nil)
+        let input = SubscriptionInput(resourceID: w.letters.id, channel: "email", contact: p.email)
+        _ = try w.app.services.subscriptions.add(databaseID: w.db.id, profileRowID: p.rowID, input, actor: nil)
     }
 
     /// The path of the newest confirmation link sent to `contact` (the link without scheme and host).

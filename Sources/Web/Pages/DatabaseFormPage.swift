@@ -48,7 +48,8 @@ enum DatabaseFormPage {
                       smEditFields: ctx.form["sm_edit_fields"] == "1",
                       resourceIDs: ctx.form.all("resources").compactMap { Int64($0) },
                       // From anyone else the form's lists are ignored: nil leaves the database's lists as they are.
-                      suppressionListIDs: mayChangeLists(ctx) ? ctx.form.all("suppression_lists").compactMap { Int64($0) } : nil)
+                      suppressionListIDs: mayChangeLists(ctx)
+                          ? ctx.form.all("suppression_lists").compactMap { Int64($0) } : nil)
     }
 
     static func mayChangeLists(_ ctx: RequestContext) -> Bool {
@@ -58,7 +59,8 @@ enum DatabaseFormPage {
     static func render(_ app: WebApp, _ ctx: RequestContext, database: ProfileDatabase?, input: DatabaseInput,
                        errors: [String: String], status: Int) throws -> Response {
         let resources = try app.services.resources.list()
-        let checkedLists = try input.suppressionListIDs ?? database.map { try app.services.suppressions.attached(databaseID: $0.id) } ?? []
+        let checkedLists = try input.suppressionListIDs
+            ?? database.map { try app.services.suppressions.attached(databaseID: $0.id) } ?? []
         return try app.page("databases/form.html", title: database == nil ? "New database" : "Edit \(database!.name)", context: ctx,
                             nav: .databases, status: status, [
             "database": database.map(View.database) ?? .null,
