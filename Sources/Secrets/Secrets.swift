@@ -116,7 +116,10 @@ public enum Secrets {
     public static func xxh64Hex(_ text: String) -> String {
         let bytes = Array(text.utf8)
         let value = bytes.withUnsafeBytes { XXH64($0.baseAddress, $0.count, 0) }
-        return hex((0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) })
+        return String(unsafeUninitializedCapacity: 16) { out in
+            for i in 0..<16 { out[i] = hexDigit(UInt8(truncatingIfNeeded: value >> (60 - 4 * UInt64(i))) & 15) }
+            return 16
+        }
     }
 
     /// HMAC-SHA-256 of `message` under `key` (libsodium), hex: webhook receivers check it to know a batch is ours.
@@ -174,14 +177,19 @@ public enum Secrets {
     }
 
     public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 15)])
+        // Written straight into the string's storage: one allocation (none up to 15 characters), where an array of
+        // digits and one of output took three. Every request id, session digest and profile hash passes here.
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            for (i, b) in bytes.enumerated() {
+                out[2 * i] = hexDigit(b >> 4)
+                out[2 * i + 1] = hexDigit(b & 15)
+            }
+            return bytes.count * 2
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    @inline(__always) private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? 0x30 + nibble : 0x57 + nibble  // "0"..."9", then "a"..."f" (0x57 + 10 = 0x61)
     }
 
     /// The bytes of URL-safe base64 without padding, or nil when the text is not that.

@@ -11,7 +11,17 @@ public final class Metrics: Sendable {
     static let buckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
     struct RequestKey: Hashable { let method: String; let route: String; let status: Int }
-    struct Histogram { var counts = [Int](repeating: 0, count: Metrics.buckets.count); var count = 0; var sum = 0.0 }
+    struct Histogram {
+        var counts = [Int](repeating: 0, count: Metrics.buckets.count)
+        var count = 0
+        var sum = 0.0
+
+        mutating func record(_ seconds: Double) {
+            for (i, bound) in Metrics.buckets.enumerated() where seconds <= bound { counts[i] += 1 }
+            count += 1
+            sum += seconds
+        }
+    }
     struct TaskRows { var rows = 0; var chunks = 0; var seconds = 0.0; var lastRate = 0.0 }
     struct State {
         var requests: [RequestKey: Int] = [:]
@@ -43,10 +53,8 @@ public final class Metrics: Sendable {
         shard.lock.lock()
         defer { shard.lock.unlock() }
         shard.state.requests[key, default: 0] += 1
-        if shard.state.latency[route] == nil { shard.state.latency[route] = Histogram() }
-        for (i, bound) in Metrics.buckets.enumerated() where seconds <= bound { shard.state.latency[route]?.counts[i] += 1 }
-        shard.state.latency[route]?.count += 1
-        shard.state.latency[route]?.sum += seconds
+        // Changed in place through the default subscript: optional chaining copied the histogram per bucket.
+        shard.state.latency[route, default: Histogram()].record(seconds)
     }
 
     /// One committed chunk of a task.

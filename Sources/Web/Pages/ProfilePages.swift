@@ -49,33 +49,58 @@ enum ProfilePages {
         return p
     }
 
-    /// The form rows, grouped as the profile page shows them, with typed values and errors.
-    static func formGroups(_ app: WebApp, _ db: ProfileDatabase, values: [String: String], errors: [String: String]) throws -> TemplateValue {
-        var groups: [TemplateValue] = StandardField.Group.allCases.map { group in
-            [
-                "id": .string(group.rawValue), "label": .string(group.label),
-                "fields": .list(StandardField.all.filter { $0.group == group }.map { field in
-                    let (inputType, hint) = inputKind(field.kind)
-                    return ["key": .string(field.key), "label": .string(field.label), "value": .string(values[field.key] ?? ""),
-                            "input": .string(inputType), "hint": .string(hint), "error": TemplateValue(errors[field.key]),
-                            "options": .list(field.options.map { ["value": .string($0), "selected": .bool($0 == values[field.key])] }),
-                            "is_select": .bool(!field.options.isEmpty), "is_textarea": .bool(false)]
-                }),
-            ]
+    /// One field as the profile's page and form show it, standard or the database's own.
+    struct FieldRow {
+        let key: String
+        let label: String
+        let kind: StandardField.Kind
+        let options: [String]
+        let isSelect: Bool
+        let isTextarea: Bool
+    }
+
+    /// The standard fields by group, in the order the page shows them: fixed, so built once.
+    static let standardGroups: [(group: StandardField.Group, rows: [FieldRow])] = StandardField.Group.allCases.map { group in
+        (group, StandardField.all.filter { $0.group == group }.map {
+            FieldRow(key: $0.key, label: $0.label, kind: $0.kind, options: $0.options, isSelect: !$0.options.isEmpty,
+                     isTextarea: false)
+        })
+    }
+
+    /// The fields grouped as the profile page and form show them (standard groups, then "Additional fields"), each row
+    /// made into a view model by `row`.
+    static func groups(_ app: WebApp, _ db: ProfileDatabase, _ row: (FieldRow) -> TemplateValue) throws -> TemplateValue {
+        var groups: [TemplateValue] = standardGroups.map { group in
+            ["id": .string(group.group.rawValue), "label": .string(group.group.label), "fields": .list(group.rows.map(row))]
         }
-        let custom = try app.services.databases.fields(of: db.id)
-        groups.append([
-            "id": "additional", "label": "Additional fields",
-            "fields": .list(custom.map { field in
-                let (inputType, hint) = inputKind(.typed(field.type))
-                let options = field.type == .boolean ? ["true", "false"] : field.options
-                return ["key": .string(field.name), "label": .string(field.name), "value": .string(values[field.name] ?? ""),
-                        "input": .string(inputType), "hint": .string(hint), "error": TemplateValue(errors[field.name]),
-                        "options": .list(options.map { ["value": .string($0), "selected": .bool($0 == values[field.name])] }),
-                        "is_select": .bool(field.type == .enum || field.type == .boolean), "is_textarea": .bool(field.type == .object || field.type == .array)]
-            }),
-        ])
+        let custom = try app.services.databases.fields(of: db.id).map { field in
+            FieldRow(key: field.name, label: field.name, kind: .typed(field.type),
+                     options: field.type == .boolean ? ["true", "false"] : field.options,
+                     isSelect: field.type == .enum || field.type == .boolean,
+                     isTextarea: field.type == .object || field.type == .array)
+        }
+        groups.append(["id": "additional", "label": "Additional fields", "fields": .list(custom.map(row))])
         return .list(groups)
+    }
+
+    /// The form rows with typed values, input kinds and errors.
+    static func formGroups(_ app: WebApp, _ db: ProfileDatabase, values: [String: String], errors: [String: String]) throws -> TemplateValue {
+        try groups(app, db) { field in
+            let (inputType, hint) = inputKind(field.kind)
+            let value = values[field.key]
+            return ["key": .string(field.key), "label": .string(field.label), "value": .string(value ?? ""),
+                    "input": .string(inputType), "hint": .string(hint), "error": TemplateValue(errors[field.key]),
+                    "options": .list(field.options.map { ["value": .string($0), "selected": .bool($0 == value)] }),
+                    "is_select": .bool(field.isSelect),
+                    "is_textarea": .bool(field.isTextarea)]
+        }
+    }
+
+    /// The rows the profile page shows: label, key and value only (the page has no inputs to describe).
+    static func showGroups(_ app: WebApp, _ db: ProfileDatabase, values: [String: String]) throws -> TemplateValue {
+        try groups(app, db) { field in
+            ["key": .string(field.key), "label": .string(field.label), "value": .string(values[field.key] ?? "")]
+        }
     }
 
     static func inputKind(_ kind: StandardField.Kind) -> (String, String) {
@@ -138,7 +163,7 @@ enum ProfilePages {
             // Acting through the link is acting as the subscriber: only for those who may change the profile anyway.
             "manager_url": try ctx.user?.role.canEdit == true
                 ? .string(app.services.links.managerURL(databaseID: db.id, profileID: p.profileID)) : .null,
-            "groups": try formGroups(app, db, values: p.values, errors: [:]),
+            "groups": try showGroups(app, db, values: p.values),
             "history": .list(history.map { ["time": .string(View.time($0.at)), "type": .string(HistoryText.typeLabel($0.type)),
                                               "actor": .string($0.actorEmail ?? "—"), "details": .string(words?.describe(type: $0.type, details: $0.details) ?? "")] }),
             "history_types": .list(historyTypes.map { ["value": .string($0), "label": .string(HistoryText.typeLabel($0)), "selected": .bool($0 == type)] }),
