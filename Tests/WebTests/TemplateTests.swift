@@ -138,6 +138,36 @@ final class TemplateTests: XCTestCase {
         }
     }
 
+    func testAnIncludeCycleStopsLoading() throws {
+        let a = try Template(name: "a.html", source: "a{% include \"b.html\" %}")
+        let b = try Template(name: "b.html", source: "b{% include \"a.html\" %}")
+        XCTAssertThrowsError(try TemplateSet(templates: ["a.html": a, "b.html": b])) { error in
+            XCTAssertTrue("\(error)".contains("more than 32 deep"), "\(error)")
+        }
+    }
+
+    func testAnErrorInAChildsBlockNamesTheChild() throws {
+        let layout = "<main>\n{% block content %}{% end %}</main>"
+        XCTAssertThrowsError(try render("{% extends \"layout.html\" %}\n{% block content %}\n{{ nope }}{% end %}", [:],
+                                        extra: ["layout.html": layout])) { error in
+            XCTAssertEqual((error as? TemplateError)?.file, "t.html")
+            XCTAssertEqual((error as? TemplateError)?.line, 3)
+        }
+    }
+
+    func testBranchesAndLoopsInsideIncludesAndBlocksJumpToTheirOwnEnds() throws {
+        // Text on both sides of every jump: text runs merge, and a merge across a jump target would print or skip
+        // the wrong text.
+        let layout = "[{% block b %}D{% end %}]{% if flag %}T{% else %}F{% end %}."
+        let row = "<{% for c in it %}{{ c }}{% if loop.last %}!{% end %}{% else %}0{% end %}>"
+        let page = "{% extends \"l.html\" %}{% block b %}{% for r in rows %}{% include \"r.html\" with r %}"
+            + "{% else %}none{% end %}{% end %}"
+        XCTAssertEqual(try render(page, ["flag": true, "rows": [["x", "y"], []]], extra: ["l.html": layout, "r.html": row]),
+                       "[<xy!><0>]T.")
+        XCTAssertEqual(try render(page, ["flag": false, "rows": []], extra: ["l.html": layout, "r.html": row]),
+                       "[none]F.")
+    }
+
     func testCommentsVanish() throws {
         XCTAssertEqual(try render("a{# {{ nope }} #}b", [:]), "ab")
     }

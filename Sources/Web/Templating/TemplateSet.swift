@@ -4,6 +4,8 @@ import Foundation
 /// template stops start-up with the file and line.
 public struct TemplateSet: Sendable {
     let templates: [String: Template]
+    /// Every template linked as a page would render it (see `Program`).
+    let programs: [String: Program]
 
     public init(templates: [String: Template]) throws(TemplateError) {
         self.templates = templates
@@ -12,6 +14,9 @@ public struct TemplateSet: Sendable {
                 throw TemplateError(file: template.name, line: ref.line, message: "refers to \"\(ref.name)\", which does not exist")
             }
         }
+        var programs: [String: Program] = [:]
+        for name in templates.keys { programs[name] = try Program.link(name, in: templates) }
+        self.programs = programs
     }
 
     /// Loads every `.html` file under `directory`, named by its relative path (`databases/list.html`).
@@ -42,13 +47,13 @@ public struct TemplateSet: Sendable {
 
     /// The rendered page as UTF-8 bytes, ready to be a response body (no String to byte-array copy).
     public func renderBytes(_ name: String, _ context: TemplateDict) throws(TemplateError) -> [UInt8] {
-        guard let template = templates[name] else {
+        guard let program = programs[name] else {
             throw TemplateError(file: name, line: 0, message: "no such template")
         }
-        var renderer = Renderer(set: self, scopes: [.object(context)])
+        var renderer = Renderer(program: program, scopes: [.object(context)])
         var out: [UInt8] = []
         out.reserveCapacity(16 << 10)  // most pages fit: no regrowth while rendering
-        try renderer.renderTemplate(template, overrides: [:], into: &out)
+        try renderer.run(into: &out)
         return out
     }
 }
@@ -62,23 +67,87 @@ enum Scope {
     case loopItem(variable: String, item: TemplateValue, index: Int, count: Int)
 }
 
+/// Runs a linked template's steps against the view model.
 struct Renderer {
-    let set: TemplateSet
+    let program: Program
     var scopes: [Scope]
-    var depth = 0
+    /// The lists of the loops being run, innermost last, with the pass each is at.
+    private var loops: [(items: [TemplateValue], index: Int)] = []
 
-    mutating func renderTemplate(_ template: Template, overrides: [String: [TemplateNode]], into out: inout [UInt8]) throws(TemplateError) {
-        depth += 1
-        defer { depth -= 1 }
-        if depth > 32 { throw TemplateError(file: template.name, line: 0, message: "includes nested more than 32 deep (a cycle?)") }
-        if let parentName = template.parent, let parent = set.templates[parentName] {
-            // The child's blocks fill the parent's; blocks given further down the chain win.
-            var merged = template.blocks
-            for (key, value) in overrides { merged[key] = value }
-            try renderTemplate(parent, overrides: merged, into: &out)
-            return
+    init(program: Program, scopes: [Scope]) {
+        self.program = program
+        self.scopes = scopes
+    }
+
+    mutating func run(into out: inout [UInt8]) throws(TemplateError) {
+        let steps = program.steps
+        var pc = 0
+        while pc < steps.count {
+            let step = steps[pc]
+            pc += 1
+            switch step.op {
+            case .text:
+                program.text.withUnsafeBufferPointer { text in
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: text[Int(step.a) ..< Int(step.a + step.b)]))
+                }
+            case .output, .raw:
+                let path = program.paths[Int(step.a)]
+                guard let value = lookup(path) else { throw error(step, "missing value \(path.joined(separator: "."))") }
+                switch value {
+                case .string(let text):
+                    if step.op == .raw { appendUTF8(text, to: &out) } else { appendEscapedHTML(text, to: &out) }
+                case .trustedHTML(let html): appendUTF8(html, to: &out)
+                case .int(let number): out.append(contentsOf: String(number).utf8)
+                case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
+                case .null: break
+                case .list, .dict:
+                    throw error(step, "\(path.joined(separator: ".")) is a list or dictionary, not text")
+                }
+            case .branch:
+                if !evaluate(program.conditions[Int(step.a)]) { pc = Int(step.b) }
+            case .jump:
+                pc = Int(step.a)
+            case .loop:
+                let path = program.paths[Int(step.a)]
+                guard let value = lookup(path) else { throw error(step, "missing list \(path.joined(separator: "."))") }
+                let items: [TemplateValue]
+                switch value {
+                case .list(let list): items = list
+                case .null: items = []
+                default: throw error(step, "\(path.joined(separator: ".")) is not a list")
+                }
+                if items.isEmpty {
+                    pc = Int(step.b)
+                } else {
+                    let variable = program.variables[Int(step.c)]
+                    scopes.append(.loopItem(variable: variable, item: items[0], index: 0, count: items.count))
+                    loops.append((items, 0))
+                }
+            case .next:
+                let position = loops[loops.count - 1].index + 1
+                let items = loops[loops.count - 1].items
+                if position < items.count {
+                    loops[loops.count - 1].index = position
+                    guard case .loopItem(let variable, _, _, _) = scopes[scopes.count - 1] else { break }
+                    scopes[scopes.count - 1] = .loopItem(variable: variable, item: items[position], index: position,
+                                                         count: items.count)
+                    pc = Int(step.b)
+                } else {
+                    loops.removeLast()
+                    scopes.removeLast()
+                    pc = Int(step.c)
+                }
+            case .bind:
+                scopes.append(.binding("it", lookup(program.paths[Int(step.a)]) ?? .null))
+            case .unbind:
+                scopes.removeLast()
+            }
         }
-        try render(template.nodes, file: template.name, overrides: overrides, into: &out)
+    }
+
+    private func error(_ step: Program.Step, _ message: String) -> TemplateError {
+        TemplateError(file: program.files.indices.contains(Int(step.file)) ? program.files[Int(step.file)] : program.name,
+                      line: Int(step.line), message: message)
     }
 
     func lookup(_ path: [String]) -> TemplateValue? {
@@ -94,7 +163,8 @@ struct Renderer {
             case .loopItem(let variable, let item, let position, let count):
                 if variable == first { value = item; break search }
                 if first == "loop" {
-                    value = ["index": .int(position), "number": .int(position + 1), "first": .bool(position == 0), "last": .bool(position == count - 1)]
+                    value = ["index": .int(position), "number": .int(position + 1), "first": .bool(position == 0),
+                             "last": .bool(position == count - 1)]
                     break search
                 }
             }
@@ -106,59 +176,6 @@ struct Renderer {
             value = object[key]
         }
         return value
-    }
-
-    mutating func render(_ nodes: [TemplateNode], file: String, overrides: [String: [TemplateNode]], into out: inout [UInt8]) throws(TemplateError) {
-        for node in nodes {
-            switch node {
-            case .text(let bytes):
-                out.append(contentsOf: bytes)
-            case .output(let path, let raw, let line):
-                guard let value = lookup(path) else {
-                    throw TemplateError(file: file, line: line, message: "missing value \(path.joined(separator: "."))")
-                }
-                switch value {
-                case .string(let text): if raw { appendUTF8(text, to: &out) } else { appendEscapedHTML(text, to: &out) }
-                case .trustedHTML(let html): appendUTF8(html, to: &out)
-                case .int(let number): out.append(contentsOf: String(number).utf8)
-                case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
-                case .null: break
-                case .list, .dict:
-                    throw TemplateError(file: file, line: line, message: "\(path.joined(separator: ".")) is a list or dictionary, not text")
-                }
-            case .ifBlock(let condition, let thenNodes, let elseNodes):
-                try render(evaluate(condition) ? thenNodes : elseNodes, file: file, overrides: overrides, into: &out)
-            case .forBlock(let variable, let path, let body, let empty, let line):
-                guard let value = lookup(path) else {
-                    throw TemplateError(file: file, line: line, message: "missing list \(path.joined(separator: "."))")
-                }
-                let items: [TemplateValue]
-                switch value {
-                case .list(let l): items = l
-                case .null: items = []
-                default: throw TemplateError(file: file, line: line, message: "\(path.joined(separator: ".")) is not a list")
-                }
-                if items.isEmpty {
-                    try render(empty, file: file, overrides: overrides, into: &out)
-                }
-                for (index, item) in items.enumerated() {
-                    scopes.append(.loopItem(variable: variable, item: item, index: index, count: items.count))
-                    defer { scopes.removeLast() }
-                    try render(body, file: file, overrides: overrides, into: &out)
-                }
-            case .include(let name, let with, _):
-                guard let template = set.templates[name] else { continue }
-                if let with {
-                    scopes.append(.binding("it", lookup(with) ?? .null))
-                    defer { scopes.removeLast() }
-                    try renderTemplate(template, overrides: overrides, into: &out)
-                } else {
-                    try renderTemplate(template, overrides: overrides, into: &out)
-                }
-            case .block(let name, let body):
-                try render(overrides[name] ?? body, file: file, overrides: overrides, into: &out)
-            }
-        }
     }
 
     func evaluate(_ condition: Condition) -> Bool {
