@@ -306,11 +306,7 @@ public final class Accounts: Sendable {
         guard token.utf8.count <= 128, !token.isEmpty else { return nil }
         let digest = Secrets.digest(token)
         let now = clock.now()
-        let found: (SessionRecord, User)? = try pool.read { db in
-            guard let record = try SessionStore.find(digest: digest, db),
-                  let user = try UserStore.find(id: record.userID, db) else { return nil }
-            return (record, user)
-        }
+        let found = try pool.read { try SessionStore.findWithUser(digest: digest, $0) }
         guard let (record, user) = found else { return nil }
         if now - record.lastSeenAt > policy.idleTimeout || now - record.createdAt > policy.absoluteTimeout {
             try pool.write { try $0.run(SessionStore.delete, [digest]) }

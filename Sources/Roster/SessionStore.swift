@@ -12,8 +12,11 @@ public enum SessionStore {
     static let insert = NamedQuery("sessions.insert", """
         INSERT INTO sessions (token_digest, user_id, csrf_token, created_at, last_seen_at, remote_addr) VALUES (?, ?, ?, ?, ?, ?)
         """)
-    static let byDigest = NamedQuery("sessions.byDigest", """
-        SELECT token_digest, user_id, csrf_token, created_at, last_seen_at FROM sessions WHERE token_digest = ?
+    /// A session with its user, in one statement: every signed-in request reads both.
+    static let withUser = NamedQuery("sessions.withUser", """
+        SELECT s.token_digest, s.user_id, s.csrf_token, s.created_at AS session_created_at, s.last_seen_at,
+               u.id, u.email, u.name, u.role, u.password_hash, u.created_at, u.totp_enabled_at
+        FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_digest = ?
         """)
     static let touch = NamedQuery("sessions.touch", "UPDATE sessions SET last_seen_at = ? WHERE token_digest = ?")
     static let delete = NamedQuery("sessions.delete", "DELETE FROM sessions WHERE token_digest = ?")
@@ -21,13 +24,16 @@ public enum SessionStore {
     static let deleteForUserExcept = NamedQuery("sessions.deleteForUserExcept", "DELETE FROM sessions WHERE user_id = ? AND token_digest <> ?")
     static let deleteExpired = NamedQuery("sessions.deleteExpired", "DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?")
 
-    static var queries: [NamedQuery] { [insert, byDigest, touch, delete, deleteForUser, deleteForUserExcept, deleteExpired] }
+    static var queries: [NamedQuery] { [insert, withUser, touch, delete, deleteForUser, deleteForUserExcept, deleteExpired] }
 
-    static func find(digest: String, _ db: Connection) throws -> SessionRecord? {
-        guard let row = try db.queryOne(byDigest, [digest]) else { return nil }
-        return SessionRecord(tokenDigest: row.string("token_digest") ?? "", userID: row.int64("user_id") ?? 0,
-                             csrfToken: row.string("csrf_token") ?? "", createdAt: row.int64("created_at") ?? 0,
-                             lastSeenAt: row.int64("last_seen_at") ?? 0)
+    /// The session and its user; nil when either is gone.
+    static func findWithUser(digest: String, _ db: Connection) throws -> (SessionRecord, User)? {
+        guard let row = try db.queryOne(withUser, [digest]) else { return nil }
+        let record = SessionRecord(tokenDigest: row.string("token_digest") ?? "", userID: row.int64("user_id") ?? 0,
+                                   csrfToken: row.string("csrf_token") ?? "",
+                                   createdAt: row.int64("session_created_at") ?? 0,
+                                   lastSeenAt: row.int64("last_seen_at") ?? 0)
+        return (record, User(row: row))
     }
 }
 

@@ -38,7 +38,7 @@ public final class WebApp: RequestHandler {
 
     public func handle(_ request: Request) -> Response {
         let started = DispatchTime.now().uptimeNanoseconds
-        let requestID = Secrets.randomHex(bytes: 8)
+        let requestID = RequestID.next()
         let trace = Trace()
         var response: Response
         defer {
@@ -94,7 +94,7 @@ public final class WebApp: RequestHandler {
     /// Before a large upload is stored: the address must exist, the session be valid, the role one that changes
     /// data, and the disk have room. (The CSRF token travels in the body: it is checked before any part is written.)
     public func admit(_ request: Request, bodyLength: Int) -> Response? {
-        let requestID = Secrets.randomHex(bytes: 8)
+        let requestID = RequestID.next()
         guard case .found(let route, _) = router.resolve(method: request.method, path: request.path), route.access == .signedIn else {
             return nil
         }
