@@ -4,10 +4,11 @@
 #include <openssl/hmac.h>
 
 /* MD5 through the EVP interface (the MD5() shortcut is deprecated in OpenSSL 3). Used only as an
-   identifier of a profile id, never for security. Returns 1 on success. */
-static inline int roster_md5(const void *data, size_t length, unsigned char out[16]) {
+   identifier of a profile id, never for security. `md` is the implementation fetched once by the caller
+   (EVP_md5() makes OpenSSL 3 look it up on every call); NULL falls back to that. Returns 1 on success. */
+static inline int roster_md5(const EVP_MD *md, const void *data, size_t length, unsigned char out[16]) {
     unsigned int out_length = 0;
-    return EVP_Digest(data, length, out, &out_length, EVP_md5(), NULL) == 1 && out_length == 16;
+    return EVP_Digest(data, length, out, &out_length, md ? md : EVP_md5(), NULL) == 1 && out_length == 16;
 }
 /* HMAC-SHA-1 for TOTP (RFC 6238 fixes SHA-1; libsodium has no HMAC-SHA-1). Returns 1 on success. */
 static inline int roster_hmac_sha1(const void *key, int key_length, const unsigned char *data, size_t length,

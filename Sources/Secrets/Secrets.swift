@@ -107,10 +107,14 @@ public enum Secrets {
     /// MD5 of the text, hex: an identifier format some integrations expect (not used for security).
     public static func md5Hex(_ text: String) -> String {
         var out = [UInt8](repeating: 0, count: 16)
-        let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { roster_md5($0.baseAddress, $0.count, &out) }
+        var text = text
+        _ = text.withUTF8 { roster_md5(md5Implementation, $0.baseAddress, $0.count, &out) }
         return hex(out)
     }
+
+    /// Fetched once (every profile page shows an MD5): nil leaves the shim to its per-call lookup. Never changed
+    /// after the fetch, and OpenSSL lets any number of threads digest with one EVP_MD at once.
+    nonisolated(unsafe) private static let md5Implementation: OpaquePointer? = EVP_MD_fetch(nil, "MD5", nil)
 
     /// XXH64 (seed 0) of the text, as 16 hex digits.
     public static func xxh64Hex(_ text: String) -> String {

@@ -245,9 +245,7 @@ public final class WebApp: RequestHandler {
                 "is_admin": .bool(session.user.role.canManageUsers),
             ]
             all["csrf_token"] = .string(session.csrfToken)
-            all["nav"] = .list(NavItem.allCases.map { item in
-                ["label": .string(item.label), "href": .string(item.href), "active": .bool(item == nav)]
-            })
+            all["nav"] = NavItem.menus[nav] ?? .list([])
         } else {
             all["session"] = .null
             all["nav"] = .list([])
@@ -425,4 +423,14 @@ public enum NavItem: String, CaseIterable, Sendable {
     case databases, segments, tasks, settings
     var label: String { rawValue.prefix(1).uppercased() + rawValue.dropFirst() }
     var href: String { "/" + rawValue }
+
+    /// The menu as the layout shows it, for each item that can be the active one (or none): built once, not per page.
+    static let menus: [NavItem?: TemplateValue] = {
+        let choices: [NavItem?] = [nil] + allCases.map { $0 }
+        return Dictionary(uniqueKeysWithValues: choices.map { active in
+            (active, .list(allCases.map { item in
+                ["label": .string(item.label), "href": .string(item.href), "active": .bool(item == active)]
+            }))
+        })
+    }()
 }

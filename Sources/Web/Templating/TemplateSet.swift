@@ -50,7 +50,7 @@ public struct TemplateSet: Sendable {
         guard let program = programs[name] else {
             throw TemplateError(file: name, line: 0, message: "no such template")
         }
-        var renderer = Renderer(program: program, scopes: [.object(context)])
+        var renderer = Renderer(program: program, root: context)
         var out: [UInt8] = []
         out.reserveCapacity(16 << 10)  // most pages fit: no regrowth while rendering
         try renderer.run(into: &out)
@@ -58,25 +58,27 @@ public struct TemplateSet: Sendable {
     }
 }
 
-/// What names resolve to while rendering, innermost last.
-enum Scope {
-    case object(TemplateDict)
-    /// `{% include … with path %}` binds `it`.
-    case binding(String, TemplateValue)
-    /// One pass of a `for` loop: its variable, and `loop.*` built only if the body asks for it.
-    case loopItem(variable: String, item: TemplateValue, index: Int, count: Int)
+/// A name bound while rendering: a loop's variable (with its list and pass) or an include's `it`.
+struct Frame {
+    let name: String
+    var value: TemplateValue
+    /// A loop's list and the pass it is at; empty for `it`.
+    var items: [TemplateValue] = []
+    var index = 0
+    var isLoop = false
 }
 
 /// Runs a linked template's steps against the view model.
 struct Renderer {
     let program: Program
-    var scopes: [Scope]
-    /// The lists of the loops being run, innermost last, with the pass each is at.
-    private var loops: [(items: [TemplateValue], index: Int)] = []
+    let root: TemplateDict
+    /// Innermost last. Names are compared in place: copying a whole scope out per lookup (the tree renderer's
+    /// enum of scopes) retained its payload every time.
+    private var frames: [Frame] = []
 
-    init(program: Program, scopes: [Scope]) {
+    init(program: Program, root: TemplateDict) {
         self.program = program
-        self.scopes = scopes
+        self.root = root
     }
 
     mutating func run(into out: inout [UInt8]) throws(TemplateError) {
@@ -119,28 +121,23 @@ struct Renderer {
                 if items.isEmpty {
                     pc = Int(step.b)
                 } else {
-                    let variable = program.variables[Int(step.c)]
-                    scopes.append(.loopItem(variable: variable, item: items[0], index: 0, count: items.count))
-                    loops.append((items, 0))
+                    frames.append(Frame(name: program.variables[Int(step.c)], value: items[0], items: items, isLoop: true))
                 }
             case .next:
-                let position = loops[loops.count - 1].index + 1
-                let items = loops[loops.count - 1].items
-                if position < items.count {
-                    loops[loops.count - 1].index = position
-                    guard case .loopItem(let variable, _, _, _) = scopes[scopes.count - 1] else { break }
-                    scopes[scopes.count - 1] = .loopItem(variable: variable, item: items[position], index: position,
-                                                         count: items.count)
+                let last = frames.count - 1
+                let position = frames[last].index + 1
+                if position < frames[last].items.count {
+                    frames[last].index = position
+                    frames[last].value = frames[last].items[position]
                     pc = Int(step.b)
                 } else {
-                    loops.removeLast()
-                    scopes.removeLast()
+                    frames.removeLast()
                     pc = Int(step.c)
                 }
             case .bind:
-                scopes.append(.binding("it", lookup(program.paths[Int(step.a)]) ?? .null))
+                frames.append(Frame(name: "it", value: lookup(program.paths[Int(step.a)]) ?? .null))
             case .unbind:
-                scopes.removeLast()
+                frames.removeLast()
             }
         }
     }
@@ -153,23 +150,18 @@ struct Renderer {
     func lookup(_ path: [String]) -> TemplateValue? {
         let first = path[0]
         var value: TemplateValue?
-        var index = scopes.count - 1
-        search: while index >= 0 {
-            switch scopes[index] {
-            case .object(let object):
-                if let found = object[first] { value = found; break search }
-            case .binding(let name, let bound):
-                if name == first { value = bound; break search }
-            case .loopItem(let variable, let item, let position, let count):
-                if variable == first { value = item; break search }
-                if first == "loop" {
-                    value = ["index": .int(position), "number": .int(position + 1), "first": .bool(position == 0),
-                             "last": .bool(position == count - 1)]
-                    break search
-                }
+        var index = frames.count - 1
+        while index >= 0 {
+            if frames[index].name == first { value = frames[index].value; break }
+            if frames[index].isLoop && first == "loop" {
+                let position = frames[index].index, count = frames[index].items.count
+                value = ["index": .int(position), "number": .int(position + 1), "first": .bool(position == 0),
+                         "last": .bool(position == count - 1)]
+                break
             }
             index -= 1
         }
+        if index < 0 { value = root[first] }
         if path.count == 1 { return value }
         for key in path.dropFirst() {
             guard case .dict(let object)? = value else { return nil }
