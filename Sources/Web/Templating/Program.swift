@@ -6,9 +6,9 @@ final class Program: Sendable {
     enum Op: UInt8, Sendable {
         /// Copies `text[a ..< a + b]`.
         case text
-        /// Prints `paths[a]` escaped (`raw`: as is).
+        /// Prints the value at `paths[a]` escaped (`raw`: as is).
         case output, raw
-        /// Goes on when `conditions[a]` holds, else jumps to `b`.
+        /// Goes on when `tests[a]` holds, else jumps to `b`.
         case branch
         /// Jumps to `a`.
         case jump
@@ -30,11 +30,29 @@ final class Program: Sendable {
         var file: Int32 = 0
     }
 
+    /// A dotted name, as `keys[start ..< start + count]`: integers, so reading one retains nothing.
+    struct Path: Sendable {
+        var start: Int32
+        var count: Int32
+    }
+
+    /// An `if`: `left` is a path; `right` a path or, when `literal`, an index in `literals`.
+    struct Test: Sendable {
+        var negated: Bool
+        var left: Int32
+        /// nil: truthiness; true: `==`; false: `!=`.
+        var equal: Bool?
+        var right: Int32 = 0
+        var literal = false
+    }
+
     let name: String
     let steps: [Step]
     let text: [UInt8]
-    let paths: [[String]]
-    let conditions: [Condition]
+    let keys: [String]
+    let paths: [Path]
+    let tests: [Test]
+    let literals: [String]
     let variables: [String]
     let files: [String]
 
@@ -42,10 +60,21 @@ final class Program: Sendable {
         self.name = name
         steps = linker.steps
         text = linker.text
-        paths = linker.paths.list
-        conditions = linker.conditions
+        var keys: [String] = []
+        paths = linker.paths.list.map { path in
+            defer { keys += path }
+            return Path(start: Int32(keys.count), count: Int32(path.count))
+        }
+        self.keys = keys
+        tests = linker.tests
+        literals = linker.literals.list
         variables = linker.variables.list
         files = linker.files.list
+    }
+
+    /// The path's name as written, for error messages.
+    func describe(_ path: Path) -> String {
+        keys[Int(path.start) ..< Int(path.start + path.count)].joined(separator: ".")
     }
 
     /// Links `name` with everything it extends and includes. A chain deeper than 32 (a cycle) stops loading.
@@ -65,7 +94,8 @@ struct Linker {
     var steps: [Program.Step] = []
     var text: [UInt8] = []
     var paths = Interned<[String]>()
-    var conditions: [Condition] = []
+    var tests: [Program.Test] = []
+    var literals = Interned<String>()
     var variables = Interned<String>()
     var files = Interned<String>()
     /// The first step no jump lands on: text may be appended to the step before it only from here on.
@@ -97,8 +127,8 @@ struct Linker {
             case .output(let path, let raw, let line):
                 append(.init(op: raw ? .raw : .output, a: paths.index(path), line: Int32(line), file: file))
             case .ifBlock(let condition, let thenNodes, let elseNodes):
-                conditions.append(condition)
-                let branch = append(.init(op: .branch, a: Int32(conditions.count - 1), file: file))
+                tests.append(test(condition))
+                let branch = append(.init(op: .branch, a: Int32(tests.count - 1), file: file))
                 try emit(thenNodes, file: file, overrides: overrides, depth: depth)
                 if elseNodes.isEmpty {
                     steps[branch].b = label()
@@ -148,6 +178,18 @@ struct Linker {
             append(.init(op: .text, a: Int32(text.count), b: Int32(bytes.count), file: file))
         }
         text.append(contentsOf: bytes)
+    }
+
+    private mutating func test(_ condition: Condition) -> Program.Test {
+        var test = Program.Test(negated: condition.negated, left: paths.index(condition.left))
+        if let (equal, right) = condition.comparison {
+            test.equal = equal
+            switch right {
+            case .literal(let text): test.right = literals.index(text); test.literal = true
+            case .path(let path): test.right = paths.index(path)
+            }
+        }
+        return test
     }
 
     /// The index of the next step, as a jump target.

@@ -72,6 +72,10 @@ struct Frame {
 struct Renderer {
     let program: Program
     let root: TemplateDict
+    /// The program's tables, held here so reading them retains nothing per step.
+    private let steps: [Program.Step]
+    private let keys: [String]
+    private let paths: [Program.Path]
     /// Innermost last. Names are compared in place: copying a whole scope out per lookup (the tree renderer's
     /// enum of scopes) retained its payload every time.
     private var frames: [Frame] = []
@@ -79,22 +83,25 @@ struct Renderer {
     init(program: Program, root: TemplateDict) {
         self.program = program
         self.root = root
+        steps = program.steps
+        keys = program.keys
+        paths = program.paths
     }
 
     mutating func run(into out: inout [UInt8]) throws(TemplateError) {
-        let steps = program.steps
+        let text = program.text
         var pc = 0
         while pc < steps.count {
             let step = steps[pc]
             pc += 1
             switch step.op {
             case .text:
-                program.text.withUnsafeBufferPointer { text in
+                text.withUnsafeBufferPointer { text in
                     out.append(contentsOf: UnsafeBufferPointer(rebasing: text[Int(step.a) ..< Int(step.a + step.b)]))
                 }
             case .output, .raw:
-                let path = program.paths[Int(step.a)]
-                guard let value = lookup(path) else { throw error(step, "missing value \(path.joined(separator: "."))") }
+                let path = paths[Int(step.a)]
+                guard let value = lookup(path) else { throw error(step, "missing value \(program.describe(path))") }
                 switch value {
                 case .string(let text):
                     if step.op == .raw { appendUTF8(text, to: &out) } else { appendEscapedHTML(text, to: &out) }
@@ -103,20 +110,20 @@ struct Renderer {
                 case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
                 case .null: break
                 case .list, .dict:
-                    throw error(step, "\(path.joined(separator: ".")) is a list or dictionary, not text")
+                    throw error(step, "\(program.describe(path)) is a list or dictionary, not text")
                 }
             case .branch:
-                if !evaluate(program.conditions[Int(step.a)]) { pc = Int(step.b) }
+                if !evaluate(program.tests[Int(step.a)]) { pc = Int(step.b) }
             case .jump:
                 pc = Int(step.a)
             case .loop:
-                let path = program.paths[Int(step.a)]
-                guard let value = lookup(path) else { throw error(step, "missing list \(path.joined(separator: "."))") }
+                let path = paths[Int(step.a)]
+                guard let value = lookup(path) else { throw error(step, "missing list \(program.describe(path))") }
                 let items: [TemplateValue]
                 switch value {
                 case .list(let list): items = list
                 case .null: items = []
-                default: throw error(step, "\(path.joined(separator: ".")) is not a list")
+                default: throw error(step, "\(program.describe(path)) is not a list")
                 }
                 if items.isEmpty {
                     pc = Int(step.b)
@@ -135,7 +142,7 @@ struct Renderer {
                     pc = Int(step.c)
                 }
             case .bind:
-                frames.append(Frame(name: "it", value: lookup(program.paths[Int(step.a)]) ?? .null))
+                frames.append(Frame(name: "it", value: lookup(paths[Int(step.a)]) ?? .null))
             case .unbind:
                 frames.removeLast()
             }
@@ -147,8 +154,9 @@ struct Renderer {
                       line: Int(step.line), message: message)
     }
 
-    func lookup(_ path: [String]) -> TemplateValue? {
-        let first = path[0]
+    func lookup(_ path: Program.Path) -> TemplateValue? {
+        let start = Int(path.start), end = Int(path.start + path.count)
+        let first = keys[start]
         var value: TemplateValue?
         var index = frames.count - 1
         while index >= 0 {
@@ -162,28 +170,26 @@ struct Renderer {
             index -= 1
         }
         if index < 0 { value = root[first] }
-        if path.count == 1 { return value }
-        for key in path.dropFirst() {
+        var next = start + 1
+        while next < end {
             guard case .dict(let object)? = value else { return nil }
-            value = object[key]
+            value = object[keys[next]]
+            next += 1
         }
         return value
     }
 
-    func evaluate(_ condition: Condition) -> Bool {
-        let left = lookup(condition.left) ?? .null
+    func evaluate(_ test: Program.Test) -> Bool {
+        let left = lookup(paths[Int(test.left)]) ?? .null
         var result: Bool
-        if let (equal, right) = condition.comparison {
-            let rightValue: TemplateValue
-            switch right {
-            case .literal(let s): rightValue = .string(s)
-            case .path(let p): rightValue = lookup(p) ?? .null
-            }
-            let same = left.text != nil && left.text == rightValue.text
+        if let equal = test.equal {
+            let right: TemplateValue = test.literal ? .string(program.literals[Int(test.right)])
+                : lookup(paths[Int(test.right)]) ?? .null
+            let same = left.text != nil && left.text == right.text
             result = equal ? same : !same
         } else {
             result = left.isTruthy
         }
-        return condition.negated ? !result : result
+        return test.negated ? !result : result
     }
 }
