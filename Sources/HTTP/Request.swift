@@ -50,22 +50,34 @@ public struct Request: Sendable {
     public var cookies: [String: String] {
         guard let raw = header("cookie") else { return [:] }
         var result: [String: String] = [:]
-        // Plain Substring work: Foundation's trimming bridges through NSString, and this runs on every request.
-        func trimmed(_ text: Substring) -> String {
-            var start = text.startIndex, end = text.endIndex
-            while start < end, text[start] == " " || text[start] == "\t" { start = text.index(after: start) }
-            while end > start {
-                let before = text.index(before: end)
-                guard text[before] == " " || text[before] == "\t" else { break }
-                end = before
-            }
-            return String(text[start..<end])
-        }
         for pair in raw.split(separator: ";") {
             guard let eq = pair.firstIndex(of: "=") else { continue }
-            let name = trimmed(pair[..<eq])
-            if result[name] == nil { result[name] = trimmed(pair[pair.index(after: eq)...]) }
+            let name = Self.trimmed(pair[..<eq])
+            if result[name] == nil { result[name] = Self.trimmed(pair[pair.index(after: eq)...]) }
         }
         return result
+    }
+
+    /// One cookie's value, as `cookies[name]` gives it (the first of that name), without building the dictionary:
+    /// every request reads its session cookie.
+    public func cookie(_ name: String) -> String? {
+        guard let raw = header("cookie") else { return nil }
+        for pair in raw.split(separator: ";") {
+            guard let eq = pair.firstIndex(of: "=") else { continue }
+            if Self.trimmed(pair[..<eq]) == name { return Self.trimmed(pair[pair.index(after: eq)...]) }
+        }
+        return nil
+    }
+
+    /// Plain Substring work: Foundation's trimming bridges through NSString, and this runs on every request.
+    private static func trimmed(_ text: Substring) -> String {
+        var start = text.startIndex, end = text.endIndex
+        while start < end, text[start] == " " || text[start] == "\t" { start = text.index(after: start) }
+        while end > start {
+            let before = text.index(before: end)
+            guard text[before] == " " || text[before] == "\t" else { break }
+            end = before
+        }
+        return String(text[start..<end])
     }
 }

@@ -99,7 +99,7 @@ public final class WebApp: RequestHandler {
             return nil
         }
         do {
-            guard let token = request.cookies[WebApp.sessionCookie], let session = try accounts.session(token: token) else {
+            guard let token = request.cookie(WebApp.sessionCookie), let session = try accounts.session(token: token) else {
                 return errorPage(HTTPError(401, "Signed out", "Your session has ended. Sign in again, then repeat what you were doing."),
                                  request: request, requestID: requestID)
             }
@@ -144,13 +144,13 @@ public final class WebApp: RequestHandler {
                                                           form: form, files: [], sessionToken: nil))
         }
 
-        let token = request.cookies[WebApp.sessionCookie]
+        let token = request.cookie(WebApp.sessionCookie)
         let session = try token.flatMap { try accounts.session(token: $0) }
         trace.userID = session?.user.id
         if route.access == .signedIn && session == nil && request.method == "POST" {
             throw HTTPError(401, "Signed out", "Your session has ended. Sign in again, then repeat what you were doing.")
         }
-        let expectedCSRF = session?.csrfToken ?? request.cookies[WebApp.loginCSRFCookie] ?? ""
+        let expectedCSRF = session?.csrfToken ?? request.cookie(WebApp.loginCSRFCookie) ?? ""
 
         var form = FormData()
         var files: [UploadedFile] = []

@@ -78,5 +78,13 @@ final class FormDataTests: XCTestCase {
         XCTAssertEqual(r.cookies["a"], "1")
         let spaced = Request(method: "GET", target: "/", headers: ["Cookie": " \tx = y z ;novalue;  ;=v; w=\t"])
         XCTAssertEqual(spaced.cookies, ["x": "y z", "": "v", "w": ""])
+        // One cookie read alone gives what the whole dictionary gives.
+        XCTAssertEqual(r.cookie("roster_session"), "abc=")
+        XCTAssertEqual(r.cookie("a"), "1")
+        XCTAssertNil(r.cookie("b"))
+        XCTAssertEqual(spaced.cookie("x"), "y z")
+        XCTAssertEqual(spaced.cookie("w"), "")
+        XCTAssertNil(spaced.cookie("novalue"))
+        XCTAssertNil(Request(method: "GET", target: "/", headers: [:]).cookie("a"))
     }
 }

@@ -8,12 +8,12 @@ enum LoginCodePage {
 
     static func show(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
         if ctx.session != nil { return Response.redirect(to: LoginPage.safeNext(ctx.request.query["next"]), status: 303) }
-        guard ctx.request.cookies[challengeCookie] != nil else { return Response.redirect(to: "/login", status: 303) }
+        guard ctx.request.cookie(challengeCookie) != nil else { return Response.redirect(to: "/login", status: 303) }
         return try render(app, ctx, error: nil, status: 200)
     }
 
     static func submit(_ app: WebApp, _ ctx: RequestContext) throws -> Response {
-        let challenge = ctx.request.cookies[challengeCookie] ?? ""
+        let challenge = ctx.request.cookie(challengeCookie) ?? ""
         let code = ctx.form["code"] ?? ""
         switch try app.accounts.completeSignIn(challenge: challenge, code: code, remoteAddress: ctx.request.remoteAddress) {
         case .success(let token, _):

@@ -53,7 +53,7 @@ enum LoginPage {
     /// Before sign-in there is no session to hold a CSRF token: a random value goes both into a cookie and into the
     /// form, and POSTs to /login and /login/code require the two to match (double submit).
     static func loginCSRF(_ ctx: RequestContext) -> String {
-        let existing = ctx.request.cookies[WebApp.loginCSRFCookie] ?? ""
+        let existing = ctx.request.cookie(WebApp.loginCSRFCookie) ?? ""
         return existing.count >= 32 && existing.count <= 64 ? existing : Secrets.randomToken()
     }
 
