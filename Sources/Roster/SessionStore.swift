@@ -24,7 +24,9 @@ public enum SessionStore {
     static let deleteForUserExcept = NamedQuery("sessions.deleteForUserExcept", "DELETE FROM sessions WHERE user_id = ? AND token_digest <> ?")
     static let deleteExpired = NamedQuery("sessions.deleteExpired", "DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?")
 
-    static var queries: [NamedQuery] { [insert, withUser, touch, delete, deleteForUser, deleteForUserExcept, deleteExpired] }
+    static var queries: [NamedQuery] {
+        [insert, withUser, touch, delete, deleteForUser, deleteForUserExcept, deleteExpired]
+    }
 
     /// The session and its user; nil when either is gone.
     static func findWithUser(digest: String, _ db: Connection) throws -> (SessionRecord, User)? {

@@ -99,7 +99,8 @@ public final class WebApp: RequestHandler {
             return nil
         }
         do {
-            guard let token = request.cookie(WebApp.sessionCookie), let session = try accounts.session(token: token) else {
+            guard let token = request.cookie(WebApp.sessionCookie),
+                  let session = try accounts.session(token: token) else {
                 return errorPage(HTTPError(401, "Signed out", "Your session has ended. Sign in again, then repeat what you were doing."),
                                  request: request, requestID: requestID)
             }

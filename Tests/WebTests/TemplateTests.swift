@@ -162,10 +162,9 @@ final class TemplateTests: XCTestCase {
         let row = "<{% for c in it %}{{ c }}{% if loop.last %}!{% end %}{% else %}0{% end %}>"
         let page = "{% extends \"l.html\" %}{% block b %}{% for r in rows %}{% include \"r.html\" with r %}"
             + "{% else %}none{% end %}{% end %}"
-        XCTAssertEqual(try render(page, ["flag": true, "rows": [["x", "y"], []]], extra: ["l.html": layout, "r.html": row]),
-                       "[<xy!><0>]T.")
-        XCTAssertEqual(try render(page, ["flag": false, "rows": []], extra: ["l.html": layout, "r.html": row]),
-                       "[none]F.")
+        let partials = ["l.html": layout, "r.html": row]
+        XCTAssertEqual(try render(page, ["flag": true, "rows": [["x", "y"], []]], extra: partials), "[<xy!><0>]T.")
+        XCTAssertEqual(try render(page, ["flag": false, "rows": []], extra: partials), "[none]F.")
     }
 
     func testCommentsVanish() throws {

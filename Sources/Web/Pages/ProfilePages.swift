@@ -60,18 +60,21 @@ enum ProfilePages {
     }
 
     /// The standard fields by group, in the order the page shows them: fixed, so built once.
-    static let standardGroups: [(group: StandardField.Group, rows: [FieldRow])] = StandardField.Group.allCases.map { group in
-        (group, StandardField.all.filter { $0.group == group }.map {
-            FieldRow(key: $0.key, label: $0.label, kind: $0.kind, options: $0.options, isSelect: !$0.options.isEmpty,
-                     isTextarea: false)
-        })
-    }
+    static let standardGroups: [(group: StandardField.Group, rows: [FieldRow])] =
+        StandardField.Group.allCases.map { group in
+            (group, StandardField.all.filter { $0.group == group }.map {
+                FieldRow(key: $0.key, label: $0.label, kind: $0.kind, options: $0.options,
+                         isSelect: !$0.options.isEmpty, isTextarea: false)
+            })
+        }
 
     /// The fields grouped as the profile page and form show them (standard groups, then "Additional fields"), each row
     /// made into a view model by `row`.
-    static func groups(_ app: WebApp, _ db: ProfileDatabase, _ row: (FieldRow) -> TemplateValue) throws -> TemplateValue {
+    static func groups(_ app: WebApp, _ db: ProfileDatabase,
+                       _ row: (FieldRow) -> TemplateValue) throws -> TemplateValue {
         var groups: [TemplateValue] = standardGroups.map { group in
-            ["id": .string(group.group.rawValue), "label": .string(group.group.label), "fields": .list(group.rows.map(row))]
+            ["id": .string(group.group.rawValue), "label": .string(group.group.label),
+             "fields": .list(group.rows.map(row))]
         }
         let custom = try app.services.databases.fields(of: db.id).map { field in
             FieldRow(key: field.name, label: field.name, kind: .typed(field.type),
@@ -84,7 +87,8 @@ enum ProfilePages {
     }
 
     /// The form rows with typed values, input kinds and errors.
-    static func formGroups(_ app: WebApp, _ db: ProfileDatabase, values: [String: String], errors: [String: String]) throws -> TemplateValue {
+    static func formGroups(_ app: WebApp, _ db: ProfileDatabase, values: [String: String],
+                           errors: [String: String]) throws -> TemplateValue {
         try groups(app, db) { field in
             let (inputType, hint) = inputKind(field.kind)
             let value = values[field.key]

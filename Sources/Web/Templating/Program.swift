@@ -77,10 +77,11 @@ final class Program: Sendable {
         keys[Int(path.start) ..< Int(path.start + path.count)].joined(separator: ".")
     }
 
-    /// Links `name` with everything it extends and includes. A chain deeper than 32 (a cycle) stops loading.
+    /// Links `name` with everything it extends and includes. A chain deeper than 32 stops loading: includes are
+    /// resolved here, whatever the conditions around them, so a template cannot include itself even behind an `if`.
     static func link(_ name: String, in templates: [String: Template]) throws(TemplateError) -> Program {
         var linker = Linker(templates: templates)
-        if let template = templates[name] { try linker.link(template, overrides: [:], depth: 0) }
+        if let template = templates[name] { try linker.link(template, overrides: [:], depth: 1) }
         return Program(name: name, linker: linker)
     }
 }

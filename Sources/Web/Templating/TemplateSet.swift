@@ -15,7 +15,7 @@ public struct TemplateSet: Sendable {
             }
         }
         var programs: [String: Program] = [:]
-        for name in templates.keys { programs[name] = try Program.link(name, in: templates) }
+        for name in templates.keys.sorted() { programs[name] = try Program.link(name, in: templates) }
         self.programs = programs
     }
 
@@ -128,7 +128,8 @@ struct Renderer {
                 if items.isEmpty {
                     pc = Int(step.b)
                 } else {
-                    frames.append(Frame(name: program.variables[Int(step.c)], value: items[0], items: items, isLoop: true))
+                    frames.append(Frame(name: program.variables[Int(step.c)], value: items[0], items: items,
+                                        isLoop: true))
                 }
             case .next:
                 let last = frames.count - 1
@@ -150,8 +151,8 @@ struct Renderer {
     }
 
     private func error(_ step: Program.Step, _ message: String) -> TemplateError {
-        TemplateError(file: program.files.indices.contains(Int(step.file)) ? program.files[Int(step.file)] : program.name,
-                      line: Int(step.line), message: message)
+        let file = program.files.indices.contains(Int(step.file)) ? program.files[Int(step.file)] : program.name
+        return TemplateError(file: file, line: Int(step.line), message: message)
     }
 
     func lookup(_ path: Program.Path) -> TemplateValue? {
