@@ -119,11 +119,7 @@ public enum Secrets {
     /// XXH64 (seed 0) of the text, as 16 hex digits.
     public static func xxh64Hex(_ text: String) -> String {
         let bytes = Array(text.utf8)
-        let value = bytes.withUnsafeBytes { XXH64($0.baseAddress, $0.count, 0) }
-        return String(unsafeUninitializedCapacity: 16) { out in
-            for i in 0..<16 { out[i] = hexDigit(UInt8(truncatingIfNeeded: value >> (60 - 4 * UInt64(i))) & 15) }
-            return 16
-        }
+        return hex(bytes.withUnsafeBytes { XXH64($0.baseAddress, $0.count, 0) })
     }
 
     /// HMAC-SHA-256 of `message` under `key` (libsodium), hex: webhook receivers check it to know a batch is ours.
@@ -189,6 +185,14 @@ public enum Secrets {
                 out[2 * i + 1] = hexDigit(b & 15)
             }
             return bytes.count * 2
+        }
+    }
+
+    /// The value as 16 hex digits, most significant first.
+    public static func hex(_ value: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { out in
+            for i in 0..<16 { out[i] = hexDigit(UInt8(truncatingIfNeeded: value >> (60 - 4 * UInt64(i))) & 15) }
+            return 16
         }
     }
 

@@ -14,6 +14,6 @@ enum RequestID {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
-        return Secrets.hex((0..<8).map { UInt8(truncatingIfNeeded: z >> (56 - 8 * UInt64($0))) })
+        return Secrets.hex(z)
     }
 }

@@ -244,6 +244,7 @@ public final class WebApp: RequestHandler {
                 "role_label": .string(session.user.role.label),
                 "can_edit": .bool(session.user.role.canEdit),
                 "is_admin": .bool(session.user.role.canManageUsers),
+                "can_manage_lists": .bool(session.user.role.canManageSuppressionLists),
             ]
             all["csrf_token"] = .string(session.csrfToken)
             all["nav"] = NavItem.menus[nav] ?? .list([])
